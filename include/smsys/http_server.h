@@ -29,33 +29,32 @@ struct http_header {
 };
 
 struct http_req {
-    const char *method;  /* "GET", "POST", ... */
-    const char *target;  /* request-target as received: "/a/b?x=1" */
-    const char *path;    /* target up to '?', still percent-encoded */
-    const char *query;   /* after '?', percent-encoded; "" when none */
+    const char *method; /* "GET", "POST", ... */
+    const char *target; /* request-target as received: "/a/b?x=1" */
+    const char *path;   /* target up to '?', still percent-encoded */
+    const char *query;  /* after '?', percent-encoded; "" when none */
     const struct http_header *headers;
     size_t nheaders;
-    const char *body;    /* NUL-terminated for convenience; body_len bytes */
+    const char *body; /* NUL-terminated for convenience; body_len bytes */
     size_t body_len;
-    const char *peer;    /* "127.0.0.1:53412" */
-    void *route_ud;      /* ud given to http_server_route for the matching route */
+    const char *peer; /* "127.0.0.1:53412" */
+    void *route_ud;   /* ud given to http_server_route for the matching route */
 };
 
 typedef void (*http_handler_cb)(struct http_req *req, struct http_resp *resp, void *ud);
 
 struct http_server_opts {
-    const char *listen;          /* "127.0.0.1:8480", "[::1]:0"; port 0 = any */
-    size_t max_header_bytes;     /* default 16 KiB */
-    size_t max_body_bytes;       /* default 1 MiB */
-    unsigned read_timeout_ms;    /* whole request must arrive within; default 10 s */
-    unsigned idle_timeout_ms;    /* keep-alive idle; default 60 s */
-    unsigned max_connections;    /* default 1024; further accepts are closed at once */
+    const char *listen;       /* "127.0.0.1:8480", "[::1]:0"; port 0 = any */
+    size_t max_header_bytes;  /* default 16 KiB */
+    size_t max_body_bytes;    /* default 1 MiB */
+    unsigned read_timeout_ms; /* whole request must arrive within; default 10 s */
+    unsigned idle_timeout_ms; /* keep-alive idle; default 60 s */
+    unsigned max_connections; /* default 1024; further accepts are closed at once */
 };
 
 /* Starts listening. On success *out is the server and 0 is returned; the
  * caller owns it and must release it with http_server_close(). */
-int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts,
-                    struct http_server **out);
+int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts, struct http_server **out);
 
 /* Adds a route: requests whose path starts with prefix (and, when method
  * is not NULL, whose method matches) go to cb. The longest matching prefix
@@ -81,8 +80,8 @@ int http_resp_header(struct http_resp *resp, const char *name, const char *value
 /* Sends the response (body copied) and releases resp. Exactly once per
  * request. content_type may be NULL (no body type). Returns 0, or an error
  * if the connection is gone (resp is released either way). */
-int http_resp_send(struct http_resp *resp, int status, const char *content_type,
-                   const void *body, size_t len);
+int http_resp_send(struct http_resp *resp, int status, const char *content_type, const void *body,
+                   size_t len);
 
 /* Decodes %XX and (when plus_is_space) '+' in place; returns the new
  * length, or -EINVAL on a malformed escape. */
