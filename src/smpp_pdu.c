@@ -464,50 +464,88 @@ int smpp_pdu_encode(const struct smpp_pdu *p, uint8_t *out, size_t cap)
 const char *smpp_cmd_name(uint32_t id)
 {
     switch (id) {
-    case SMPP_GENERIC_NACK: return "generic_nack";
-    case SMPP_BIND_RECEIVER: return "bind_receiver";
-    case SMPP_BIND_RECEIVER_RESP: return "bind_receiver_resp";
-    case SMPP_BIND_TRANSMITTER: return "bind_transmitter";
-    case SMPP_BIND_TRANSMITTER_RESP: return "bind_transmitter_resp";
-    case SMPP_BIND_TRANSCEIVER: return "bind_transceiver";
-    case SMPP_BIND_TRANSCEIVER_RESP: return "bind_transceiver_resp";
-    case SMPP_SUBMIT_SM: return "submit_sm";
-    case SMPP_SUBMIT_SM_RESP: return "submit_sm_resp";
-    case SMPP_DELIVER_SM: return "deliver_sm";
-    case SMPP_DELIVER_SM_RESP: return "deliver_sm_resp";
-    case SMPP_UNBIND: return "unbind";
-    case SMPP_UNBIND_RESP: return "unbind_resp";
-    case SMPP_ENQUIRE_LINK: return "enquire_link";
-    case SMPP_ENQUIRE_LINK_RESP: return "enquire_link_resp";
-    case SMPP_DATA_SM: return "data_sm";
-    case SMPP_DATA_SM_RESP: return "data_sm_resp";
-    default: return "unknown";
+    case SMPP_GENERIC_NACK:
+        return "generic_nack";
+    case SMPP_BIND_RECEIVER:
+        return "bind_receiver";
+    case SMPP_BIND_RECEIVER_RESP:
+        return "bind_receiver_resp";
+    case SMPP_BIND_TRANSMITTER:
+        return "bind_transmitter";
+    case SMPP_BIND_TRANSMITTER_RESP:
+        return "bind_transmitter_resp";
+    case SMPP_BIND_TRANSCEIVER:
+        return "bind_transceiver";
+    case SMPP_BIND_TRANSCEIVER_RESP:
+        return "bind_transceiver_resp";
+    case SMPP_SUBMIT_SM:
+        return "submit_sm";
+    case SMPP_SUBMIT_SM_RESP:
+        return "submit_sm_resp";
+    case SMPP_DELIVER_SM:
+        return "deliver_sm";
+    case SMPP_DELIVER_SM_RESP:
+        return "deliver_sm_resp";
+    case SMPP_UNBIND:
+        return "unbind";
+    case SMPP_UNBIND_RESP:
+        return "unbind_resp";
+    case SMPP_ENQUIRE_LINK:
+        return "enquire_link";
+    case SMPP_ENQUIRE_LINK_RESP:
+        return "enquire_link_resp";
+    case SMPP_DATA_SM:
+        return "data_sm";
+    case SMPP_DATA_SM_RESP:
+        return "data_sm_resp";
+    default:
+        return "unknown";
     }
 }
 
 const char *smpp_status_name(uint32_t st)
 {
     switch (st) {
-    case SMPP_ESME_ROK: return "ESME_ROK";
-    case SMPP_ESME_RINVMSGLEN: return "ESME_RINVMSGLEN";
-    case SMPP_ESME_RINVCMDLEN: return "ESME_RINVCMDLEN";
-    case SMPP_ESME_RINVCMDID: return "ESME_RINVCMDID";
-    case SMPP_ESME_RINVBNDSTS: return "ESME_RINVBNDSTS";
-    case SMPP_ESME_RALYBND: return "ESME_RALYBND";
-    case SMPP_ESME_RSYSERR: return "ESME_RSYSERR";
-    case SMPP_ESME_RINVSRCADR: return "ESME_RINVSRCADR";
-    case SMPP_ESME_RINVDSTADR: return "ESME_RINVDSTADR";
-    case SMPP_ESME_RBINDFAIL: return "ESME_RBINDFAIL";
-    case SMPP_ESME_RINVPASWD: return "ESME_RINVPASWD";
-    case SMPP_ESME_RINVSYSID: return "ESME_RINVSYSID";
-    case SMPP_ESME_RMSGQFUL: return "ESME_RMSGQFUL";
-    case SMPP_ESME_RSUBMITFAIL: return "ESME_RSUBMITFAIL";
-    case SMPP_ESME_RTHROTTLED: return "ESME_RTHROTTLED";
-    case SMPP_ESME_RX_T_APPN: return "ESME_RX_T_APPN";
-    case SMPP_ESME_RX_P_APPN: return "ESME_RX_P_APPN";
-    case SMPP_ESME_RX_R_APPN: return "ESME_RX_R_APPN";
-    case SMPP_ESME_RUNKNOWNERR: return "ESME_RUNKNOWNERR";
-    default: return "ESME_UNKNOWN_CODE";
+    case SMPP_ESME_ROK:
+        return "ESME_ROK";
+    case SMPP_ESME_RINVMSGLEN:
+        return "ESME_RINVMSGLEN";
+    case SMPP_ESME_RINVCMDLEN:
+        return "ESME_RINVCMDLEN";
+    case SMPP_ESME_RINVCMDID:
+        return "ESME_RINVCMDID";
+    case SMPP_ESME_RINVBNDSTS:
+        return "ESME_RINVBNDSTS";
+    case SMPP_ESME_RALYBND:
+        return "ESME_RALYBND";
+    case SMPP_ESME_RSYSERR:
+        return "ESME_RSYSERR";
+    case SMPP_ESME_RINVSRCADR:
+        return "ESME_RINVSRCADR";
+    case SMPP_ESME_RINVDSTADR:
+        return "ESME_RINVDSTADR";
+    case SMPP_ESME_RBINDFAIL:
+        return "ESME_RBINDFAIL";
+    case SMPP_ESME_RINVPASWD:
+        return "ESME_RINVPASWD";
+    case SMPP_ESME_RINVSYSID:
+        return "ESME_RINVSYSID";
+    case SMPP_ESME_RMSGQFUL:
+        return "ESME_RMSGQFUL";
+    case SMPP_ESME_RSUBMITFAIL:
+        return "ESME_RSUBMITFAIL";
+    case SMPP_ESME_RTHROTTLED:
+        return "ESME_RTHROTTLED";
+    case SMPP_ESME_RX_T_APPN:
+        return "ESME_RX_T_APPN";
+    case SMPP_ESME_RX_P_APPN:
+        return "ESME_RX_P_APPN";
+    case SMPP_ESME_RX_R_APPN:
+        return "ESME_RX_R_APPN";
+    case SMPP_ESME_RUNKNOWNERR:
+        return "ESME_RUNKNOWNERR";
+    default:
+        return "ESME_UNKNOWN_CODE";
     }
 }
 
@@ -526,17 +564,17 @@ int smpp_status_class(uint32_t st)
     case SMPP_ESME_RINVMSGLEN:
     case SMPP_ESME_RINVSRCADR:
     case SMPP_ESME_RINVDSTADR:
-    case 0x0C:   /* ESME_RINVMSGID */
-    case 0x33:   /* ESME_RINVNUMDESTS */
-    case 0x40:   /* ESME_RINVDESTFLAG */
-    case 0x42:   /* ESME_RINVSUBREP */
-    case 0x43:   /* ESME_RINVESMCLASS */
-    case 0x48:   /* ESME_RINVSRCTON */
-    case 0x49:   /* ESME_RINVSRCNPI */
-    case 0x50:   /* ESME_RINVDSTTON */
-    case 0x51:   /* ESME_RINVDSTNPI */
-    case 0x61:   /* ESME_RINVSCHED */
-    case 0x62:   /* ESME_RINVEXPIRY */
+    case 0x0C: /* ESME_RINVMSGID */
+    case 0x33: /* ESME_RINVNUMDESTS */
+    case 0x40: /* ESME_RINVDESTFLAG */
+    case 0x42: /* ESME_RINVSUBREP */
+    case 0x43: /* ESME_RINVESMCLASS */
+    case 0x48: /* ESME_RINVSRCTON */
+    case 0x49: /* ESME_RINVSRCNPI */
+    case 0x50: /* ESME_RINVDSTTON */
+    case 0x51: /* ESME_RINVDSTNPI */
+    case 0x61: /* ESME_RINVSCHED */
+    case 0x62: /* ESME_RINVEXPIRY */
     case SMPP_ESME_RX_P_APPN:
     case SMPP_ESME_RX_R_APPN:
         return SMSYS_EPERM;

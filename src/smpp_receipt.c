@@ -107,8 +107,8 @@ static int64_t date_unix(const char *d)
     tm.tm_min = D2(8);
     tm.tm_sec = n == 12 ? D2(10) : 0;
 #undef D2
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
         return 0;
     return (int64_t)timegm(&tm);
 }

@@ -16,24 +16,24 @@
 #include <stdint.h>
 
 /* command_id values; a response is the request's id | SMPP_RESP. */
-#define SMPP_RESP                 0x80000000u
-#define SMPP_GENERIC_NACK         0x80000000u
-#define SMPP_BIND_RECEIVER        0x00000001u
-#define SMPP_BIND_TRANSMITTER     0x00000002u
-#define SMPP_SUBMIT_SM            0x00000004u
-#define SMPP_DELIVER_SM           0x00000005u
-#define SMPP_UNBIND               0x00000006u
-#define SMPP_BIND_TRANSCEIVER     0x00000009u
-#define SMPP_ENQUIRE_LINK         0x00000015u
-#define SMPP_DATA_SM              0x00000103u
-#define SMPP_BIND_RECEIVER_RESP   (SMPP_BIND_RECEIVER | SMPP_RESP)
+#define SMPP_RESP                  0x80000000u
+#define SMPP_GENERIC_NACK          0x80000000u
+#define SMPP_BIND_RECEIVER         0x00000001u
+#define SMPP_BIND_TRANSMITTER      0x00000002u
+#define SMPP_SUBMIT_SM             0x00000004u
+#define SMPP_DELIVER_SM            0x00000005u
+#define SMPP_UNBIND                0x00000006u
+#define SMPP_BIND_TRANSCEIVER      0x00000009u
+#define SMPP_ENQUIRE_LINK          0x00000015u
+#define SMPP_DATA_SM               0x00000103u
+#define SMPP_BIND_RECEIVER_RESP    (SMPP_BIND_RECEIVER | SMPP_RESP)
 #define SMPP_BIND_TRANSMITTER_RESP (SMPP_BIND_TRANSMITTER | SMPP_RESP)
 #define SMPP_BIND_TRANSCEIVER_RESP (SMPP_BIND_TRANSCEIVER | SMPP_RESP)
-#define SMPP_SUBMIT_SM_RESP       (SMPP_SUBMIT_SM | SMPP_RESP)
-#define SMPP_DELIVER_SM_RESP      (SMPP_DELIVER_SM | SMPP_RESP)
-#define SMPP_UNBIND_RESP          (SMPP_UNBIND | SMPP_RESP)
-#define SMPP_ENQUIRE_LINK_RESP    (SMPP_ENQUIRE_LINK | SMPP_RESP)
-#define SMPP_DATA_SM_RESP         (SMPP_DATA_SM | SMPP_RESP)
+#define SMPP_SUBMIT_SM_RESP        (SMPP_SUBMIT_SM | SMPP_RESP)
+#define SMPP_DELIVER_SM_RESP       (SMPP_DELIVER_SM | SMPP_RESP)
+#define SMPP_UNBIND_RESP           (SMPP_UNBIND | SMPP_RESP)
+#define SMPP_ENQUIRE_LINK_RESP     (SMPP_ENQUIRE_LINK | SMPP_RESP)
+#define SMPP_DATA_SM_RESP          (SMPP_DATA_SM | SMPP_RESP)
 
 /* command_status values we act on (the full list is in the spec, 5.1.3). */
 #define SMPP_ESME_ROK         0x00u
@@ -116,7 +116,7 @@ struct smpp_sm {
     uint16_t sar_msg_ref_num;
     uint8_t sar_total_segments, sar_segment_seqnum;
     const uint8_t *message_payload;
-    size_t payload_len;            /* <= 65535 */
+    size_t payload_len;               /* <= 65535 */
     const char *receipted_message_id; /* decode: points into pdu->receipted_id */
     uint8_t message_state;
     uint8_t network_error[3]; /* type, code (2 bytes, big-endian) */
@@ -179,10 +179,10 @@ int smpp_status_class(uint32_t command_status);
 
 /* Concatenation info of a user data header. */
 struct smpp_concat {
-    uint16_t ref;   /* reference number (8 or 16 bit IE) */
-    uint8_t total;  /* number of parts */
-    uint8_t seq;    /* this part, 1-based */
-    int ref16;      /* 1 when IEI 0x08 (16-bit reference) */
+    uint16_t ref;  /* reference number (8 or 16 bit IE) */
+    uint8_t total; /* number of parts */
+    uint8_t seq;   /* this part, 1-based */
+    int ref16;     /* 1 when IEI 0x08 (16-bit reference) */
 };
 
 /* Parses the UDH at the start of ud (short_message with UDHI set).

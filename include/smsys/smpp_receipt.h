@@ -25,7 +25,7 @@ struct smpp_receipt {
     int sub, dlvrd;               /* -1 when absent */
     char submit_date[13];         /* digits as sent (10 or 12), "" when absent */
     char done_date[13];
-    int64_t done_unix;            /* done date as Unix seconds, read as UTC; 0 if absent */
+    int64_t done_unix; /* done date as Unix seconds, read as UTC; 0 if absent */
     int has_network_error;
     uint8_t network_error[3];
     char text[64]; /* the text: field (first chars of the message), truncated */
