@@ -193,11 +193,21 @@ static void entry_complete(struct smpp_session *s, struct entry *e, int err, uin
                            const char *msgid)
 {
     switch (err) {
-    case 0: s->st.accepted++; break;
-    case SMSYS_EUNKNOWN: s->st.unknown++; break;
-    case SMSYS_ECLOSED: s->st.closed++; break;
-    case SMSYS_ETHROTTLED: s->st.throttled++; break;
-    default: s->st.refused++; break;
+    case 0:
+        s->st.accepted++;
+        break;
+    case SMSYS_EUNKNOWN:
+        s->st.unknown++;
+        break;
+    case SMSYS_ECLOSED:
+        s->st.closed++;
+        break;
+    case SMSYS_ETHROTTLED:
+        s->st.throttled++;
+        break;
+    default:
+        s->st.refused++;
+        break;
     }
     smpp_submit_cb cb = e->cb;
     void *ud = e->ud;
@@ -448,8 +458,8 @@ static void session_down(struct smpp_session *s, int err)
     struct elist lost = s->inflight;
     memset(&s->inflight, 0, sizeof(s->inflight));
     if (s->state != SMPP_CLOSED)
-        log_warn("smpp link down", "host=%s error=\"%s\" unknown_outcome=%zu requeued=%zu",
-                 s->host, smsys_strerror(err), lost.n, s->queue.n);
+        log_warn("smpp link down", "host=%s error=\"%s\" unknown_outcome=%zu requeued=%zu", s->host,
+                 smsys_strerror(err), lost.n, s->queue.n);
     if (!s->closing) {
         unsigned base = s->o.reconnect_min_ms;
         unsigned shift = s->attempt < 16 ? s->attempt : 16;
@@ -509,9 +519,8 @@ static void on_submit_resp(struct smpp_session *s, const struct smpp_pdu *p)
     }
     el_remove(&s->inflight, e);
     uint64_t now = uv_now(s->loop);
-    uint32_t st = p->command_id == SMPP_GENERIC_NACK && p->command_status == 0
-                      ? SMPP_ESME_RSYSERR
-                      : p->command_status;
+    uint32_t st = p->command_id == SMPP_GENERIC_NACK && p->command_status == 0 ? SMPP_ESME_RSYSERR
+                                                                               : p->command_status;
     int cls = smpp_status_class(st);
     if (cls == SMSYS_ETHROTTLED) {
         /* Escalate only when the previous pause is over: the rest of a
@@ -586,8 +595,8 @@ static int handle_pdu(struct link *l, const uint8_t *raw, size_t n)
         if (l->state != L_BINDING || p.sequence != l->bind_seq)
             break;
         if (p.command_status) {
-            log_error("smpp bind refused", "host=%s system_id=%s status=%s", s->host,
-                      s->system_id, smpp_status_name(p.command_status));
+            log_error("smpp bind refused", "host=%s system_id=%s status=%s", s->host, s->system_id,
+                      smpp_status_name(p.command_status));
             int cls = smpp_status_class(p.command_status);
             session_down(s, cls == SMSYS_EAUTH ? SMSYS_EAUTH : cls);
         } else {
@@ -938,8 +947,7 @@ static void session_free(struct smpp_session *s)
 int smpp_session_new(uv_loop_t *loop, const struct smpp_session_opts *opts,
                      const struct smpp_session_cbs *cbs, void *ud, struct smpp_session **out)
 {
-    if (loop == NULL || opts == NULL || opts->host == NULL || opts->port <= 0 ||
-        opts->port > 65535)
+    if (loop == NULL || opts == NULL || opts->host == NULL || opts->port <= 0 || opts->port > 65535)
         return -EINVAL;
     struct smpp_session *s = calloc(1, sizeof(*s));
     if (s == NULL)

@@ -41,11 +41,11 @@
 struct smpp_session;
 
 enum smpp_state {
-    SMPP_CLOSED = 0,  /* no connection (waiting to reconnect, or closed) */
-    SMPP_CONNECTING,  /* resolving / TCP connect */
-    SMPP_BINDING,     /* bind sent */
-    SMPP_BOUND,       /* submits flow */
-    SMPP_UNBINDING    /* closing gracefully */
+    SMPP_CLOSED = 0, /* no connection (waiting to reconnect, or closed) */
+    SMPP_CONNECTING, /* resolving / TCP connect */
+    SMPP_BINDING,    /* bind sent */
+    SMPP_BOUND,      /* submits flow */
+    SMPP_UNBINDING   /* closing gracefully */
 };
 
 enum smpp_bind_mode { SMPP_BIND_TRX = 0, SMPP_BIND_TX_RX = 1 };
@@ -79,8 +79,7 @@ struct smpp_session_opts {
  * SMSYS_EUNKNOWN = sent, no answer (command_status 0); SMSYS_ECLOSED =
  * never sent, session closed. message_id is "" unless err == 0; it is
  * borrowed for the duration of the call. */
-typedef void (*smpp_submit_cb)(void *ud, int err, uint32_t command_status,
-                               const char *message_id);
+typedef void (*smpp_submit_cb)(void *ud, int err, uint32_t command_status, const char *message_id);
 
 struct smpp_session_cbs {
     /* Every state change; err says why a link went down (0, SMSYS_EAUTH
