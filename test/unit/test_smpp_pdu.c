@@ -14,28 +14,27 @@
 
 /* bind_transceiver "smppclient1"/"password", version 0x34, built by hand
  * from SMPP 3.4 section 4.1.5. */
-static const uint8_t v_bind[] = {
-    0x00, 0x00, 0x00, 0x2A, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x01, 's',  'm',  'p',  'p',  'c',  'l',  'i',  'e',  'n',  't',  '1',  0x00,
-    'p',  'a',  's',  's',  'w',  'o',  'r',  'd',  0x00, 0x00, 0x34, 0x00, 0x00, 0x00};
+static const uint8_t v_bind[] = {0x00, 0x00, 0x00, 0x2A, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00,
+                                 0x00, 0x00, 0x00, 0x00, 0x01, 's',  'm',  'p',  'p',  'c',  'l',
+                                 'i',  'e',  'n',  't',  '1',  0x00, 'p',  'a',  's',  's',  'w',
+                                 'o',  'r',  'd',  0x00, 0x00, 0x34, 0x00, 0x00, 0x00};
 
 /* submit_sm 123 -> 456, UDHI, registered_delivery 1, UCS-2 "Hi" with a
  * concatenation UDH (ref 0x2A, part 1 of 2). */
-static const uint8_t v_submit_udh[] = {
-    0x00, 0x00, 0x00, 0x31, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x07, 0x00, 0x01, 0x01, '1',  '2',  '3',  0x00, 0x01, 0x01, '4',  '5',  '6',
-    0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x08, 0x00, 0x0A, 0x05, 0x00, 0x03,
-    0x2A, 0x02, 0x01, 0x00, 'H',  0x00, 'i'};
+static const uint8_t v_submit_udh[] = {0x00, 0x00, 0x00, 0x31, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00,
+                                       0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x01, 0x01, '1',
+                                       '2',  '3',  0x00, 0x01, 0x01, '4',  '5',  '6',  0x00, 0x40,
+                                       0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x08, 0x00, 0x0A, 0x05,
+                                       0x00, 0x03, 0x2A, 0x02, 0x01, 0x00, 'H',  0x00, 'i'};
 
 /* submit_sm with SAR TLVs (ref 7, 3 parts, part 1), a message_payload
  * "abc" instead of short_message, and a trailing unknown TLV 0x1403 that
  * decode must skip (the last 6 bytes; encode produces the 58 before). */
 static const uint8_t v_submit_tlv[] = {
-    0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x08, 0x00, 0x00, 0x00, 'A',  0x00, 0x01, 0x01, '9',  0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x0C, 0x00, 0x02, 0x00, 0x07, 0x02,
-    0x0E, 0x00, 0x01, 0x03, 0x02, 0x0F, 0x00, 0x01, 0x01, 0x04, 0x24, 0x00, 0x03, 'a',
-    'b',  'c',  0x14, 0x03, 0x00, 0x02, 0xAA, 0xBB};
+    0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08,
+    0x00, 0x00, 0x00, 'A',  0x00, 0x01, 0x01, '9',  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x02, 0x0C, 0x00, 0x02, 0x00, 0x07, 0x02, 0x0E, 0x00, 0x01, 0x03, 0x02, 0x0F,
+    0x00, 0x01, 0x01, 0x04, 0x24, 0x00, 0x03, 'a',  'b',  'c',  0x14, 0x03, 0x00, 0x02, 0xAA, 0xBB};
 
 /* deliver_sm receipt: esm_class 0x04, text, receipted_message_id "1A2B",
  * message_state 2. */
@@ -207,17 +206,17 @@ static void test_receipt_vector(void **state)
     /* receipted_message_id without its NUL is accepted */
     uint8_t raw[64] = {0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 3};
     size_t k = 16;
-    raw[k++] = 0;                 /* service_type */
-    raw[k++] = 0, raw[k++] = 0;   /* src ton npi */
-    raw[k++] = 0;                 /* src */
-    raw[k++] = 0, raw[k++] = 0;   /* dst ton npi */
-    raw[k++] = 0;                 /* dst */
-    raw[k++] = 4;                 /* esm_class: receipt */
-    raw[k++] = 0, raw[k++] = 0;   /* pid, prio */
-    raw[k++] = 0, raw[k++] = 0;   /* times */
-    raw[k++] = 0, raw[k++] = 0;   /* rd, replace */
-    raw[k++] = 0, raw[k++] = 0;   /* dc, default id */
-    raw[k++] = 0;                 /* sm_length */
+    raw[k++] = 0;               /* service_type */
+    raw[k++] = 0, raw[k++] = 0; /* src ton npi */
+    raw[k++] = 0;               /* src */
+    raw[k++] = 0, raw[k++] = 0; /* dst ton npi */
+    raw[k++] = 0;               /* dst */
+    raw[k++] = 4;               /* esm_class: receipt */
+    raw[k++] = 0, raw[k++] = 0; /* pid, prio */
+    raw[k++] = 0, raw[k++] = 0; /* times */
+    raw[k++] = 0, raw[k++] = 0; /* rd, replace */
+    raw[k++] = 0, raw[k++] = 0; /* dc, default id */
+    raw[k++] = 0;               /* sm_length */
     const uint8_t tlv[] = {0x00, 0x1E, 0x00, 0x03, 'x', 'y', 'z', 0x04, 0x27, 0x00, 0x01, 0x05};
     memcpy(raw + k, tlv, sizeof(tlv));
     k += sizeof(tlv);
@@ -427,10 +426,14 @@ static void test_status_class(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bind_vector),         cmocka_unit_test(test_submit_udh_vector),
-        cmocka_unit_test(test_submit_tlv_vector),   cmocka_unit_test(test_receipt_vector),
-        cmocka_unit_test(test_malformed),           cmocka_unit_test(test_framing),
-        cmocka_unit_test(test_receipt_text_variants), cmocka_unit_test(test_msgid_canon),
+        cmocka_unit_test(test_bind_vector),
+        cmocka_unit_test(test_submit_udh_vector),
+        cmocka_unit_test(test_submit_tlv_vector),
+        cmocka_unit_test(test_receipt_vector),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_receipt_text_variants),
+        cmocka_unit_test(test_msgid_canon),
         cmocka_unit_test(test_status_class),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -162,8 +162,8 @@ void sim_conn_drop(struct sim_conn *c)
     struct sim *sim = c->sim;
     c->closing = 1;
     /* Unanswered deliver_sm go back to the queue: a real SMSC redelivers. */
-    while (c->unacked.tail) {
-        struct dlv *d = c->unacked.tail;
+    while (c->unacked.head) { /* head first: redelivered in their original order */
+        struct dlv *d = c->unacked.head;
         sim_dlist_remove(&c->unacked, d);
         d->conn = NULL;
         d->due = 0;
@@ -197,13 +197,27 @@ void sim_drop_all(struct sim *sim)
 static void format_id(int form, uint64_t n, const char *uuid, char *out, size_t cap)
 {
     switch (form) {
-    case ID_HEX: snprintf(out, cap, "%llx", (unsigned long long)n); break;
-    case ID_HEXU: snprintf(out, cap, "%llX", (unsigned long long)n); break;
-    case ID_DEC0: snprintf(out, cap, "%020llu", (unsigned long long)n); break;
-    case ID_HEX0: snprintf(out, cap, "%016llx", (unsigned long long)n); break;
-    case ID_HEXU0: snprintf(out, cap, "%016llX", (unsigned long long)n); break;
-    case ID_UUID: snprintf(out, cap, "%s", uuid); break;
-    default: snprintf(out, cap, "%llu", (unsigned long long)n); break;
+    case ID_HEX:
+        snprintf(out, cap, "%llx", (unsigned long long)n);
+        break;
+    case ID_HEXU:
+        snprintf(out, cap, "%llX", (unsigned long long)n);
+        break;
+    case ID_DEC0:
+        snprintf(out, cap, "%020llu", (unsigned long long)n);
+        break;
+    case ID_HEX0:
+        snprintf(out, cap, "%016llx", (unsigned long long)n);
+        break;
+    case ID_HEXU0:
+        snprintf(out, cap, "%016llX", (unsigned long long)n);
+        break;
+    case ID_UUID:
+        snprintf(out, cap, "%s", uuid);
+        break;
+    default:
+        snprintf(out, cap, "%llu", (unsigned long long)n);
+        break;
     }
 }
 
@@ -533,8 +547,8 @@ static void on_deliver_resp(struct sim_conn *c, const struct smpp_pdu *p)
             sim_dlv_put(sim, d);
         } else { /* refused for now: retry after the receipt delay */
             d->conn = NULL;
-            d->due = uv_now(sim->loop) + (sim->cfg.receipt_delay_ms ? sim->cfg.receipt_delay_ms
-                                                                   : 1000);
+            d->due =
+                uv_now(sim->loop) + (sim->cfg.receipt_delay_ms ? sim->cfg.receipt_delay_ms : 1000);
             dlist_insert_due(&sim->queue, d);
             sim->st.deliver_redelivered++;
         }

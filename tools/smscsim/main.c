@@ -100,9 +100,26 @@ int main(int argc, char **argv)
     cfg->log_pdus = 1;
     sim_parse_outcomes(cfg, "DELIVRD:1");
     enum {
-        O_LISTEN = 256, O_SYSID, O_PASS, O_LOG, O_LOGPDUS, O_CONTROL, O_SCRIPT, O_IDFORM,
-        O_RIDFORM, O_RDELAY, O_ROUT, O_RECEIPTS, O_TEVERY, O_TRATE, O_DESTERR, O_DROP, O_IGNENQ,
-        O_DWIN, O_REDELIVER, O_HELP
+        O_LISTEN = 256,
+        O_SYSID,
+        O_PASS,
+        O_LOG,
+        O_LOGPDUS,
+        O_CONTROL,
+        O_SCRIPT,
+        O_IDFORM,
+        O_RIDFORM,
+        O_RDELAY,
+        O_ROUT,
+        O_RECEIPTS,
+        O_TEVERY,
+        O_TRATE,
+        O_DESTERR,
+        O_DROP,
+        O_IGNENQ,
+        O_DWIN,
+        O_REDELIVER,
+        O_HELP
     };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN},
@@ -137,13 +154,27 @@ int main(int argc, char **argv)
     } while (0)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_LISTEN: cfg->listen = optarg; break;
-        case O_SYSID: cfg->system_id = optarg; break;
-        case O_PASS: cfg->password = optarg; break;
-        case O_LOG: cfg->log_path = optarg; break;
-        case O_LOGPDUS: cfg->log_pdus = strcmp(optarg, "0") != 0; break;
-        case O_CONTROL: cfg->control = optarg; break;
-        case O_SCRIPT: cfg->script = optarg; break;
+        case O_LISTEN:
+            cfg->listen = optarg;
+            break;
+        case O_SYSID:
+            cfg->system_id = optarg;
+            break;
+        case O_PASS:
+            cfg->password = optarg;
+            break;
+        case O_LOG:
+            cfg->log_path = optarg;
+            break;
+        case O_LOGPDUS:
+            cfg->log_pdus = strcmp(optarg, "0") != 0;
+            break;
+        case O_CONTROL:
+            cfg->control = optarg;
+            break;
+        case O_SCRIPT:
+            cfg->script = optarg;
+            break;
         case O_IDFORM:
             if (sim_parse_id_form(optarg, &cfg->id_form))
                 goto bad;
@@ -152,7 +183,9 @@ int main(int argc, char **argv)
             if (sim_parse_id_form(optarg, &cfg->receipt_id_form))
                 goto bad;
             break;
-        case O_RDELAY: UINT_ARG(cfg->receipt_delay_ms); break;
+        case O_RDELAY:
+            UINT_ARG(cfg->receipt_delay_ms);
+            break;
         case O_ROUT:
             if (sim_parse_outcomes(cfg, optarg))
                 goto bad;
@@ -165,18 +198,34 @@ int main(int argc, char **argv)
             if (strcmp(optarg, "none") == 0)
                 cfg->n_outcomes = 0;
             break;
-        case O_TEVERY: UINT_ARG(cfg->throttle_every); break;
-        case O_TRATE: UINT_ARG(cfg->throttle_rate); break;
+        case O_TEVERY:
+            UINT_ARG(cfg->throttle_every);
+            break;
+        case O_TRATE:
+            UINT_ARG(cfg->throttle_rate);
+            break;
         case O_DESTERR:
             if (sim_parse_dest_err(cfg, optarg))
                 goto bad;
             break;
-        case O_DROP: UINT_ARG(cfg->drop_after); break;
-        case O_IGNENQ: cfg->ignore_enquire = 1; break;
-        case O_DWIN: UINT_ARG(cfg->deliver_window); break;
-        case O_REDELIVER: UINT_ARG(cfg->redeliver_ms); break;
-        case O_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case O_DROP:
+            UINT_ARG(cfg->drop_after);
+            break;
+        case O_IGNENQ:
+            cfg->ignore_enquire = 1;
+            break;
+        case O_DWIN:
+            UINT_ARG(cfg->deliver_window);
+            break;
+        case O_REDELIVER:
+            UINT_ARG(cfg->redeliver_ms);
+            break;
+        case O_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
 #undef UINT_ARG

@@ -48,7 +48,7 @@ struct sim_cfg {
 struct dlv {
     struct dlv *next, *prev;
     uint64_t due;
-    uint32_t seq;     /* while sent and unanswered */
+    uint32_t seq;          /* while sent and unanswered */
     struct sim_conn *conn; /* where it is unanswered, else NULL */
     size_t len;
     uint8_t pdu[480];
@@ -64,8 +64,8 @@ struct sim_conn {
     struct sim *sim;
     struct sim_conn *next, *prev;
     unsigned id;
-    int bound;   /* 0, or the bind command_id */
-    int can_rx;  /* receiver or transceiver: deliver_sm may go here */
+    int bound;  /* 0, or the bind command_id */
+    int can_rx; /* receiver or transceiver: deliver_sm may go here */
     int closing;
     uint32_t next_seq;
     uint8_t *rbuf;
@@ -124,8 +124,8 @@ struct dlv *sim_dlv_get(struct sim *sim);
 void sim_dlv_put(struct sim *sim, struct dlv *d);
 
 /* simlog.c */
-void simlog_pdu(struct sim *sim, struct sim_conn *c, const struct smpp_pdu *p,
-                uint32_t status, const char *msgid);
+void simlog_pdu(struct sim *sim, struct sim_conn *c, const struct smpp_pdu *p, uint32_t status,
+                const char *msgid);
 void simlog_event(struct sim *sim, const char *event, const char *kvjson);
 void simlog_stats(struct sim *sim, struct buf *out);
 void simlog_flush(struct sim *sim);
@@ -138,8 +138,7 @@ void sim_text_json(struct buf *out, uint8_t dcs, const uint8_t *p, size_t n);
  * Returns the dcs chosen: 0 when every character is in the GSM-7 basic
  * table, else 8. out gets one entry per character boundary in bounds[]
  * (byte offsets), so the caller can split on characters. */
-int sim_text_encode(const char *utf8, struct buf *out, size_t *bounds, size_t maxb,
-                    size_t *nb);
+int sim_text_encode(const char *utf8, struct buf *out, size_t *bounds, size_t maxb, size_t *nb);
 
 /* control.c */
 /* Runs one control command line; the reply (JSON) is appended to out.

@@ -1,0 +1,144 @@
+/* smpp_fixture.h - shared helpers of the SMPP integration tests: start
+ * smscsim, talk to its control port, read its JSON-lines log. Header-only
+ * (static functions) because test/integration/ builds one binary per
+ * test_*.c file. */
+#ifndef SMPP_FIXTURE_H
+#define SMPP_FIXTURE_H
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct simproc {
+    pid_t pid;
+    int port, cport;
+    char log[256];
+};
+
+/* Starts smscsim on free ports with extra flags (NULL-terminated). */
+static void sim_start(struct simproc *sp, const char *const *extra)
+{
+    static unsigned n;
+    sp->port = tu_free_port();
+    sp->cport = tu_free_port();
+    snprintf(sp->log, sizeof(sp->log), "/tmp/smscsim-test-%d-%u.jsonl", (int)getpid(), n++);
+    unlink(sp->log);
+    char listen[64], control[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", sp->port);
+    snprintf(control, sizeof(control), "127.0.0.1:%d", sp->cport);
+    char *argv[64];
+    int k = 0;
+    argv[k++] = (char *)tu_bin("smscsim");
+    argv[k++] = "--listen";
+    argv[k++] = listen;
+    argv[k++] = "--control";
+    argv[k++] = control;
+    argv[k++] = "--log";
+    argv[k++] = sp->log;
+    for (int i = 0; extra && extra[i] && k < 62; i++)
+        argv[k++] = (char *)extra[i];
+    argv[k] = NULL;
+    sp->pid = tu_spawn(argv, NULL, sp->port, 5000);
+    assert_true(sp->pid > 0);
+}
+
+static void sim_stop(struct simproc *sp)
+{
+    tu_stop(sp->pid);
+    unlink(sp->log);
+}
+
+/* Sends one control line, returns the reply line (static buffer). */
+static const char *sim_ctl(struct simproc *sp, const char *cmd)
+{
+    static char reply[8192];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sp->cport)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char line[4200];
+    int n = snprintf(line, sizeof(line), "%s\n", cmd);
+    assert_int_equal(write(fd, line, (size_t)n), n);
+    size_t got = 0;
+    while (got + 1 < sizeof(reply)) {
+        ssize_t r = read(fd, reply + got, sizeof(reply) - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (reply[got - 1] == '\n')
+            break;
+    }
+    reply[got] = '\0';
+    close(fd);
+    return reply;
+}
+
+/* A number from `stats`. */
+static long long sim_stat(struct simproc *sp, const char *key)
+{
+    cJSON *j = cJSON_Parse(sim_ctl(sp, "stats"));
+    assert_non_null(j);
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    assert_true(cJSON_IsNumber(v));
+    long long x = (long long)v->valuedouble;
+    cJSON_Delete(j);
+    return x;
+}
+
+/* Parsed log lines (after a `flush`); caller frees with sim_log_free. */
+struct simlog {
+    cJSON **line;
+    size_t n;
+};
+
+static void sim_log_read(struct simproc *sp, struct simlog *lg)
+{
+    sim_ctl(sp, "flush");
+    lg->line = NULL;
+    lg->n = 0;
+    FILE *f = fopen(sp->log, "r");
+    assert_non_null(f);
+    char *l = NULL;
+    size_t cap = 0;
+    while (getline(&l, &cap, f) > 0) {
+        cJSON *j = cJSON_Parse(l);
+        assert_non_null(j); /* every line is JSON */
+        lg->line = realloc(lg->line, (lg->n + 1) * sizeof(*lg->line));
+        lg->line[lg->n++] = j;
+    }
+    free(l);
+    fclose(f);
+}
+
+static void sim_log_free(struct simlog *lg)
+{
+    for (size_t i = 0; i < lg->n; i++)
+        cJSON_Delete(lg->line[i]);
+    free(lg->line);
+}
+
+static const char *jstr(const cJSON *j, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static long long jnum(const cJSON *j, const char *k, long long dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : dflt;
+}
+
+static int is_cmd(const cJSON *j, const char *cmd)
+{
+    const char *c = jstr(j, "cmd");
+    return c && strcmp(c, cmd) == 0;
+}
+
+#endif
