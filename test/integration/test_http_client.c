@@ -1,0 +1,825 @@
+/* Integration tests for http_client against a loopback peer.
+ *
+ * The peer below is a test double written on raw libuv TCP in the same
+ * loop as the client: it reads a request head up to "\r\n\r\n", then
+ * Content-Length bytes of body, and writes a canned reply chosen by the
+ * request path. It is not an HTTP implementation of ours. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "smsys/buf.h"
+#include "smsys/error.h"
+#include "smsys/http_client.h"
+#include "smsys/util.h"
+#include "../lib/testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the loopback peer ---- */
+
+struct pconn;
+
+struct peer {
+    uv_loop_t *loop;
+    uv_tcp_t server;
+    int port;
+    int accepted; /* connections accepted */
+    int requests; /* complete requests read */
+    int open;     /* conns not yet through their close callback */
+    struct pconn *conns;
+};
+
+struct pconn {
+    uv_tcp_t tcp;
+    struct peer *p;
+    struct buf in;
+    int closing;
+    struct pconn *prev, *next;
+};
+
+struct pwrite {
+    uv_write_t req;
+    struct pconn *pc;
+    int close_after;
+    size_t len;
+    char data[];
+};
+
+static void pconn_closed_cb(uv_handle_t *h)
+{
+    struct pconn *pc = container_of((uv_tcp_t *)h, struct pconn, tcp);
+    struct peer *p = pc->p;
+    if (pc->prev)
+        pc->prev->next = pc->next;
+    else
+        p->conns = pc->next;
+    if (pc->next)
+        pc->next->prev = pc->prev;
+    buf_free(&pc->in);
+    free(pc);
+    p->open--;
+}
+
+static void pconn_close(struct pconn *pc)
+{
+    if (pc->closing)
+        return;
+    pc->closing = 1;
+    uv_close((uv_handle_t *)&pc->tcp, pconn_closed_cb);
+}
+
+static void pwrite_cb(uv_write_t *w, int status)
+{
+    struct pwrite *x = container_of(w, struct pwrite, req);
+    (void)status;
+    if (x->close_after)
+        pconn_close(x->pc);
+    free(x);
+}
+
+static void peer_send(struct pconn *pc, const char *data, size_t len, int close_after)
+{
+    if (pc->closing)
+        return;
+    struct pwrite *x = malloc(sizeof *x + len);
+    assert_non_null(x);
+    memcpy(x->data, data, len);
+    x->pc = pc;
+    x->len = len;
+    x->close_after = close_after;
+    uv_buf_t b = uv_buf_init(x->data, (unsigned)len);
+    assert_int_equal(uv_write(&x->req, (uv_stream_t *)&pc->tcp, &b, 1, pwrite_cb), 0);
+}
+
+static void reply(struct pconn *pc, int status, const char *extra, const char *body, size_t blen)
+{
+    struct buf b = BUF_INIT;
+    assert_int_equal(buf_printf(&b, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", status, blen,
+                                extra ? extra : ""),
+                     0);
+    assert_int_equal(buf_append(&b, body, blen), 0);
+    peer_send(pc, b.data, b.len, 0);
+    buf_free(&b);
+}
+
+/* Value of header name in the head (NUL-terminated), copied to out. */
+static int head_get(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+    for (const char *l = strstr(head, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
+        if (strncasecmp(l + 2, name, n) == 0 && l[2 + n] == ':') {
+            const char *v = l + 3 + n;
+            while (*v == ' ')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            snprintf(out, outlen, "%.*s", (int)vl, v);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int num(const char *s)
+{
+    long long v = 0;
+    assert_int_equal(util_parse_int(s, 100, 599, &v), 0);
+    return (int)v;
+}
+
+static void handle(struct pconn *pc, const char *head, const char *body, size_t blen)
+{
+    char method[16] = "", target[256] = "", line[512] = "", val[256] = "";
+    const char *eol = strstr(head, "\r\n");
+    snprintf(line, sizeof line, "%.*s", (int)(eol - head), head);
+    sscanf(head, "%15s %255s", method, target);
+    /* absolute-form (through a proxy): keep only the path */
+    const char *path = target;
+    if (strncmp(path, "http://", 7) == 0) {
+        path = strchr(path + 7, '/');
+        if (path == NULL)
+            path = "/";
+    }
+    if (strcmp(path, "/hello") == 0) {
+        reply(pc, 200, NULL, "hello", 5);
+    } else if (strcmp(path, "/echo") == 0) {
+        struct buf b = BUF_INIT;
+        assert_int_equal(buf_printf(&b, "%s ", method), 0);
+        assert_int_equal(buf_append(&b, body, blen), 0);
+        reply(pc, 200, "Content-Type: text/plain\r\n", b.data, b.len);
+        buf_free(&b);
+    } else if (strncmp(path, "/status/", 8) == 0) {
+        reply(pc, num(path + 8), NULL, "status", 6);
+    } else if (strcmp(path, "/hang") == 0) {
+        /* never answers */
+    } else if (strcmp(path, "/partial") == 0) {
+        const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+        peer_send(pc, r, strlen(r), 1);
+    } else if (strcmp(path, "/big") == 0) {
+        char *big = malloc(10000);
+        assert_non_null(big);
+        memset(big, 'x', 10000);
+        reply(pc, 200, NULL, big, 10000);
+        free(big);
+    } else if (strcmp(path, "/bigchunked") == 0 || strcmp(path, "/chunked") == 0) {
+        int big = strcmp(path, "/bigchunked") == 0;
+        struct buf b = BUF_INIT;
+        assert_int_equal(buf_puts(&b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+        if (big) {
+            for (int i = 0; i < 10; i++) {
+                assert_int_equal(buf_printf(&b, "%x\r\n", 1000), 0);
+                for (int j = 0; j < 1000; j++)
+                    assert_int_equal(buf_putc(&b, 'y'), 0);
+                assert_int_equal(buf_puts(&b, "\r\n"), 0);
+            }
+        } else {
+            assert_int_equal(buf_puts(&b, "3\r\nhel\r\n3\r\nlo \r\n5\r\nworld\r\n"), 0);
+        }
+        assert_int_equal(buf_puts(&b, "0\r\n\r\n"), 0);
+        peer_send(pc, b.data, b.len, 0);
+        buf_free(&b);
+    } else if (strcmp(path, "/repeat") == 0) {
+        reply(pc, 429,
+              "Retry-After: 7\r\nOData-EntityId: a\r\nRetry-After:   9  \r\n"
+              "odata-entityid: b\r\nX-Fold: one\r\n two\r\n",
+              "", 0);
+    } else if (strcmp(path, "/auth") == 0) {
+        if (!head_get(head, "Authorization", val, sizeof val))
+            val[0] = '\0';
+        reply(pc, 200, NULL, val, strlen(val));
+    } else if (strcmp(path, "/reqline") == 0) {
+        reply(pc, 200, NULL, line, strlen(line));
+    } else {
+        reply(pc, 404, NULL, "nope", 4);
+    }
+}
+
+static void palloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(hint);
+    b->len = b->base ? hint : 0;
+}
+
+static void pread_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct pconn *pc = container_of((uv_tcp_t *)s, struct pconn, tcp);
+    if (n < 0) {
+        free(b->base);
+        pconn_close(pc);
+        return;
+    }
+    assert_int_equal(buf_append(&pc->in, b->base, (size_t)n), 0);
+    free(b->base);
+    for (;;) {
+        if (pc->in.len == 0)
+            return;
+        char *end = strstr(pc->in.data, "\r\n\r\n");
+        if (end == NULL)
+            return;
+        size_t hlen = (size_t)(end - pc->in.data) + 4;
+        char cl[32] = "0";
+        end[2] = '\0'; /* head ends after its last CRLF for head_get */
+        head_get(pc->in.data, "Content-Length", cl, sizeof cl);
+        end[2] = '\r';
+        long long blen = 0;
+        assert_int_equal(util_parse_int(cl, 0, 100000000, &blen), 0);
+        if (pc->in.len < hlen + (size_t)blen)
+            return;
+        char *head = malloc(hlen + 1);
+        assert_non_null(head);
+        memcpy(head, pc->in.data, hlen);
+        head[hlen] = '\0';
+        pc->p->requests++;
+        handle(pc, head, pc->in.data + hlen, (size_t)blen);
+        free(head);
+        size_t used = hlen + (size_t)blen;
+        memmove(pc->in.data, pc->in.data + used, pc->in.len - used);
+        pc->in.len -= used;
+        pc->in.data[pc->in.len] = '\0';
+    }
+}
+
+static void pconnect_cb(uv_stream_t *server, int status)
+{
+    struct peer *p = container_of((uv_tcp_t *)server, struct peer, server);
+    assert_int_equal(status, 0);
+    struct pconn *pc = calloc(1, sizeof *pc);
+    assert_non_null(pc);
+    pc->p = p;
+    uv_tcp_init(p->loop, &pc->tcp);
+    p->open++;
+    pc->next = p->conns;
+    if (p->conns)
+        p->conns->prev = pc;
+    p->conns = pc;
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&pc->tcp), 0);
+    p->accepted++;
+    assert_int_equal(uv_read_start((uv_stream_t *)&pc->tcp, palloc_cb, pread_cb), 0);
+}
+
+static void peer_start(struct peer *p, uv_loop_t *loop)
+{
+    memset(p, 0, sizeof *p);
+    p->loop = loop;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_init(loop, &p->server), 0);
+    assert_int_equal(uv_tcp_bind(&p->server, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&p->server, 511, pconnect_cb), 0);
+    struct sockaddr_in got;
+    int len = sizeof got;
+    assert_int_equal(uv_tcp_getsockname(&p->server, (struct sockaddr *)&got, &len), 0);
+    p->port = ntohs(got.sin_port);
+}
+
+static void peer_stop(struct peer *p)
+{
+    uv_close((uv_handle_t *)&p->server, NULL);
+    for (struct pconn *pc = p->conns; pc; pc = pc->next)
+        pconn_close(pc);
+}
+
+/* ---- fixture ---- */
+
+struct fx {
+    uv_loop_t loop;
+    struct peer peer;
+    struct http_client *c;
+    int closed;
+    char url[128];
+};
+
+struct res {
+    int fired;
+    int rc;
+    int status;
+    int sent;
+    int unknown;
+    long nconn;
+    char *body;
+    size_t body_len;
+    char detail[512];
+    char h[6][64]; /* header values picked by the repeat test */
+    int closed_seen; /* fx->closed when the callback ran */
+    struct fx *fx;
+    int submit_rc; /* http_client_request() from inside the callback */
+    int close_client; /* callback closes the client */
+};
+
+static void closed_cb(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    peer_start(&fx->peer, &fx->loop);
+    assert_int_equal(http_client_new(&fx->loop, NULL, &fx->c), 0);
+    *state = fx;
+    return 0;
+}
+
+static void fx_close_client(struct fx *fx)
+{
+    if (fx->c) {
+        http_client_close(fx->c, closed_cb, &fx->closed);
+        fx->c = NULL;
+    }
+    assert_int_equal(tu_run_until(&fx->loop, &fx->closed, 5000), 0);
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    fx_close_client(fx);
+    assert_int_equal(fx->closed, 1);
+    peer_stop(&fx->peer);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx->peer.open, 0);
+    assert_int_equal(tu_loop_handles(&fx->loop), 0);
+    assert_int_equal(tu_loop_close(&fx->loop), 0);
+    free(fx);
+    return 0;
+}
+
+static const char *url(struct fx *fx, const char *path)
+{
+    snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d%s", fx->peer.port, path);
+    return fx->url;
+}
+
+static void done_cb(int rc, struct http_response *resp, void *ud)
+{
+    struct res *r = ud;
+    r->fired++;
+    r->rc = rc;
+    r->status = resp->status;
+    r->sent = resp->request_sent;
+    r->unknown = http_client_outcome_unknown(rc, resp);
+    r->nconn = resp->num_connects;
+    r->body_len = resp->body.len;
+    free(r->body);
+    r->body = buf_steal(&resp->body); /* the callback may keep the body */
+    snprintf(r->detail, sizeof r->detail, "%s", resp->err.detail);
+    static const char *const names[][2] = {{"retry-after", "0"}, {"Retry-After", "1"},
+                                           {"ODATA-ENTITYID", "0"}, {"OData-EntityId", "1"},
+                                           {"X-Fold", "0"}, {"Retry-After", "2"}};
+    for (size_t i = 0; i < 6; i++) {
+        const char *v = http_client_header_nth(resp, names[i][0], (size_t)(names[i][1][0] - '0'));
+        snprintf(r->h[i], sizeof r->h[i], "%s", v ? v : "(null)");
+    }
+    if (r->fx) {
+        r->closed_seen = r->fx->closed;
+        struct http_request req = {.url = "http://127.0.0.1:1/x"};
+        if (r->close_client && r->fx->c) {
+            http_client_close(r->fx->c, closed_cb, &r->fx->closed);
+            r->submit_rc = http_client_request(r->fx->c, &req, done_cb, r, NULL);
+            r->fx->c = NULL;
+        }
+    }
+}
+
+static void res_free(struct res *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* Starts req, checks the callback did not run inside the call, and runs
+ * the loop until it fires. */
+static void run(struct fx *fx, const struct http_request *req, struct res *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(http_client_request(fx->c, req, done_cb, r, NULL), 0);
+    assert_int_equal(r->fired, 0);
+    assert_int_equal(tu_run_until(&fx->loop, &r->fired, 10000), 0);
+    assert_int_equal(r->fired, 1);
+}
+
+/* ---- tests ---- */
+
+static void test_get(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/hello")};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello");
+    assert_int_equal(r.sent, 1);
+    assert_int_equal(r.unknown, 0);
+    res_free(&r);
+}
+
+static void test_post_echo(void **state)
+{
+    struct fx *fx = *state;
+    const char *hdrs[] = {"Content-Type: application/json", "X-Test: 1"};
+    struct http_request req = {
+        .url = url(fx, "/echo"), .body = "{\"a\":1}", .body_len = 7, .headers = hdrs,
+        .n_headers = 2};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, "POST {\"a\":1}");
+
+    /* a large PATCH body goes out in several writes; all of it must arrive */
+    size_t n = 300000;
+    char *big = malloc(n);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    struct http_request req2 = {.url = url(fx, "/echo"), .method = "PATCH", .body = big,
+                                .body_len = n};
+    struct res r2;
+    run(fx, &req2, &r2);
+    assert_int_equal(r2.rc, 0);
+    assert_int_equal(r2.body_len, n + 6);
+    assert_memory_equal(r2.body, "PATCH ", 6);
+    assert_memory_equal(r2.body + 6, big, n);
+    assert_int_equal(r2.sent, 1);
+    free(big);
+    res_free(&r);
+    res_free(&r2);
+}
+
+static void test_concurrent(void **state)
+{
+    struct fx *fx = *state;
+    enum { N = 200 };
+    struct res *r = calloc(N, sizeof *r);
+    char (*bodies)[16] = calloc(N, 16);
+    assert_non_null(r);
+    assert_non_null(bodies);
+    int fired = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], 16, "req-%d", i);
+        struct http_request req = {.url = url(fx, "/echo"), .body = bodies[i],
+                                   .body_len = strlen(bodies[i])};
+        assert_int_equal(http_client_request(fx->c, &req, done_cb, &r[i], NULL), 0);
+    }
+    uint64_t t0 = util_now_ms();
+    while (fired < N && util_now_ms() - t0 < 20000) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        fired = 0;
+        for (int i = 0; i < N; i++)
+            fired += r[i].fired;
+    }
+    assert_int_equal(fired, N);
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "POST %s", bodies[i]);
+        assert_int_equal(r[i].fired, 1);
+        assert_int_equal(r[i].rc, 0);
+        assert_string_equal(r[i].body, want);
+        res_free(&r[i]);
+    }
+    /* the default connection cap (64) holds */
+    assert_true(fx->peer.accepted <= 64);
+    assert_int_equal(fx->peer.requests, N);
+    free(r);
+    free(bodies);
+}
+
+static void test_keepalive(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/hello")};
+    struct res r;
+    for (int i = 0; i < 3; i++) {
+        run(fx, &req, &r);
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(r.nconn, i == 0 ? 1 : 0);
+        res_free(&r);
+    }
+    assert_int_equal(fx->peer.accepted, 1);
+    assert_int_equal(fx->peer.requests, 3);
+}
+
+static void test_timeout(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/hang"), .body = "x", .body_len = 1,
+                               .timeout_ms = 300};
+    struct res r;
+    uint64_t t0 = util_now_ms();
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, -ETIMEDOUT);
+    assert_true(util_now_ms() - t0 >= 250);
+    assert_int_equal(r.sent, 1);
+    assert_int_equal(r.unknown, 1);
+    assert_int_equal(r.status, 0);
+    assert_true(strlen(r.detail) > 0);
+    res_free(&r);
+}
+
+static void test_refused(void **state)
+{
+    struct fx *fx = *state;
+    char u[64];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/x", tu_free_port());
+    struct http_request req = {.url = u, .body = "x", .body_len = 1};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, SMSYS_ETEMP);
+    assert_int_equal(r.sent, 0);
+    assert_int_equal(r.unknown, 0);
+    assert_non_null(strstr(r.detail, "onnect"));
+    res_free(&r);
+}
+
+static void test_partial(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/partial")};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, SMSYS_ETEMP);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.sent, 1);
+    res_free(&r);
+}
+
+static void test_too_big(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/big"), .max_response_bytes = 1000};
+    struct res r;
+    run(fx, &req, &r); /* Content-Length known: refused up front */
+    assert_int_equal(r.rc, SMSYS_ETOOBIG);
+    res_free(&r);
+    req.url = url(fx, "/bigchunked"); /* no length: cut while reading */
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, SMSYS_ETOOBIG);
+    assert_true(r.body_len <= 1000);
+    res_free(&r);
+    req.max_response_bytes = 10000; /* exactly at the cap is fine */
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.body_len, 10000);
+    res_free(&r);
+}
+
+static void test_chunked(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/chunked")};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, "hello world");
+    res_free(&r);
+}
+
+static void test_repeated_headers(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/repeat")};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(r.h[0], "7");
+    assert_string_equal(r.h[1], "9");
+    assert_string_equal(r.h[2], "a");
+    assert_string_equal(r.h[3], "b");
+    assert_string_equal(r.h[4], "one two");
+    assert_string_equal(r.h[5], "(null)");
+    assert_int_equal(r.body_len, 0);
+    assert_non_null(r.body);
+    res_free(&r);
+}
+
+static void test_http_errors_are_statuses(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/status/404")};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 404);
+    res_free(&r);
+    req.url = url(fx, "/status/503");
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "status");
+    res_free(&r);
+}
+
+static void test_cancel(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/hang")};
+    struct res r;
+    memset(&r, 0, sizeof r);
+    struct http_call *call = NULL;
+    assert_int_equal(http_client_request(fx->c, &req, done_cb, &r, &call), 0);
+    assert_non_null(call);
+    while (fx->peer.requests < 1)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(http_call_cancel(call), 0);
+    assert_int_equal(r.fired, 0); /* never inside the call */
+    assert_int_equal(http_call_cancel(call), -EALREADY);
+    assert_int_equal(tu_run_until(&fx->loop, &r.fired, 5000), 0);
+    assert_int_equal(r.rc, -ECANCELED);
+    assert_int_equal(r.sent, 1);
+    /* the client still works, and the callback did not fire again */
+    struct http_request req2 = {.url = url(fx, "/hello")};
+    struct res r2;
+    run(fx, &req2, &r2);
+    assert_int_equal(r2.rc, 0);
+    assert_int_equal(r.fired, 1);
+    res_free(&r);
+    res_free(&r2);
+}
+
+static void test_close_in_flight(void **state)
+{
+    struct fx *fx = *state;
+    enum { N = 10 };
+    struct res r[N];
+    memset(r, 0, sizeof r);
+    struct http_request req = {.url = url(fx, "/hang")};
+    for (int i = 0; i < N; i++) {
+        r[i].fx = fx;
+        assert_int_equal(http_client_request(fx->c, &req, done_cb, &r[i], NULL), 0);
+    }
+    while (fx->peer.requests < N)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    http_client_close(fx->c, closed_cb, &fx->closed);
+    fx->c = NULL;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(r[i].fired, 0);
+    assert_int_equal(tu_run_until(&fx->loop, &fx->closed, 5000), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        assert_int_equal(r[i].rc, -ECANCELED);
+        assert_int_equal(r[i].closed_seen, 0); /* request callbacks before close cb */
+        res_free(&r[i]);
+    }
+    /* the connections were really closed: the peer sees EOF on each */
+    while (fx->peer.open > 0)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(fx->closed, 1);
+}
+
+static void test_close_from_callback(void **state)
+{
+    struct fx *fx = *state;
+    struct res hang[3], first;
+    memset(hang, 0, sizeof hang);
+    memset(&first, 0, sizeof first);
+    struct http_request rq = {.url = url(fx, "/hang")};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(http_client_request(fx->c, &rq, done_cb, &hang[i], NULL), 0);
+    struct http_request rh = {.url = url(fx, "/hello")};
+    first.fx = fx;
+    first.close_client = 1;
+    assert_int_equal(http_client_request(fx->c, &rh, done_cb, &first, NULL), 0);
+    assert_int_equal(tu_run_until(&fx->loop, &fx->closed, 5000), 0);
+    assert_int_equal(first.fired, 1);
+    assert_int_equal(first.rc, 0);
+    assert_int_equal(first.submit_rc, SMSYS_ECLOSED);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(hang[i].fired, 1);
+        assert_int_equal(hang[i].rc, -ECANCELED);
+        res_free(&hang[i]);
+    }
+    res_free(&first);
+}
+
+static void test_basic_auth(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {
+        .url = url(fx, "/auth"), .auth = HTTP_AUTH_BASIC, .username = "user", .password = "pass"};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, "Basic dXNlcjpwYXNz");
+    res_free(&r);
+    struct http_request plain = {.url = url(fx, "/auth")};
+    run(fx, &plain, &r);
+    assert_string_equal(r.body, "");
+    res_free(&r);
+}
+
+static void test_proxy(void **state)
+{
+    struct fx *fx = *state;
+    /* The target port is closed: only the proxy can answer. */
+    int dead = tu_free_port();
+    char target[64], proxy[64], want[128];
+    snprintf(target, sizeof target, "http://127.0.0.1:%d/reqline", dead);
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", fx->peer.port);
+    snprintf(want, sizeof want, "GET http://127.0.0.1:%d/reqline HTTP/1.1", dead);
+    struct http_request req = {.url = target, .proxy = proxy};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, want);
+    res_free(&r);
+
+    /* the same through the client-wide default */
+    struct http_client *c2 = NULL;
+    struct http_client_opts o = {.proxy = proxy};
+    assert_int_equal(http_client_new(&fx->loop, &o, &c2), 0);
+    struct http_client *keep = fx->c;
+    fx->c = c2;
+    struct http_request req2 = {.url = target};
+    run(fx, &req2, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, want);
+    res_free(&r);
+    /* "" overrides the default: direct, so the dead port refuses */
+    struct http_request req3 = {.url = target, .proxy = ""};
+    run(fx, &req3, &r);
+    assert_int_equal(r.rc, SMSYS_ETEMP);
+    res_free(&r);
+    int closed2 = 0;
+    http_client_close(c2, closed_cb, &closed2);
+    assert_int_equal(tu_run_until(&fx->loop, &closed2, 5000), 0);
+    fx->c = keep;
+}
+
+static void test_bad_requests(void **state)
+{
+    struct fx *fx = *state;
+    struct res r;
+    memset(&r, 0, sizeof r);
+    const char *bad_hdr[] = {"X-A: 1\r\nX-Injected: 2"};
+    const char *no_colon[] = {"NoColon"};
+    struct http_request reqs[] = {
+        {.url = NULL},
+        {.url = "ftp://127.0.0.1/x"},
+        {.url = "not a url"},
+        {.url = url(fx, "/hello"), .method = "GE T"},
+        {.url = url(fx, "/hello"), .method = ""},
+        {.url = url(fx, "/hello"), .headers = bad_hdr, .n_headers = 1},
+        {.url = url(fx, "/hello"), .headers = no_colon, .n_headers = 1},
+        {.url = url(fx, "/hello"), .body_len = 3},
+        {.url = url(fx, "/hello"), .auth = HTTP_AUTH_BASIC},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(reqs); i++)
+        assert_int_equal(http_client_request(fx->c, &reqs[i], done_cb, &r, NULL), -EINVAL);
+    assert_int_equal(http_client_request(fx->c, &reqs[0], NULL, &r, NULL), -EINVAL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.fired, 0);
+}
+
+static void test_form(void **state)
+{
+    (void)state;
+    struct buf b = BUF_INIT;
+    assert_int_equal(http_client_form_add(&b, "client_id", "abc"), 0);
+    assert_int_equal(http_client_form_add(&b, "scope", "https://org.crm.dynamics.com/.default"),
+                     0);
+    assert_int_equal(http_client_form_add(&b, "x y", "a&b=c"), 0);
+    assert_string_equal(b.data, "client_id=abc&scope=https%3A%2F%2Forg.crm.dynamics.com%2F.default"
+                                "&x%20y=a%26b%3Dc");
+    b.max = b.len + 3; /* a failed add leaves the buffer as it was */
+    size_t len = b.len;
+    assert_int_equal(http_client_form_add(&b, "long", "value"), -E2BIG);
+    assert_int_equal(b.len, len);
+    assert_int_equal(b.data[len], '\0');
+    buf_free(&b);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_get),
+        T(test_post_echo),
+        T(test_concurrent),
+        T(test_keepalive),
+        T(test_timeout),
+        T(test_refused),
+        T(test_partial),
+        T(test_too_big),
+        T(test_chunked),
+        T(test_repeated_headers),
+        T(test_http_errors_are_statuses),
+        T(test_cancel),
+        T(test_close_in_flight),
+        T(test_close_from_callback),
+        T(test_basic_auth),
+        T(test_proxy),
+        T(test_bad_requests),
+        cmocka_unit_test(test_form),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
