@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- the loopback peer ---- */
 
@@ -193,6 +195,18 @@ static void handle(struct pconn *pc, const char *head, const char *body, size_t 
         if (!head_get(head, "Authorization", val, sizeof val))
             val[0] = '\0';
         reply(pc, 200, NULL, val, strlen(val));
+    } else if (strcmp(path, "/redirect") == 0) {
+        reply(pc, 302, "Location: /hello\r\n", "moved", 5);
+    } else if (strcmp(path, "/hugeheaders") == 0) {
+        struct buf b = BUF_INIT;
+        for (int i = 0; i < 80; i++) {
+            assert_int_equal(buf_printf(&b, "X-Filler-%d: ", i), 0);
+            for (int j = 0; j < 1000; j++)
+                assert_int_equal(buf_putc(&b, 'h'), 0);
+            assert_int_equal(buf_puts(&b, "\r\n"), 0);
+        }
+        reply(pc, 200, b.data, "ok", 2);
+        buf_free(&b);
     } else if (strcmp(path, "/reqline") == 0) {
         reply(pc, 200, NULL, line, strlen(line));
     } else {
@@ -217,6 +231,13 @@ static void pread_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     assert_int_equal(buf_append(&pc->in, b->base, (size_t)n), 0);
     free(b->base);
+    if (pc->in.len && pc->in.data[0] == 0x16) {
+        /* a TLS ClientHello on this plain port: answer in plain text */
+        const char *r = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        buf_reset(&pc->in);
+        peer_send(pc, r, strlen(r), 1);
+        return;
+    }
     for (;;) {
         if (pc->in.len == 0)
             return;
@@ -293,6 +314,7 @@ struct fx {
     struct peer peer;
     struct http_client *c;
     int closed;
+    pid_t spawned; /* a server process to stop in teardown */
     char url[128];
 };
 
@@ -306,10 +328,10 @@ struct res {
     char *body;
     size_t body_len;
     char detail[512];
-    char h[6][64]; /* header values picked by the repeat test */
+    char h[6][64];   /* header values picked by the repeat test */
     int closed_seen; /* fx->closed when the callback ran */
     struct fx *fx;
-    int submit_rc; /* http_client_request() from inside the callback */
+    int submit_rc;    /* http_client_request() from inside the callback */
     int close_client; /* callback closes the client */
 };
 
@@ -341,6 +363,8 @@ static void fx_close_client(struct fx *fx)
 static int teardown(void **state)
 {
     struct fx *fx = *state;
+    if (fx->spawned > 0)
+        tu_stop(fx->spawned);
     fx_close_client(fx);
     assert_int_equal(fx->closed, 1);
     peer_stop(&fx->peer);
@@ -371,9 +395,9 @@ static void done_cb(int rc, struct http_response *resp, void *ud)
     free(r->body);
     r->body = buf_steal(&resp->body); /* the callback may keep the body */
     snprintf(r->detail, sizeof r->detail, "%s", resp->err.detail);
-    static const char *const names[][2] = {{"retry-after", "0"}, {"Retry-After", "1"},
+    static const char *const names[][2] = {{"retry-after", "0"},    {"Retry-After", "1"},
                                            {"ODATA-ENTITYID", "0"}, {"OData-EntityId", "1"},
-                                           {"X-Fold", "0"}, {"Retry-After", "2"}};
+                                           {"X-Fold", "0"},         {"Retry-After", "2"}};
     for (size_t i = 0; i < 6; i++) {
         const char *v = http_client_header_nth(resp, names[i][0], (size_t)(names[i][1][0] - '0'));
         snprintf(r->h[i], sizeof r->h[i], "%s", v ? v : "(null)");
@@ -426,9 +450,11 @@ static void test_post_echo(void **state)
 {
     struct fx *fx = *state;
     const char *hdrs[] = {"Content-Type: application/json", "X-Test: 1"};
-    struct http_request req = {
-        .url = url(fx, "/echo"), .body = "{\"a\":1}", .body_len = 7, .headers = hdrs,
-        .n_headers = 2};
+    struct http_request req = {.url = url(fx, "/echo"),
+                               .body = "{\"a\":1}",
+                               .body_len = 7,
+                               .headers = hdrs,
+                               .n_headers = 2};
     struct res r;
     run(fx, &req, &r);
     assert_int_equal(r.rc, 0);
@@ -440,8 +466,8 @@ static void test_post_echo(void **state)
     assert_non_null(big);
     for (size_t i = 0; i < n; i++)
         big[i] = (char)('a' + i % 26);
-    struct http_request req2 = {.url = url(fx, "/echo"), .method = "PATCH", .body = big,
-                                .body_len = n};
+    struct http_request req2 = {
+        .url = url(fx, "/echo"), .method = "PATCH", .body = big, .body_len = n};
     struct res r2;
     run(fx, &req2, &r2);
     assert_int_equal(r2.rc, 0);
@@ -459,14 +485,14 @@ static void test_concurrent(void **state)
     struct fx *fx = *state;
     enum { N = 200 };
     struct res *r = calloc(N, sizeof *r);
-    char (*bodies)[16] = calloc(N, 16);
+    char(*bodies)[16] = calloc(N, 16);
     assert_non_null(r);
     assert_non_null(bodies);
     int fired = 0;
     for (int i = 0; i < N; i++) {
         snprintf(bodies[i], 16, "req-%d", i);
-        struct http_request req = {.url = url(fx, "/echo"), .body = bodies[i],
-                                   .body_len = strlen(bodies[i])};
+        struct http_request req = {
+            .url = url(fx, "/echo"), .body = bodies[i], .body_len = strlen(bodies[i])};
         assert_int_equal(http_client_request(fx->c, &req, done_cb, &r[i], NULL), 0);
     }
     uint64_t t0 = util_now_ms();
@@ -510,8 +536,8 @@ static void test_keepalive(void **state)
 static void test_timeout(void **state)
 {
     struct fx *fx = *state;
-    struct http_request req = {.url = url(fx, "/hang"), .body = "x", .body_len = 1,
-                               .timeout_ms = 300};
+    struct http_request req = {
+        .url = url(fx, "/hang"), .body = "x", .body_len = 1, .timeout_ms = 300};
     struct res r;
     uint64_t t0 = util_now_ms();
     run(fx, &req, &r);
@@ -779,13 +805,163 @@ static void test_bad_requests(void **state)
     assert_int_equal(r.fired, 0);
 }
 
+static void test_methods(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/echo"), .method = "DELETE"};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, "DELETE ");
+    res_free(&r);
+    struct http_request put = {.url = url(fx, "/echo"), .method = "PUT"};
+    run(fx, &put, &r); /* PUT without a body still sends Content-Length: 0 */
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, "PUT ");
+    res_free(&r);
+    struct http_request head = {.url = url(fx, "/hello"), .method = "HEAD"};
+    run(fx, &head, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    res_free(&r);
+}
+
+static void test_redirect(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/redirect")};
+    struct res r;
+    run(fx, &req, &r); /* not followed by default */
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 302);
+    assert_string_equal(r.body, "moved");
+    res_free(&r);
+    req.max_redirects = 1;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello");
+    res_free(&r);
+}
+
+static void test_huge_headers(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/hugeheaders")};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, SMSYS_ETOOBIG);
+    res_free(&r);
+}
+
+static void test_tls_to_plain_port(void **state)
+{
+    struct fx *fx = *state;
+    char u[64];
+    snprintf(u, sizeof u, "https://127.0.0.1:%d/hello", fx->peer.port);
+    struct http_request req = {.url = u, .timeout_ms = 5000};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, SMSYS_EPROTO);
+    assert_true(strlen(r.detail) > 0);
+    res_free(&r);
+}
+
+/* Runs argv to completion; returns its exit status. */
+static int run_cmd(char *const argv[], const char *log)
+{
+    pid_t pid = tu_spawn(argv, log, 0, 0);
+    assert_true(pid > 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A real TLS server (openssl s_server) with a self-signed certificate
+ * for 127.0.0.1: verification on by default, insecure, private CA file. */
+static void test_tls(void **state)
+{
+    struct fx *fx = *state;
+    char dir[] = "/tmp/smsys-httpc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cert[64], key[64], log[64], accept[32], u[64];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    char *gen[] = {"/usr/bin/openssl",
+                   "req",
+                   "-x509",
+                   "-newkey",
+                   "ec",
+                   "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1",
+                   "-nodes",
+                   "-subj",
+                   "/CN=localhost",
+                   "-addext",
+                   "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                   "-days",
+                   "2",
+                   "-keyout",
+                   key,
+                   "-out",
+                   cert,
+                   NULL};
+    assert_int_equal(run_cmd(gen, log), 0);
+    int port = tu_free_port();
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+    char *srv[] = {
+        "/usr/bin/openssl", "s_server", "-accept", accept, "-cert", cert, "-key", key, "-www",
+        "-quiet",           NULL};
+    pid_t pid = tu_spawn(srv, log, port, 5000);
+    assert_true(pid > 0);
+    fx->spawned = pid;
+    snprintf(u, sizeof u, "https://127.0.0.1:%d/", port);
+
+    struct http_request req = {.url = u};
+    struct res r;
+    run(fx, &req, &r); /* self-signed: refused by default */
+    int rc_default = r.rc;
+    res_free(&r);
+    req.insecure = 1;
+    run(fx, &req, &r);
+    int rc_insecure = r.rc, st_insecure = r.status;
+    res_free(&r);
+
+    struct http_client_opts o = {.ca_file = cert};
+    struct http_client *c2 = NULL;
+    assert_int_equal(http_client_new(&fx->loop, &o, &c2), 0);
+    struct http_client *keep = fx->c;
+    fx->c = c2;
+    req.insecure = 0;
+    run(fx, &req, &r);
+    int rc_ca = r.rc, st_ca = r.status;
+    res_free(&r);
+    fx->c = keep;
+    int closed2 = 0;
+    http_client_close(c2, closed_cb, &closed2);
+    assert_int_equal(tu_run_until(&fx->loop, &closed2, 5000), 0);
+
+    tu_stop(pid);
+    fx->spawned = 0;
+    unlink(cert);
+    unlink(key);
+    unlink(log);
+    rmdir(dir);
+    assert_int_equal(rc_default, SMSYS_EAUTH);
+    assert_int_equal(rc_insecure, 0);
+    assert_int_equal(st_insecure, 200);
+    assert_int_equal(rc_ca, 0);
+    assert_int_equal(st_ca, 200);
+}
+
 static void test_form(void **state)
 {
     (void)state;
     struct buf b = BUF_INIT;
     assert_int_equal(http_client_form_add(&b, "client_id", "abc"), 0);
-    assert_int_equal(http_client_form_add(&b, "scope", "https://org.crm.dynamics.com/.default"),
-                     0);
+    assert_int_equal(http_client_form_add(&b, "scope", "https://org.crm.dynamics.com/.default"), 0);
     assert_int_equal(http_client_form_add(&b, "x y", "a&b=c"), 0);
     assert_string_equal(b.data, "client_id=abc&scope=https%3A%2F%2Forg.crm.dynamics.com%2F.default"
                                 "&x%20y=a%26b%3Dc");
@@ -819,6 +995,11 @@ int main(void)
         T(test_basic_auth),
         T(test_proxy),
         T(test_bad_requests),
+        T(test_methods),
+        T(test_redirect),
+        T(test_huge_headers),
+        T(test_tls_to_plain_port),
+        T(test_tls),
         cmocka_unit_test(test_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
