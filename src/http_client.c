@@ -173,6 +173,8 @@ static void call_finish(struct http_call *call, int rc)
  * docs/http-client.md; keep both in step. */
 static int translate(struct http_call *call, CURLcode res)
 {
+    if (call->abort_rc)
+        return call->abort_rc; /* detail set by abort_easy */
     if (res == CURLE_OK && !call->too_big && !call->oom)
         return 0;
     const char *what = curl_easy_strerror(res);
@@ -296,6 +298,17 @@ static int sock_func(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         return 0;
     }
     if (s == NULL) {
+        /* A poll handle still registered for this number means curl closed
+         * a socket without telling us; that handle watches a dead socket
+         * and would make uv_poll_init_socket fail with EEXIST. */
+        for (struct link *l = c->socks.next; l != &c->socks; l = l->next) {
+            struct http_sock *old = container_of(l, struct http_sock, link);
+            if (old->fd == fd) {
+                log_warn("http stale poll handle", "fd=%d", (int)fd);
+                sock_close(old);
+                break;
+            }
+        }
         s = calloc(1, sizeof *s);
         if (s == NULL) {
             abort_easy(c, easy, UV_ENOMEM);

@@ -195,6 +195,8 @@ static void handle(struct pconn *pc, const char *head, const char *body, size_t 
         if (!head_get(head, "Authorization", val, sizeof val))
             val[0] = '\0';
         reply(pc, 200, NULL, val, strlen(val));
+    } else if (strcmp(path, "/drop") == 0) {
+        pconn_close(pc); /* request read, connection cut, no reply */
     } else if (strcmp(path, "/redirect") == 0) {
         reply(pc, 302, "Location: /hello\r\n", "moved", 5);
     } else if (strcmp(path, "/hugeheaders") == 0) {
@@ -565,6 +567,19 @@ static void test_refused(void **state)
     res_free(&r);
 }
 
+static void test_dropped(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/drop"), .body = "{}", .body_len = 2};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, SMSYS_ETEMP);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.sent, 1);
+    assert_int_equal(r.unknown, 1); /* the peer had it all: do not resend blindly */
+    res_free(&r);
+}
+
 static void test_partial(void **state)
 {
     struct fx *fx = *state;
@@ -778,6 +793,16 @@ static void test_proxy(void **state)
     http_client_close(c2, closed_cb, &closed2);
     assert_int_equal(tu_run_until(&fx->loop, &closed2, 5000), 0);
     fx->c = keep;
+
+    /* proxy variables in the environment are ignored */
+    setenv("http_proxy", proxy, 1);
+    setenv("ALL_PROXY", proxy, 1);
+    struct http_request req4 = {.url = target};
+    run(fx, &req4, &r);
+    unsetenv("http_proxy");
+    unsetenv("ALL_PROXY");
+    assert_int_equal(r.rc, SMSYS_ETEMP);
+    res_free(&r);
 }
 
 static void test_bad_requests(void **state)
@@ -984,6 +1009,7 @@ int main(void)
         T(test_keepalive),
         T(test_timeout),
         T(test_refused),
+        T(test_dropped),
         T(test_partial),
         T(test_too_big),
         T(test_chunked),
