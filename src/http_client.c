@@ -95,6 +95,7 @@ struct http_client {
 struct http_sock {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events; /* what curl last asked for, as UV_READABLE|UV_WRITABLE */
     struct http_client *c;
     struct link link; /* on c->socks until uv_close() */
 };
@@ -263,8 +264,14 @@ static void poll_cb(uv_poll_t *h, int status, int events)
         if (events & UV_WRITABLE)
             flags |= CURL_CSELECT_OUT;
     }
-    /* s may be closed by sock_func during this call: use it no more. */
     curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    /* sock_func may have closed s during that call (its memory lives until
+     * the close callback, so looking is safe). If curl still wants the
+     * socket, it believes it is watched: resume what libuv stopped, or the
+     * transfer would only end at its timeout. */
+    if (status < 0 && !uv_is_closing((uv_handle_t *)h) && !uv_is_active((uv_handle_t *)h) &&
+        s->events)
+        uv_poll_start(h, s->events, poll_cb);
     process(c);
 }
 
@@ -332,6 +339,7 @@ static int sock_func(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
+    s->events = ev;
     int rc = uv_poll_start(&s->poll, ev, poll_cb);
     if (rc) {
         log_warn("http poll start failed", "fd=%d error=\"%s\"", (int)fd, uv_strerror(rc));

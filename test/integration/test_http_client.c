@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,6 +196,19 @@ static void handle(struct pconn *pc, const char *head, const char *body, size_t 
         if (!head_get(head, "Authorization", val, sizeof val))
             val[0] = '\0';
         reply(pc, 200, NULL, val, strlen(val));
+    } else if (strcmp(path, "/hello-close") == 0) {
+        /* replies, then closes without saying so (an idle-timeout server) */
+        const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        peer_send(pc, r, strlen(r), 1);
+    } else if (strcmp(path, "/reset") == 0) {
+        /* half a reply, then an RST instead of a FIN */
+        const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123";
+        uv_os_fd_t fd;
+        assert_int_equal(uv_fileno((uv_handle_t *)&pc->tcp, &fd), 0);
+        assert_int_equal(write(fd, r, strlen(r)), (ssize_t)strlen(r));
+        struct linger lg = {1, 0};
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        pconn_close(pc);
     } else if (strcmp(path, "/drop") == 0) {
         pconn_close(pc); /* request read, connection cut, no reply */
     } else if (strcmp(path, "/redirect") == 0) {
@@ -578,6 +592,68 @@ static void test_dropped(void **state)
     assert_int_equal(r.sent, 1);
     assert_int_equal(r.unknown, 1); /* the peer had it all: do not resend blindly */
     res_free(&r);
+}
+
+static void test_reset(void **state)
+{
+    struct fx *fx = *state;
+    struct http_request req = {.url = url(fx, "/reset")};
+    struct res r;
+    run(fx, &req, &r);
+    assert_int_equal(r.rc, SMSYS_ETEMP);
+    assert_int_equal(r.sent, 1);
+    assert_true(strlen(r.detail) > 0);
+    res_free(&r);
+}
+
+/* Connections that the server drops after each reply: curl must notice
+ * the dead pooled connection, and fd numbers get reused all the time. */
+static void test_churn(void **state)
+{
+    struct fx *fx = *state;
+    struct http_client *c2 = NULL;
+    struct http_client_opts o = {.max_total_conns = 4};
+    assert_int_equal(http_client_new(&fx->loop, &o, &c2), 0);
+    enum { N = 100 };
+    struct res *r = calloc(N, sizeof *r);
+    assert_non_null(r);
+    for (int i = 0; i < N; i++) {
+        struct http_request req = {.url = url(fx, i % 2 ? "/hello-close" : "/hello")};
+        assert_int_equal(http_client_request(c2, &req, done_cb, &r[i], NULL), 0);
+    }
+    int fired = 0;
+    uint64_t t0 = util_now_ms();
+    while (fired < N && util_now_ms() - t0 < 20000) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        fired = 0;
+        for (int i = 0; i < N; i++)
+            fired += r[i].fired;
+    }
+    assert_int_equal(fired, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        assert_int_equal(r[i].rc, 0);
+        assert_string_equal(r[i].body, "hello");
+        res_free(&r[i]);
+    }
+    assert_true(fx->peer.accepted > 4);
+    free(r);
+    /* a sequential request after the server closed the idle connection */
+    struct res one;
+    struct http_client *keep = fx->c;
+    fx->c = c2;
+    struct http_request rq = {.url = url(fx, "/hello-close")};
+    run(fx, &rq, &one);
+    assert_int_equal(one.rc, 0);
+    res_free(&one);
+    run(fx, &rq, &one);
+    assert_int_equal(one.rc, 0);
+    assert_int_equal(one.nconn, 1);
+    res_free(&one);
+    fx->c = keep;
+    int closed2 = 0;
+    http_client_close(c2, closed_cb, &closed2);
+    assert_int_equal(tu_run_until(&fx->loop, &closed2, 5000), 0);
 }
 
 static void test_partial(void **state)
@@ -1011,6 +1087,8 @@ int main(void)
         T(test_refused),
         T(test_dropped),
         T(test_partial),
+        T(test_reset),
+        T(test_churn),
         T(test_too_big),
         T(test_chunked),
         T(test_repeated_headers),
