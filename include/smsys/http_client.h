@@ -86,7 +86,7 @@ struct http_response {
     int status;                        /* 0 when no status line arrived */
     const struct http_header *headers; /* in arrival order, repeats kept */
     size_t n_headers;
-    struct buf body;      /* body.data is never NULL ("" when empty) */
+    struct buf body;      /* body.data is "" when empty; NULL only if rc < 0 */
     uint64_t total_ms;    /* from http_client_request() to completion */
     long num_connects;    /* new connections this request opened (0: reused) */
     int request_sent;     /* 1: the whole request reached the socket */
