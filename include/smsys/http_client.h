@@ -29,6 +29,7 @@
 
 #include "smsys/buf.h"
 #include "smsys/error.h"
+#include "smsys/http_header.h"
 
 struct http_client; /* opaque; one per loop */
 struct http_call;   /* opaque; one in-flight request */
@@ -71,13 +72,6 @@ struct http_request {
     const char *password;
     unsigned max_redirects; /* 0: redirects are returned, not followed */
     int insecure;           /* 1: skip TLS verification. Tests only. */
-};
-
-/* One response header. name and value point into storage owned by the
- * response; value has surrounding whitespace removed. */
-struct http_header {
-    const char *name;
-    const char *value;
 };
 
 /* What done_cb gets. status/headers/body belong to the last response
