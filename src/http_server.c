@@ -37,14 +37,15 @@
 #include <strings.h>
 #include <time.h>
 
-#define READ_CHUNK      (64 * 1024)
-#define PENDING_MAX     (64 * 1024) /* input kept while a handler runs */
-#define LINGER_MS       2000
-#define KEEP_BUF_MAX    (64 * 1024) /* larger per-connection buffers are freed after use */
-#define HDR_OVERHEAD    4           /* ": " and CRLF of each header line */
-#define CONTINUE_TEXT   "HTTP/1.1 100 Continue\r\n\r\n"
-#define DEFAULT_HDR_MAX (16 * 1024)
-#define DEFAULT_BODY    (1024 * 1024)
+#define READ_CHUNK        (64 * 1024)
+#define PENDING_MAX       (64 * 1024) /* input kept while a handler runs */
+#define LINGER_MS         2000
+#define KEEP_BUF_MAX      (64 * 1024) /* larger per-connection buffers are freed after use */
+#define BODY_PREALLOC_MAX (256 * 1024)
+#define HDR_OVERHEAD      4 /* ": " and CRLF of each header line */
+#define CONTINUE_TEXT     "HTTP/1.1 100 Continue\r\n\r\n"
+#define DEFAULT_HDR_MAX   (16 * 1024)
+#define DEFAULT_BODY      (1024 * 1024)
 
 enum conn_state { CS_READ, CS_HANDLER, CS_WRITE, CS_LINGER, CS_CLOSED };
 enum hdr_state { HS_NONE, HS_FIELD, HS_VALUE };
@@ -70,8 +71,8 @@ struct conn {
     struct conn *prev, *next;
     uv_tcp_t tcp;
     uv_timer_t timer;
-    uv_write_t wreq;  /* the response */
-    uv_write_t creq;  /* "100 Continue" */
+    uv_write_t wreq; /* the response */
+    uv_write_t creq; /* "100 Continue" */
     uv_shutdown_t sreq;
     http_parser parser;
     enum conn_state state;
@@ -155,14 +156,18 @@ static void trim_buf(struct buf *b, size_t keep)
 
 static void conn_timer_cb(uv_timer_t *t);
 
+/* Every (re)arm or stop cancels a scheduled resume (see conn_written): the
+ * timer has one meaning at a time. */
 static void conn_timer(struct conn *c, uint64_t ms)
 {
+    c->resume = 0;
     if (!c->fake)
         uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
 }
 
 static void conn_timer_stop(struct conn *c)
 {
+    c->resume = 0;
     if (!c->fake)
         uv_timer_stop(&c->timer);
 }
@@ -284,8 +289,8 @@ static void conn_written(struct conn *c, int from_write_cb)
     if (!from_write_cb && !c->fake && c->poff < c->pending.len) {
         /* http_resp_send was called by user code outside our dispatch: run
          * the next pipelined handler from the loop, not nested in that call. */
-        c->resume = 1;
         conn_timer(c, 0);
+        c->resume = 1;
         return;
     }
     conn_next(c);
@@ -329,7 +334,8 @@ static int conn_write(struct conn *c, const char *body, size_t blen)
         conn_written(c, 0);
         return 0;
     }
-    uv_buf_t b[2] = {uv_buf_init(o->data, (unsigned)hlen), uv_buf_init((char *)body, (unsigned)blen)};
+    uv_buf_t b[2] = {uv_buf_init(o->data, (unsigned)hlen),
+                     uv_buf_init((char *)body, (unsigned)blen)};
     int n = uv_try_write((uv_stream_t *)&c->tcp, b, blen ? 2 : 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS)
         n = 0;
@@ -369,8 +375,8 @@ static int status_has_body(int status)
 }
 
 /* Builds the head into c->out and writes the response. */
-static int conn_respond(struct conn *c, int status, const char *ctype, const char *body,
-                        size_t len, const char *extra, size_t extra_len)
+static int conn_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                        const char *extra, size_t extra_len)
 {
     struct buf *o = &c->out;
     const char *reason = http_status_str((enum http_status)status);
@@ -416,8 +422,8 @@ static int conn_respond(struct conn *c, int status, const char *ctype, const cha
 static void conn_fail(struct conn *c, int status)
 {
     char body[64];
-    int n = snprintf(body, sizeof(body), "%d %s\n", status,
-                     http_status_str((enum http_status)status));
+    int n =
+        snprintf(body, sizeof(body), "%d %s\n", status, http_status_str((enum http_status)status));
     log_debug("http request refused", "peer=%s status=%d", c->peer, status);
     conn_timer_stop(c);
     c->keepalive = 0;
@@ -590,11 +596,15 @@ static int on_headers_complete(http_parser *p)
     }
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 &&
         buf_append(&c->body, NULL, 0) == 0 && c->body.cap < p->content_length + 1) {
-        /* one allocation for the whole body instead of doubling */
-        char *nb = realloc(c->body.data, (size_t)p->content_length + 1);
+        /* one allocation instead of doubling; capped, so that a mere
+         * declaration cannot make every connection reserve max_body_bytes */
+        size_t want = (size_t)p->content_length + 1;
+        if (want > BODY_PREALLOC_MAX)
+            want = BODY_PREALLOC_MAX;
+        char *nb = want > c->body.cap ? realloc(c->body.data, want) : NULL;
         if (nb) {
             c->body.data = nb;
-            c->body.cap = (size_t)p->content_length + 1;
+            c->body.cap = want;
         }
     }
     c->head = p->method == HTTP_HEAD;
@@ -913,8 +923,8 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return; /* no further request will be read: discard */
     if (c->state == CS_READ && c->poff == c->pending.len) {
         size_t n = conn_parse(c, b->base, (size_t)nread);
-        if (n < (size_t)nread && (c->state == CS_HANDLER || c->state == CS_WRITE) &&
-            c->keepalive && buf_append(&c->pending, b->base + n, (size_t)nread - n))
+        if (n < (size_t)nread && (c->state == CS_HANDLER || c->state == CS_WRITE) && c->keepalive &&
+            buf_append(&c->pending, b->base + n, (size_t)nread - n))
             conn_close(c);
         if (c->state == CS_READ && !c->started)
             conn_timer(c, c->s->o.idle_timeout_ms);
@@ -1018,8 +1028,7 @@ static void srv_connection_cb(uv_stream_t *l, int status)
     if (s->closing)
         return;
     if (s->nconns >= s->o.max_connections) {
-        log_warn("http connection refused", "reason=max_connections max=%u",
-                 s->o.max_connections);
+        log_warn("http connection refused", "reason=max_connections max=%u", s->o.max_connections);
         srv_reject(s);
         return;
     }
@@ -1130,9 +1139,8 @@ int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts, struct
         int len = sizeof(bound);
         rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
         if (rc == 0)
-            s->port = ntohs(bound.ss_family == AF_INET6
-                                ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                : ((struct sockaddr_in *)&bound)->sin_port);
+            s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                        : ((struct sockaddr_in *)&bound)->sin_port);
     }
     if (rc) {
         log_error("http listen failed", "listen=%s error=%s", opts->listen, uv_strerror(rc));

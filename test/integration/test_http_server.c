@@ -210,8 +210,8 @@ static void echo_cb(struct http_req *req, struct http_resp *resp, void *ud)
     struct ctx *x = ud;
     struct buf b = BUF_INIT;
     const char *xt = http_req_header(req, "x-test");
-    buf_printf(&b, "%s %s?%s|%s|%s|%s", req->method, req->path, req->query, xt ? xt : "",
-               req->body, (const char *)req->route_ud == NULL ? "" : "ud");
+    buf_printf(&b, "%s %s?%s|%s|%s|%s", req->method, req->path, req->query, xt ? xt : "", req->body,
+               (const char *)req->route_ud == NULL ? "" : "ud");
     x->handled++;
     http_resp_header(resp, "X-Echo", "1");
     http_resp_send(resp, 200, "text/plain", b.data, b.len);
@@ -318,8 +318,8 @@ static void cl_routes(struct ctx *x)
         "GET /api/v2/x HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET /api HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET /api/v2/post HTTP/1.1\r\nHost: a\r\n\r\n",
-        "PUT /echo/a%20b?q=1&r=%2F HTTP/1.1\r\nHost: a\r\nX-Test: yes  \r\n"
-        "Content-Length: 4\r\n\r\nbody",
+        ("PUT /echo/a%20b?q=1&r=%2F HTTP/1.1\r\nHost: a\r\nX-Test: yes  \r\n"
+         "Content-Length: 4\r\n\r\nbody"),
         "GET http://example.test/echo/abs?z=9 HTTP/1.1\r\nHost: a\r\n\r\n",
     };
     x->ok = cl_connect(&cl, AF_INET, x->port) == 0;
@@ -612,8 +612,7 @@ static void cl_slow(struct ctx *x)
     cl_close(&cl);
     /* idle keep-alive connection: closed without a response */
     x->ok = x->ok && cl_connect(&cl, AF_INET, x->port) == 0 &&
-            cl_sends(&cl, "GET /hello HTTP/1.1\r\n\r\n") == 0 &&
-            cl_response(&cl, 0, &x->r[2]) == 0;
+            cl_sends(&cl, "GET /hello HTTP/1.1\r\n\r\n") == 0 && cl_response(&cl, 0, &x->r[2]) == 0;
     x->eof &= cl_closed(&cl);
     cl_close(&cl);
 }
@@ -638,9 +637,8 @@ static void cl_maxconn(struct ctx *x)
 {
     struct client a, b, c;
     x->ok = cl_connect(&a, AF_INET, x->port) == 0 && cl_connect(&b, AF_INET, x->port) == 0 &&
-            cl_sends(&a, "GET /hello HTTP/1.1\r\n\r\n") == 0 &&
-            cl_response(&a, 0, &x->r[0]) == 0 && cl_sends(&b, "GET /hello HTTP/1.1\r\n\r\n") == 0 &&
-            cl_response(&b, 0, &x->r[1]) == 0;
+            cl_sends(&a, "GET /hello HTTP/1.1\r\n\r\n") == 0 && cl_response(&a, 0, &x->r[0]) == 0 &&
+            cl_sends(&b, "GET /hello HTTP/1.1\r\n\r\n") == 0 && cl_response(&b, 0, &x->r[1]) == 0;
     /* the third is accepted and closed at once */
     x->ok = x->ok && cl_connect(&c, AF_INET, x->port) == 0;
     x->eof = x->ok && cl_closed(&c);
@@ -674,8 +672,7 @@ static void cl_head(struct ctx *x)
     x->ok = cl_connect(&cl, AF_INET, x->port) == 0 &&
             cl_sends(&cl, "HEAD /hello HTTP/1.1\r\n\r\n") == 0 &&
             cl_response(&cl, 1, &x->r[0]) == 0 &&
-            cl_sends(&cl, "GET /hello HTTP/1.1\r\n\r\n") == 0 &&
-            cl_response(&cl, 0, &x->r[1]) == 0;
+            cl_sends(&cl, "GET /hello HTTP/1.1\r\n\r\n") == 0 && cl_response(&cl, 0, &x->r[1]) == 0;
     cl_close(&cl);
 }
 
@@ -707,8 +704,9 @@ static void cl_continue(struct ctx *x)
     cl_consume(&cl, cl.len < sizeof(cont) - 1 ? cl.len : sizeof(cont) - 1);
     x->ok = x->ok && cl_sends(&cl, "hello") == 0 && cl_response(&cl, 0, &x->r[0]) == 0;
     /* too big: 413 instead of 100 */
-    x->ok = x->ok && cl_sends(&cl, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\n"
-                                   "Content-Length: 99999999\r\n\r\n") == 0 &&
+    x->ok = x->ok &&
+            cl_sends(&cl, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\n"
+                          "Content-Length: 99999999\r\n\r\n") == 0 &&
             cl_response(&cl, 0, &x->r[1]) == 0;
     cl_close(&cl);
     /* unknown expectation */
@@ -789,8 +787,8 @@ static void cl_open_two(struct ctx *x)
     static struct client a, b;
     /* both stay open when the function returns: the server closes them */
     x->ok = cl_connect(&a, AF_INET, x->port) == 0 && cl_connect(&b, AF_INET, x->port) == 0 &&
-            cl_sends(&a, "GET /hello HTTP/1.1\r\n\r\n") == 0 &&
-            cl_response(&a, 0, &x->r[0]) == 0 && cl_sends(&b, "GET /hold HTTP/1.1\r\n\r\n") == 0;
+            cl_sends(&a, "GET /hello HTTP/1.1\r\n\r\n") == 0 && cl_response(&a, 0, &x->r[0]) == 0 &&
+            cl_sends(&b, "GET /hold HTTP/1.1\r\n\r\n") == 0;
     x->r[1].status = a.fd; /* closed by the test after the server */
     x->r[2].status = b.fd;
 }
@@ -863,22 +861,14 @@ static void test_urldecode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_keepalive),
-        cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_async_disconnect),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_header_431),
-        cmocka_unit_test(test_body_413),
-        cmocka_unit_test(test_timeouts),
-        cmocka_unit_test(test_max_connections),
-        cmocka_unit_test(test_head),
-        cmocka_unit_test(test_expect_continue),
-        cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_http10),
-        cmocka_unit_test(test_close_with_connections),
-        cmocka_unit_test(test_bad_listen),
-        cmocka_unit_test(test_urldecode),
+        cmocka_unit_test(test_routes),          cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_pipelined),       cmocka_unit_test(test_async_disconnect),
+        cmocka_unit_test(test_malformed),       cmocka_unit_test(test_header_431),
+        cmocka_unit_test(test_body_413),        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_max_connections), cmocka_unit_test(test_head),
+        cmocka_unit_test(test_expect_continue), cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_http10),          cmocka_unit_test(test_close_with_connections),
+        cmocka_unit_test(test_bad_listen),      cmocka_unit_test(test_urldecode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
