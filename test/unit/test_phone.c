@@ -52,8 +52,7 @@ static void test_iranian_forms(void **state)
         "\xD9\xA0\xD9\xA9\xD9\xA1\xD9\xA2\xD9\xA1\xD9\xA2\xD9\xA3\xD9\xA4\xD9\xA5\xD9\xA6\xD9\xA7",
         "\xE2\x80\x8E+98 912 123 4567\xE2\x80\x8F", /* LRM ... RLM from RTL copy-paste */
         "\xDB\xB0\xDB\xB9\xDB\xB1\xDB\xB2 123 \xDB\xB4\xDB\xB5\xDB\xB6\xDB\xB7", /* mixed digits */
-        "\xEF\xBC\x8B"
-        "989121234567", /* full-width plus */
+        "\xEF\xBC\x8B\x39\x38\x39\x31\x32\x31\x32\x33\x34\x35\x36\x37", /* full-width plus */
         "\t0912 123 4567 ",
     };
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
