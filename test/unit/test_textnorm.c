@@ -111,8 +111,8 @@ static int word_cb(const char *word, size_t len, void *ud)
 static void test_spec_example(void **state)
 {
     (void)state;
-    /* "مشکل حاد: فرم‌های برنامه ذخیره نمی‌شوند" (critical problem:
-     * program forms are not saved) with Arabic Kaf and a ZWNJ as typed. */
+    /* The spec example "critical problem: program forms are not saved" in
+     * Persian, typed with an Arabic Kaf and ZWNJs. */
     const char *in = "\xD9\x85\xD8\xB4\xD9\x83\xD9\x84 \xD8\xAD\xD8\xA7\xD8\xAF: "
                      "\xD9\x81\xD8\xB1\xD9\x85\xE2\x80\x8C\xD9\x87\xD8\xA7\xDB\x8C "
                      "\xD8\xA8\xD8\xB1\xD9\x86\xD8\xA7\xD9\x85\xD9\x87 "
