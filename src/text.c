@@ -298,13 +298,23 @@ static size_t unit_cost(const struct plan *pl, uint32_t cp)
     return (size_t)seven_bit_cost(cp, pl->smsc_default);
 }
 
+/* Bytes a character of c units takes in the encoded form: UCS-2 2 per
+ * unit; unpacked GSM one per septet; IA5 / Latin-1 one per character
+ * (the SMSC turns '{' into its escape pair, which is why it still counts
+ * two septets). */
+static size_t enc_bytes(const struct plan *pl, size_t c)
+{
+    if (pl->enc == TEXT_UCS2)
+        return 2 * c;
+    return pl->smsc_default == 0 ? c : 1;
+}
+
 /* Walks the text placing part boundaries; writes up to max parts into
  * segs (may be NULL) and returns the number of parts. Input is valid. */
 static size_t place(const char *s, size_t len, const struct plan *pl, size_t total_units,
                     struct text_segment *segs, size_t max, size_t *last_units)
 {
     size_t limit = total_units <= pl->single ? pl->single : pl->multi;
-    size_t bytes_per_unit = pl->enc == TEXT_UCS2 ? 2 : 1;
     size_t n = 0, pos = 0, enc = 0;
     struct text_segment cur = {0, 0, 0, 0, 0};
 
@@ -327,9 +337,10 @@ static size_t place(const char *s, size_t len, const struct plan *pl, size_t tot
             cur.units = 0;
         }
         cur.utf8_len += pos - at;
-        cur.enc_len += c * bytes_per_unit;
+        size_t eb = enc_bytes(pl, c);
+        cur.enc_len += eb;
         cur.units += c;
-        enc += c * bytes_per_unit;
+        enc += eb;
     }
     if (segs && n < max)
         segs[n] = cur;
@@ -491,8 +502,24 @@ int text_encode(const char *utf8, size_t len, const struct text_opts *opts, stru
         return smsys_err_set(err, rc, "invalid text options");
     if (enc_out)
         *enc_out = pl.enc;
-    return pl.enc == TEXT_GSM7 ? text_to_gsm7(utf8, len, out, err)
-                               : text_to_ucs2be(utf8, len, out, err);
+    if (pl.enc == TEXT_UCS2)
+        return text_to_ucs2be(utf8, len, out, err);
+    if (pl.smsc_default == 0)
+        return text_to_gsm7(utf8, len, out, err);
+    /* IA5 / Latin-1: classify() admitted only code points below 0x80 /
+     * 0x100, so each is its own byte value. */
+    size_t pos = 0, start = out->len;
+    while (pos < len) {
+        uint32_t cp;
+        (void)text_utf8_next(utf8, len, &pos, &cp, NULL);
+        uint8_t b = (uint8_t)cp;
+        rc = buf_append(out, &b, 1);
+        if (rc) {
+            out->len = start;
+            return smsys_err_set(err, rc, "out of memory encoding text");
+        }
+    }
+    return 0;
 }
 
 /* ---- Decoders ------------------------------------------------------------ */

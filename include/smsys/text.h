@@ -121,7 +121,8 @@ int text_analyze_opts(const char *utf8, size_t len, const struct text_opts *opts
 
 /* One part of a split message. Byte ranges refer to the original UTF-8
  * and to the encoded form that text_encode() produces for the same input
- * and options (unpacked septets, one per byte, or UCS-2BE bytes). */
+ * and options (unpacked septets one per byte, ASCII / Latin-1 bytes for
+ * smsc_default 1 / 3, or UCS-2BE bytes). */
 struct text_segment {
     size_t utf8_off, utf8_len;
     size_t enc_off, enc_len;
@@ -139,8 +140,10 @@ int text_split(const char *utf8, size_t len, const struct text_opts *opts,
                struct smsys_err *err);
 
 /* Appends the encoded form of utf8 to out in the encoding text_analyze_opts
- * chooses for these options (*enc_out, may be NULL, says which): unpacked
- * GSM septets or UCS-2BE. The caller owns and frees out. Returns 0,
+ * chooses for these options (*enc_out, may be NULL, says which): for the
+ * 7-bit path unpacked GSM septets (smsc_default 0), ASCII bytes (1) or
+ * Latin-1 bytes (3) - what goes into short_message with that data_coding;
+ * for UCS-2, UTF-16BE. The caller owns and frees out. Returns 0,
  * SMSYS_EUTF8 (err filled), or -ENOMEM / -E2BIG from the buffer. */
 int text_encode(const char *utf8, size_t len, const struct text_opts *opts, struct buf *out,
                 enum text_encoding *enc_out, struct smsys_err *err);

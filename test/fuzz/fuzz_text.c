@@ -44,7 +44,7 @@ static void check_split(const char *s, size_t n, const struct text_opts *o)
         /* The part must begin and end on character boundaries. */
         if (text_utf8_validate(s + segs[i].utf8_off, segs[i].utf8_len, NULL) != 0)
             abort();
-        if (e == TEXT_GSM7 && segs[i].enc_len > 0 &&
+        if (e == TEXT_GSM7 && ti.data_coding == 0 && segs[i].enc_len > 0 &&
             (uint8_t)enc.data[segs[i].enc_off + segs[i].enc_len - 1] == 0x1B)
             abort(); /* escape pair split */
         if (e == TEXT_UCS2 && segs[i].enc_len >= 2) {
@@ -62,7 +62,15 @@ static void check_split(const char *s, size_t n, const struct text_opts *o)
         abort();
     /* Encoded form decodes back to the input. */
     struct buf back = BUF_INIT;
-    if (e == TEXT_GSM7) {
+    if (e == TEXT_GSM7 && ti.data_coding != 0) {
+        /* ASCII / Latin-1 bytes: each byte is its own code point. */
+        for (size_t i = 0; i < enc.len; i++) {
+            char u[4];
+            size_t k = text_utf8_encode((uint8_t)enc.data[i], u);
+            if (buf_append(&back, u, k) != 0)
+                abort();
+        }
+    } else if (e == TEXT_GSM7) {
         if (text_from_gsm7((const uint8_t *)enc.data, enc.len, 1, &back, NULL) != 0)
             abort();
         uint8_t *packed = malloc(enc.len + 1), *un = malloc(enc.len + 1);

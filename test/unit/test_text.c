@@ -218,6 +218,25 @@ static void test_smsc_default(void **state)
     assert_int_equal(ti.encoding, TEXT_GSM7);
     assert_int_equal(ti.data_coding, 1);
     assert_int_equal(ti.units, 3);
+    /* The encoded form is what the SMSC wants with that data_coding:
+     * ASCII / Latin-1 bytes, one per character, while units stay septets. */
+    struct buf b = BUF_INIT;
+    struct text_segment seg[2];
+    size_t n;
+    assert_int_equal(text_encode("{a@", 3, &ia5, &b, NULL, NULL), 0);
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "{a@", 3);
+    assert_int_equal(text_split("{a@", 3, &ia5, seg, 2, &n, &ti, NULL), 0);
+    assert_int_equal(ti.units, 4);
+    assert_int_equal(seg[0].enc_len, 3);
+    buf_reset(&b);
+    assert_int_equal(text_encode(e, strlen(e), &latin1, &b, NULL, NULL), 0);
+    assert_int_equal(b.len, 4);
+    assert_memory_equal(b.data, "caf\xE9", 4);
+    buf_reset(&b);
+    assert_int_equal(text_encode("{a@", 3, NULL, &b, NULL, NULL), 0);
+    assert_memory_equal(b.data, "\x1B\x28\x61\x00", 4);
+    buf_free(&b);
     /* Backtick is ASCII but not GSM. */
     assert_int_equal(text_analyze_opts("`", 1, &ia5, &ti), 0);
     assert_int_equal(ti.encoding, TEXT_UCS2);
