@@ -196,6 +196,36 @@ static const struct {
  * *code is the byte after the escape) or 0. */
 static int gsm_lookup(uint32_t cp, uint8_t *code)
 {
+    /* ASCII first, without a table scan: this runs for every character of
+     * every message (preflight of a large bulk send). In the default
+     * alphabet letters, digits and 0x20-0x3F except '$' keep their ASCII
+     * values. */
+    if (cp < 0x80) {
+        if ((cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z') ||
+            (cp >= 0x20 && cp <= 0x3F && cp != '$')) {
+            *code = (uint8_t)cp;
+            return 1;
+        }
+        switch (cp) {
+        case '\n':
+            *code = 0x0A;
+            return 1;
+        case '\r':
+            *code = 0x0D;
+            return 1;
+        case '$':
+            *code = 0x02;
+            return 1;
+        case '@':
+            *code = 0x00;
+            return 1;
+        case '_':
+            *code = 0x11;
+            return 1;
+        default:
+            break; /* the extension characters are found below */
+        }
+    }
     for (size_t i = 0; i < sizeof(gsm_ext) / sizeof(gsm_ext[0]); i++) {
         if (gsm_ext[i].cp == cp) {
             *code = gsm_ext[i].code;
@@ -204,7 +234,7 @@ static int gsm_lookup(uint32_t cp, uint8_t *code)
     }
     /* Only Latin-1 and a few Greek capitals are in the basic table, so a
      * linear scan is cheap and avoids a second, easily inconsistent table. */
-    if (cp > 0x03A9)
+    if (cp < 0x80 || cp > 0x03A9)
         return 0;
     for (unsigned i = 0; i < 128; i++) {
         if (gsm_basic[i] == cp && i != GSM_ESC) {

@@ -366,6 +366,48 @@ static void test_gsm_codec(void **state)
     buf_free(&d);
 }
 
+static void test_gsm_tables(void **state)
+{
+    (void)state;
+    /* Every septet decodes to a character that encodes back to it. */
+    for (unsigned sp = 0; sp < 128; sp++) {
+        if (sp == 0x1B)
+            continue;
+        uint8_t in = (uint8_t)sp;
+        struct buf u = BUF_INIT, g = BUF_INIT;
+        assert_int_equal(text_from_gsm7(&in, 1, 1, &u, NULL), 0);
+        assert_int_equal(text_to_gsm7(u.data, u.len, &g, NULL), 0);
+        assert_int_equal(g.len, 1);
+        assert_int_equal((uint8_t)g.data[0], sp);
+        buf_free(&u);
+        buf_free(&g);
+    }
+    /* And every code point the encoder accepts round-trips, with the cost
+     * matching the encoded length; exactly 127 + 10 of them exist. */
+    unsigned basic = 0, ext = 0;
+    for (uint32_t cp = 0; cp < 0x10000; cp++) {
+        int cost = text_gsm7_cost(cp);
+        if (cost == 0)
+            continue;
+        char u8[4];
+        size_t n = text_utf8_encode(cp, u8);
+        struct buf g = BUF_INIT, back = BUF_INIT;
+        assert_int_equal(text_to_gsm7(u8, n, &g, NULL), 0);
+        assert_int_equal(g.len, (size_t)cost);
+        assert_int_equal(text_from_gsm7((const uint8_t *)g.data, g.len, 1, &back, NULL), 0);
+        assert_int_equal(back.len, n);
+        assert_memory_equal(back.data, u8, n);
+        basic += cost == 1;
+        ext += cost == 2;
+        buf_free(&g);
+        buf_free(&back);
+    }
+    assert_int_equal(basic, 127);
+    assert_int_equal(ext, 10);
+    assert_int_equal(text_gsm7_cost('`'), 0);
+    assert_int_equal(text_gsm7_cost(0x0633), 0);
+}
+
 static void test_ucs2_codec(void **state)
 {
     (void)state;
@@ -456,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_utf8_invalid),   cmocka_unit_test(test_pack),
         cmocka_unit_test(test_gsm_codec),      cmocka_unit_test(test_ucs2_codec),
         cmocka_unit_test(test_json),           cmocka_unit_test(test_utf8_codec),
+        cmocka_unit_test(test_gsm_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
