@@ -53,36 +53,45 @@ static void sim_stop(struct simproc *sp)
     unlink(sp->log);
 }
 
-/* Sends one control line, returns the reply line (static buffer). */
-static const char *sim_ctl(struct simproc *sp, const char *cmd)
+/* One HTTP request to the control API (Connection: close); returns the
+ * response body (static buffer) and asserts a 200 status. */
+static const char *sim_http(struct simproc *sp, const char *method, const char *path,
+                            const char *body)
 {
-    static char reply[8192];
+    static char reply[16384];
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sp->cport)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char line[4200];
-    int n = snprintf(line, sizeof(line), "%s\n", cmd);
-    assert_int_equal(write(fd, line, (size_t)n), n);
+    char req[4096];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     method, path, blen, body ? body : "");
+    assert_true(n > 0 && (size_t)n < sizeof(req));
+    assert_int_equal(write(fd, req, (size_t)n), n);
     size_t got = 0;
-    while (got + 1 < sizeof(reply)) {
+    for (;;) {
         ssize_t r = read(fd, reply + got, sizeof(reply) - 1 - got);
         if (r <= 0)
             break;
         got += (size_t)r;
-        if (reply[got - 1] == '\n')
-            break;
+        assert_true(got + 1 < sizeof(reply));
     }
     reply[got] = '\0';
     close(fd);
-    return reply;
+    assert_true(strncmp(reply, "HTTP/1.1 200", 12) == 0);
+    const char *b = strstr(reply, "\r\n\r\n");
+    assert_non_null(b);
+    return b + 4;
 }
 
 /* A number from `stats`. */
 static long long sim_stat(struct simproc *sp, const char *key)
 {
-    cJSON *j = cJSON_Parse(sim_ctl(sp, "stats"));
+    cJSON *j = cJSON_Parse(sim_http(sp, "GET", "/stats", NULL));
     assert_non_null(j);
     cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
     assert_true(cJSON_IsNumber(v));
@@ -99,7 +108,7 @@ struct simlog {
 
 static void sim_log_read(struct simproc *sp, struct simlog *lg)
 {
-    sim_ctl(sp, "flush");
+    sim_http(sp, "POST", "/flush", NULL);
     lg->line = NULL;
     lg->n = 0;
     FILE *f = fopen(sp->log, "r");

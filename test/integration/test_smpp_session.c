@@ -80,8 +80,12 @@ static void submit_cb(void *ud, int err, uint32_t status, const char *msgid)
         w->nok++;
         w->cb_order[w->ncb_order++] = i;
         break;
-    case SMSYS_EUNKNOWN: w->nunknown++; break;
-    case SMSYS_ECLOSED: w->nclosed++; break;
+    case SMSYS_EUNKNOWN:
+        w->nunknown++;
+        break;
+    case SMSYS_ECLOSED:
+        w->nclosed++;
+        break;
     case SMSYS_ETHROTTLED:
         w->nthrottled++;
         if (w->resubmit_throttled) { /* the caller's retry: same message again */
@@ -90,7 +94,9 @@ static void submit_cb(void *ud, int err, uint32_t status, const char *msgid)
             submit_one(w, i, 0);
         }
         break;
-    default: w->nother++; break;
+    default:
+        w->nother++;
+        break;
     }
 }
 
@@ -363,7 +369,7 @@ static void test_drop_midwindow(void **state)
         }
     }
     assert_int_equal(last - first + 1, w->nunknown); /* one window, contiguous */
-    assert_true(first <= 99 && last >= 99);           /* the cut submit is among them */
+    assert_true(first <= 99 && last >= 99);          /* the cut submit is among them */
     accepted_counts(w, cnt, n);
     for (int i = 0; i < n; i++) {
         if (w->err[i] == 0)
@@ -438,7 +444,7 @@ static void test_receipts_ack(void **state)
         tu_run_until(&w->loop, &f, 20);
     }
     assert_int_equal(sim_stat(&w->sim, "deliver_acked"), 1);
-    sim_ctl(&w->sim, "drop");
+    sim_http(&w->sim, "POST", "/drop", NULL);
     assert_int_equal(wait_dlv(w, 5, 5000), 0);
     assert_int_equal(smpp_session_deliver_ack(w->s, w->tokens[1], 0), SMSYS_ECLOSED);
     assert_string_equal(w->dlv_id[3], w->dlv_id[1]);
@@ -476,8 +482,9 @@ static void test_multipart(void **state)
     int f = 0;
     tu_run_until(&w->loop, &f, 200);
     assert_int_equal(w->bound, 1);
-    const char *r = sim_ctl(&w->sim, "mo from=989121111111 to=3000 parts=3 order=3,1,2 "
-                                     "text=aaaaabbbbbccccc");
+    const char *r = sim_http(&w->sim, "POST", "/mo",
+                             "{\"from\":\"989121111111\",\"to\":\"3000\",\"parts\":3,"
+                             "\"order\":[3,1,2],\"text\":\"aaaaabbbbbccccc\"}");
     assert_non_null(strstr(r, "\"ok\":true"));
     assert_int_equal(wait_dlv(w, 3, 3000), 0);
     assert_int_equal(w->dlv_udh_seq[0], 3);
@@ -487,8 +494,8 @@ static void test_multipart(void **state)
     assert_string_equal(w->dlv_text[1], "aaaaa");
 
     /* "سلام 😀!" in UCS-2 with the emoji's surrogates split over 2 parts */
-    static const uint8_t ucs[] = {0x06, 0x33, 0x06, 0x44, 0x06, 0x27, 0x06, 0x45, 0x00,
-                                  0x20, 0xD8, 0x3D, 0xDE, 0x00, 0x00, 0x21};
+    static const uint8_t ucs[] = {0x06, 0x33, 0x06, 0x44, 0x06, 0x27, 0x06, 0x45,
+                                  0x00, 0x20, 0xD8, 0x3D, 0xDE, 0x00, 0x00, 0x21};
     for (int part = 1; part <= 2; part++) {
         uint8_t sm[64] = {5, 0, 3, 0x77, 2, (uint8_t)part};
         size_t off = part == 1 ? 0 : 12, len = part == 1 ? 12 : 4;
@@ -539,7 +546,7 @@ static void test_enquire_link(void **state)
     assert_int_equal(st.binds, 1);
     assert_int_equal(st.reconnects, 0);
     assert_int_equal(smpp_session_state(w->s), SMPP_BOUND);
-    sim_ctl(&w->sim, "config ignore-enquire=1");
+    sim_http(&w->sim, "POST", "/config", "{\"ignore-enquire\":1}");
     tu_run_until(&w->loop, &f, 3000);
     smpp_session_stats(w->s, &st);
     assert_true(st.reconnects >= 1);
@@ -614,8 +621,8 @@ static void test_bind_and_errors(void **state)
 {
     (void)state;
     struct world *w = calloc(1, sizeof(*w));
-    const char *args[] = {"--system-id", "smsys", "--password", "secret", "--dest-error",
-                          "*0007=0x0B",  NULL};
+    const char *args[] = {"--system-id",  "smsys",      "--password", "secret",
+                          "--dest-error", "*0007=0x0B", NULL};
     world_init(w, args);
     struct smpp_session_opts bad = {.password = "wrong", .reconnect_min_ms = 5000};
     world_open(w, &bad);
@@ -648,11 +655,11 @@ static void test_bind_and_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_window_10),        cmocka_unit_test(test_window_50),
+        cmocka_unit_test(test_window_10),         cmocka_unit_test(test_window_50),
         cmocka_unit_test(test_throttle_resubmit), cmocka_unit_test(test_throttle_order),
-        cmocka_unit_test(test_drop_midwindow),   cmocka_unit_test(test_receipts_ack),
-        cmocka_unit_test(test_multipart),        cmocka_unit_test(test_enquire_link),
-        cmocka_unit_test(test_close_pending),    cmocka_unit_test(test_close_unreachable),
+        cmocka_unit_test(test_drop_midwindow),    cmocka_unit_test(test_receipts_ack),
+        cmocka_unit_test(test_multipart),         cmocka_unit_test(test_enquire_link),
+        cmocka_unit_test(test_close_pending),     cmocka_unit_test(test_close_unreachable),
         cmocka_unit_test(test_bind_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
-/* control.c - smscsim commands: the control port, --script, live config.
+/* control.c - smscsim commands: live config, MO injection, --script.
  *
- * One command per line; the control port answers each with one JSON
- * line. The same commands run from a --script file at given times:
+ * The HTTP control API (http.c) and --script files run the same
+ * commands; a script line is "MS command" with command one of:
  *   stats | flush | drop
  *   mo from=A to=B [parts=N] [order=2,1,3] text=REST OF LINE
  *   config key=value ...   (the long flag names without "--") */
@@ -93,9 +93,8 @@ static int parse_uint(const char *v, unsigned *out)
     return rc;
 }
 
-/* One key=value of `config` (also used for nothing else: flags parse in
- * main.c). Returns 0 or -EINVAL. */
-static int config_set(struct sim *sim, const char *k, const char *v)
+/* One key=value of `config`. Returns 0 or -EINVAL. */
+int sim_config_set(struct sim *sim, const char *k, const char *v)
 {
     struct sim_cfg *c = &sim->cfg;
     unsigned u = 0;
@@ -202,7 +201,7 @@ int sim_command(struct sim *sim, const char *line, struct buf *out)
         if (*p)
             *p++ = '\0';
         if (strcmp(cmd, "config") == 0) {
-            if (config_set(sim, k, v))
+            if (sim_config_set(sim, k, v))
                 return reply_err(out, k);
         } else if (strcmp(k, "from") == 0) {
             from = v;
@@ -235,108 +234,6 @@ int sim_command(struct sim *sim, const char *line, struct buf *out)
     return 0;
 }
 
-/* ---- control port: one command per line, one JSON line back ---------- */
-
-struct ctl_conn {
-    uv_tcp_t tcp;
-    struct sim *sim;
-    char line[4096];
-    size_t len;
-};
-
-struct ctl_write {
-    uv_write_t req;
-    struct buf b;
-};
-
-static uv_tcp_t ctl_server;
-
-static void ctl_free_cb(uv_handle_t *h)
-{
-    free(container_of((uv_tcp_t *)h, struct ctl_conn, tcp));
-}
-
-static void ctl_write_cb(uv_write_t *req, int status)
-{
-    struct ctl_write *w = container_of(req, struct ctl_write, req);
-    buf_free(&w->b);
-    free(w);
-}
-
-static void ctl_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-    static char scratch[4096];
-    *b = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void ctl_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
-{
-    struct ctl_conn *c = container_of((uv_tcp_t *)st, struct ctl_conn, tcp);
-    if (nread < 0) {
-        uv_close((uv_handle_t *)&c->tcp, ctl_free_cb);
-        return;
-    }
-    for (ssize_t i = 0; i < nread; i++) {
-        char ch = b->base[i];
-        if (ch != '\n') {
-            if (c->len + 1 < sizeof(c->line))
-                c->line[c->len++] = ch;
-            continue;
-        }
-        c->line[c->len] = '\0';
-        c->len = 0;
-        struct ctl_write *w = calloc(1, sizeof(*w));
-        if (w == NULL)
-            continue;
-        sim_command(c->sim, c->line, &w->b);
-        buf_putc(&w->b, '\n');
-        uv_buf_t ub = uv_buf_init(w->b.data, (unsigned)w->b.len);
-        if (uv_write(&w->req, st, &ub, 1, ctl_write_cb)) {
-            buf_free(&w->b);
-            free(w);
-        }
-    }
-}
-
-static void ctl_connection_cb(uv_stream_t *server, int status)
-{
-    if (status < 0)
-        return;
-    struct ctl_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->sim = server->data;
-    uv_tcp_init(server->loop, &c->tcp);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) ||
-        uv_read_start((uv_stream_t *)&c->tcp, ctl_alloc_cb, ctl_read_cb)) {
-        uv_close((uv_handle_t *)&c->tcp, ctl_free_cb);
-        return;
-    }
-}
-
-int sim_control_start(struct sim *sim)
-{
-    struct sockaddr_storage ss;
-    const char *a = sim->cfg.control;
-    const char *colon = strrchr(a, ':');
-    if (colon == NULL)
-        return -EINVAL;
-    char host[64];
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - a), a);
-    long long port;
-    if (util_parse_int(colon + 1, 0, 65535, &port))
-        return -EINVAL;
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) &&
-        uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss))
-        return -EINVAL;
-    uv_tcp_init(sim->loop, &ctl_server);
-    ctl_server.data = sim;
-    int rc = uv_tcp_bind(&ctl_server, (struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&ctl_server, 16, ctl_connection_cb);
-    return rc;
-}
-
 /* ---- --script FILE: "MS command" lines, run MS after start ----------- */
 
 struct script_line {
@@ -347,6 +244,19 @@ struct script_line {
 static struct script_line *script;
 static size_t script_n, script_i;
 static uv_timer_t script_timer;
+static int script_running;
+
+void sim_script_stop(void)
+{
+    if (script_running)
+        uv_close((uv_handle_t *)&script_timer, NULL);
+    script_running = 0;
+    for (; script_i < script_n; script_i++)
+        free(script[script_i].cmd);
+    free(script);
+    script = NULL;
+    script_n = 0;
+}
 
 static void script_timer_cb(uv_timer_t *t)
 {
@@ -363,7 +273,7 @@ static void script_timer_cb(uv_timer_t *t)
     if (script_i < script_n)
         uv_timer_start(t, script_timer_cb, script[script_i].at - now, 0);
     else
-        uv_close((uv_handle_t *)t, NULL);
+        sim_script_stop();
 }
 
 int sim_script_start(struct sim *sim)
@@ -395,6 +305,7 @@ int sim_script_start(struct sim *sim)
     }
     fclose(f);
     uv_timer_init(sim->loop, &script_timer);
+    script_running = 1;
     script_timer.data = sim;
     uv_timer_start(&script_timer, script_timer_cb, 0, 0);
     return 0;

@@ -37,12 +37,6 @@ static void usage(FILE *f)
 
 static struct sim g_sim;
 
-static void close_walk_cb(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void stop(struct sim *sim)
 {
     if (sim->stopping)
@@ -55,7 +49,13 @@ static void stop(struct sim *sim)
     simlog_event(sim, "stopping", st.data);
     buf_free(&st);
     simlog_flush(sim);
-    uv_walk(sim->loop, close_walk_cb, NULL);
+    sim_control_stop(sim);
+    sim_script_stop();
+    uv_close((uv_handle_t *)&sim->server, NULL);
+    uv_close((uv_handle_t *)&sim->t_dlv, NULL);
+    uv_close((uv_handle_t *)&sim->t_log, NULL);
+    uv_close((uv_handle_t *)&sim->sig_term, NULL);
+    uv_close((uv_handle_t *)&sim->sig_int, NULL);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)

@@ -89,6 +89,7 @@ struct sim {
     struct sim_cfg cfg;
     uv_tcp_t server;
     uv_timer_t t_dlv, t_log;
+    struct http_server *http;
     uv_signal_t sig_term, sig_int;
     struct sim_conn *conns;
     unsigned next_conn_id;
@@ -147,7 +148,12 @@ int sim_command(struct sim *sim, const char *line, struct buf *out);
 int sim_parse_outcomes(struct sim_cfg *cfg, const char *spec);
 int sim_parse_id_form(const char *s, int *out);
 int sim_parse_dest_err(struct sim_cfg *cfg, const char *spec);
-int sim_control_start(struct sim *sim);
+int sim_config_set(struct sim *sim, const char *key, const char *value);
 int sim_script_start(struct sim *sim);
+void sim_script_stop(void);
+
+/* http.c: the control API on --control (docs/smscsim.md). */
+int sim_control_start(struct sim *sim);
+void sim_control_stop(struct sim *sim);
 
 #endif
