@@ -84,8 +84,9 @@ static void mo_cb(struct http_req *req, struct http_resp *resp, void *ud)
         rc = sim_inject_mo(ud, from, to, text, parts, norder ? order : NULL, norder);
     cJSON_Delete(j);
     if (rc)
-        reply_err(resp, 400, rc == -EINVAL ? "need from, to, text; order must list every part"
-                                           : smsys_strerror(rc));
+        reply_err(resp, 400,
+                  rc == -EINVAL ? "need from, to, text; order must list every part"
+                                : smsys_strerror(rc));
     else
         reply_ok(resp);
 }
