@@ -458,8 +458,9 @@ static void session_down(struct smpp_session *s, int err)
     struct elist lost = s->inflight;
     memset(&s->inflight, 0, sizeof(s->inflight));
     if (s->state != SMPP_CLOSED)
-        log_warn("smpp link down", "host=%s error=\"%s\" unknown_outcome=%zu requeued=%zu", s->host,
-                 smsys_strerror(err), lost.n, s->queue.n);
+        log_write(s->closing ? LOG_INFO : LOG_WARN, s->closing ? "smpp closed" : "smpp link down",
+                  "host=%s error=\"%s\" unknown_outcome=%zu requeued=%zu", s->host,
+                  smsys_strerror(err), lost.n, s->queue.n);
     if (!s->closing) {
         unsigned base = s->o.reconnect_min_ms;
         unsigned shift = s->attempt < 16 ? s->attempt : 16;
