@@ -66,8 +66,8 @@ static int scan_dir(const char *sqldir, struct migset *set, struct smsys_err *er
 {
     DIR *d = opendir(sqldir);
     if (d == NULL)
-        return smsys_err_set(err, SMSYS_ECONFIG, "cannot read migrations directory %s: %s",
-                             sqldir, strerror(errno));
+        return smsys_err_set(err, SMSYS_ECONFIG, "cannot read migrations directory %s: %s", sqldir,
+                             strerror(errno));
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -210,8 +210,8 @@ static int applied_versions(PGconn *c, int **vs, size_t *n, struct smsys_err *er
 
 /* Compares what the database has with what sqldir offers. Returns 0 or
  * SMSYS_ESCHEMA. */
-static int check_consistent(const struct migset *set, const int *vs, size_t nv,
-                            const char *sqldir, struct smsys_err *err)
+static int check_consistent(const struct migset *set, const int *vs, size_t nv, const char *sqldir,
+                            struct smsys_err *err)
 {
     int newest = set->n ? set->v[set->n - 1].version : 0;
     int dbmax = nv ? vs[nv - 1] : 0;
@@ -339,8 +339,7 @@ int migrate_apply(const char *conninfo, const char *sqldir, int dry_run, struct 
         if (set.v[i].version <= dbmax)
             continue;
         if (dry_run) {
-            log_info("migration pending", "version=%d file=%s", set.v[i].version,
-                     set.v[i].file);
+            log_info("migration pending", "version=%d file=%s", set.v[i].version, set.v[i].file);
         } else {
             rc = apply_one(c, sqldir, &set.v[i], err);
             if (rc != 0)
@@ -352,8 +351,8 @@ int migrate_apply(const char *conninfo, const char *sqldir, int dry_run, struct 
 out:
     if (locked) {
         const char *p[1] = {MIGRATE_LOCK_KEY};
-        PQclear(PQexecParams(c, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, p, NULL, NULL,
-                             0));
+        PQclear(
+            PQexecParams(c, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, p, NULL, NULL, 0));
     }
     PQfinish(c);
     free(vs);

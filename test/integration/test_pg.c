@@ -384,6 +384,11 @@ static void test_transactions(void **state)
     /* Not visible to others before COMMIT. */
     run_q(&loop, pool, count_sql, 0, NULL, &q);
     assert_string_equal(q.val, "0");
+    /* Prepared statements work on a pinned connection too. */
+    memset(&q, 0, sizeof(q));
+    assert_int_equal(pg_conn_query_prepared(a.conn, "t_count", count_sql, 0, NULL, q_cb, &q), 0);
+    assert_int_equal(tu_run_until(&loop, &q.done, 5000), 0);
+    assert_string_equal(q.val, "1"); /* its own insert, inside the transaction */
     run_cq(&loop, a.conn, "COMMIT", &q);
     assert_int_equal(q.rc, 0);
     pg_release(a.conn);
@@ -647,6 +652,22 @@ static void close_in_cb(int rc, PGresult *res, const struct smsys_err *err, void
     assert_int_equal(pg_query(c->pool, "SELECT 1", 0, NULL, q_cb, &c->after), SMSYS_ECLOSED);
 }
 
+struct self_closer {
+    struct pg_pool *pool;
+    int done;
+    int rc;
+    int closed;
+};
+
+static void close_on_result_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
+{
+    struct self_closer *c = ud;
+    c->done++;
+    c->rc = rc;
+    pg_pool_close(c->pool, closed_cb, &c->closed);
+    assert_int_equal(c->closed, 0);
+}
+
 static void test_close_with_work(void **state)
 {
     (void)state;
@@ -710,6 +731,25 @@ static void test_close_with_work(void **state)
     assert_int_equal(pg_conn_query(a.conn, "SELECT 1", 0, NULL, q_cb, &x), SMSYS_ECLOSED);
     pg_release(a.conn);
     assert_int_equal(tu_run_until(&loop, &closed, 2000), 0);
+    assert_int_equal(tu_loop_handles(&loop), 0);
+    assert_int_equal(tu_loop_close(&loop), 0);
+
+    /* Closed from inside a result callback, with work queued behind it. */
+    uv_loop_init(&loop);
+    assert_int_equal(pg_pool_new(&loop, tu_pg_conninfo(), 1, &pool), 0);
+    struct self_closer sc = {0};
+    sc.pool = pool;
+    assert_int_equal(pg_query(pool, "SELECT 1", 0, NULL, close_on_result_cb, &sc), 0);
+    memset(q, 0, sizeof(q));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pg_query(pool, "SELECT 2", 0, NULL, q_cb, &q[i]), 0);
+    assert_int_equal(tu_run_until(&loop, &sc.closed, 5000), 0);
+    assert_int_equal(sc.done, 1);
+    assert_int_equal(sc.rc, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(q[i].done, 1);
+        assert_int_equal(q[i].rc, SMSYS_ECLOSED);
+    }
     assert_int_equal(tu_loop_handles(&loop), 0);
     assert_int_equal(tu_loop_close(&loop), 0);
 }
