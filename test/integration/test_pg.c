@@ -12,6 +12,7 @@
 #include "../lib/testutil.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,6 +617,29 @@ static void test_timeouts_and_unreachable(void **state)
     assert_non_null(strstr(q.detail, "SQLSTATE 57014"));
     run_q(&loop, pool, "SHOW statement_timeout", 0, NULL, &q);
     assert_string_equal(q.val, "200ms");
+
+    /* A server that goes silent (backend stopped, so not even
+     * statement_timeout fires): the client watchdog drops the connection
+     * at statement_timeout + 5 s and the caller gets ETEMP, not a hang. */
+    struct acq a = {0};
+    assert_int_equal(pg_acquire(pool, acq_cb, &a), 0);
+    assert_int_equal(tu_run_until(&loop, &a.done, 5000), 0);
+    pid_t backend = pg_conn_backend_pid(a.conn);
+    assert_true(backend > 0);
+    pg_release(a.conn);
+    assert_int_equal(kill(backend, SIGSTOP), 0);
+    uint64_t t0 = util_now_ms();
+    memset(&q, 0, sizeof(q));
+    assert_int_equal(pg_query(pool, "SELECT 'stopped'", 0, NULL, q_cb, &q), 0);
+    int rc = tu_run_until(&loop, &q.done, 8000);
+    uint64_t took = util_now_ms() - t0;
+    kill(backend, SIGCONT);
+    assert_int_equal(rc, 0);
+    assert_int_equal(q.rc, SMSYS_ETEMP);
+    assert_non_null(strstr(q.detail, "watchdog"));
+    assert_true(took >= 5000 && took < 6500);
+    run_q(&loop, pool, "SELECT 'alive'", 0, NULL, &q);
+    assert_string_equal(q.val, "alive");
     close_pool(&loop, pool);
 
     /* Nobody listening: the queued query fails after queue_timeout_ms. */
@@ -624,9 +648,9 @@ static void test_timeouts_and_unreachable(void **state)
         .size = 2, .queue_timeout_ms = 300, .backoff_min_ms = 20, .backoff_max_ms = 50};
     assert_int_equal(pg_pool_new_opts(&loop, "host=/nonexistent/smsys dbname=x user=x", &u, &pool),
                      0);
-    uint64_t t0 = util_now_ms();
+    t0 = util_now_ms();
     run_q(&loop, pool, "SELECT 1", 0, NULL, &q);
-    uint64_t took = util_now_ms() - t0;
+    took = util_now_ms() - t0;
     assert_int_equal(q.rc, SMSYS_ETEMP);
     assert_true(took >= 300 && took < 2000);
     assert_non_null(strstr(q.detail, "no database connection"));
