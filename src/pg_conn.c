@@ -328,6 +328,7 @@ void pgi_conn_lost(struct pg_conn *c, const char *why)
         snprintf(detail, sizeof(detail), "connection lost: %s", why);
     }
     log_warn("pg connection lost", "conn=%u error=\"%s\"", c->idx, log_q(detail));
+    snprintf(pool->last_error, sizeof(pool->last_error), "%.255s", detail);
     if (!c->is_listener && (c->state == PG_C_READY || c->state == PG_C_BUSY))
         pool->connected--;
     struct pg_req *cur = c->cur;

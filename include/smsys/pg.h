@@ -74,13 +74,14 @@ struct pg_pool_opts {
 
 /* Counters for /healthz and /metrics. */
 struct pg_pool_stats {
-    unsigned size;       /* configured query connections */
-    unsigned connected;  /* query connections currently up */
-    unsigned busy;       /* ... running a statement or pinned */
-    unsigned queued;     /* requests waiting for a connection */
-    int listening;       /* 1 when the LISTEN connection is up (or none is needed) */
-    uint64_t reconnects; /* connections re-established after a loss */
-    uint64_t queries;    /* statements completed (ok or error) */
+    unsigned size;        /* configured query connections */
+    unsigned connected;   /* query connections currently up */
+    unsigned busy;        /* ... running a statement or pinned */
+    unsigned queued;      /* requests waiting for a connection */
+    int listening;        /* 1 when the LISTEN connection is up (or none is needed) */
+    uint64_t reconnects;  /* connections re-established after a loss */
+    uint64_t queries;     /* statements completed (ok or error) */
+    char last_error[256]; /* last connect or connection error, "" if none; no secrets */
 };
 
 /* Creates a pool of `size` connections (0: 4; at most 1000) to conninfo (a

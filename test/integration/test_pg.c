@@ -657,6 +657,7 @@ static void test_timeouts_and_unreachable(void **state)
     struct pg_pool_stats st;
     pg_pool_stats(pool, &st);
     assert_int_equal(st.connected, 0);
+    assert_non_null(strstr(st.last_error, "No such file"));
     close_pool(&loop, pool);
 }
 
