@@ -229,6 +229,23 @@ static void test_query_params(void **state)
     run_q(&loop, pool, "SELECT 'ok'", 0, NULL, &q);
     assert_string_equal(q.val, "ok");
 
+    /* A parameter far bigger than the socket buffer: PQflush returns 1
+     * and the rest goes out as the socket turns writable. A big result
+     * arrives over many reads. */
+    size_t big = 4u << 20;
+    char *blob = malloc(big + 1);
+    assert_non_null(blob);
+    memset(blob, 'a', big);
+    blob[big] = '\0';
+    const char *pb[1] = {blob};
+    run_q(&loop, pool, "SELECT length($1), md5($1) = md5(repeat('a', 4194304))", 1, pb, &q);
+    assert_int_equal(q.rc, 0);
+    assert_string_equal(q.val, "4194304");
+    assert_string_equal(q.val2, "t");
+    free(blob);
+    run_q(&loop, pool, "SELECT length(repeat('xy', 3000000))", 0, NULL, &q);
+    assert_string_equal(q.val, "6000000");
+
     /* Several statements are refused by the extended protocol. */
     run_q(&loop, pool, "SELECT 1; SELECT 2", 0, NULL, &q);
     assert_int_equal(q.rc, SMSYS_EPG);
