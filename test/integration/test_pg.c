@@ -644,7 +644,13 @@ static void test_timeouts_and_unreachable(void **state)
     pid_t backend = pg_conn_backend_pid(a.conn);
     assert_true(backend > 0);
     pg_release(a.conn);
-    assert_int_equal(kill(backend, SIGSTOP), 0);
+    if (kill(backend, SIGSTOP) != 0) {
+        /* Only with a foreign SMSYS_TEST_PG owned by another user. */
+        assert_int_equal(errno, EPERM);
+        print_message("cannot stop backend %d (EPERM): watchdog check not run\n", (int)backend);
+        close_pool(&loop, pool);
+        goto unreachable;
+    }
     uint64_t t0 = util_now_ms();
     memset(&q, 0, sizeof(q));
     assert_int_equal(pg_query(pool, "SELECT 'stopped'", 0, NULL, q_cb, &q), 0);
@@ -660,6 +666,7 @@ static void test_timeouts_and_unreachable(void **state)
     close_pool(&loop, pool);
 
     /* Nobody listening: the queued query fails after queue_timeout_ms. */
+unreachable:
     uv_loop_init(&loop);
     struct pg_pool_opts u = {
         .size = 2, .queue_timeout_ms = 300, .backoff_min_ms = 20, .backoff_max_ms = 50};
