@@ -20,6 +20,21 @@ struct simproc {
     char log[256];
 };
 
+/* Simulators still running: a failed assertion skips sim_stop, so the
+ * group teardown (sim_kill_all) stops whatever is left. */
+static pid_t live_sims[64];
+
+static int sim_kill_all(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(live_sims) / sizeof(live_sims[0]); i++)
+        if (live_sims[i] > 0) {
+            tu_stop(live_sims[i]);
+            live_sims[i] = 0;
+        }
+    return 0;
+}
+
 /* Starts smscsim on free ports with extra flags (NULL-terminated). */
 static void sim_start(struct simproc *sp, const char *const *extra)
 {
@@ -45,10 +60,18 @@ static void sim_start(struct simproc *sp, const char *const *extra)
     argv[k] = NULL;
     sp->pid = tu_spawn(argv, NULL, sp->port, 5000);
     assert_true(sp->pid > 0);
+    for (size_t i = 0; i < sizeof(live_sims) / sizeof(live_sims[0]); i++)
+        if (live_sims[i] == 0) {
+            live_sims[i] = sp->pid;
+            break;
+        }
 }
 
 static void sim_stop(struct simproc *sp)
 {
+    for (size_t i = 0; i < sizeof(live_sims) / sizeof(live_sims[0]); i++)
+        if (live_sims[i] == sp->pid)
+            live_sims[i] = 0;
     tu_stop(sp->pid);
     unlink(sp->log);
 }

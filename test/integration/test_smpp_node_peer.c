@@ -19,6 +19,19 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The node process, stopped by the group teardown if an assertion failed
+ * before tu_stop. */
+static pid_t node_pid;
+
+static int stop_node(void **state)
+{
+    (void)state;
+    if (node_pid > 0)
+        tu_stop(node_pid);
+    node_pid = 0;
+    return 0;
+}
+
 struct peer_world {
     uv_loop_t loop;
     struct smpp_session *s;
@@ -87,6 +100,7 @@ static void run_against_node(enum smpp_bind_mode mode)
     char *argv[] = {(char *)node, script, portstr, NULL};
     pid_t pid = tu_spawn(argv, logf, port, 10000);
     assert_true(pid > 0);
+    node_pid = pid;
 
     struct peer_world *w = calloc(1, sizeof(*w));
     assert_int_equal(uv_loop_init(&w->loop), 0);
@@ -136,6 +150,7 @@ static void run_against_node(enum smpp_bind_mode mode)
     assert_int_equal(tu_loop_handles(&w->loop), 0);
     assert_int_equal(tu_loop_close(&w->loop), 0);
     tu_stop(pid);
+    node_pid = 0;
 
     /* What the other implementation saw. */
     FILE *f = fopen(logf, "r");
@@ -184,5 +199,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_node_transceiver),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, stop_node);
 }

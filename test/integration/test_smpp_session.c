@@ -662,5 +662,5 @@ int main(void)
         cmocka_unit_test(test_close_pending),     cmocka_unit_test(test_close_unreachable),
         cmocka_unit_test(test_bind_and_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, sim_kill_all);
 }
