@@ -35,8 +35,10 @@ static int sim_kill_all(void **state)
     return 0;
 }
 
-/* Starts smscsim on free ports with extra flags (NULL-terminated). */
-static void sim_start(struct simproc *sp, const char *const *extra)
+/* Starts smscsim on free ports with extra flags (NULL-terminated); with
+ * v6 it listens on [::1] and the caller waits for it (tu_spawn probes
+ * IPv4 only). */
+static void sim_start_on(struct simproc *sp, const char *const *extra, int v6)
 {
     static unsigned n;
     sp->port = tu_free_port();
@@ -44,7 +46,7 @@ static void sim_start(struct simproc *sp, const char *const *extra)
     snprintf(sp->log, sizeof(sp->log), "/tmp/smscsim-test-%d-%u.jsonl", (int)getpid(), n++);
     unlink(sp->log);
     char listen[64], control[64];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", sp->port);
+    snprintf(listen, sizeof(listen), v6 ? "[::1]:%d" : "127.0.0.1:%d", sp->port);
     snprintf(control, sizeof(control), "127.0.0.1:%d", sp->cport);
     char *argv[64];
     int k = 0;
@@ -58,13 +60,18 @@ static void sim_start(struct simproc *sp, const char *const *extra)
     for (int i = 0; extra && extra[i] && k < 62; i++)
         argv[k++] = (char *)extra[i];
     argv[k] = NULL;
-    sp->pid = tu_spawn(argv, NULL, sp->port, 5000);
+    sp->pid = tu_spawn(argv, NULL, v6 ? 0 : sp->port, 5000);
     assert_true(sp->pid > 0);
     for (size_t i = 0; i < sizeof(live_sims) / sizeof(live_sims[0]); i++)
         if (live_sims[i] == 0) {
             live_sims[i] = sp->pid;
             break;
         }
+}
+
+static void sim_start(struct simproc *sp, const char *const *extra)
+{
+    sim_start_on(sp, extra, 0);
 }
 
 static void sim_stop(struct simproc *sp)

@@ -652,6 +652,50 @@ static void test_bind_and_errors(void **state)
     free(w);
 }
 
+/* IPv6 literal, and a host name resolved with uv_getaddrinfo. */
+static void test_ipv6_and_names(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof(*w));
+    assert_int_equal(uv_loop_init(&w->loop), 0);
+    sim_start_on(&w->sim, NULL, 1);
+    struct smpp_session_opts o = {.host = "::1",
+                                  .port = w->sim.port,
+                                  .system_id = "smsys",
+                                  .password = "secret",
+                                  .reconnect_min_ms = 50,
+                                  .reconnect_max_ms = 200};
+    struct smpp_session_cbs cbs = {.state_cb = state_cb};
+    assert_int_equal(smpp_session_new(&w->loop, &o, &cbs, w, &w->s), 0);
+    for (int i = 0; i < 5; i++)
+        submit_one(w, i, 0);
+    for (int r = 0; r < 250 && w->nok < 5; r++) {
+        int f = 0;
+        tu_run_until(&w->loop, &f, 20);
+    }
+    assert_int_equal(w->nok, 5);
+    accepted_counts(w, cnt, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(cnt[i], 1);
+    world_close(w);
+
+    /* "localhost" -> 127.0.0.1 (or ::1 first: the next attempt takes the
+     * next address) */
+    memset(w, 0, sizeof(*w));
+    world_init(w, NULL);
+    struct smpp_session_opts o2 = {
+        .host = "localhost", .port = w->sim.port, .reconnect_min_ms = 50, .reconnect_max_ms = 200};
+    assert_int_equal(smpp_session_new(&w->loop, &o2, &cbs, w, &w->s), 0);
+    submit_one(w, 0, 0);
+    for (int r = 0; r < 250 && w->nok < 1; r++) {
+        int f = 0;
+        tu_run_until(&w->loop, &f, 20);
+    }
+    assert_int_equal(w->nok, 1);
+    world_close(w);
+    free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,7 +704,7 @@ int main(void)
         cmocka_unit_test(test_drop_midwindow),    cmocka_unit_test(test_receipts_ack),
         cmocka_unit_test(test_multipart),         cmocka_unit_test(test_enquire_link),
         cmocka_unit_test(test_close_pending),     cmocka_unit_test(test_close_unreachable),
-        cmocka_unit_test(test_bind_and_errors),
+        cmocka_unit_test(test_bind_and_errors),   cmocka_unit_test(test_ipv6_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, sim_kill_all);
 }
