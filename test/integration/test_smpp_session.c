@@ -652,6 +652,31 @@ static void test_bind_and_errors(void **state)
     free(w);
 }
 
+/* rate_per_sec caps segments per second (token bucket, burst rate/20). */
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof(*w));
+    world_init(w, NULL);
+    struct smpp_session_opts o = {.window = 50, .rate_per_sec = 1000};
+    world_open(w, &o);
+    int f = 0;
+    tu_run_until(&w->loop, &f, 200); /* bound, bucket full */
+    int n = 600;
+    uint64_t t0 = uv_hrtime();
+    for (int i = 0; i < n; i++)
+        submit_one(w, i, 0);
+    for (int r = 0; r < 500 && w->nok < n; r++)
+        tu_run_until(&w->loop, &f, 10);
+    double secs = (double)(uv_hrtime() - t0) / 1e9;
+    assert_int_equal(w->nok, n);
+    /* (600 - 50 burst) / 1000 per s = 0.55 s at least; not much more */
+    assert_true(secs >= 0.5);
+    assert_true(secs < 1.5);
+    world_close(w);
+    free(w);
+}
+
 /* IPv6 literal, and a host name resolved with uv_getaddrinfo. */
 static void test_ipv6_and_names(void **state)
 {
@@ -705,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_multipart),         cmocka_unit_test(test_enquire_link),
         cmocka_unit_test(test_close_pending),     cmocka_unit_test(test_close_unreachable),
         cmocka_unit_test(test_bind_and_errors),   cmocka_unit_test(test_ipv6_and_names),
+        cmocka_unit_test(test_rate_limit),
     };
     return cmocka_run_group_tests(tests, NULL, sim_kill_all);
 }
