@@ -274,6 +274,12 @@ void ss_close_step(struct smpp_session *s)
     s->close_started = 1;
     for (int i = 0; i < s->nlinks; i++)
         ss_link_reset(&s->links[i]);
+    /* The defer timer is closed below: what it was to complete goes now. */
+    while (s->done.head) {
+        struct entry *e = s->done.head;
+        ss_el_remove(&s->done, e);
+        ss_entry_complete(s, e, e->err, 0, "");
+    }
     while (s->queue.head) {
         struct entry *e = s->queue.head;
         ss_el_remove(&s->queue, e);

@@ -40,7 +40,10 @@ struct world {
     uint8_t dlv_udh_seq[64];
     char dlv_text[64][300];
     int auto_ack;
+    int close_on_unknown;
 };
+
+static void close_cb(void *ud);
 
 struct sub {
     struct world *w;
@@ -82,6 +85,10 @@ static void submit_cb(void *ud, int err, uint32_t status, const char *msgid)
         break;
     case SMSYS_EUNKNOWN:
         w->nunknown++;
+        if (w->close_on_unknown && w->s) { /* close from inside a callback */
+            smpp_session_close(w->s, close_cb, w);
+            w->close_on_unknown = 0;
+        }
         break;
     case SMSYS_ECLOSED:
         w->nclosed++;
@@ -652,6 +659,33 @@ static void test_bind_and_errors(void **state)
     free(w);
 }
 
+/* Closing from inside a submit callback while the link is going down:
+ * every callback still fires exactly once. */
+static void test_close_in_callback(void **state)
+{
+    (void)state;
+    struct world *w = calloc(1, sizeof(*w));
+    const char *args[] = {"--drop-after", "20", NULL};
+    world_init(w, args);
+    struct smpp_session_opts o = {.window = 10};
+    world_open(w, &o);
+    w->close_on_unknown = 1;
+    int n = 200;
+    for (int i = 0; i < n; i++)
+        submit_one(w, i, 0);
+    assert_int_equal(tu_run_until(&w->loop, &w->closed, 5000), 0);
+    assert_int_equal(w->ncb, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(w->calls[i], 1);
+    assert_true(w->nunknown >= 1);
+    assert_true(w->nclosed >= n - 30);
+    assert_int_equal(w->nok + w->nunknown + w->nclosed, n);
+    assert_int_equal(tu_loop_handles(&w->loop), 0);
+    assert_int_equal(tu_loop_close(&w->loop), 0);
+    sim_stop(&w->sim);
+    free(w);
+}
+
 /* rate_per_sec caps segments per second (token bucket, burst rate/20). */
 static void test_rate_limit(void **state)
 {
@@ -730,7 +764,7 @@ int main(void)
         cmocka_unit_test(test_multipart),         cmocka_unit_test(test_enquire_link),
         cmocka_unit_test(test_close_pending),     cmocka_unit_test(test_close_unreachable),
         cmocka_unit_test(test_bind_and_errors),   cmocka_unit_test(test_ipv6_and_names),
-        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_rate_limit),        cmocka_unit_test(test_close_in_callback),
     };
     return cmocka_run_group_tests(tests, NULL, sim_kill_all);
 }
