@@ -32,7 +32,7 @@ const struct conn_ops *const *connector_all(void)
 
 const char *conn_status_name(enum conn_status st)
 {
-    static const char *const names[] = {"unknown", "queued",      "sent",   "delivered",
+    static const char *const names[] = {"unknown",     "queued", "sent",        "delivered",
                                         "undelivered", "failed", "blacklisted", "canceled"};
     if ((unsigned)st >= sizeof(names) / sizeof(names[0]))
         return "unknown";

@@ -69,30 +69,30 @@ struct sms_out {
 
 /* Outcome of sending one message. */
 struct conn_sent {
-    const char *id;           /* sms_out.id */
-    int rc;                   /* 0 accepted, else an error class (rule 5) */
-    const char *provider_id;  /* provider's message id when accepted */
-    enum conn_status status;  /* usually QUEUED or SENT when accepted */
-    int segments;             /* as billed, 0 when the provider does not say */
-    const char *detail;       /* provider code and text on failure */
+    const char *id;          /* sms_out.id */
+    int rc;                  /* 0 accepted, else an error class (rule 5) */
+    const char *provider_id; /* provider's message id when accepted */
+    enum conn_status status; /* usually QUEUED or SENT when accepted */
+    int segments;            /* as billed, 0 when the provider does not say */
+    const char *detail;      /* provider code and text on failure */
 };
 
 /* Status of one message, from a status query or a push receipt. */
 struct conn_state {
     const char *provider_id;
-    const char *our_id;       /* when the provider echoes it, else NULL */
+    const char *our_id; /* when the provider echoes it, else NULL */
     enum conn_status status;
-    int64_t done_at;          /* unix seconds of the final state, 0 unknown */
-    const char *detail;       /* provider code/text, for smsys_lasterror */
+    int64_t done_at;    /* unix seconds of the final state, 0 unknown */
+    const char *detail; /* provider code/text, for smsys_lasterror */
 };
 
 /* One inbound (MO) message. */
 struct conn_mo {
-    const char *provider_id;  /* provider's id; NULL when it has none */
-    const char *from;         /* sender as given by the provider */
-    const char *to;           /* our line */
-    const char *text;         /* UTF-8, reassembled */
-    int64_t received_at;      /* unix seconds, 0 unknown */
+    const char *provider_id; /* provider's id; NULL when it has none */
+    const char *from;        /* sender as given by the provider */
+    const char *to;          /* our line */
+    const char *text;        /* UTF-8, reassembled */
+    int64_t received_at;     /* unix seconds, 0 unknown */
 };
 
 enum conn_event_kind { CONN_EV_STATE = 1, CONN_EV_MO = 2 };
@@ -123,10 +123,10 @@ typedef void (*conn_ack_fn)(void *token, int rc);
 /* What the core gives a connector. Borrowed: outlives the connector. */
 struct conn_env {
     uv_loop_t *loop;
-    struct http_client *http;  /* shared async HTTP client */
-    const char *account_id;    /* smsys_smssetting id (GUID) */
-    const char *account_name;  /* for logs */
-    const char *apikey;        /* secret, resolved (env:/file: done); never log */
+    struct http_client *http; /* shared async HTTP client */
+    const char *account_id;   /* smsys_smssetting id (GUID) */
+    const char *account_name; /* for logs */
+    const char *apikey;       /* secret, resolved (env:/file: done); never log */
     /* Push path: receipts and MO from SMPP or a webhook. */
     void (*event)(void *ud, const struct conn_event *ev, conn_ack_fn ack, void *token);
     /* Connection-level news: up/down, throttled, account-wide error. */
@@ -146,16 +146,15 @@ typedef void (*conn_lines_cb)(void *ud, int rc, const struct conn_line *l, size_
 typedef void (*conn_closed_cb)(void *ud);
 
 struct conn_ops {
-    const char *name;      /* smsys_provider value: "smpp", "kavenegar", ... */
-    size_t max_batch;      /* most messages one send() call should carry */
+    const char *name;         /* smsys_provider value: "smpp", "kavenegar", ... */
+    size_t max_batch;         /* most messages one send() call should carry */
     int supports_idempotency; /* provider deduplicates on sms_out.id */
 
     /* Validates settings (smsys_config JSON) and creates the connector.
      * On error, err->detail names the bad key. */
     int (*open)(const struct conn_env *env, const cJSON *settings, struct conn **out,
                 struct smsys_err *err);
-    int (*send)(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb,
-                void *ud);
+    int (*send)(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud);
     /* Status by provider ids. NULL: push only. */
     int (*status)(struct conn *c, const char *const *provider_ids, size_t n, conn_status_cb cb,
                   void *ud);
@@ -166,8 +165,7 @@ struct conn_ops {
     /* Verifies and parses a webhook request (no I/O). On success *out is
      * an array of *n events the caller frees with conn_events_free().
      * Returns SMSYS_EAUTH for a bad signature/token. NULL: no webhooks. */
-    int (*webhook)(struct conn *c, const struct http_req *req, struct conn_event **out,
-                   size_t *n);
+    int (*webhook)(struct conn *c, const struct http_req *req, struct conn_event **out, size_t *n);
     void (*close)(struct conn *c, conn_closed_cb cb, void *ud);
 };
 
