@@ -187,7 +187,7 @@ extern const struct sim_provider prov_kavenegar, prov_smsir, prov_ghasedak, prov
     prov_asanak, prov_twilio;
 extern const struct sim_provider *const sim_providers[PROV_COUNT];
 
-/* ---- core.c ---- */
+/* ---- core.c, config.c, checks.c ---- */
 
 /* Sets up the store, defaults and the progression timer. 0 or -errno. */
 int sim_init(struct sim *sim, uv_loop_t *loop, uint64_t seed);
@@ -198,6 +198,12 @@ void sim_close(struct sim *sim);
 /* Drops messages, inbox, request records and stats; restores balances,
  * lines and configuration to what they were at start-up. */
 void sim_reset(struct sim *sim);
+/* config.c: defaults and lines (NULL-terminated defaults come from the
+ * provider table). sim_lines_set copies the strings; 0 or -ENOMEM. */
+void sim_cfg_defaults(struct sim_cfg *c);
+double sim_default_balance(enum sim_prov p);
+void sim_lines_free(struct sim_account *a);
+int sim_lines_set(struct sim_account *a, const char *const *v, size_t n);
 /* Applies a config object: top-level keys for all providers, then
  * {"<provider>": {...}} sections. 0, or -EINVAL with err naming the key. */
 int sim_config_apply(struct sim *sim, const cJSON *cfg, char *err, size_t errlen);
