@@ -31,7 +31,13 @@ enum sim_prov {
 
 /* Where a message is in its life. Each provider maps these onto its own
  * codes (Kavenegar 1/4/10/11, SMS.ir deliveryState, ...). */
-enum sim_stage { STAGE_QUEUED = 0, STAGE_SENT, STAGE_DELIVERED, STAGE_UNDELIVERED };
+enum sim_stage {
+    STAGE_QUEUED = 0,
+    STAGE_SENT,
+    STAGE_DELIVERED,
+    STAGE_UNDELIVERED,
+    STAGE_BLOCKED /* recipient on the block list: final at once */
+};
 
 /* Injected failures a provider formats in its own words. */
 enum sim_fault { FAULT_NONE = 0, FAULT_RATE, FAULT_BUSY, FAULT_NOCREDIT };
@@ -48,6 +54,7 @@ struct sim_cfg {
     long long busy_every;   /* every Nth request answers "busy"; 0 off */
     int no_credit;          /* every send answers "no credit" */
     char bad_pattern[64];   /* fnmatch(3) glob: matching numbers are invalid; "" none */
+    char block_pattern[64]; /* fnmatch(3) glob: matching numbers are blacklisted; "" none */
     long long latency_ms;   /* delay before every reply */
     double fail_rate;       /* share of requests answered HTTP 500 (0..1) */
     double drop_rate;       /* share of requests processed but never answered in time */
@@ -101,7 +108,7 @@ struct sim_account {
     long long win_count;
     /* stats */
     long long st_requests, st_sends, st_messages, st_dups, st_rate, st_busy, st_nocredit, st_badnum,
-        st_auth, st_5xx, st_drop, st_push_ok, st_push_fail;
+        st_blocked, st_auth, st_5xx, st_drop, st_push_ok, st_push_fail;
 };
 
 struct sim_creds {
@@ -218,6 +225,8 @@ void sim_route_cb(struct http_req *req, struct http_resp *resp, void *ud);
 enum sim_fault sim_fault(struct sim_ctx *cx, int is_send);
 /* 1 when num is not a plausible phone number or matches bad_pattern. */
 int sim_bad_number(struct sim_ctx *cx, const char *num);
+/* 1 when num matches the account's blacklist pattern. */
+int sim_blocked_number(struct sim_ctx *cx, const char *num);
 /* 1 when line is one of the account's lines. */
 int sim_line_ok(struct sim_ctx *cx, const char *line);
 /* GSM-7 / UCS-2 segment count of UTF-8 text; *ucs2 set when not GSM-7. */
