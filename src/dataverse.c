@@ -246,8 +246,7 @@ static void req_complete(struct dv_req *r, int rc, struct http_response *resp,
         const char *ct = resp ? http_client_header_get(resp, "Content-Type") : NULL;
         res.json = cJSON_ParseWithLength(res.body, res.body_len);
         if (rc == 0 && res.json == NULL && ct && strstr(ct, "json"))
-            rc = smsys_err_set(&res.err, SMSYS_EPROTO, "HTTP %d: unparsable JSON body",
-                               res.status);
+            rc = smsys_err_set(&res.err, SMSYS_EPROTO, "HTTP %d: unparsable JSON body", res.status);
     }
     if (rc < 0 && err)
         res.err = *err;
@@ -547,8 +546,8 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
     uint64_t now = util_now_ms();
     int st = rc == 0 ? resp->status : 0;
     c->m.responses[st >= 200 && st < 600 ? st / 100 : 0]++;
-    log_debug("dataverse response", "method=%s status=%d rc=%d attempt=%u ms=%llu", r->method,
-              st, rc, r->attempts, (unsigned long long)resp->total_ms);
+    log_debug("dataverse response", "method=%s status=%d rc=%d attempt=%u ms=%llu", r->method, st,
+              rc, r->attempts, (unsigned long long)resp->total_ms);
 
     if (rc == 0 && st == 401) {
         c->m.status_401++;
@@ -576,8 +575,8 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
                 c->m.throttle_pauses++;
                 if (!c->pause_started)
                     c->pause_started = now;
-                log_warn("dataverse throttled", "retry_after_ms=%lld queued=%u",
-                         (long long)ms, c->queue.n + 1);
+                log_warn("dataverse throttled", "retry_after_ms=%lld queued=%u", (long long)ms,
+                         c->queue.n + 1);
             }
             r->state = DV_RS_QUEUED;
             list_push_front(&c->queue, r);
@@ -704,8 +703,8 @@ int dv_request_ex(struct dv_client *c, const struct dv_call *call, dv_done_cb cb
 int dv_request(struct dv_client *c, const char *method, const char *path_and_query,
                const char *prefer, const char *body, dv_done_cb cb, void *ud)
 {
-    struct dv_call call = {.method = method, .path = path_and_query, .prefer = prefer,
-                           .body = body};
+    struct dv_call call = {
+        .method = method, .path = path_and_query, .prefer = prefer, .body = body};
     return dv_request_ex(c, &call, cb, ud);
 }
 
@@ -805,8 +804,8 @@ static void create_done_cb(int rc, struct dv_result *res, void *ud)
     free(o);
 }
 
-int dv_create(struct dv_client *c, const char *entity_set, const char *json,
-              int client_id_in_body, dv_id_cb cb, void *ud)
+int dv_create(struct dv_client *c, const char *entity_set, const char *json, int client_id_in_body,
+              dv_id_cb cb, void *ud)
 {
     if (entity_set == NULL || json == NULL || cb == NULL)
         return -EINVAL;
@@ -844,8 +843,8 @@ int dv_patch(struct dv_client *c, const char *entity_set, const char *id, const 
         return -EINVAL;
     int rc = row_path(&p, entity_set, id);
     if (rc == 0) {
-        struct dv_call call = {.method = "PATCH", .path = p.data, .body = json,
-                               .if_match = if_match};
+        struct dv_call call = {
+            .method = "PATCH", .path = p.data, .body = json, .if_match = if_match};
         rc = start(c, &call, status_done_cb, op_new(c, (void (*)(void))cb, ud));
     }
     buf_free(&p);

@@ -95,8 +95,7 @@ static void pager_done_cb(int rc, struct dv_result *res, void *ud)
         rc = dv_request_ex(p->c, &call, pager_done_cb, p);
         if (rc < 0) {
             smsys_err_set(&res->err, rc, "paged read: next page not requested: %s",
-                          rc == -EINVAL ? "nextLink outside the service root"
-                                        : smsys_strerror(rc));
+                          rc == -EINVAL ? "nextLink outside the service root" : smsys_strerror(rc));
             pager_finish(p, rc, NULL, &res->err);
         }
         return;
@@ -116,8 +115,7 @@ int dv_get_all(struct dv_client *c, const char *path, const char *prefer_extra,
         return -ENOMEM;
     struct buf pf = BUF_INIT;
     int rc = buf_printf(&pf, "odata.maxpagesize=%u%s%s", maxpagesize ? maxpagesize : 5000,
-                        prefer_extra && *prefer_extra ? "," : "",
-                        prefer_extra ? prefer_extra : "");
+                        prefer_extra && *prefer_extra ? "," : "", prefer_extra ? prefer_extra : "");
     if (rc < 0) {
         free(p);
         return rc;
@@ -168,8 +166,8 @@ static void bulk_finish(struct bulk *b)
     int rc = 0;
     for (size_t i = 0; i < b->n && rc == 0; i++)
         rc = b->res[i].rc;
-    struct dv_bulk_result r = {.n = b->n, .rows = b->res, .requests = b->requests,
-                               .used_batch = b->used_batch};
+    struct dv_bulk_result r = {
+        .n = b->n, .rows = b->res, .requests = b->requests, .used_batch = b->used_batch};
     b->cb(rc, &r, b->ud);
     bulk_free(b);
 }
@@ -255,7 +253,9 @@ static int send_multiple(struct bulk *b)
     if (rc == 0) {
         /* UpdateMultiple re-applies the same values: safe to resend.
          * CreateMultiple is not (unknown outcome on a timeout). */
-        struct dv_call call = {.method = "POST", .path = path.data, .body = body.data,
+        struct dv_call call = {.method = "POST",
+                               .path = path.data,
+                               .body = body.data,
                                .body_len = body.len,
                                .retry = b->create ? DV_RETRY_AUTO : DV_RETRY_SAFE};
         rc = dv_request_ex(b->c, &call, multiple_done_cb, b);
@@ -272,7 +272,7 @@ static int send_batch(struct bulk *b)
     struct odata_batch_req *reqs = calloc(b->chunk, sizeof *reqs);
     char **bodies = calloc(b->chunk, sizeof *bodies);
     char **urls = calloc(b->chunk, sizeof *urls);
-    char (*cids)[24] = calloc(b->chunk, sizeof *cids);
+    char(*cids)[24] = calloc(b->chunk, sizeof *cids);
     struct buf body = BUF_INIT;
     int rc = reqs && bodies && urls && cids ? 0 : -ENOMEM;
     for (size_t k = 0; rc == 0 && k < b->chunk; k++) {
@@ -319,8 +319,11 @@ static int send_batch(struct bulk *b)
     if (rc == 0)
         rc = odata_batch_build(&body, bnd, cs, reqs, b->chunk);
     if (rc == 0) {
-        struct dv_call call = {.method = "POST", .path = "$batch", .body = body.data,
-                               .body_len = body.len, .content_type = ct,
+        struct dv_call call = {.method = "POST",
+                               .path = "$batch",
+                               .body = body.data,
+                               .body_len = body.len,
+                               .content_type = ct,
                                .retry = b->create ? DV_RETRY_AUTO : DV_RETRY_SAFE};
         rc = dv_request_ex(b->c, &call, batch_done_cb, b);
     }
@@ -453,8 +456,9 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
     }
     if (failed != SIZE_MAX) {
         struct smsys_err rb;
-        smsys_err_set(&rb, SMSYS_ETEMP, "not applied: the changeset was rolled back because row "
-                                        "%zu failed (%s)",
+        smsys_err_set(&rb, SMSYS_ETEMP,
+                      "not applied: the changeset was rolled back because row "
+                      "%zu failed (%s)",
                       from + failed, fe.detail);
         rows_fail(b, from, to, SMSYS_ETEMP, &rb);
         rows_fail(b, from + failed, from + failed + 1, frc, &fe);

@@ -62,16 +62,16 @@ struct dv_opts {
     const char *username; /* "DOMAIN\\user" */
     const char *password;
 
-    unsigned max_concurrency;   /* requests in flight; 0: 8 */
-    unsigned timeout_ms;        /* per attempt; 0: 60000 */
-    unsigned throttle_retries;  /* 429s one request may absorb; 0: 20 */
-    unsigned max_retries;       /* 5xx / network retries per request; 0: 4 */
-    unsigned backoff_base_ms;   /* first 5xx backoff; doubles; 0: 500 */
-    unsigned backoff_max_ms;    /* 0: 30000 */
+    unsigned max_concurrency;        /* requests in flight; 0: 8 */
+    unsigned timeout_ms;             /* per attempt; 0: 60000 */
+    unsigned throttle_retries;       /* 429s one request may absorb; 0: 20 */
+    unsigned max_retries;            /* 5xx / network retries per request; 0: 4 */
+    unsigned backoff_base_ms;        /* first 5xx backoff; doubles; 0: 500 */
+    unsigned backoff_max_ms;         /* 0: 30000 */
     unsigned default_retry_after_ms; /* 429 without Retry-After; 0: 5000 */
-    unsigned max_retry_after_s; /* cap on one Retry-After; 0: 300 */
-    int force_batch;            /* never try CreateMultiple/UpdateMultiple */
-    int insecure;               /* tests only: skip TLS verification */
+    unsigned max_retry_after_s;      /* cap on one Retry-After; 0: 300 */
+    int force_batch;                 /* never try CreateMultiple/UpdateMultiple */
+    int insecure;                    /* tests only: skip TLS verification */
 };
 
 enum dv_method { DV_GET, DV_POST, DV_PATCH, DV_DELETE, DV_OTHER, DV_NMETHODS };
@@ -82,13 +82,13 @@ struct dv_metrics {
     uint64_t requests[DV_NMETHODS]; /* attempts sent, by method (retries count) */
     uint64_t responses[6];          /* by status class: [0] no response, [2] 2xx ... [5] 5xx */
     uint64_t status_401, status_404, status_412, status_429;
-    uint64_t retries;          /* attempts after the first, any reason */
-    uint64_t throttle_pauses;  /* 429s that (re)started the global pause */
-    uint64_t throttle_wait_ms; /* total time the pause held requests back */
-    uint64_t token_refetches;  /* 401 -> new token */
-    uint64_t unknown_outcomes; /* SMSYS_EUNKNOWN returned */
-    uint64_t failures;         /* requests completed with rc < 0 */
-    uint64_t batch_fallbacks;  /* bulk writes that fell back to $batch */
+    uint64_t retries;           /* attempts after the first, any reason */
+    uint64_t throttle_pauses;   /* 429s that (re)started the global pause */
+    uint64_t throttle_wait_ms;  /* total time the pause held requests back */
+    uint64_t token_refetches;   /* 401 -> new token */
+    uint64_t unknown_outcomes;  /* SMSYS_EUNKNOWN returned */
+    uint64_t failures;          /* requests completed with rc < 0 */
+    uint64_t batch_fallbacks;   /* bulk writes that fell back to $batch */
     unsigned in_flight, queued; /* gauges */
 };
 
@@ -178,8 +178,8 @@ typedef void (*dv_status_cb)(int rc, const struct smsys_err *err, void *ud);
 /* POST <entity_set>. client_id_in_body: the body sets the primary key
  * (e.g. "activityid"), which makes a retry after a timeout safe; without it
  * a timeout after sending returns SMSYS_EUNKNOWN and nothing is retried. */
-int dv_create(struct dv_client *c, const char *entity_set, const char *json,
-              int client_id_in_body, dv_id_cb cb, void *ud);
+int dv_create(struct dv_client *c, const char *entity_set, const char *json, int client_id_in_body,
+              dv_id_cb cb, void *ud);
 
 /* PATCH <entity_set>(<id>). if_match: NULL (upsert), "*" (must exist), or
  * an etag (412 -> SMSYS_ECONFLICT when the row changed). */
