@@ -38,6 +38,10 @@ struct dvp {
     int reject_tokens;   /* this many first tokens are refused by the API */
     int bad_secret;      /* token endpoint answers 401 invalid_client */
     char last_form[512]; /* last token form body */
+    int token_hang;      /* token endpoint never answers */
+    struct http_resp *token_held;
+    int ntlm;            /* API demands NTLM (and never completes it) */
+    char ntlm_seen[128]; /* first Authorization header seen in NTLM mode */
     uint64_t token_issued[64];
     /* api */
     int api_requests;
@@ -46,9 +50,9 @@ struct dvp {
     int statuses[PEER_MAX_ARR]; /* what each request got */
     int script[64];
     int n_script, script_at;
-    int retry_after;   /* seconds in 429 replies */
-    uint64_t t429;     /* when the last 429 was written */
-    unsigned hold_ms;  /* delay every API reply */
+    int retry_after;  /* seconds in 429 replies */
+    uint64_t t429;    /* when the last 429 was written */
+    unsigned hold_ms; /* delay every API reply */
     int inflight, max_inflight;
     int pending; /* held replies not yet sent */
     struct http_resp *hung[16];
@@ -128,6 +132,10 @@ static void token_cb(struct http_req *req, struct http_resp *resp, void *ud)
     struct dvp *p = ud;
     int v1 = strstr(req->path, "/v2.0/") == NULL;
     snprintf(p->last_form, sizeof p->last_form, "%.*s", (int)req->body_len, req->body);
+    if (p->token_hang) {
+        p->token_held = resp; /* answered at dvp_stop, to nobody */
+        return;
+    }
     if (p->bad_secret || strstr(p->last_form, "client_secret=good") == NULL) {
         const char *e = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: "
                         "Invalid client secret provided. Ensure the secret being sent in the "
@@ -158,8 +166,8 @@ static int token_ok(struct dvp *p, struct http_req *req)
 {
     const char *a = http_req_header(req, "Authorization");
     long long n;
-    if (a == NULL || strncmp(a, "Bearer tok-", 11) != 0 ||
-        util_parse_int(a + 11, 1, 63, &n) != 0 || n > p->token_requests)
+    if (a == NULL || strncmp(a, "Bearer tok-", 11) != 0 || util_parse_int(a + 11, 1, 63, &n) != 0 ||
+        n > p->token_requests)
         return 0;
     if (n <= p->reject_tokens)
         return 0;
@@ -170,8 +178,7 @@ static void page_reply(struct dvp *p, struct http_req *req, struct http_resp *re
 {
     const char *pref = http_req_header(req, "Prefer");
     if (p->pages_served < 4)
-        snprintf(p->prefer_seen[p->pages_served], sizeof p->prefer_seen[0], "%s",
-                 pref ? pref : "");
+        snprintf(p->prefer_seen[p->pages_served], sizeof p->prefer_seen[0], "%s", pref ? pref : "");
     p->pages_served++;
     int size = 5000, from = 0;
     const char *ps = pref ? strstr(pref, "odata.maxpagesize=") : NULL;
@@ -275,8 +282,8 @@ static void multiple_reply(struct dvp *p, struct http_req *req, struct http_resp
     struct buf b = BUF_INIT;
     assert_int_equal(buf_puts(&b, "{\"Ids\":["), 0);
     for (int i = 0; i < n; i++)
-        assert_int_equal(
-            buf_printf(&b, "%s\"%08d-0000-0000-0000-00000000000c\"", i ? "," : "", i), 0);
+        assert_int_equal(buf_printf(&b, "%s\"%08d-0000-0000-0000-00000000000c\"", i ? "," : "", i),
+                         0);
     assert_int_equal(buf_puts(&b, "]}"), 0);
     dvp_reply(p, resp, 200, b.data);
     buf_free(&b);
@@ -301,6 +308,15 @@ static void api_cb(struct http_req *req, struct http_resp *resp, void *ud)
     if (req->body_len && strcmp(req->path, "/api/data/v9.2/$batch") != 0)
         assert_string_equal(http_req_header(req, "Content-Type"),
                             "application/json; charset=utf-8");
+    if (p->ntlm) {
+        const char *a = http_req_header(req, "Authorization");
+        if (a && !p->ntlm_seen[0])
+            snprintf(p->ntlm_seen, sizeof p->ntlm_seen, "%s", a);
+        p->inflight--;
+        http_resp_header(resp, "WWW-Authenticate", "NTLM");
+        http_resp_send(resp, 401, NULL, "", 0);
+        return;
+    }
     if (!token_ok(p, req)) {
         p->api_401++;
         if (i < PEER_MAX_ARR)
@@ -318,9 +334,9 @@ static void api_cb(struct http_req *req, struct http_resp *resp, void *ud)
         return;
     }
     if (st != 200) {
-        const char *body = st == 429 ? "{\"error\":{\"code\":\"0x80072322\",\"message\":\"Number "
-                                       "of requests exceeded the limit of 6000 over time window "
-                                       "of 300 seconds.\"}}"
+        const char *body = st == 429   ? "{\"error\":{\"code\":\"0x80072322\",\"message\":\"Number "
+                                         "of requests exceeded the limit of 6000 over time window "
+                                         "of 300 seconds.\"}}"
                            : st == 404 ? "{\"error\":{\"code\":\"0x80040217\",\"message\":\"smsys_"
                                          "sms With Id = x Does Not Exist\"}}"
                            : st == 412 ? "{\"error\":{\"code\":\"0x80060882\",\"message\":\"The "
@@ -378,6 +394,9 @@ static void dvp_stop(struct dvp *p)
     for (int i = 0; i < p->n_hung; i++)
         http_resp_send(p->hung[i], 503, NULL, "", 0);
     p->n_hung = 0;
+    if (p->token_held)
+        http_resp_send(p->token_held, 503, NULL, "", 0);
+    p->token_held = NULL;
     http_server_close(p->srv, dvp_closed_cb, p);
 }
 

@@ -39,8 +39,8 @@ static int setup(void **state)
     dvp_start(&fx->peer, &fx->loop);
     assert_int_equal(http_client_new(&fx->loop, NULL, &fx->http), 0);
     snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d", fx->peer.port);
-    snprintf(fx->token_url, sizeof fx->token_url,
-             "http://127.0.0.1:%d/tenant/oauth2/v2.0/token", fx->peer.port);
+    snprintf(fx->token_url, sizeof fx->token_url, "http://127.0.0.1:%d/tenant/oauth2/v2.0/token",
+             fx->peer.port);
     *state = fx;
     return 0;
 }
@@ -235,18 +235,16 @@ static void test_post_not_retried(void **state)
     fx->peer.script[1] = 500;
     fx->peer.n_script = 2;
     struct out r = {0};
-    assert_int_equal(dv_request(fx->dv, "POST", "smsys_smses", NULL, "{\"subject\":\"x\"}",
-                                out_cb, &r),
-                     0);
+    assert_int_equal(
+        dv_request(fx->dv, "POST", "smsys_smses", NULL, "{\"subject\":\"x\"}", out_cb, &r), 0);
     run_all(fx, &r, 1, 5000);
     assert_int_equal(r.rc, SMSYS_EUNKNOWN);
     assert_int_equal(fx->peer.api_requests, 1);
     assert_int_equal(dv_metrics(fx->dv)->unknown_outcomes, 1);
     /* a 500 on a create: not retried either, reported as temporary */
     struct out r2 = {0};
-    assert_int_equal(dv_request(fx->dv, "POST", "smsys_smses", NULL, "{\"subject\":\"x\"}",
-                                out_cb, &r2),
-                     0);
+    assert_int_equal(
+        dv_request(fx->dv, "POST", "smsys_smses", NULL, "{\"subject\":\"x\"}", out_cb, &r2), 0);
     run_all(fx, &r2, 1, 5000);
     assert_int_equal(r2.rc, SMSYS_ETEMP);
     assert_int_equal(fx->peer.api_requests, 2);
@@ -475,8 +473,9 @@ static void test_whoami_create_patch(void **state)
     assert_string_equal(w.w.organization_id, "33333333-3333-3333-3333-333333333333");
     /* the remaining helpers go through the same engine */
     struct out r = {0};
-    assert_int_equal(dv_request(fx->dv, "PATCH", "smsys_smses(00000000-0000-0000-0000-000000000001)",
-                                NULL, "{\"smsys_status\":3}", out_cb, &r),
+    assert_int_equal(dv_request(fx->dv, "PATCH",
+                                "smsys_smses(00000000-0000-0000-0000-000000000001)", NULL,
+                                "{\"smsys_status\":3}", out_cb, &r),
                      0);
     run_all(fx, &r, 1, 5000);
     assert_int_equal(r.rc, 0);
@@ -524,9 +523,8 @@ static void test_create_patch_delete_errors(void **state)
     fx->peer.script[2] = 403;
     fx->peer.n_script = 3;
     struct idres p = {0}, d = {0}, q = {0};
-    assert_int_equal(dv_patch(fx->dv, "smsys_smses", c.id, "{\"smsys_status\":4}",
-                              "W/\"12345\"", st_cb, &p),
-                     0);
+    assert_int_equal(
+        dv_patch(fx->dv, "smsys_smses", c.id, "{\"smsys_status\":4}", "W/\"12345\"", st_cb, &p), 0);
     assert_int_equal(tu_run_until(&fx->loop, &p.fired, 5000), 0);
     assert_int_equal(p.rc, SMSYS_ECONFLICT);
     assert_string_equal(fx->peer.last_if_match, "W/\"12345\"");
@@ -539,11 +537,10 @@ static void test_create_patch_delete_errors(void **state)
     assert_int_equal(tu_run_until(&fx->loop, &q.fired, 5000), 0);
     assert_int_equal(q.rc, SMSYS_EPERM);
     /* bad ids never reach the wire */
-    assert_int_equal(dv_patch(fx->dv, "smsys_smses", "x') or (1", "{}", NULL, st_cb, &q),
-                     -EINVAL);
-    assert_int_equal(dv_request(fx->dv, "GET", "http://evil.example/api/data/v9.2/x", NULL, NULL,
-                                out_cb, NULL),
-                     -EINVAL);
+    assert_int_equal(dv_patch(fx->dv, "smsys_smses", "x') or (1", "{}", NULL, st_cb, &q), -EINVAL);
+    assert_int_equal(
+        dv_request(fx->dv, "GET", "http://evil.example/api/data/v9.2/x", NULL, NULL, out_cb, NULL),
+        -EINVAL);
     assert_int_equal(q.fired, 1);
 }
 
@@ -595,8 +592,7 @@ static void test_paging(void **state)
                             "odata.maxpagesize=5000,odata.include-annotations=\"*\"");
     /* stop early */
     struct pg y = {.stop_after = 1};
-    assert_int_equal(
-        dv_get_all(fx->dv, "contacts", NULL, 5000, page_cb, pages_done_cb, &y), 0);
+    assert_int_equal(dv_get_all(fx->dv, "contacts", NULL, 5000, page_cb, pages_done_cb, &y), 0);
     assert_int_equal(tu_run_until(&fx->loop, &y.fired, 10000), 0);
     assert_int_equal(y.rc, 0);
     assert_int_equal(y.pages, 1);
@@ -763,6 +759,70 @@ static void test_close_with_pending(void **state)
     }
 }
 
+static void test_token_endpoint_down(void **state)
+{
+    struct fx *fx = *state;
+    struct dv_opts o = base_opts(fx);
+    char dead[128];
+    snprintf(dead, sizeof dead, "http://127.0.0.1:%d/tenant/oauth2/v2.0/token", tu_free_port());
+    o.token_url = dead;
+    o.max_retries = 2;
+    open_dv(fx, &o);
+    struct out r[2];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(dv_request(fx->dv, "GET", "WhoAmI", NULL, NULL, out_cb, &r[i]), 0);
+    run_all(fx, r, 2, 10000);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(r[i].rc, SMSYS_ETEMP);
+        assert_non_null(strstr(r[i].detail, "token endpoint"));
+    }
+    assert_int_equal(fx->peer.api_requests, 0);
+    assert_int_equal(dv_metrics(fx->dv)->failures, 2);
+}
+
+static void test_close_during_token_fetch(void **state)
+{
+    struct fx *fx = *state;
+    struct dv_opts o = base_opts(fx);
+    open_dv(fx, &o);
+    fx->peer.token_hang = 1;
+    struct out r = {0};
+    assert_int_equal(dv_request(fx->dv, "GET", "WhoAmI", NULL, NULL, out_cb, &r), 0);
+    uint64_t end = util_now_ms() + 3000;
+    while (fx->peer.token_held == NULL && util_now_ms() < end)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_non_null(fx->peer.token_held);
+    dv_close(fx->dv, flag_cb, &fx->dv_closed);
+    fx->dv = NULL;
+    assert_int_equal(r.fired, 0);
+    assert_int_equal(tu_run_until(&fx->loop, &fx->dv_closed, 5000), 0);
+    assert_int_equal(r.fired, 1);
+    assert_int_equal(r.rc, SMSYS_ECLOSED);
+}
+
+static void test_ntlm_wiring(void **state)
+{
+    struct fx *fx = *state;
+    struct dv_opts o = {.url = fx->url,
+                        .auth = DV_AUTH_NTLM,
+                        .username = "CORP\\svc-smsys",
+                        .password = "pw",
+                        .api_version = "9.2"};
+    open_dv(fx, &o);
+    fx->peer.ntlm = 1;
+    struct out r = {0};
+    assert_int_equal(dv_request(fx->dv, "GET", "WhoAmI", NULL, NULL, out_cb, &r), 0);
+    run_all(fx, &r, 1, 5000);
+    /* curl opened the NTLM handshake (type-1 message); the peer never
+     * completes it, so the final answer is 401 -> EAUTH, without a retry
+     * loop and without any token request */
+    assert_int_equal(r.rc, SMSYS_EAUTH);
+    assert_int_equal(strncmp(fx->peer.ntlm_seen, "NTLM TlRMTVNTUAAB", 17), 0);
+    assert_int_equal(fx->peer.token_requests, 0);
+    assert_int_equal(r.attempts, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -784,6 +844,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_force_batch_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_endpoint_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_during_token_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ntlm_wiring, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
