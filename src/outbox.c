@@ -14,7 +14,7 @@
 /* Retry schedule of rows the writer could not write: 1 s doubling to 5 min,
  * with 20 % jitter so a recovering Dynamics is not hit all at once. */
 #define OUTBOX_BACKOFF_BASE_MS 1000
-#define OUTBOX_BACKOFF_CAP_MS 300000
+#define OUTBOX_BACKOFF_CAP_MS  300000
 
 static void take_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
 {
@@ -76,8 +76,8 @@ static int ack_arrays(const struct queue_wb_ack *rows, size_t n, struct qarr a[3
 }
 
 static int ack_call(struct queue *q, const char *name, const char *sql, int nparams,
-                    const struct queue_wb_ack *rows, size_t n, const char *error,
-                    queue_count_cb cb, void *ud)
+                    const struct queue_wb_ack *rows, size_t n, const char *error, queue_count_cb cb,
+                    void *ud)
 {
     if (q == NULL || cb == NULL || rows == NULL || n == 0 || n > 100000)
         return -EINVAL;

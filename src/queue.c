@@ -96,9 +96,9 @@ int q_is_guid(const char *s)
         return 0;
     for (size_t i = 0; pat[i]; i++) {
         int c = (unsigned char)s[i];
-        if (pat[i] == '-' ? c != '-'
-                          : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                              (c >= 'A' && c <= 'F')))
+        if (pat[i] == '-'
+                ? c != '-'
+                : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
             return 0;
     }
     return 1;

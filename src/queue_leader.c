@@ -24,6 +24,7 @@ struct queue_leader {
     void *ud;
     int timer_open; /* timer initialised and not yet closed */
     int hb_inflight;
+    int unlock_inflight;
     int lost;
     int released;
 };
@@ -40,7 +41,7 @@ static void leader_free(struct queue_leader *ld)
 /* Frees ld once nothing refers to it any more. */
 static void leader_maybe_free(struct queue_leader *ld)
 {
-    if (ld->released && !ld->timer_open && !ld->hb_inflight)
+    if (ld->released && !ld->timer_open && !ld->hb_inflight && !ld->unlock_inflight)
         leader_free(ld);
 }
 
@@ -141,11 +142,21 @@ int queue_leader_try(struct queue *q, const char *job_name, queue_leader_cb cb,
     return rc;
 }
 
+/* The connection goes back only after the unlock has finished: a pool
+ * closing while a released connection still runs a statement would wait
+ * for it forever (see the report on pg_release), and the unlock must not
+ * be lost either. */
 static void unlock_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
 {
-    (void)rc, (void)res, (void)err, (void)ud;
-    /* Nothing to do either way: if the unlock failed the session is gone
-     * and took the lock with it. */
+    struct queue_leader *ld = ud;
+    (void)res, (void)err;
+    /* On failure the session is gone and took the lock with it. */
+    if (rc != 0)
+        log_warn("leader_unlock_failed", "job=%s error=%s", ld->job, smsys_strerror(rc));
+    ld->unlock_inflight = 0;
+    pg_release(ld->conn);
+    ld->conn = NULL;
+    leader_maybe_free(ld);
 }
 
 void queue_leader_release(struct queue_leader *ld)
@@ -154,12 +165,15 @@ void queue_leader_release(struct queue_leader *ld)
         return;
     ld->released = 1;
     uv_timer_stop(&ld->timer);
+    log_info("leader_released", "job=%s", ld->job);
     if (!ld->lost) {
         const char *p[1] = {ld->job};
-        (void)pg_conn_query(ld->conn, SQL_UNLOCK, 1, p, unlock_cb, NULL);
+        if (pg_conn_query(ld->conn, SQL_UNLOCK, 1, p, unlock_cb, ld) == 0)
+            ld->unlock_inflight = 1;
     }
-    pg_release(ld->conn);
-    ld->conn = NULL;
-    log_info("leader_released", "job=%s", ld->job);
+    if (!ld->unlock_inflight) {
+        pg_release(ld->conn);
+        ld->conn = NULL;
+    }
     uv_close((uv_handle_t *)&ld->timer, timer_closed_cb);
 }

@@ -75,11 +75,11 @@ struct queue_new {
     const char *recipient;   /* E.164 ("" allowed for rows born final) */
     const char *body;        /* valid UTF-8 */
     int segments;
-    int encoding;                /* as text.h reports it; stored, not interpreted */
-    int priority;                /* lower first; 0 = default 100 */
-    enum queue_state state;      /* QUEUE_QUEUED, or born final: QUEUE_BLOCKED / QUEUE_FAILED */
-    const char *last_error;      /* reason for rows born final, else NULL */
-    int64_t not_before_us;       /* wall-clock µs; 0 = now */
+    int encoding;           /* as text.h reports it; stored, not interpreted */
+    int priority;           /* lower first; 0 = default 100 */
+    enum queue_state state; /* QUEUE_QUEUED, or born final: QUEUE_BLOCKED / QUEUE_FAILED */
+    const char *last_error; /* reason for rows born final, else NULL */
+    int64_t not_before_us;  /* wall-clock µs; 0 = now */
 };
 
 struct queue_enq_res {
