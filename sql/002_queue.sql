@@ -165,8 +165,9 @@ LANGUAGE sql AS $$
     WHERE m.id = ANY (ids) AND m.activity_id IS NOT NULL
     ORDER BY m.activity_id, m.id DESC
     ON CONFLICT (activity_id) DO UPDATE
-        SET fields = w.fields || EXCLUDED.fields, version = w.version + 1,
-            next_attempt_at = least(w.next_attempt_at, now()), updated_at = now()
+        -- next_attempt_at is kept: FIFO for the writer, and a row in
+        -- backoff (Dynamics failing) stays in backoff however often it changes
+        SET fields = w.fields || EXCLUDED.fields, version = w.version + 1, updated_at = now()
 $$;
 
 -- One notification per account that has ready work (statement level).
@@ -519,5 +520,48 @@ BEGIN
     PERFORM smsys_q_wb(ch);
     PERFORM smsys_q_notify(ch);
     RETURN coalesce(array_length(ch, 1), 0);
+END
+$$;
+
+-- Unknown outcomes proven not received (a status lookup by our own id
+-- found nothing): back to Queued. Other states are left alone.
+CREATE FUNCTION smsys_q_resolve_unknown(ids bigint[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    ch bigint[];
+BEGIN
+    WITH upd AS (
+        UPDATE smsys_message m
+           SET state = 3, next_attempt_at = now(), final_at = NULL, updated_at = now(),
+               last_error = 'previous attempt not received by the provider; resent'
+         WHERE m.id = ANY (ids) AND m.state = 21
+        RETURNING m.id)
+    SELECT array_agg(upd.id) INTO ch FROM upd;
+    PERFORM smsys_q_wb(ch);
+    PERFORM smsys_q_notify(ch);
+    RETURN coalesce(array_length(ch, 1), 0);
+END
+$$;
+
+-- Retention: final messages (and their receipts) that ended before a time
+-- and have nothing left to write back; unmatched receipts older than that.
+-- Bounded by lim so one call stays short.
+CREATE FUNCTION smsys_q_purge(before timestamptz, lim integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH victims AS (
+        SELECT m.id FROM smsys_message m
+         WHERE m.state IN (5, 6, 9, 10) AND m.final_at < before
+           AND NOT EXISTS (SELECT 1 FROM smsys_writeback w WHERE w.activity_id = m.activity_id)
+         ORDER BY m.final_at LIMIT lim FOR UPDATE SKIP LOCKED),
+    r AS (DELETE FROM smsys_receipt rc USING victims v WHERE rc.message_id = v.id),
+    d AS (DELETE FROM smsys_message m USING victims v WHERE m.id = v.id RETURNING 1)
+    SELECT count(*) INTO n FROM d;
+    DELETE FROM smsys_receipt rc
+     WHERE rc.id IN (SELECT x.id FROM smsys_receipt x
+                      WHERE x.message_id IS NULL AND x.received_at < before LIMIT lim);
+    RETURN n;
 END
 $$;

@@ -642,6 +642,35 @@ int queue_retry_failed(struct queue *q, int64_t since_us, int include_unknown, q
                       2, p, cb, ud);
 }
 
+int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_count_cb cb,
+                          void *ud)
+{
+    if (ids == NULL || n == 0 || n > 100000)
+        return -EINVAL;
+    struct qarr a;
+    qa_init(&a);
+    for (size_t i = 0; i < n; i++)
+        qa_int(&a, ids[i]);
+    const char *p[1] = {qa_end(&a)};
+    int rc = p[0] ? count_call(q, "smsys_q_resolve", "SELECT smsys_q_resolve_unknown($1::int8[])",
+                               1, p, cb, ud)
+                  : -ENOMEM;
+    qa_free(&a);
+    return rc;
+}
+
+int queue_purge(struct queue *q, int64_t before_us, unsigned limit, queue_count_cb cb, void *ud)
+{
+    char before[32], lim[16];
+    if (before_us <= 0 || limit == 0 || limit > 1000000)
+        return -EINVAL;
+    snprintf(before, sizeof(before), "%lld", (long long)before_us);
+    snprintf(lim, sizeof(lim), "%u", limit);
+    const char *p[2] = {before, lim};
+    return count_call(q, "smsys_q_purge",
+                      "SELECT smsys_q_purge(to_timestamp($1::int8 / 1e6), $2::int4)", 2, p, cb, ud);
+}
+
 static void stats_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
 {
     struct qreq *r = ud;

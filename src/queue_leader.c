@@ -151,7 +151,7 @@ static void unlock_cb(int rc, PGresult *res, const struct smsys_err *err, void *
     struct queue_leader *ld = ud;
     (void)res, (void)err;
     /* On failure the session is gone and took the lock with it. */
-    if (rc != 0)
+    if (rc != 0 && rc != SMSYS_ECLOSED)
         log_warn("leader_unlock_failed", "job=%s error=%s", ld->job, smsys_strerror(rc));
     ld->unlock_inflight = 0;
     pg_release(ld->conn);

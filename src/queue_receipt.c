@@ -51,20 +51,20 @@ int queue_apply_states(struct queue *q, const char *account_id, const struct con
     struct qarr a[RC_COLS];
     for (int c = 0; c < RC_COLS; c++)
         qa_init(&a[c]);
-    size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         char canon[128], alt[128];
         long long oid = our_id(st[i].our_id);
         const char *pid = st[i].provider_id;
-        /* A receipt with neither a usable provider id nor our id cannot
-         * ever match anything: skip it rather than fail the batch. */
+        /* A receipt with neither a usable provider id nor our id can
+         * never match: it is still stored (and acknowledged), never fails
+         * the batch. */
+        canon[0] = alt[0] = '\0';
         if (pid == NULL || !q_utf8_valid(pid) ||
             queue_msgid_canon(pid, canon, sizeof(canon), alt, sizeof(alt)) != 0) {
-            if (oid == 0)
-                continue;
-            pid = "";
-            snprintf(canon, sizeof(canon), "#%lld", oid);
-            alt[0] = '\0';
+            pid = pid && q_utf8_valid(pid) ? pid : "";
+            canon[0] = alt[0] = '\0';
+            if (oid)
+                snprintf(canon, sizeof(canon), "#%lld", oid);
         }
         qa_str(&a[0], pid);
         qa_str(&a[1], canon);
@@ -76,10 +76,9 @@ int queue_apply_states(struct queue *q, const char *account_id, const struct con
         qa_int(&a[4], (int)st[i].status);
         qa_int(&a[5], st[i].done_at > 0 ? st[i].done_at : 0);
         qa_text(&a[6], st[i].detail, QUEUE_LASTERROR_MAX);
-        kept++;
     }
     const char *p[RC_COLS + 1];
-    int rc = kept ? 0 : -EINVAL;
+    int rc = 0;
     p[0] = account_id;
     for (int c = 0; c < RC_COLS; c++)
         if ((p[c + 1] = qa_end(&a[c])) == NULL)

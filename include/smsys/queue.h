@@ -205,6 +205,19 @@ int queue_expire_receipts(struct queue *q, unsigned limit, queue_count_cb cb, vo
 int queue_retry_failed(struct queue *q, int64_t since_us, int include_unknown, queue_count_cb cb,
                        void *ud);
 
+/* Unknown outcomes that a status lookup by our own id proved were never
+ * received go back to Queued (the only safe resend for a provider without
+ * idempotency keys). Other states are left alone; n = rows moved. */
+int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_count_cb cb,
+                          void *ud);
+
+/* Retention: deletes up to limit final messages that ended before
+ * before_us (wall-clock µs) and have no pending write-back, with their
+ * receipts, and unmatched receipts older than that. n = messages deleted. */
+int queue_purge(struct queue *q, int64_t before_us, unsigned limit, queue_count_cb cb, void *ud);
+
+/* Counts by account and state (a scan of smsys_message: for the CLI and a
+ * slow-interval metrics refresh, not for every scrape). */
 int queue_stats(struct queue *q, queue_stats_cb cb, void *ud);
 
 /* Write-back outbox. take: up to limit due rows, oldest first (one writer:

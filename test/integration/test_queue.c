@@ -252,8 +252,8 @@ static void make_msg(struct queue_new *m, char *key, size_t keylen, char *act, i
 }
 
 /* Enqueues n (<= 512) messages "tag-i" for account; ids into out. */
-static void enqueue_n(struct env *e, struct queue *q, const char *account, const char *tag,
-                      int n, int with_activity, int64_t *out)
+static void enqueue_n(struct env *e, struct queue *q, const char *account, const char *tag, int n,
+                      int with_activity, int64_t *out)
 {
     struct queue_new *m = calloc((size_t)n, sizeof(*m));
     char(*keys)[64] = calloc((size_t)n, 64);
@@ -304,9 +304,9 @@ static size_t claim(struct env *e, const char *account, unsigned limit, unsigned
 {
     memset(w, 0, sizeof(*w));
     const char *acc[1] = {account};
-    assert_int_equal(
-        queue_claim(e->q, "test", account ? acc : NULL, account ? 1 : 0, limit, lease_ms, claim_cb, w),
-        0);
+    assert_int_equal(queue_claim(e->q, "test", account ? acc : NULL, account ? 1 : 0, limit,
+                                 lease_ms, claim_cb, w),
+                     0);
     assert_int_equal(tu_run_until(&e->loop, &w->done, 20000), 0);
     assert_int_equal(w->rc, 0);
     return w->n;
@@ -569,8 +569,9 @@ static void test_results_each_class(void **state)
     int64_t d = w.o[1].next_attempt_us - before;
     assert_true(d >= 790000 && d <= 1100000);
 
-    char *s = msg_str(e, id[0], "provider_id || '/' || provider_id_canon || '/' || segments || "
-                                "'/' || (sent_at IS NOT NULL) || '/' || (receipt_deadline > now())");
+    char *s = msg_str(e, id[0],
+                      "provider_id || '/' || provider_id_canon || '/' || segments || "
+                      "'/' || (sent_at IS NOT NULL) || '/' || (receipt_deadline > now())");
     assert_string_equal(s, "MSG-0001/msg-0001/2/true/true");
     free(s);
     s = msg_str(e, id[2], "last_error");
@@ -674,7 +675,9 @@ static void test_pause_and_failover(void **state)
     assert_int_equal(side_int(e, "SELECT count(*) FROM smsys_message WHERE account_id = '" ACC_C
                                  "' AND state = 3"),
                      3);
-    exec_ok(e->side, "UPDATE smsys_account SET paused_until = now() - interval '1 s' WHERE id = '" ACC_C "'");
+    exec_ok(e->side,
+            "UPDATE smsys_account SET paused_until = now() - interval '1 s' WHERE id = '" ACC_C
+            "'");
     assert_int_equal(claim(e, ACC_C, 10, 60000, &cw), 3);
     (void)a, (void)c;
 }
@@ -775,10 +778,32 @@ static void test_reap_expired_leases(void **state)
     /* a late accepted result still resolves an unknown outcome */
     record1(e, a[0], 0, "99", NULL);
     assert_int_equal(msg_int(e, a[0], "state"), QUEUE_SENT);
-    /* and the operator can choose to resend the rest */
+    /* a receipt carrying our own id resolves another one */
+    char our[24];
+    snprintf(our, sizeof(our), "%lld", (long long)a[2]);
+    struct conn_state st[2] = {
+        {.provider_id = "zz-1", .our_id = our, .status = CONN_ST_DELIVERED},
+        {.provider_id = NULL, .our_id = NULL, .status = CONN_ST_SENT}, /* unusable: kept */
+    };
+    struct rcpt_wait rw = {0};
+    assert_int_equal(queue_apply_states(e->q, ACC_A, st, 2, rcpt_cb, &rw), 0);
+    assert_int_equal(tu_run_until(&e->loop, &rw.done, 10000), 0);
+    assert_int_equal(rw.rc, 0);
+    assert_int_equal(rw.matched, 1);
+    assert_int_equal(rw.changed, 1);
+    assert_int_equal(msg_int(e, a[2], "state"), QUEUE_DELIVERED);
+    assert_int_equal(side_int(e, "SELECT count(*) FROM smsys_receipt"), 2);
+    /* a status lookup proved a[1] never arrived: resend; a[0] is Sent: untouched */
+    int64_t both[2] = {a[0], a[1]};
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(queue_resolve_unknown(e->q, both, 2, count_cb, &c), 0);
+    assert_int_equal(wait_count(e, &c), 1);
+    assert_int_equal(msg_int(e, a[1], "state"), QUEUE_QUEUED);
+    assert_int_equal(msg_int(e, a[0], "state"), QUEUE_SENT);
+    /* nothing Unknown is left for the operator */
     memset(&c, 0, sizeof(c));
     assert_int_equal(queue_retry_failed(e->q, 0, 1, count_cb, &c), 0);
-    assert_int_equal(wait_count(e, &c), 2);
+    assert_int_equal(wait_count(e, &c), 0);
 }
 
 struct ob_wait {
@@ -875,8 +900,8 @@ static void test_statecode_mapping(void **state)
     static const struct {
         int state, status, statecode, statuscode;
     } map[] = {
-        {3, 3, 0, 1},  {4, 4, 0, 1},  {7, 7, 0, 1},  {5, 5, 1, 2},  {6, 6, 2, 3},
-        {9, 9, 2, 3},  {10, 10, 2, 3}, {20, 3, 0, 1}, {21, 6, 2, 3},
+        {3, 3, 0, 1}, {4, 4, 0, 1},   {7, 7, 0, 1},  {5, 5, 1, 2},  {6, 6, 2, 3},
+        {9, 9, 2, 3}, {10, 10, 2, 3}, {20, 3, 0, 1}, {21, 6, 2, 3},
     };
     for (size_t i = 0; i < ARRAY_LEN(map); i++) {
         char sql[400];
@@ -1094,6 +1119,39 @@ static void test_stats_and_receipt_deadline(void **state)
     struct rcpt_wait rw;
     receipt(e, ACC_A, "5", CONN_ST_DELIVERED, &rw);
     assert_int_equal(msg_int(e, cw.ids[0], "state"), QUEUE_DELIVERED);
+
+    /* retention: not while its write-back is pending, then with receipts */
+    receipt(e, ACC_A, "never-matched", CONN_ST_DELIVERED, &rw);
+    exec_ok(e->side, "UPDATE smsys_message SET final_at = now() - interval '40 days' "
+                     "WHERE state = 5");
+    exec_ok(e->side, "UPDATE smsys_receipt SET received_at = now() - interval '40 days'");
+    int64_t cutoff = util_wall_us() - 30LL * 86400 * 1000000;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(queue_purge(e->q, cutoff, 100, count_cb, &c), 0);
+    assert_int_equal(wait_count(e, &c), 0);
+    exec_ok(e->side, "DELETE FROM smsys_writeback");
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(queue_purge(e->q, cutoff, 100, count_cb, &c), 0);
+    assert_int_equal(wait_count(e, &c), 1);
+    assert_int_equal(side_int(e, "SELECT count(*) FROM smsys_message"), 2);
+    assert_int_equal(side_int(e, "SELECT count(*) FROM smsys_receipt"), 0);
+}
+
+/* The pool closes under a leader: it hears so and releases cleanly. */
+static void test_leader_lost_on_pool_close(void **state)
+{
+    struct env *e = *state;
+    struct lead_wait w;
+    lead_try(e, e->q, &w);
+    assert_non_null(w.ld);
+    int closed = 0;
+    pg_pool_close(e->pool, closed_cb, &closed);
+    assert_int_equal(tu_run_until(&e->loop, &w.lost, 10000), 0);
+    assert_int_equal(closed, 0); /* waits for the pinned connection */
+    queue_leader_release(w.ld);
+    assert_int_equal(tu_run_until(&e->loop, &closed, 10000), 0);
+    /* teardown must not close it twice: a fresh pool for it */
+    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 1, &e->pool), 0);
 }
 
 /* Not asserted: a throughput figure for the report. */
@@ -1148,6 +1206,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_statecode_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lasterror_persian_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_election, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader_lost_on_pool_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_on_enqueue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_receipt_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
