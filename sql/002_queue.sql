@@ -251,6 +251,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     changed bigint[];
 BEGIN
+    PERFORM 1 FROM smsys_message m
+     WHERE m.id IN (SELECT r.message_id FROM smsys_receipt r WHERE r.id = ANY (rids))
+     ORDER BY m.id FOR UPDATE;
     WITH best AS (
         SELECT DISTINCT ON (r.message_id) r.message_id, smsys_q_receipt_state(r.status) AS st,
                r.done_at, r.detail, r.status
@@ -297,6 +300,9 @@ DECLARE
     requeued bigint[];
     moved bigint[];
 BEGIN
+    -- Row locks in id order, so concurrent batches (receipts, another
+    -- process's late results) cannot deadlock with this one.
+    PERFORM 1 FROM smsys_message m WHERE m.id = ANY (ids) ORDER BY m.id FOR UPDATE;
     WITH upd AS (
         UPDATE smsys_message m SET
             state = CASE

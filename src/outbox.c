@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Both acknowledgements lock their rows in activity_id order, the order
+ * smsys_q_wb upserts them in, so the writer and the state changes of
+ * other processes cannot deadlock on the outbox. */
+
 /* Retry schedule of rows the writer could not write: 1 s doubling to 5 min,
  * with 20 % jitter so a recovering Dynamics is not hit all at once. */
 #define OUTBOX_BACKOFF_BASE_MS 1000
@@ -120,9 +124,11 @@ int outbox_done(struct queue *q, const struct queue_wb_ack *rows, size_t n, queu
                 void *ud)
 {
     return ack_call(q, "smsys_ob_done",
-                    "WITH d AS (DELETE FROM smsys_writeback w USING unnest($1::uuid[], "
-                    "$2::int8[]) AS x(a, v) WHERE w.activity_id = x.a AND w.version = x.v "
-                    "RETURNING 1) SELECT count(*) FROM d",
+                    "WITH l AS (SELECT w.activity_id FROM smsys_writeback w JOIN "
+                    "unnest($1::uuid[], $2::int8[]) AS x(a, v) ON w.activity_id = x.a "
+                    "AND w.version = x.v ORDER BY w.activity_id FOR UPDATE OF w), "
+                    "d AS (DELETE FROM smsys_writeback w USING l WHERE w.activity_id = "
+                    "l.activity_id RETURNING 1) SELECT count(*) FROM d",
                     2, rows, n, NULL, cb, ud);
 }
 
@@ -132,11 +138,14 @@ int outbox_failed(struct queue *q, const struct queue_wb_ack *rows, size_t n, co
     /* The version is not checked: a newer change must wait as well, since
      * the target (Dynamics) is what failed. */
     return ack_call(q, "smsys_ob_failed",
-                    "WITH u AS (UPDATE smsys_writeback w SET attempts = w.attempts + 1, "
+                    "WITH l AS (SELECT w.activity_id FROM smsys_writeback w WHERE "
+                    "w.activity_id = ANY ($1::uuid[]) ORDER BY w.activity_id FOR UPDATE), "
+                    "u AS (UPDATE smsys_writeback w SET attempts = w.attempts + 1, "
                     "last_error = coalesce(x.e, $4, 'write-back failed'), updated_at = now(), "
                     "next_attempt_at = now() + make_interval(secs => least($6::float8, "
                     "$5::float8 * power(2, least(w.attempts, 30))) * (1 - 0.2 * random()) / "
                     "1000.0) FROM unnest($1::uuid[], $2::int8[], $3::text[]) AS x(a, v, e) "
-                    "WHERE w.activity_id = x.a RETURNING 1) SELECT count(*) FROM u",
+                    "JOIN l ON l.activity_id = x.a WHERE w.activity_id = x.a RETURNING 1) "
+                    "SELECT count(*) FROM u",
                     6, rows, n, error, cb, ud);
 }

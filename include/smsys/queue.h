@@ -15,7 +15,12 @@
  *     callback (they point into the PostgreSQL result).
  *  3. Errors in callbacks: SMSYS_EPG (err->detail has the SQLSTATE),
  *     SMSYS_ETEMP (connection lost: the statement may or may not have
- *     committed; every call here is safe to repeat), SMSYS_ECLOSED.
+ *     committed), SMSYS_ECLOSED. Every call is one transaction and safe
+ *     to repeat, so SMSYS_ETEMP and serialisation failures (SQLSTATE 40P01
+ *     deadlock, 40001; rows are locked in id order to make them rare)
+ *     should simply be retried; results of a batch that is never recorded
+ *     end as unknown outcomes when their leases expire (never resent
+ *     blindly).
  *
  * Lifetime: the queue does not own the pool. Free the queue only after
  * every callback has fired (e.g. after pg_pool_close()'s callback), and
