@@ -267,12 +267,12 @@ BEGIN
            SET state = b.st,
                sent_at = coalesce(m.sent_at, now()),
                delivered_at = CASE WHEN b.st = 5 THEN coalesce(b.done_at, now()) ELSE m.delivered_at END,
-               final_at = CASE WHEN b.st IN (5, 6) THEN now() ELSE m.final_at END,
+               final_at = CASE WHEN b.st IN (5, 6) THEN now() ELSE NULL END,
                last_error = CASE WHEN b.st = 6 THEN
                    'delivery failed (' || CASE b.status WHEN 4 THEN 'undelivered' WHEN 5 THEN 'failed'
                         WHEN 6 THEN 'blacklisted' ELSE 'canceled' END || ')'
                    || coalesce(': ' || b.detail, '')
-                   WHEN b.st = 5 THEN NULL ELSE m.last_error END,
+                   WHEN b.st = 5 OR m.state = 21 THEN NULL ELSE m.last_error END,
                lease_owner = NULL, lease_until = NULL, updated_at = now()
           FROM best b
          WHERE m.id = b.message_id AND smsys_q_rank(b.st) > smsys_q_rank(m.state)
