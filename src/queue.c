@@ -565,13 +565,16 @@ int queue_record_results(struct queue *q, const struct queue_result *res, size_t
         char canon[128], alt[128];
         const char *pid = NULL;
         canon[0] = alt[0] = '\0';
-        if (kind == 0 && x->provider_id && q_utf8_valid(x->provider_id) &&
-            queue_msgid_canon(x->provider_id, canon, sizeof(canon), alt, sizeof(alt)) == 0)
+        if (kind == 0 && x->provider_id && q_utf8_valid(x->provider_id)) {
             pid = x->provider_id;
+            /* An id too long to canonicalise is kept, just not matchable. */
+            if (queue_msgid_canon(pid, canon, sizeof(canon), alt, sizeof(alt)) != 0)
+                canon[0] = alt[0] = '\0';
+        }
         qa_int(&a[0], x->id);
         qa_int(&a[1], kind);
         qa_str(&a[2], pid);
-        qa_str(&a[3], pid ? canon : NULL);
+        qa_str(&a[3], canon[0] ? canon : NULL);
         qa_str(&a[4], pid && alt[0] ? alt : NULL);
         qa_int(&a[5], x->segments > 0 ? x->segments : 0);
         qa_text(&a[6], x->detail, QUEUE_LASTERROR_MAX);

@@ -446,6 +446,28 @@ static void test_enqueue_idempotent(void **state)
     assert_int_equal(tu_run_until(&e->loop, &w3.done, 10000), 0);
     assert_int_equal(w3.inserted[0] + w3.inserted[1], 1);
     assert_int_equal(w3.ids[0], w3.ids[1]);
+    /* Array-literal escaping: quotes, backslashes, braces, commas, the
+     * word NULL and Persian text arrive unchanged; a NULL sender is NULL. */
+    static const char tricky[] = "he said \"hi\" \\ {a,b} NULL, سلام دنیا";
+    make_msg(&m[0], keys[0], 64, NULL, 400, ACC_A, "esc");
+    m[0].body = tricky;
+    m[0].sender = "NULL";
+    make_msg(&m[1], keys[1], 64, NULL, 401, ACC_A, "esc");
+    m[1].body = "";
+    struct enq_wait w4 = {0};
+    assert_int_equal(queue_enqueue(e->q, m, 2, enq_cb, &w4), 0);
+    assert_int_equal(tu_run_until(&e->loop, &w4.done, 10000), 0);
+    assert_int_equal(w4.rc, 0);
+    char *s = msg_str(e, w4.ids[0], "body");
+    assert_string_equal(s, tricky);
+    free(s);
+    s = msg_str(e, w4.ids[0], "sender");
+    assert_string_equal(s, "NULL");
+    free(s);
+    assert_null(msg_str(e, w4.ids[1], "sender"));
+    s = msg_str(e, w4.ids[1], "body");
+    assert_string_equal(s, "");
+    free(s);
     /* Bad input is refused before anything is sent. */
     m[0].activity_id = "not-a-guid";
     assert_int_equal(queue_enqueue(e->q, m, 1, enq_cb, &w3), -EINVAL);
