@@ -571,3 +571,25 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- A user canceled records in Dynamics before they were sent: their
+-- messages still waiting (Queued, Retrying) become Canceled. A message
+-- already handed over (InFlight, Unknown, Sent) cannot be called back and
+-- is left alone.
+CREATE FUNCTION smsys_q_cancel(acts uuid[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    ch bigint[];
+BEGIN
+    PERFORM 1 FROM smsys_message m WHERE m.activity_id = ANY (acts) ORDER BY m.id FOR UPDATE;
+    WITH upd AS (
+        UPDATE smsys_message m
+           SET state = 9, final_at = now(), updated_at = now(),
+               last_error = 'canceled before it was sent'
+         WHERE m.activity_id = ANY (acts) AND m.state IN (3, 7)
+        RETURNING m.id)
+    SELECT array_agg(upd.id) INTO ch FROM upd;
+    PERFORM smsys_q_wb(ch);
+    RETURN coalesce(array_length(ch, 1), 0);
+END
+$$;

@@ -662,6 +662,28 @@ int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_c
     return rc;
 }
 
+int queue_cancel(struct queue *q, const char *const *activity_ids, size_t n, queue_count_cb cb,
+                 void *ud)
+{
+    if (activity_ids == NULL || n == 0 || n > 100000)
+        return -EINVAL;
+    struct qarr a;
+    qa_init(&a);
+    for (size_t i = 0; i < n; i++) {
+        if (!q_is_guid(activity_ids[i])) {
+            qa_free(&a);
+            return -EINVAL;
+        }
+        qa_str(&a, activity_ids[i]);
+    }
+    const char *p[1] = {qa_end(&a)};
+    int rc =
+        p[0] ? count_call(q, "smsys_q_cancel", "SELECT smsys_q_cancel($1::uuid[])", 1, p, cb, ud)
+             : -ENOMEM;
+    qa_free(&a);
+    return rc;
+}
+
 int queue_purge(struct queue *q, int64_t before_us, unsigned limit, queue_count_cb cb, void *ud)
 {
     char before[32], lim[16];

@@ -216,6 +216,12 @@ int queue_retry_failed(struct queue *q, int64_t since_us, int include_unknown, q
 int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_count_cb cb,
                           void *ud);
 
+/* The user canceled these SMS records (activity ids) in Dynamics: their
+ * messages not yet handed over (Queued, Retrying) become Canceled; ones
+ * in flight or sent cannot be called back and stay. n = rows canceled. */
+int queue_cancel(struct queue *q, const char *const *activity_ids, size_t n, queue_count_cb cb,
+                 void *ud);
+
 /* Retention: deletes up to limit final messages that ended before
  * before_us (wall-clock µs) and have no pending write-back, with their
  * receipts, and unmatched receipts older than that. n = messages deleted. */

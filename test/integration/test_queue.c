@@ -446,6 +446,20 @@ static void test_enqueue_idempotent(void **state)
     assert_int_equal(tu_run_until(&e->loop, &w3.done, 10000), 0);
     assert_int_equal(w3.inserted[0] + w3.inserted[1], 1);
     assert_int_equal(w3.ids[0], w3.ids[1]);
+    /* The user cancels two records: the queued one is canceled, the one
+     * already in flight cannot be called back. */
+    struct claim_wait cw;
+    assert_int_equal(claim(e, ACC_A, 1, 60000, &cw), 1); /* the first of the three */
+    const char *cancel[2] = {acts[0], acts[1]};
+    struct count_wait cc = {0};
+    assert_int_equal(queue_cancel(e->q, cancel, 2, count_cb, &cc), 0);
+    assert_int_equal(wait_count(e, &cc), 1);
+    assert_int_equal(msg_int(e, first[0], "state"), QUEUE_INFLIGHT);
+    assert_int_equal(msg_int(e, first[1], "state"), QUEUE_CANCELED);
+    assert_int_equal(side_int(e, "SELECT count(*) FROM smsys_writeback WHERE "
+                                 "fields @> '{\"smsys_status\":9,\"statecode\":2,"
+                                 "\"statuscode\":3}'"),
+                     1);
     /* Array-literal escaping: quotes, backslashes, braces, commas, the
      * word NULL and Persian text arrive unchanged; a NULL sender is NULL. */
     static const char tricky[] = "he said \"hi\" \\ {a,b} NULL, سلام دنیا";
