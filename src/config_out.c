@@ -139,12 +139,12 @@ int config_dump(const struct smsys_config *cfg, struct buf *out)
         }
         buf_reset(&v);
         rc = rc ? rc : config_value_str(cfg, k, 1, &v);
-        rc = rc ? rc : buf_printf(out, "%s = ", k->key);
+        rc = rc ? rc : buf_printf(out, "%s =%s", k->key, v.len ? " " : "");
         /* "***" is a mask, not a value: written bare so it is never
          * mistaken for the real secret in quotes. */
-        if (rc == 0 && v.data && k->type == CONFIG_SECRET)
+        if (rc == 0 && v.len && k->type == CONFIG_SECRET)
             rc = buf_puts(out, v.data);
-        else if (rc == 0 && v.data)
+        else if (rc == 0 && v.len)
             rc = config_put_value(out, v.data);
         const struct config_origin *o = cfg->origin ? &cfg->origin[i] : NULL;
         if (rc == 0 && o && o->ref)

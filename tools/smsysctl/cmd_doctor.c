@@ -1,0 +1,105 @@
+/* cmd_doctor.c - smsysctl doctor: one line per check, with the fix.
+ *
+ * Checks run in dependency order; when one fails, the checks that need it
+ * are printed as skip with the reason, so the first FAIL is the one to fix. */
+#include "ctl.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct doctor {
+    struct ctl *ctl;
+    int fails;
+    cJSON *checks; /* --json */
+};
+
+static void report(struct doctor *d, const char *status, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* status: "ok", "FAIL", "skip" or "warn"; fmt: how to fix, or NULL. */
+static void report(struct doctor *d, const char *status, const char *what, const char *fmt, ...)
+{
+    char fix[600] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(fix, sizeof(fix), fmt, ap);
+        va_end(ap);
+    }
+    if (strcmp(status, "FAIL") == 0)
+        d->fails++;
+    if (d->checks) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status", status);
+        cJSON_AddStringToObject(o, "check", what);
+        if (*fix)
+            cJSON_AddStringToObject(o, "fix", fix);
+        cJSON_AddItemToArray(d->checks, o);
+    } else {
+        printf("%-4s  %s%s%s\n", status, what, *fix ? "  — " : "", fix);
+    }
+}
+
+static void check_warnings(struct doctor *d, const struct smsys_config *cfg)
+{
+    const char *w = cfg->warnings;
+    while (w && *w) {
+        const char *nl = strchr(w, '\n');
+        int len = nl ? (int)(nl - w) : (int)strlen(w);
+        char what[512];
+        snprintf(what, sizeof(what), "config: %.*s", len, w);
+        report(d, "warn", what, NULL);
+        w += len + (nl ? 1 : 0);
+    }
+}
+
+int cmd_doctor(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc > 0)
+        return ctl_usage_error(ctl, "unexpected argument '%s'", argv[0]);
+    struct doctor d = {.ctl = ctl};
+    cJSON *root = NULL;
+    if (ctl->json) {
+        root = cJSON_CreateObject();
+        d.checks = cJSON_AddArrayToObject(root, "checks");
+        if (root == NULL || d.checks == NULL) {
+            cJSON_Delete(root);
+            return ctl_fail("out of memory");
+        }
+    }
+
+    struct smsys_config *cfg = NULL;
+    struct smsys_err err = {0};
+    char what[600];
+    snprintf(what, sizeof(what), "config %s", ctl->config_path);
+    if (config_load(ctl->config_path, &cfg, &err) != 0) {
+        report(&d, "FAIL", what, "%s (run: smsysctl config check %s)", err.detail,
+               ctl->config_path);
+    } else {
+        report(&d, "ok", what, NULL);
+        check_warnings(&d, cfg);
+    }
+
+    /* The checks below need modules that are not in this build yet
+     * (pg, migrate, dataverse, connectors); each says what it will do. */
+    const char *why = cfg ? "not in this build yet" : "needs a valid config";
+    report(&d, "skip", "postgresql: connect with [postgres] conninfo", "%s", why);
+    report(&d, "skip", "postgresql: schema version matches this build",
+           cfg ? "%s (then: smsysctl db migrate)" : "%s", why);
+    report(&d, "skip", "dynamics: sign in and WhoAmI", "%s", why);
+    report(&d, "skip", "providers: credentials and balance of each account", "%s", why);
+
+    if (root) {
+        cJSON_AddBoolToObject(root, "ok", d.fails == 0);
+        cJSON_AddNumberToObject(root, "failed", d.fails);
+        char *s = cJSON_Print(root);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        cJSON_Delete(root);
+    }
+    config_free(cfg);
+    return d.fails ? CTL_FAIL : CTL_OK;
+}
