@@ -228,7 +228,8 @@ static void test_error_lines(void **state)
     unsetenv("SMSYS_T_UNSET");
     static const struct bad_case cases[] = {
         {"[http]\nlistne = 127.0.0.1:1\n", 10, "unknown key 'listne' in [http]"},
-        {"[http]\nurl = https://x\n", 10, "unknown key 'url' in [http] (it belongs in [dataverse])"},
+        {"[http]\nurl = https://x\n", 10,
+         "unknown key 'url' in [http] (it belongs in [dataverse])"},
         {"\n[queue]\nx = 1\n", 10, "unknown section [queue]"},
         {"[dataverse]\nurl = https://other.example\n", 10,
          "duplicate key 'url' in [dataverse] (first set on line 2)"},
@@ -462,16 +463,17 @@ static void test_secrets_masked(void **state)
 static void test_comments_and_quoting(void **state)
 {
     (void)state;
-    char *text = concat(base_conf, "; semicolon comment\n"
-                                   "   # indented comment\n"
-                                   "[service]   ; after a header\n"
-                                   "instance_name = pass#word;x   # trailing comment\n"
-                                   "grace_period_ms = 1000 ;no space after\n"
-                                   "[dataverse]\r\n"
-                                   "username = \"  spaced # not a comment ; \\\"q\\\" \\\\ \"  ; c\n"
-                                   "password = \"\"\n"
-                                   "[sending]\n"
-                                   "quiet_hours =     ; empty: none\n");
+    char *text =
+        concat(base_conf, "; semicolon comment\n"
+                          "   # indented comment\n"
+                          "[service]   ; after a header\n"
+                          "instance_name = pass#word;x   # trailing comment\n"
+                          "grace_period_ms = 1000 ;no space after\n"
+                          "[dataverse]\r\n"
+                          "username = \"  spaced # not a comment ; \\\"q\\\" \\\\ \"  ; c\n"
+                          "password = \"\"\n"
+                          "[sending]\n"
+                          "quiet_hours =     ; empty: none\n");
     /* UTF-8 BOM in front, as Windows editors write. */
     char *bom = concat("\xEF\xBB\xBF", text);
     free(text);
