@@ -149,8 +149,8 @@ static void test_help_everywhere(void **state)
         struct run r = cmds[i][1] ? ctl(cmds[i][0], cmds[i][1], "--help", NULL)
                                   : ctl(cmds[i][0], "--help", NULL);
         if (r.code != 0 || strstr(r.out, "usage: smsysctl") == NULL)
-            fail_msg("%s %s --help: exit %d: %s", cmds[i][0], cmds[i][1] ? cmds[i][1] : "",
-                     r.code, r.out);
+            fail_msg("%s %s --help: exit %d: %s", cmds[i][0], cmds[i][1] ? cmds[i][1] : "", r.code,
+                     r.out);
         run_free(&r);
     }
     /* --help wins even over a config that does not exist. */
@@ -241,10 +241,14 @@ static void test_config_keys(void **state)
     (void)state;
     struct run r = ctl("config", "keys", NULL);
     assert_int_equal(r.code, 0);
-    const char *keys[] = {"dataverse.url",          "dataverse.client_secret",
-                          "dataverse.resource",     "dataverse.insecure_skip_verify",
-                          "service.grace_period_ms", "postgres.pool_size",
-                          "http.max_body_bytes",    "sending.quiet_hours",
+    const char *keys[] = {"dataverse.url",
+                          "dataverse.client_secret",
+                          "dataverse.resource",
+                          "dataverse.insecure_skip_verify",
+                          "service.grace_period_ms",
+                          "postgres.pool_size",
+                          "http.max_body_bytes",
+                          "sending.quiet_hours",
                           "log.format"};
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)
         if (strstr(r.out, keys[i]) == NULL)
