@@ -609,7 +609,8 @@ static void assign(struct pctx *c, int line, const struct config_key *k, const c
                  rc == -EFBIG    ? "larger than 64 KiB"
                  : rc == -EILSEQ ? "contains a NUL byte"
                                  : strerror(-rc));
-            explicit_bzero(val.data ? val.data : (char *)"", val.len);
+            if (val.data)
+                explicit_bzero(val.data, val.len);
             buf_free(&val);
             return;
         }

@@ -344,8 +344,9 @@ static void test_health(void **state)
     assert_int_equal(service_start(svc, &err), 0);
     struct buf h = BUF_INIT;
     assert_int_equal(service_health(svc, &h), -1);
-    assert_string_equal(h.data, "{\"status\":\"fail\",\"state\":\"running\",\"instance\":\"n1\","
-                                "\"components\":{\"pg\":\"reconnecting: refused\",\"http\":\"ok\"}}");
+    assert_string_equal(h.data,
+                        "{\"status\":\"fail\",\"state\":\"running\",\"instance\":\"n1\","
+                        "\"components\":{\"pg\":\"reconnecting: refused\",\"http\":\"ok\"}}");
     a.unhealthy = 0;
     buf_reset(&h);
     assert_int_equal(service_health(svc, &h), 0);
@@ -362,9 +363,12 @@ static void test_health(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order),         cmocka_unit_test(test_grace_period),
-        cmocka_unit_test(test_second_stop_forces), cmocka_unit_test(test_start_failure),
-        cmocka_unit_test(test_reload_on_sighup),   cmocka_unit_test(test_health),
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_grace_period),
+        cmocka_unit_test(test_second_stop_forces),
+        cmocka_unit_test(test_start_failure),
+        cmocka_unit_test(test_reload_on_sighup),
+        cmocka_unit_test(test_health),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
