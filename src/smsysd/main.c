@@ -5,6 +5,7 @@
 #include "smsys/log.h"
 #include "smsys/service.h"
 #include "smsys/version.h"
+#include "smsysd.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -49,11 +50,14 @@ static int check_config(const char *path)
 }
 
 /* Adds every module of the service. Each module owns its own component
- * struct; the order here is the start order (stop runs in reverse). */
-static int register_components(struct service *svc)
+ * struct; the order here is the start order (stop runs in reverse, so
+ * the HTTP endpoint goes first and the database last). */
+static int register_components(struct smsysd *d)
 {
-    (void)svc;
-    return 0;
+    int rc = smsysd_add_pg(d);
+    if (rc == 0)
+        rc = smsysd_add_http(d);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -103,8 +107,11 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
+    static struct smsysd d;
     struct service *svc = NULL;
-    if (service_new(&loop, path, cfg, &svc) != 0 || register_components(svc) != 0) {
+    if (service_new(&loop, path, cfg, &svc) == 0)
+        d.svc = svc;
+    if (svc == NULL || register_components(&d) != 0) {
         log_error("cannot set up the service", "error=\"%s\"", smsys_strerror(-ENOMEM));
         service_free(svc);
         uv_loop_close(&loop);

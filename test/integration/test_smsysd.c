@@ -9,7 +9,10 @@
 #include "smsys/util.h"
 #include "../lib/testutil.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +22,13 @@
 #include <unistd.h>
 
 static char tmpdir[256];
-static char conf[320], logfile[320];
+static char conf[320], logfile[512];
+static int port;                /* [http] listen of the last write_conf */
+static const char *pg_conninfo; /* the test PostgreSQL, or one that is down */
 
 static void write_conf(const char *level, const char *format, const char *extra)
 {
+    port = tu_free_port();
     char tmp[400];
     snprintf(tmp, sizeof(tmp), "%s.new", conf);
     FILE *f = fopen(tmp, "w");
@@ -35,7 +41,7 @@ static void write_conf(const char *level, const char *format, const char *extra)
             "client_secret = env:SMSYS_T_D_SECRET\n"
             "scope = https://contoso.crm4.dynamics.com/.default\n"
             "[postgres]\n"
-            "conninfo = dbname=smsys\n"
+            "conninfo = \"%s\"\n"
             "[service]\n"
             "grace_period_ms = 3000\n"
             "instance_name = test-node\n"
@@ -45,7 +51,7 @@ static void write_conf(const char *level, const char *format, const char *extra)
             "level = %s\n"
             "format = %s\n"
             "%s",
-            tu_free_port(), level, format, extra ? extra : "");
+            pg_conninfo, port, level, format, extra ? extra : "");
     fclose(f);
     chmod(tmp, 0600);
     /* Atomic replace, as an operator's editor or config management would. */
@@ -61,6 +67,7 @@ static int setup(void **state)
     snprintf(conf, sizeof(conf), "%s/t.conf", tmpdir);
     snprintf(logfile, sizeof(logfile), "%s/smsysd.log", tmpdir);
     setenv("SMSYS_T_D_SECRET", "DAEMON-SECRET-5", 1);
+    pg_conninfo = tu_pg_conninfo();
     return 0;
 }
 
@@ -72,10 +79,10 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static char *read_log(void)
+static char *read_log_at(const char *path)
 {
     struct buf b = BUF_INIT;
-    FILE *f = fopen(logfile, "r");
+    FILE *f = fopen(path, "r");
     if (f) {
         char tmp[4096];
         size_t n;
@@ -84,6 +91,11 @@ static char *read_log(void)
         fclose(f);
     }
     return buf_steal(&b);
+}
+
+static char *read_log(void)
+{
+    return read_log_at(logfile);
 }
 
 static void sleep_ms(long ms)
@@ -119,7 +131,7 @@ static pid_t start_daemon(void)
     char *argv[] = {(char *)tu_bin("smsysd"), "--config", conf, NULL};
     /* The previous run's log must not satisfy the wait below. */
     unlink(logfile);
-    pid_t pid = tu_spawn(argv, logfile, 0, 0);
+    pid_t pid = tu_spawn(argv, logfile, port, 5000);
     assert_true(pid > 0);
     if (!wait_log("service started", 5000)) {
         kill(pid, SIGKILL);
@@ -197,6 +209,102 @@ static void test_reload_and_stop(void **state)
     free(log);
 }
 
+/* GET path on 127.0.0.1:port; returns the status and the body in *body
+ * (caller frees), or -1 when the connection failed. */
+static int http_get(const char *path, char **body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    struct buf b = BUF_INIT;
+    char tmp[4096];
+    ssize_t r;
+    while ((r = read(fd, tmp, sizeof(tmp))) > 0)
+        buf_append(&b, tmp, (size_t)r);
+    close(fd);
+    int status = -1;
+    if (b.data && sscanf(b.data, "HTTP/1.1 %d", &status) != 1)
+        status = -1;
+    const char *sep = b.data ? strstr(b.data, "\r\n\r\n") : NULL;
+    *body = strdup(sep ? sep + 4 : "");
+    buf_free(&b);
+    return status;
+}
+
+static void test_healthz(void **state)
+{
+    (void)state;
+    write_conf("info", "text", NULL);
+    pid_t pid = start_daemon();
+    /* The pool connects in the background: allow it a moment. */
+    char *body = NULL;
+    int status = -1;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        free(body);
+        status = http_get("/healthz", &body);
+        if (status != 200)
+            sleep_ms(50);
+    }
+    if (status != 200)
+        fail_msg("/healthz: %d %s", status, body);
+    assert_non_null(strstr(body, "\"status\":\"ok\""));
+    assert_non_null(strstr(body, "\"instance\":\"test-node\""));
+    assert_non_null(strstr(body, "\"pg\":\"ok "));
+    free(body);
+    assert_int_equal(http_get("/nothing", &body), 404);
+    free(body);
+    int st = tu_stop(pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+
+    /* With PostgreSQL unreachable the service runs but is not healthy. */
+    char down[128];
+    snprintf(down, sizeof(down), "host=127.0.0.1 port=%d dbname=x connect_timeout=2",
+             tu_free_port());
+    pg_conninfo = down;
+    write_conf("info", "text", NULL);
+    pid = start_daemon();
+    status = http_get("/healthz", &body);
+    pg_conninfo = tu_pg_conninfo();
+    if (status != 503 || strstr(body, "\"pg\":\"connecting:") == NULL)
+        fail_msg("/healthz with the database down: %d %s", status, body);
+    free(body);
+    st = tu_stop(pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void test_port_in_use(void **state)
+{
+    (void)state;
+    write_conf("info", "text", NULL);
+    pid_t first = start_daemon();
+    /* Same config, same port: the second cannot start and says why. */
+    char *argv[] = {(char *)tu_bin("smsysd"), "--config", conf, NULL};
+    char log2[600];
+    snprintf(log2, sizeof(log2), "%s.2", logfile);
+    pid_t second = tu_spawn(argv, log2, 0, 0);
+    int st = wait_exit(second, 5000);
+    assert_true(st != -1 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    st = tu_stop(first);
+    assert_int_equal(WEXITSTATUS(st), 0);
+    char *log = read_log_at(log2);
+    if (strstr(log, "component failed to start name=http") == NULL ||
+        strstr(log, "address already in use") == NULL)
+        fail_msg("second instance did not say why:\n%s", log);
+    free(log);
+}
+
 static void test_sigint_stops(void **state)
 {
     (void)state;
@@ -271,6 +379,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reload_and_stop),
         cmocka_unit_test(test_sigint_stops),
+        cmocka_unit_test(test_healthz),
+        cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_broken_config_exits_1),
         cmocka_unit_test(test_options),
     };
