@@ -6,7 +6,6 @@
 #include "smsys/http_server.h"
 #include "smsys/log.h"
 
-
 #include <stdlib.h>
 
 struct comp_http {
@@ -24,8 +23,7 @@ static void healthz_cb(struct http_req *req, struct http_resp *resp, void *ud)
      * sending before the process goes away. */
     int rc = service_health(h->svc, &b);
     http_resp_header(resp, "Cache-Control", "no-store");
-    http_resp_send(resp, rc == 0 ? 200 : 503, "application/json", b.data ? b.data : "{}",
-                   b.len);
+    http_resp_send(resp, rc == 0 ? 200 : 503, "application/json", b.data ? b.data : "{}", b.len);
     buf_free(&b);
 }
 

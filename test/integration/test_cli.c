@@ -21,16 +21,19 @@
 static char tmpdir[256];
 static char good_conf[320], bad_conf[320];
 
-static const char good_text[] = "[dataverse]\n"
-                                "url = https://contoso.crm4.dynamics.com\n"
-                                "token_url = https://login.example/t/oauth2/v2.0/token\n"
-                                "client_id = app\n"
-                                "client_secret = env:SMSYS_T_CLI_SECRET\n"
-                                "scope = https://contoso.crm4.dynamics.com/.default\n"
-                                "password = LITERAL-PW-9\n"
-                                "username = u\n"
-                                "[postgres]\n"
-                                "conninfo = host=/tmp dbname=smsys password=PG-PW-7\n";
+/* good_fmt with the test database's conninfo; a password is appended to
+ * prove dumps mask it (the test server does not ask for one). */
+static char good_text[2048];
+static const char good_fmt[] = "[dataverse]\n"
+                               "url = https://contoso.crm4.dynamics.com\n"
+                               "token_url = https://login.example/t/oauth2/v2.0/token\n"
+                               "client_id = app\n"
+                               "client_secret = env:SMSYS_T_CLI_SECRET\n"
+                               "scope = https://contoso.crm4.dynamics.com/.default\n"
+                               "password = LITERAL-PW-9\n"
+                               "username = u\n"
+                               "[postgres]\n"
+                               "conninfo = \"%s password=PG-PW-7\"\n";
 
 static void write_file(const char *path, const char *text)
 {
@@ -47,6 +50,7 @@ static int setup(void **state)
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/smsys-test-cli-XXXXXX");
     if (mkdtemp(tmpdir) == NULL)
         return -1;
+    snprintf(good_text, sizeof(good_text), good_fmt, tu_pg_conninfo());
     snprintf(good_conf, sizeof(good_conf), "%s/good.conf", tmpdir);
     snprintf(bad_conf, sizeof(bad_conf), "%s/bad.conf", tmpdir);
     write_file(good_conf, good_text);
@@ -271,7 +275,27 @@ static void test_doctor(void **state)
     assert_int_equal(r.code, 0);
     assert_true(strncmp(r.out, "ok    config ", 13) == 0);
     assert_non_null(strstr(r.out, "skip  dynamics: sign in and WhoAmI"));
+    assert_non_null(strstr(r.out, "\nok    postgresql: connected to database "));
     run_free(&r);
+
+    /* PostgreSQL down: a FAIL with the libpq reason, and the checks that
+     * need it are skipped. */
+    char down[400], text[2600];
+    snprintf(down, sizeof(down), "%s/down.conf", tmpdir);
+    snprintf(text, sizeof(text), "%s[postgres]\nconninfo = host=127.0.0.1 port=%d dbname=x\n",
+             good_text, tu_free_port());
+    /* Replace, not add: the key may appear once. */
+    char *dup = strstr(text, "[postgres]\nconninfo = \"");
+    assert_non_null(dup);
+    memmove(dup, strchr(dup + 11, '\n') + 1, strlen(strchr(dup + 11, '\n') + 1) + 1);
+    write_file(down, text);
+    r = ctl("--config", down, "doctor", NULL);
+    if (r.code != 1 || !strstr(r.out, "FAIL  postgresql: connect") ||
+        !strstr(r.out, "Connection refused") ||
+        !strstr(r.out, "skip  postgresql: schema version matches this build  — needs PostgreSQL"))
+        fail_msg("exit %d: %s", r.code, r.out);
+    run_free(&r);
+
     r = ctl("--config", bad_conf, "doctor", NULL);
     assert_int_equal(r.code, 1);
     assert_true(strncmp(r.out, "FAIL  config ", 13) == 0);
