@@ -748,6 +748,7 @@ void pg_pool_stats(const struct pg_pool *pool, struct pg_pool_stats *out)
     out->listening = pool->nsubs == 0 || l->state == PG_C_READY || l->state == PG_C_BUSY;
     out->reconnects = pool->reconnects;
     out->queries = pool->queries;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", pool->last_error);
 }
 
 int pg_err_sqlstate(const struct smsys_err *err, char out[6])
