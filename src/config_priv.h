@@ -23,6 +23,15 @@ struct config_window *config_win_at(const struct smsys_config *cfg, const struct
 /* 1 for types stored as char *. */
 int config_type_is_str(enum config_type t);
 
+/* Value converters (config_types.c). Each returns 0, or -EINVAL with the
+ * reason in msg (those that take one). */
+int config_parse_bool(const char *s, int *out);
+int config_parse_duration(const char *s, long long *out); /* milliseconds */
+int config_check_url(const struct config_key *k, const char *s, char *msg, size_t mlen);
+int config_check_listen(const char *s, char *msg, size_t mlen);
+int config_parse_window(const char *s, struct config_window *w, char *msg, size_t mlen);
+int config_check_timezone(const char *s, char *msg, size_t mlen);
+
 /* Appends s quoted for the file when it would otherwise be misread. */
 int config_put_value(struct buf *out, const char *s);
 

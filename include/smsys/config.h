@@ -67,6 +67,7 @@ struct smsys_config {
     struct {
         char *conninfo;
         long long pool_size;
+        int migrate_on_start;
     } postgres;
 
     struct {

@@ -3,6 +3,7 @@
  * graceful stop and reload. New modules plug in in register_components(). */
 #include "smsys/config.h"
 #include "smsys/log.h"
+#include "smsys/migrate.h"
 #include "smsys/service.h"
 #include "smsys/version.h"
 #include "smsysd.h"
@@ -47,6 +48,44 @@ static int check_config(const char *path)
     if (nerr == 0)
         printf("%s: ok\n", path);
     return nerr ? 1 : 0;
+}
+
+/* Brings the schema to this build's version (or, with migrate_on_start =
+ * false, checks that it is there) before anything touches the database.
+ * Blocking on purpose: nothing is served yet, and the advisory lock in
+ * migrate_apply makes concurrent starts safe. Returns 0 or logs why not. */
+static int prepare_schema(const struct smsys_config *cfg)
+{
+    char dir[4096];
+    struct smsys_err err = {0};
+    if (migrate_default_dir(dir, sizeof(dir)) != 0) {
+        log_error("sql migrations not found, not starting", "dir=%s hint=\"set SMSYS_SQL_DIR\"",
+                  dir);
+        return -1;
+    }
+    if (cfg->postgres.migrate_on_start) {
+        int n = migrate_apply(cfg->postgres.conninfo, dir, 0, &err);
+        if (n < 0) {
+            log_error("database migration failed, not starting", "error=\"%s\"", log_q(err.detail));
+            return -1;
+        }
+        log_info("database schema ready", "applied=%d", n);
+        return 0;
+    }
+    int db = 0, newest = 0;
+    if (migrate_status(cfg->postgres.conninfo, dir, &db, &newest, &err) != 0) {
+        log_error("database schema check failed, not starting", "error=\"%s\"", log_q(err.detail));
+        return -1;
+    }
+    if (db != newest) {
+        log_error("database schema is not current, not starting",
+                  "db_version=%d build_version=%d hint=\"%s\"", db, newest,
+                  db < newest ? "run smsysctl db migrate"
+                              : "this smsys is older than the database");
+        return -1;
+    }
+    log_info("database schema ready", "version=%d", db);
+    return 0;
 }
 
 /* Adds every module of the service. Each module owns its own component
@@ -97,6 +136,14 @@ int main(int argc, char **argv)
     struct smsys_config *cfg = NULL;
     if (config_load(path, &cfg, &err) != 0) {
         log_error("config invalid, not starting", "error=\"%s\"", log_q(err.detail));
+        return 1;
+    }
+
+    /* libpq's default for connections without connect_timeout: an
+     * unreachable host must not hang the start for minutes. */
+    setenv("PGCONNECT_TIMEOUT", "10", 0);
+    if (prepare_schema(cfg) != 0) {
+        config_free(cfg);
         return 1;
     }
 

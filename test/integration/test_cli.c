@@ -8,6 +8,7 @@
 #include "smsys/buf.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
+#include "tdb.h"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 
 static char tmpdir[256];
 static char good_conf[320], bad_conf[320];
+static char db_name[64], db_conninfo[1024];
 
 /* good_fmt with the test database's conninfo; a password is appended to
  * prove dumps mask it (the test server does not ask for one). */
@@ -50,7 +52,10 @@ static int setup(void **state)
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/smsys-test-cli-XXXXXX");
     if (mkdtemp(tmpdir) == NULL)
         return -1;
-    snprintf(good_text, sizeof(good_text), good_fmt, tu_pg_conninfo());
+    tdb_create("cli", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
+    snprintf(good_text, sizeof(good_text), good_fmt, db_conninfo);
+    /* build/san/bin/.. is not the source tree: name the migrations. */
+    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     snprintf(good_conf, sizeof(good_conf), "%s/good.conf", tmpdir);
     snprintf(bad_conf, sizeof(bad_conf), "%s/bad.conf", tmpdir);
     write_file(good_conf, good_text);
@@ -68,6 +73,7 @@ static int teardown(void **state)
     (void)state;
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    tdb_drop(db_name);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -275,7 +281,8 @@ static void test_doctor(void **state)
     assert_int_equal(r.code, 0);
     assert_true(strncmp(r.out, "ok    config ", 13) == 0);
     assert_non_null(strstr(r.out, "skip  dynamics: sign in and WhoAmI"));
-    assert_non_null(strstr(r.out, "\nok    postgresql: connected to database "));
+    assert_non_null(strstr(r.out, "\nok    postgresql: connected to database smsys_t_cli_"));
+    assert_non_null(strstr(r.out, "\nok    postgresql: schema version "));
     run_free(&r);
 
     /* PostgreSQL down: a FAIL with the libpq reason, and the checks that
@@ -285,7 +292,7 @@ static void test_doctor(void **state)
     snprintf(text, sizeof(text), "%s[postgres]\nconninfo = host=127.0.0.1 port=%d dbname=x\n",
              good_text, tu_free_port());
     /* Replace, not add: the key may appear once. */
-    char *dup = strstr(text, "[postgres]\nconninfo = \"");
+    char *dup = strstr(text, "[postgres]\nconninfo = ");
     assert_non_null(dup);
     memmove(dup, strchr(dup + 11, '\n') + 1, strlen(strchr(dup + 11, '\n') + 1) + 1);
     write_file(down, text);
@@ -318,8 +325,22 @@ static void test_db_migrate(void **state)
     (void)state;
     /* A bad config fails before any database work. */
     expect(ctl("--config", bad_conf, "db", "migrate", "--dry-run", NULL), 1, NULL, "bad.conf:12:");
-    /* Without the migration runner in this build, it fails plainly. */
-    expect(ctl("--config", good_conf, "db", "migrate", NULL), 1, NULL, "no migration runner");
+    /* A fresh database: dry run lists, changes nothing; then apply; then
+     * nothing is left. */
+    expect(ctl("--config", good_conf, "db", "migrate", "--dry-run", NULL), 0,
+           "pending (nothing changed: --dry-run)", "migration pending version=1");
+    expect(ctl("--config", good_conf, "doctor", NULL), 1,
+           "FAIL  postgresql: schema version 0, this build needs", NULL);
+    expect(ctl("--config", good_conf, "db", "migrate", NULL), 0, "applied",
+           "migration applied version=1");
+    expect(ctl("--config", good_conf, "db", "migrate", NULL), 0, "database schema is up to date",
+           NULL);
+    expect(ctl("--config", good_conf, "db", "migrate", "--dry-run", NULL), 0,
+           "database schema is up to date", NULL);
+    /* Migrations that cannot be found are a failure naming where it looked. */
+    setenv("SMSYS_SQL_DIR", "/nonexistent/sql", 1);
+    expect(ctl("--config", good_conf, "db", "migrate", NULL), 1, NULL, "/nonexistent/sql");
+    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
 }
 
 int main(void)
@@ -327,8 +348,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_everywhere), cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_config_check),    cmocka_unit_test(test_config_dump_masks),
-        cmocka_unit_test(test_config_keys),     cmocka_unit_test(test_doctor),
-        cmocka_unit_test(test_db_migrate),
+        cmocka_unit_test(test_config_keys),     cmocka_unit_test(test_db_migrate),
+        cmocka_unit_test(test_doctor),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,7 @@
 #include "smsys/buf.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
+#include "tdb.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,7 +25,8 @@
 static char tmpdir[256];
 static char conf[320], logfile[512];
 static int port;                /* [http] listen of the last write_conf */
-static const char *pg_conninfo; /* the test PostgreSQL, or one that is down */
+static const char *pg_conninfo; /* the test database, or one that is down */
+static char db_name[64], db_conninfo[1024];
 
 static void write_conf(const char *level, const char *format, const char *extra)
 {
@@ -41,7 +43,7 @@ static void write_conf(const char *level, const char *format, const char *extra)
             "client_secret = env:SMSYS_T_D_SECRET\n"
             "scope = https://contoso.crm4.dynamics.com/.default\n"
             "[postgres]\n"
-            "conninfo = \"%s\"\n"
+            "conninfo = %s\n"
             "[service]\n"
             "grace_period_ms = 3000\n"
             "instance_name = test-node\n"
@@ -67,7 +69,9 @@ static int setup(void **state)
     snprintf(conf, sizeof(conf), "%s/t.conf", tmpdir);
     snprintf(logfile, sizeof(logfile), "%s/smsysd.log", tmpdir);
     setenv("SMSYS_T_D_SECRET", "DAEMON-SECRET-5", 1);
-    pg_conninfo = tu_pg_conninfo();
+    tdb_create("smsysd", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
+    pg_conninfo = db_conninfo;
+    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     return 0;
 }
 
@@ -76,6 +80,7 @@ static int teardown(void **state)
     (void)state;
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    tdb_drop(db_name);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -265,20 +270,52 @@ static void test_healthz(void **state)
     int st = tu_stop(pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
+}
 
-    /* With PostgreSQL unreachable the service runs but is not healthy. */
+/* Runs smsysd on the current config until it exits; returns its status. */
+static int run_to_exit(void)
+{
+    char *argv[] = {(char *)tu_bin("smsysd"), "--config", conf, NULL};
+    unlink(logfile);
+    pid_t pid = tu_spawn(argv, logfile, 0, 0);
+    assert_true(pid > 0);
+    int st = wait_exit(pid, 15000);
+    assert_true(st != -1 && WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+static void test_database_at_start(void **state)
+{
+    (void)state;
+    /* Unreachable: the schema cannot be brought up, so it does not start. */
     char down[128];
     snprintf(down, sizeof(down), "host=127.0.0.1 port=%d dbname=x connect_timeout=2",
              tu_free_port());
     pg_conninfo = down;
     write_conf("info", "text", NULL);
-    pid = start_daemon();
-    status = http_get("/healthz", &body);
-    pg_conninfo = tu_pg_conninfo();
-    if (status != 503 || strstr(body, "\"pg\":\"connecting:") == NULL)
-        fail_msg("/healthz with the database down: %d %s", status, body);
-    free(body);
-    st = tu_stop(pid);
+    pg_conninfo = db_conninfo;
+    assert_int_equal(run_to_exit(), 1);
+    if (!wait_log("database migration failed, not starting", 100) ||
+        !wait_log("Connection refused", 100))
+        fail_with_log("no clear error for an unreachable database");
+
+    /* migrate_on_start = false on a fresh database: refuses, says what to do. */
+    char fresh[64], fresh_ci[1024];
+    tdb_create("smsysd_fresh", fresh, sizeof(fresh), fresh_ci, sizeof(fresh_ci));
+    pg_conninfo = fresh_ci;
+    write_conf("info", "text", "[postgres]\nmigrate_on_start = false\n");
+    pg_conninfo = db_conninfo;
+    assert_int_equal(run_to_exit(), 1);
+    if (!wait_log("database schema is not current, not starting db_version=0", 100) ||
+        !wait_log("run smsysctl db migrate", 100))
+        fail_with_log("no clear error for an old schema");
+    tdb_drop(fresh);
+
+    /* migrate_on_start = false on the migrated database: starts. */
+    write_conf("info", "text", "[postgres]\nmigrate_on_start = false\n");
+    pid_t pid = start_daemon();
+    assert_true(wait_log("database schema ready version=", 100));
+    int st = tu_stop(pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }
@@ -377,11 +414,9 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reload_and_stop),
-        cmocka_unit_test(test_sigint_stops),
-        cmocka_unit_test(test_healthz),
-        cmocka_unit_test(test_port_in_use),
-        cmocka_unit_test(test_broken_config_exits_1),
+        cmocka_unit_test(test_reload_and_stop), cmocka_unit_test(test_sigint_stops),
+        cmocka_unit_test(test_healthz),         cmocka_unit_test(test_database_at_start),
+        cmocka_unit_test(test_port_in_use),     cmocka_unit_test(test_broken_config_exits_1),
         cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -4,6 +4,8 @@
  * are printed as skip with the reason, so the first FAIL is the one to fix. */
 #include "ctl.h"
 
+#include "smsys/migrate.h"
+
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -99,6 +101,39 @@ static int check_postgres(struct doctor *d, const struct smsys_config *cfg)
     return ok;
 }
 
+static void check_schema(struct doctor *d, const struct smsys_config *cfg)
+{
+    const char *what = "postgresql: schema version matches this build";
+    char dir[4096];
+    if (migrate_default_dir(dir, sizeof(dir)) != 0) {
+        report(d, "FAIL", what, "migrations not found (looked in %s); set SMSYS_SQL_DIR", dir);
+        return;
+    }
+    int db = 0, newest = 0;
+    struct smsys_err err = {0};
+    if (migrate_status(cfg->postgres.conninfo, dir, &db, &newest, &err) != 0) {
+        report(d, "FAIL", what, "%s", err.detail);
+        return;
+    }
+    char line[128];
+    if (db == newest) {
+        snprintf(line, sizeof(line), "postgresql: schema version %d is current", db);
+        report(d, "ok", line, NULL);
+    } else if (db < newest) {
+        snprintf(line, sizeof(line), "postgresql: schema version %d, this build needs %d", db,
+                 newest);
+        report(d, "FAIL", line,
+               "run: smsysctl db migrate (smsysd also does it at start "
+               "unless [postgres] migrate_on_start = false)");
+    } else {
+        snprintf(line, sizeof(line), "postgresql: schema version %d is newer than this build (%d)",
+                 db, newest);
+        report(d, "FAIL", line,
+               "this smsys is older than the database: install the newer "
+               "release (never downgrade the schema)");
+    }
+}
+
 int cmd_doctor(struct ctl *ctl, int argc, char **argv)
 {
     if (argc > 0)
@@ -132,13 +167,15 @@ int cmd_doctor(struct ctl *ctl, int argc, char **argv)
     else
         report(&d, "skip", "postgresql: connect with [postgres] conninfo", "needs a valid config");
 
+    if (pg_ok)
+        check_schema(&d, cfg);
+    else
+        report(&d, "skip", "postgresql: schema version matches this build", "%s",
+               cfg ? "needs PostgreSQL" : "needs a valid config");
+
     /* The checks below need modules that are not in this build yet
-     * (migrate, dataverse, connectors); each says what it will do. */
+     * (dataverse, connectors); each says what it will do. */
     const char *why = cfg ? "not in this build yet" : "needs a valid config";
-    report(&d, "skip", "postgresql: schema version matches this build", "%s",
-           !cfg    ? why
-           : pg_ok ? "the migration runner is not in this build yet"
-                   : "needs PostgreSQL");
     report(&d, "skip", "dynamics: sign in and WhoAmI", "%s", why);
     report(&d, "skip", "providers: credentials and balance of each account", "%s", why);
 
