@@ -85,7 +85,7 @@ static const struct config_key keys[] = {
     {"service", "instance_name", CONFIG_STRING, NULL, OFF(service.instance_name),
      .help = "Name of this instance in logs, metrics and queue leases. Empty: the host name."},
     {"service", "grace_period_ms", CONFIG_DURATION, "10000", OFF(service.grace_period_ms), 0,
-     600000,
+     600000, .flags = CONFIG_LIVE,
      .help = "On SIGTERM/SIGINT, how long in-flight work may take to finish before the service "
              "closes anyway."},
 

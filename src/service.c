@@ -482,20 +482,37 @@ int service_run(struct service *svc)
     return svc->start_failed ? 1 : svc->exit_code;
 }
 
+size_t service_ncomponents(const struct service *svc)
+{
+    return svc->ncomps;
+}
+
+int service_component_health(struct service *svc, size_t i, const char **name, struct buf *detail)
+{
+    if (i >= svc->ncomps)
+        return -ERANGE;
+    struct comp *c = &svc->comps[i];
+    *name = c->c.name;
+    if (c->c.health == NULL)
+        return -ENOENT;
+    int rc = c->c.health(c->ud, detail);
+    return rc < 0 ? rc : rc > 0 ? -1 : 0;
+}
+
 int service_health(struct service *svc, struct buf *out)
 {
     int ok = svc->state == SVC_RUNNING;
     struct buf parts = BUF_INIT, d = BUF_INIT;
     for (size_t i = 0; i < svc->ncomps; i++) {
-        struct comp *c = &svc->comps[i];
-        if (c->c.health == NULL)
-            continue;
+        const char *name;
         buf_reset(&d);
-        int rc = c->c.health(c->ud, &d);
+        int rc = service_component_health(svc, i, &name, &d);
+        if (rc == -ENOENT)
+            continue;
         if (rc != 0)
             ok = 0;
         buf_printf(&parts, "%s\"", parts.len ? "," : "");
-        buf_put_jsonstr(&parts, c->c.name);
+        buf_put_jsonstr(&parts, name);
         buf_puts(&parts, "\":\"");
         buf_put_jsonstr(&parts, d.data ? d.data : (rc ? "fail" : "ok"));
         buf_putc(&parts, '"');

@@ -94,6 +94,13 @@ uv_loop_t *service_loop(const struct service *svc);
  * returns 0 when every component is healthy, -1 otherwise. */
 int service_health(struct service *svc, struct buf *out);
 
+/* Number of registered components, and the health of component i (in
+ * registration order): *name is set (static), detail gets the component's
+ * text; returns 0 healthy, <0 unhealthy, -ENOENT when it has no health
+ * callback, -ERANGE past the end. For /healthz adapters. */
+size_t service_ncomponents(const struct service *svc);
+int service_component_health(struct service *svc, size_t i, const char **name, struct buf *detail);
+
 /* Releases the service and its config, after service_run returned (or
  * when service_start failed and the loop was run to close the handles). */
 void service_free(struct service *svc);
