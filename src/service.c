@@ -487,6 +487,15 @@ size_t service_ncomponents(const struct service *svc)
     return svc->ncomps;
 }
 
+const char *service_component_name(const struct service *svc, size_t i, int *has_health)
+{
+    if (i >= svc->ncomps)
+        return NULL;
+    if (has_health)
+        *has_health = svc->comps[i].c.health != NULL;
+    return svc->comps[i].c.name;
+}
+
 int service_component_health(struct service *svc, size_t i, const char **name, struct buf *detail)
 {
     if (i >= svc->ncomps)

@@ -99,6 +99,9 @@ int service_health(struct service *svc, struct buf *out);
  * text; returns 0 healthy, <0 unhealthy, -ENOENT when it has no health
  * callback, -ERANGE past the end. For /healthz adapters. */
 size_t service_ncomponents(const struct service *svc);
+/* Name of component i (NULL past the end); *has_health (may be NULL) says
+ * whether it has a health callback. Safe before the component started. */
+const char *service_component_name(const struct service *svc, size_t i, int *has_health);
 int service_component_health(struct service *svc, size_t i, const char **name, struct buf *detail);
 
 /* Releases the service and its config, after service_run returned (or

@@ -347,6 +347,17 @@ static void test_health(void **state)
     assert_string_equal(h.data,
                         "{\"status\":\"fail\",\"state\":\"running\",\"instance\":\"n1\","
                         "\"components\":{\"pg\":\"reconnecting: refused\",\"http\":\"ok\"}}");
+    assert_int_equal(service_ncomponents(svc), 2);
+    int has = 0;
+    assert_string_equal(service_component_name(svc, 1, &has), "http");
+    assert_true(has);
+    assert_null(service_component_name(svc, 2, NULL));
+    const char *name = NULL;
+    buf_reset(&h);
+    assert_int_equal(service_component_health(svc, 0, &name, &h), -1);
+    assert_string_equal(name, "pg");
+    assert_string_equal(h.data, "reconnecting: refused");
+    assert_int_equal(service_component_health(svc, 2, &name, &h), -ERANGE);
     a.unhealthy = 0;
     buf_reset(&h);
     assert_int_equal(service_health(svc, &h), 0);
