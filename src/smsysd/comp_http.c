@@ -27,6 +27,11 @@ static void healthz_cb(struct http_req *req, struct http_resp *resp, void *ud)
     buf_free(&b);
 }
 
+static void discard_closed_cb(void *ud)
+{
+    (void)ud;
+}
+
 static int http_start(struct service *svc, void *ud, struct smsys_err *err)
 {
     struct comp_http *h = ud;
@@ -40,8 +45,12 @@ static int http_start(struct service *svc, void *ud, struct smsys_err *err)
     if (rc)
         return smsys_err_set(err, rc, "cannot listen on %s: %s", cfg->http.listen,
                              smsys_strerror(rc));
-    if ((rc = http_server_route(h->srv, "GET", "/healthz", healthz_cb, h)) != 0)
+    if ((rc = http_server_route(h->srv, "GET", "/healthz", healthz_cb, h)) != 0) {
+        /* A failed start is never closed by the service: do it here. */
+        http_server_close(h->srv, discard_closed_cb, NULL);
+        h->srv = NULL;
         return smsys_err_set(err, rc, "cannot add routes: %s", smsys_strerror(rc));
+    }
     return 0;
 }
 
