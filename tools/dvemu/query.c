@@ -1,0 +1,949 @@
+/* query.c - reads: row rendering ($select, annotations, ETags), $expand,
+ * collections with $filter/$orderby/$top/$count and server-driven paging
+ * (Prefer: odata.maxpagesize, opaque $skiptoken), and change tracking
+ * (Prefer: odata.track-changes, $deltatoken). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dvemu.h"
+#include "smsys/http_server.h"
+#include "smsys/util.h"
+#include <time.h>
+
+#define ANN_FMT  "@OData.Community.Display.V1.FormattedValue"
+#define ANN_LLN  "@Microsoft.Dynamics.CRM.lookuplogicalname"
+#define ANN_NAV  "@Microsoft.Dynamics.CRM.associatednavigationproperty"
+
+void prefer_parse(const char *h, struct prefer *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->maxpagesize = MAX_PAGE;
+    if (h == NULL)
+        return;
+    char *dup = strdup(h);
+    if (dup == NULL)
+        return;
+    char *save = NULL;
+    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (strncmp(tok, "return=representation", 21) == 0)
+            p->return_repr = 1;
+        else if (strncmp(tok, "odata.include-annotations", 25) == 0)
+            p->annotations = 1;
+        else if (strncmp(tok, "odata.maxpagesize=", 18) == 0) {
+            long long v;
+            char num[16];
+            snprintf(num, sizeof(num), "%.15s", tok + 18);
+            num[strcspn(num, " ;")] = '\0';
+            if (util_parse_int(num, 1, 1 << 30, &v) == 0)
+                p->maxpagesize = v > MAX_PAGE ? MAX_PAGE : (int)v;
+        } else if (strncmp(tok, "odata.track-changes", 19) == 0)
+            p->track_changes = 1;
+        else if (strncmp(tok, "odata.continue-on-error", 23) == 0)
+            p->continue_on_error = 1;
+    }
+    free(dup);
+}
+
+void prefer_applied(const struct prefer *p, struct api_res *r, int with_page, int with_track)
+{
+    struct buf b = BUF_INIT;
+    if (p->return_repr)
+        buf_puts(&b, "return=representation");
+    if (p->annotations)
+        buf_printf(&b, "%sodata.include-annotations=\"*\"", b.len ? "," : "");
+    if (with_page)
+        buf_printf(&b, "%sodata.maxpagesize=%d", b.len ? "," : "", p->maxpagesize);
+    if (with_track)
+        buf_printf(&b, "%sodata.track-changes", b.len ? "," : "");
+    if (b.len)
+        api_hdr(r, "Preference-Applied", "%s", b.data);
+    buf_free(&b);
+}
+
+/* Returns a decoded copy of query parameter name (caller frees) or NULL. */
+char *query_param(const char *query, const char *name)
+{
+    if (query == NULL)
+        return NULL;
+    size_t nl = strlen(name);
+    const char *p = query;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && p[nl] == '=' && strncmp(p, name, nl) == 0) {
+            char *v = strndup(p + nl + 1, len - nl - 1);
+            if (v && http_urldecode(v, 1) < 0) {
+                free(v);
+                return NULL;
+            }
+            return v;
+        }
+        if (len == nl && strncmp(p, name, nl) == 0)
+            return strdup("");
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return NULL;
+}
+
+/* Key in the stored object for a $select name, or NULL if unknown. */
+static const char *select_key(const struct table *t, const char *name, const struct column **out)
+{
+    const struct column *c = table_column(t, name);
+    if (c && c->type != CT_LOOKUP) {
+        *out = c;
+        return name;
+    }
+    c = table_lookup_by_value(t, name);
+    if (c) {
+        *out = c;
+        return name;
+    }
+    return NULL;
+}
+
+int parse_select(const struct table *t, const char *s, cJSON **out, struct api_res *r)
+{
+    *out = NULL;
+    if (s == NULL || *s == '\0')
+        return 0;
+    cJSON *arr = cJSON_CreateArray();
+    char *dup = strdup(s);
+    char *save = NULL;
+    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        const struct column *c;
+        if (select_key(t, tok, &c) == NULL) {
+            api_error(r, 400, "0x0",
+                      "Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.",
+                      tok, t->logical);
+            free(dup);
+            cJSON_Delete(arr);
+            return -EINVAL;
+        }
+        cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
+    }
+    free(dup);
+    *out = arr;
+    return 0;
+}
+
+static void fmt_thousands(long long v, char *out, size_t len)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%lld", v < 0 ? -v : v);
+    size_t n = strlen(tmp), o = 0;
+    if (v < 0 && o + 1 < len)
+        out[o++] = '-';
+    for (size_t i = 0; i < n && o + 2 < len; i++) {
+        out[o++] = tmp[i];
+        if ((n - i - 1) % 3 == 0 && i + 1 < n)
+            out[o++] = ',';
+    }
+    out[o] = '\0';
+}
+
+static void add_formatted(const struct table *t, const struct column *c, const cJSON *v,
+                          cJSON *out, const char *key)
+{
+    char k[256], val[64];
+    const char *label = NULL;
+    if (v == NULL || cJSON_IsNull(v))
+        return;
+    switch (c->type) {
+    case CT_CHOICE:
+        label = schema_option_label(t->logical, c->name, (long long)v->valuedouble);
+        if (label == NULL) {
+            snprintf(val, sizeof(val), "%lld", (long long)v->valuedouble);
+            label = val;
+        }
+        break;
+    case CT_BOOL:
+        label = cJSON_IsTrue(v) ? "Yes" : "No";
+        break;
+    case CT_INT:
+    case CT_BIGINT:
+        fmt_thousands((long long)v->valuedouble, val, sizeof(val));
+        label = val;
+        break;
+    case CT_DECIMAL:
+        snprintf(val, sizeof(val), "%.2f", v->valuedouble);
+        label = val;
+        break;
+    case CT_DATETIME: {
+        int ok;
+        int64_t s = parse_datetime(v->valuestring, &ok);
+        if (!ok)
+            return;
+        time_t tt = (time_t)s;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        int h12 = tm.tm_hour % 12 ? tm.tm_hour % 12 : 12;
+        snprintf(val, sizeof(val), "%d/%d/%d %d:%02d %s", tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_year + 1900, h12, tm.tm_min, tm.tm_hour < 12 ? "AM" : "PM");
+        label = val;
+        break;
+    }
+    default:
+        return;
+    }
+    snprintf(k, sizeof(k), "%s" ANN_FMT, key);
+    cJSON_AddStringToObject(out, k, label);
+}
+
+static void add_lookup(struct emu *e, const struct table *t, const struct column *c,
+                       const cJSON *obj, cJSON *out, int annotations, int omit_null)
+{
+    char key[200], k2[300];
+    snprintf(key, sizeof(key), "_%s_value", c->name);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (!omit_null)
+            cJSON_AddNullToObject(out, key);
+        return;
+    }
+    cJSON_AddStringToObject(out, key, v->valuestring);
+    if (!annotations)
+        return;
+    snprintf(k2, sizeof(k2), "%s" LLN_SUFFIX, key);
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(obj, k2);
+    const char *lln = cJSON_IsString(l) ? l->valuestring : "";
+    snprintf(k2, sizeof(k2), "%s" ANN_NAV, key);
+    cJSON_AddStringToObject(out, k2, c->name);
+    snprintf(k2, sizeof(k2), "%s" ANN_LLN, key);
+    cJSON_AddStringToObject(out, k2, lln);
+    const struct table *tt = store_by_logical(&e->store, lln);
+    if (tt && tt->primary_name[0]) {
+        const struct row *tr = store_get(tt, v->valuestring);
+        const cJSON *nm = tr ? cJSON_GetObjectItemCaseSensitive(tr->obj, tt->primary_name) : NULL;
+        if (cJSON_IsString(nm)) {
+            snprintf(k2, sizeof(k2), "%s" ANN_FMT, key);
+            cJSON_AddStringToObject(out, k2, nm->valuestring);
+        }
+    }
+}
+
+static void add_column(struct emu *e, const struct table *t, const struct row *row,
+                       const struct column *c, cJSON *out, int annotations, int omit_null)
+{
+    if (c->type == CT_LOOKUP) {
+        add_lookup(e, t, c, row->obj, out, annotations, omit_null);
+        return;
+    }
+    if (strcmp(c->name, "versionnumber") == 0) {
+        cJSON_AddNumberToObject(out, c->name, (double)row->version);
+        return;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(row->obj, c->name);
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (!omit_null)
+            cJSON_AddNullToObject(out, c->name);
+        return;
+    }
+    cJSON_AddItemToObject(out, c->name, cJSON_Duplicate(v, 1));
+    if (annotations)
+        add_formatted(t, c, v, out, c->name);
+}
+
+cJSON *render_row(struct emu *e, const struct table *t, const struct row *row, const cJSON *sel,
+                  int annotations, int omit_null)
+{
+    cJSON *out = cJSON_CreateObject();
+    char etag[48];
+    snprintf(etag, sizeof(etag), "W/\"%llu\"", (unsigned long long)row->version);
+    cJSON_AddStringToObject(out, "@odata.etag", etag);
+    if (sel == NULL) {
+        for (size_t i = 0; i < t->ncols; i++)
+            add_column(e, t, row, &t->cols[i], out, annotations, omit_null);
+        return out;
+    }
+    const cJSON *s;
+    int has_pk = 0;
+    cJSON_ArrayForEach(s, sel)
+    {
+        const struct column *c;
+        if (select_key(t, s->valuestring, &c) == NULL)
+            continue;
+        if (c->type == CT_GUID)
+            has_pk = 1;
+        add_column(e, t, row, c, out, annotations, omit_null);
+    }
+    if (!has_pk)
+        cJSON_AddStringToObject(out, t->pk, row->id);
+    return out;
+}
+
+/* ---- $expand ---- */
+
+struct expand {
+    char *name;
+    cJSON *sel;
+    const struct column *lookup; /* single-valued */
+    char target[64];             /* logical name required by a polymorphic nav, or "" */
+    int parties;
+};
+
+static void expand_free(struct expand *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(x[i].name);
+        cJSON_Delete(x[i].sel);
+    }
+    free(x);
+}
+
+/* Finds the lookup column a navigation property name refers to: the column
+ * itself, or "<col>_<target>" / "<col>_<target>_<this table>". */
+static const struct column *nav_lookup(const struct emu *e, const struct table *t,
+                                       const char *nav, char *target, size_t tlen)
+{
+    target[0] = '\0';
+    const struct column *c = table_column(t, nav);
+    if (c && c->type == CT_LOOKUP)
+        return c;
+    for (size_t i = 0; i < t->ncols; i++) {
+        c = &t->cols[i];
+        size_t n = strlen(c->name);
+        if (c->type != CT_LOOKUP || strncmp(nav, c->name, n) != 0 || nav[n] != '_')
+            continue;
+        char rest[128];
+        snprintf(rest, sizeof(rest), "%s", nav + n + 1);
+        size_t rl = strlen(rest), ll = strlen(t->logical);
+        if (rl > ll + 1 && strcmp(rest + rl - ll, t->logical) == 0 && rest[rl - ll - 1] == '_')
+            rest[rl - ll - 1] = '\0';
+        if (store_by_logical(&e->store, rest)) {
+            snprintf(target, tlen, "%s", rest);
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static int parse_expand(struct emu *e, const struct table *t, const char *s, struct expand **out,
+                        size_t *nout, struct api_res *r)
+{
+    *out = NULL;
+    *nout = 0;
+    if (s == NULL || *s == '\0')
+        return 0;
+    size_t items = 1;
+    int d0 = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c == '(')
+            d0++;
+        else if (*c == ')')
+            d0--;
+        else if (*c == ',' && d0 == 0)
+            items++;
+    }
+    struct expand *x = calloc(items, sizeof(*x));
+    size_t n = 0;
+    const char *p = s;
+    if (x == NULL) {
+        api_error(r, 500, "0x0", "out of memory");
+        return -ENOMEM;
+    }
+    while (*p && n < items) {
+        const char *st = p;
+        int depth = 0;
+        while (*p && (depth > 0 || *p != ',')) {
+            if (*p == '(')
+                depth++;
+            else if (*p == ')')
+                depth--;
+            p++;
+        }
+        char *item = strndup(st, (size_t)(p - st));
+        if (*p == ',')
+            p++;
+        if (item == NULL) {
+            expand_free(x, n);
+            api_error(r, 500, "0x0", "out of memory");
+            return -ENOMEM;
+        }
+        memset(&x[n], 0, sizeof(x[n]));
+        char *opts = strchr(item, '(');
+        if (opts) {
+            *opts++ = '\0';
+            size_t ol = strlen(opts);
+            if (ol && opts[ol - 1] == ')')
+                opts[ol - 1] = '\0';
+        }
+        x[n].name = strdup(item);
+        n++;
+        struct expand *cur = &x[n - 1];
+        char pname[80];
+        snprintf(pname, sizeof(pname), "%s_activity_parties", t->logical);
+        const struct table *sub = NULL;
+        if (t->activity && strcmp(item, pname) == 0) {
+            cur->parties = 1;
+            sub = store_by_logical(&e->store, "activityparty");
+        } else {
+            cur->lookup = nav_lookup(e, t, item, cur->target, sizeof(cur->target));
+            if (cur->lookup == NULL) {
+                api_error(r, 400, "0x0",
+                          "Could not find a property named '%s' on type "
+                          "'Microsoft.Dynamics.CRM.%s'.",
+                          item, t->logical);
+                free(item);
+                expand_free(x, n);
+                return -EINVAL;
+            }
+            if (!cur->target[0] && cur->lookup->targets && !strchr(cur->lookup->targets, ',') &&
+                strcmp(cur->lookup->targets, "*") != 0)
+                snprintf(cur->target, sizeof(cur->target), "%s", cur->lookup->targets);
+            sub = cur->target[0] ? store_by_logical(&e->store, cur->target) : NULL;
+        }
+        if (opts && sub) {
+            char *save = NULL;
+            for (char *o = strtok_r(opts, ";", &save); o; o = strtok_r(NULL, ";", &save)) {
+                if (strncmp(o, "$select=", 8) == 0 && parse_select(sub, o + 8, &cur->sel, r)) {
+                    free(item);
+                    expand_free(x, n);
+                    return -EINVAL;
+                }
+            }
+        }
+        free(item);
+    }
+    *out = x;
+    *nout = n;
+    return 0;
+}
+
+static void apply_expand(struct emu *e, const struct table *t, const struct row *row,
+                         const struct expand *x, size_t n, cJSON *out, int annotations)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (x[i].parties) {
+            const struct table *pt = store_by_logical(&e->store, "activityparty");
+            cJSON *arr = cJSON_AddArrayToObject(out, x[i].name);
+            const cJSON *parties = cJSON_GetObjectItemCaseSensitive(row->obj, PARTIES_KEY);
+            const cJSON *p;
+            cJSON_ArrayForEach(p, parties)
+            {
+                struct row pr;
+                memset(&pr, 0, sizeof(pr));
+                pr.obj = (cJSON *)p;
+                pr.version = row->version;
+                const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "activitypartyid");
+                snprintf(pr.id, sizeof(pr.id), "%s", cJSON_IsString(pid) ? pid->valuestring : "");
+                cJSON_AddItemToArray(arr, render_row(e, pt, &pr, x[i].sel, annotations, 0));
+            }
+            continue;
+        }
+        char key[200], k2[240];
+        snprintf(key, sizeof(key), "_%s_value", x[i].lookup->name);
+        snprintf(k2, sizeof(k2), "%s" LLN_SUFFIX, key);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(row->obj, key);
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(row->obj, k2);
+        const struct table *tt = NULL;
+        const struct row *tr = NULL;
+        if (cJSON_IsString(v) && cJSON_IsString(l) &&
+            (!x[i].target[0] || strcmp(x[i].target, l->valuestring) == 0)) {
+            tt = store_by_logical(&e->store, l->valuestring);
+            tr = tt ? store_get(tt, v->valuestring) : NULL;
+        }
+        if (tr)
+            cJSON_AddItemToObject(out, x[i].name, render_row(e, tt, tr, x[i].sel, annotations, 0));
+        else
+            cJSON_AddNullToObject(out, x[i].name);
+    }
+}
+
+/* ---- collections ---- */
+
+struct order {
+    char *key;
+    int desc;
+};
+
+static struct order *g_order; /* qsort has no context argument in C11 */
+static size_t g_norder;
+
+static int row_cmp(const void *a, const void *b)
+{
+    const struct row *x = *(struct row *const *)a, *y = *(struct row *const *)b;
+    for (size_t i = 0; i < g_norder; i++) {
+        int c = value_cmp(cJSON_GetObjectItemCaseSensitive(x->obj, g_order[i].key),
+                          cJSON_GetObjectItemCaseSensitive(y->obj, g_order[i].key));
+        if (c)
+            return g_order[i].desc ? -c : c;
+    }
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+static int parse_orderby(const struct table *t, const char *s, struct order **out, size_t *n,
+                         struct api_res *r)
+{
+    *out = NULL;
+    *n = 0;
+    if (s == NULL || *s == '\0')
+        return 0;
+    char *dup = strdup(s), *save = NULL;
+    struct order *o = NULL;
+    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *sp = strchr(tok, ' ');
+        int desc = 0;
+        if (sp) {
+            *sp++ = '\0';
+            while (*sp == ' ')
+                sp++;
+            desc = strcmp(sp, "desc") == 0;
+        }
+        const struct column *c;
+        if (select_key(t, tok, &c) == NULL) {
+            api_error(r, 400, "0x0",
+                      "Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.",
+                      tok, t->logical);
+            for (size_t i = 0; i < *n; i++)
+                free(o[i].key);
+            free(o);
+            free(dup);
+            return -EINVAL;
+        }
+        struct order *no = realloc(o, (*n + 1) * sizeof(*o));
+        if (no == NULL)
+            break;
+        o = no;
+        o[*n].key = strdup(tok);
+        o[*n].desc = desc;
+        (*n)++;
+    }
+    free(dup);
+    *out = o;
+    return 0;
+}
+
+/* Rebuilds the query string without the named parameters. */
+static void query_without(struct buf *b, const char *query, const char *const *drop, size_t nd)
+{
+    const char *p = query ? query : "";
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        int skip = 0;
+        for (size_t i = 0; i < nd; i++) {
+            size_t dl = strlen(drop[i]);
+            if (len >= dl && strncmp(p, drop[i], dl) == 0 && (p[dl] == '=' || len == dl))
+                skip = 1;
+        }
+        if (!skip && len) {
+            if (b->len)
+                buf_putc(b, '&');
+            buf_append(b, p, len);
+        }
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+}
+
+static void context_url(struct buf *b, const struct api_req *q, const struct table *t,
+                        const char *sel)
+{
+    buf_printf(b, "%s$metadata#%s", q->base, t->set);
+    if (sel && *sel)
+        buf_printf(b, "(%s)", sel);
+}
+
+static void send_json(struct api_res *r, int status, cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    r->status = status;
+    r->ctype = "application/json; odata.metadata=minimal";
+    buf_reset(&r->body);
+    if (s)
+        buf_puts(&r->body, s);
+    free(s);
+    api_hdr(r, "OData-Version", "4.0");
+}
+
+static void track_changes(struct emu *e, struct table *t, const struct api_req *q,
+                          const struct prefer *pf, cJSON *sel, const char *selstr,
+                          const char *dtok, struct api_res *r)
+{
+    uint64_t since = 0;
+    if (dtok) {
+        char *end;
+        unsigned long long v = strtoull(dtok, &end, 10);
+        if (end == dtok || (*end != '\0' && *end != '!')) {
+            api_error(r, 400, "0x80044352", "The delta token is invalid or has expired.");
+            return;
+        }
+        since = v;
+    }
+    cJSON *out = cJSON_CreateObject();
+    struct buf ctx = BUF_INIT;
+    context_url(&ctx, q, t, selstr);
+    if (dtok)
+        buf_puts(&ctx, "/$delta");
+    cJSON_AddStringToObject(out, "@odata.context", ctx.data);
+    cJSON *val = cJSON_AddArrayToObject(out, "value");
+    for (size_t i = 0; i < t->nrows_slots; i++) {
+        struct row *row = t->rows[i];
+        if (row && row->version > since)
+            cJSON_AddItemToArray(val, render_row(e, t, row, sel, pf->annotations, 0));
+    }
+    if (dtok) {
+        for (size_t i = 0; i < t->ntomb; i++) {
+            if (t->tomb[i].version <= since)
+                continue;
+            cJSON *d = cJSON_CreateObject();
+            struct buf dc = BUF_INIT;
+            buf_printf(&dc, "%s$metadata#%s/$deletedEntity", q->base, t->set);
+            cJSON_AddStringToObject(d, "@odata.context", dc.data);
+            buf_free(&dc);
+            cJSON_AddStringToObject(d, "id", t->tomb[i].id);
+            cJSON_AddStringToObject(d, "reason", "deleted");
+            cJSON_AddItemToArray(val, d);
+        }
+    }
+    struct buf link = BUF_INIT;
+    static const char *drop[] = {"$deltatoken"};
+    buf_printf(&link, "%s%s?", q->base, t->set);
+    struct buf rest = BUF_INIT;
+    query_without(&rest, q->query, drop, 1);
+    if (rest.len)
+        buf_printf(&link, "%s&", rest.data);
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%m%%2f%d%%2f%Y%%20%H%%3a%M%%3a%S", &tm);
+    buf_printf(&link, "$deltatoken=%llu%%21%s", (unsigned long long)e->store.version, when);
+    cJSON_AddStringToObject(out, "@odata.deltaLink", link.data);
+    buf_free(&link);
+    buf_free(&rest);
+    buf_free(&ctx);
+    send_json(r, 200, out);
+    prefer_applied(pf, r, 0, 1);
+    cJSON_Delete(out);
+}
+
+static int skiptoken_pos(const char *tok, size_t *pos)
+{
+    const char *p = strstr(tok, "pos=\"");
+    if (p == NULL)
+        return -EINVAL;
+    char *end;
+    unsigned long long v = strtoull(p + 5, &end, 10);
+    if (*end != '"')
+        return -EINVAL;
+    *pos = (size_t)v;
+    return 0;
+}
+
+static const char *const known_params[] = {"$select", "$filter",  "$orderby",    "$top",
+                                           "$expand", "$count",   "$skiptoken",  "$deltatoken",
+                                           "fetchXml", "$apply", "$savedquery", "userQuery"};
+
+static int check_params(const struct api_req *q, struct api_res *r)
+{
+    const char *p = q->query ? q->query : "";
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t nl = eq ? (size_t)(eq - p) : len;
+        if (nl && p[0] == '$') {
+            int ok = 0;
+            for (size_t i = 0; i < sizeof(known_params) / sizeof(known_params[0]); i++)
+                if (strlen(known_params[i]) == nl && strncmp(p, known_params[i], nl) == 0)
+                    ok = 1;
+            if (!ok) {
+                api_error(r, 400, "0x0", "The query parameter %.*s is not supported", (int)nl, p);
+                return -EINVAL;
+            }
+        }
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return 0;
+}
+
+void query_collection(struct emu *e, struct table *t, const struct api_req *q,
+                      const struct prefer *pf, struct api_res *r)
+{
+    if (check_params(q, r))
+        return;
+    char *fx = query_param(q->query, "fetchXml");
+    if (fx) {
+        fetchxml_run(e, t, fx, q, pf, r);
+        free(fx);
+        return;
+    }
+    char *selstr = query_param(q->query, "$select");
+    char *filt = query_param(q->query, "$filter");
+    char *ord = query_param(q->query, "$orderby");
+    char *top = query_param(q->query, "$top");
+    char *exp = query_param(q->query, "$expand");
+    char *cnt = query_param(q->query, "$count");
+    char *skip = query_param(q->query, "$skiptoken");
+    char *dtok = query_param(q->query, "$deltatoken");
+    cJSON *sel = NULL;
+    struct fnode *fn = NULL;
+    struct order *o = NULL;
+    size_t no = 0;
+    struct expand *x = NULL;
+    size_t nx = 0;
+    struct row **m = NULL;
+    cJSON *out = NULL;
+    long long topv = -1;
+
+    if (parse_select(t, selstr, &sel, r))
+        goto done;
+    if (pf->track_changes || dtok) {
+        const char *bad = filt ? "$filter" : ord ? "$orderby" : exp ? "$expand" : top ? "$top" : NULL;
+        if (bad) {
+            api_error(r, 400, "0x80060888",
+                      "The query parameter %s is not supported with change tracking.", bad);
+            goto done;
+        }
+        track_changes(e, t, q, pf, sel, selstr, dtok, r);
+        goto done;
+    }
+    if (filt) {
+        char err[300];
+        fn = filter_parse(t, filt, err, sizeof(err));
+        if (fn == NULL) {
+            api_error(r, 400, "0x0", "%s", err);
+            goto done;
+        }
+    }
+    if (parse_orderby(t, ord, &o, &no, r))
+        goto done;
+    if (top && util_parse_int(top, 0, 1000000000, &topv) != 0) {
+        api_error(r, 400, "0x0", "Invalid value '%s' for $top query option found.", top);
+        goto done;
+    }
+    if (parse_expand(e, t, exp, &x, &nx, r))
+        goto done;
+    size_t pos = 0;
+    if (skip && skiptoken_pos(skip, &pos)) {
+        api_error(r, 400, "0x80040203", "Invalid $skiptoken.");
+        goto done;
+    }
+    int with_count = cnt && strcmp(cnt, "true") == 0;
+    size_t page = (size_t)pf->maxpagesize;
+    size_t limit = topv >= 0 ? (size_t)topv : (size_t)-1;
+    size_t nm = 0, cap = 0, total = 0, next_pos = 0;
+    int more = 0;
+    if (no > 0 || with_count) {
+        /* full scan: sort, then take a window at offset pos */
+        for (size_t i = 0; i < t->nrows_slots; i++) {
+            struct row *row = t->rows[i];
+            if (row == NULL || (fn && !filter_eval(fn, row->obj)))
+                continue;
+            if (nm == cap) {
+                size_t ncap = cap ? cap * 2 : 256;
+                struct row **nmv = realloc(m, ncap * sizeof(*m));
+                if (nmv == NULL)
+                    break;
+                m = nmv;
+                cap = ncap;
+            }
+            m[nm++] = row;
+        }
+        total = nm;
+        if (no > 0) {
+            g_order = o;
+            g_norder = no;
+            qsort(m, nm, sizeof(*m), row_cmp);
+        }
+        if (nm > limit)
+            nm = limit;
+        size_t end = pos + page < nm ? pos + page : nm;
+        if (pos > nm)
+            pos = nm;
+        if (end < nm) {
+            more = 1;
+            next_pos = end;
+        }
+        memmove(m, m + pos, (end - pos) * sizeof(*m));
+        nm = end - pos;
+    } else {
+        /* natural order: resume scanning at slot pos; O(page) per call */
+        size_t want = page < limit ? page : limit;
+        m = malloc((want + 1) * sizeof(*m));
+        for (size_t i = pos; i < t->nrows_slots; i++) {
+            struct row *row = t->rows[i];
+            if (row == NULL || (fn && !filter_eval(fn, row->obj)))
+                continue;
+            if (nm == want) {
+                if (want < limit) {
+                    more = 1;
+                    next_pos = i;
+                }
+                break;
+            }
+            m[nm++] = row;
+        }
+        /* with $top above the page size, the nextLink carries the rest of $top */
+    }
+    out = cJSON_CreateObject();
+    struct buf ctx = BUF_INIT;
+    context_url(&ctx, q, t, selstr);
+    cJSON_AddStringToObject(out, "@odata.context", ctx.data);
+    buf_free(&ctx);
+    if (with_count)
+        cJSON_AddNumberToObject(out, "@odata.count", (double)(total > 5000 ? 5000 : total));
+    cJSON *val = cJSON_AddArrayToObject(out, "value");
+    for (size_t i = 0; i < nm; i++) {
+        cJSON *ro = render_row(e, t, m[i], sel, pf->annotations, 0);
+        apply_expand(e, t, m[i], x, nx, ro, pf->annotations);
+        cJSON_AddItemToArray(val, ro);
+    }
+    if (more) {
+        struct buf link = BUF_INIT, rest = BUF_INIT;
+        static const char *drop[] = {"$skiptoken"};
+        query_without(&rest, q->query, drop, 1);
+        buf_printf(&link, "%s%s?%s%s", q->base, t->set, rest.data ? rest.data : "",
+                   rest.len ? "&" : "");
+        buf_printf(&link,
+                   "$skiptoken=%%3Ccookie%%20pagenumber%%3D%%22%zu%%22%%20pos%%3D%%22%zu%%22%%20/%%3E",
+                   next_pos / (page ? page : 1) + 2, next_pos);
+        cJSON_AddStringToObject(out, "@odata.nextLink", link.data);
+        buf_free(&link);
+        buf_free(&rest);
+    }
+    send_json(r, 200, out);
+    prefer_applied(pf, r, pf->maxpagesize != MAX_PAGE, 0);
+done:
+    cJSON_Delete(out);
+    free(m);
+    for (size_t i = 0; i < no; i++)
+        free(o[i].key);
+    free(o);
+    expand_free(x, nx);
+    filter_free(fn);
+    cJSON_Delete(sel);
+    free(selstr);
+    free(filt);
+    free(ord);
+    free(top);
+    free(exp);
+    free(cnt);
+    free(skip);
+    free(dtok);
+}
+
+void query_one(struct emu *e, struct table *t, struct row *row, const struct api_req *q,
+               const struct prefer *pf, struct api_res *r)
+{
+    char *selstr = query_param(q->query, "$select");
+    char *exp = query_param(q->query, "$expand");
+    cJSON *sel = NULL;
+    struct expand *x = NULL;
+    size_t nx = 0;
+    if (parse_select(t, selstr, &sel, r) == 0 && parse_expand(e, t, exp, &x, &nx, r) == 0) {
+        cJSON *out = render_row(e, t, row, sel, pf->annotations, 0);
+        apply_expand(e, t, row, x, nx, out, pf->annotations);
+        struct buf ctx = BUF_INIT;
+        context_url(&ctx, q, t, selstr);
+        buf_puts(&ctx, "/$entity");
+        /* @odata.context goes first, as Dataverse writes it */
+        cJSON *first = cJSON_CreateString(ctx.data);
+        cJSON_AddItemToObject(out, "@odata.context", first);
+        cJSON_DetachItemViaPointer(out, first);
+        first->next = out->child;
+        if (out->child) {
+            first->prev = out->child->prev;
+            out->child->prev = first;
+        }
+        out->child = first;
+        buf_free(&ctx);
+        send_json(r, 200, out);
+        api_hdr(r, "ETag", "W/\"%llu\"", (unsigned long long)row->version);
+        prefer_applied(pf, r, 0, 0);
+        cJSON_Delete(out);
+    }
+    expand_free(x, nx);
+    cJSON_Delete(sel);
+    free(selstr);
+    free(exp);
+}
+
+/* GET lists(<id>)/listcontact_association: the members, paged like any
+ * collection (by position in the link list). */
+void query_assoc(struct emu *e, struct table *lt, const struct assoc_def *a, const char *id,
+                 const struct api_req *q, const struct prefer *pf, struct api_res *r)
+{
+    struct table *rt = store_by_logical(&e->store, a->right);
+    if (rt == NULL || store_get(lt, id) == NULL) {
+        api_error(r, 404, "0x80040217", "%s With Id = %s Does Not Exist", lt->logical, id);
+        return;
+    }
+    char *selstr = query_param(q->query, "$select");
+    char *skip = query_param(q->query, "$skiptoken");
+    char *filt = query_param(q->query, "$filter");
+    cJSON *sel = NULL;
+    struct fnode *fn = NULL;
+    size_t pos = 0;
+    if (parse_select(rt, selstr, &sel, r))
+        goto done;
+    if (filt) {
+        char err[300];
+        fn = filter_parse(rt, filt, err, sizeof(err));
+        if (fn == NULL) {
+            api_error(r, 400, "0x0", "%s", err);
+            goto done;
+        }
+    }
+    if (skip && skiptoken_pos(skip, &pos)) {
+        api_error(r, 400, "0x80040203", "Invalid $skiptoken.");
+        goto done;
+    }
+    const cJSON *ids = store_links(&e->store, a->nav, id);
+    int n = cJSON_GetArraySize(ids);
+    cJSON *out = cJSON_CreateObject();
+    struct buf ctx = BUF_INIT;
+    context_url(&ctx, q, rt, selstr);
+    cJSON_AddStringToObject(out, "@odata.context", ctx.data);
+    buf_free(&ctx);
+    cJSON *val = cJSON_AddArrayToObject(out, "value");
+    size_t got = 0, i = pos;
+    int more = 0;
+    for (; i < (size_t)n; i++) {
+        const cJSON *it = cJSON_GetArrayItem(ids, (int)i);
+        struct row *row = store_get(rt, it->valuestring);
+        if (row == NULL || (fn && !filter_eval(fn, row->obj)))
+            continue;
+        if (got == (size_t)pf->maxpagesize) {
+            more = 1;
+            break;
+        }
+        cJSON_AddItemToArray(val, render_row(e, rt, row, sel, pf->annotations, 0));
+        got++;
+    }
+    if (more) {
+        struct buf link = BUF_INIT, rest = BUF_INIT;
+        static const char *drop[] = {"$skiptoken"};
+        query_without(&rest, q->query, drop, 1);
+        buf_printf(&link, "%s%s(%s)/%s?%s%s", q->base, lt->set, id, a->nav,
+                   rest.data ? rest.data : "", rest.len ? "&" : "");
+        buf_printf(&link, "$skiptoken=%%3Ccookie%%20pos%%3D%%22%zu%%22%%20/%%3E", i);
+        cJSON_AddStringToObject(out, "@odata.nextLink", link.data);
+        buf_free(&link);
+        buf_free(&rest);
+    }
+    send_json(r, 200, out);
+    prefer_applied(pf, r, pf->maxpagesize != MAX_PAGE, 0);
+    cJSON_Delete(out);
+done:
+    filter_free(fn);
+    cJSON_Delete(sel);
+    free(selstr);
+    free(skip);
+    free(filt);
+}
