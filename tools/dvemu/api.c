@@ -147,8 +147,8 @@ out:
 }
 
 /* POST <set>/Microsoft.Dynamics.CRM.CreateMultiple | UpdateMultiple. All or nothing. */
-static void do_multiple(struct emu *e, const struct api_req *q, struct api_res *r,
-                        struct table *t, int update)
+static void do_multiple(struct emu *e, const struct api_req *q, struct api_res *r, struct table *t,
+                        int update)
 {
     cJSON *body = parse_body(q, r);
     if (body == NULL)
@@ -296,8 +296,9 @@ static void do_add_to_queue(struct emu *e, const struct api_req *q, struct api_r
         format_datetime((int64_t)time(NULL), now, sizeof(now));
         cJSON_AddStringToObject(obj, "enteredon", now);
     }
-    const char *keys[] = {"_queueid_value", "_queueid_value" LLN_SUFFIX, "_objectid_value",
-                          "_objectid_value" LLN_SUFFIX, "objecttypecode", "title"};
+    const char *keys[] = {"_queueid_value",  "_queueid_value" LLN_SUFFIX,
+                          "_objectid_value", "_objectid_value" LLN_SUFFIX,
+                          "objecttypecode",  "title"};
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)
         cJSON_DeleteItemFromObjectCaseSensitive(obj, keys[i]);
     cJSON_AddStringToObject(obj, keys[0], queue_id);
@@ -388,8 +389,8 @@ static void do_assoc(struct emu *e, const struct api_req *q, struct api_res *r, 
     api_error(r, 405, "0x80060888", "The request is not supported on '%s'.", rest);
 }
 
-static void do_action(struct emu *e, const struct api_req *q, struct api_res *r,
-                      const char *name, const char *bound)
+static void do_action(struct emu *e, const struct api_req *q, struct api_res *r, const char *name,
+                      const char *bound)
 {
     const char *short_name = name;
     if (strncmp(name, "Microsoft.Dynamics.CRM.", 23) == 0)

@@ -4,6 +4,7 @@
  * in DIR/token.key with --data, so tokens survive a restart). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@ int auth_init(struct emu *e, const char *dir)
 {
     if (dir) {
         char path[4096];
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return -errno;
         snprintf(path, sizeof(path), "%s/token.key", dir);
         int fd = open(path, O_RDONLY);
         if (fd >= 0) {
@@ -104,8 +107,7 @@ static char *form_get(const char *body, const char *name)
     return query_param(body, name);
 }
 
-static void oauth_error(struct api_res *r, int status, const char *err, long code,
-                        const char *desc)
+static void oauth_error(struct api_res *r, int status, const char *err, long code, const char *desc)
 {
     char trace[37], corr[37], ts[32];
     util_uuid4(trace);

@@ -88,6 +88,7 @@ struct store {
     cJSON *links;
     /* undo log of the current transaction (NULL when none) */
     cJSON *undo;
+    int depth; /* nested begin/commit are no-ops: the outermost decides */
     /* write observer (journal); called for each committed change */
     void (*on_change)(void *ud, const char *op, const struct table *t, const char *id,
                       const cJSON *row);
@@ -176,8 +177,8 @@ struct stats {
 struct emu {
     struct store store;
     char user_id[37], bu_id[37], org_id[37];
-    cJSON *actions;       /* registered custom action names -> array of recorded calls */
-    cJSON *metadata_log;  /* recorded metadata calls (attributes, relationships, publish) */
+    cJSON *actions;      /* registered custom action names -> array of recorded calls */
+    cJSON *metadata_log; /* recorded metadata calls (attributes, relationships, publish) */
     struct stats stats;
     struct journal *journal;
     int with_smsys_schema;
@@ -255,6 +256,8 @@ int journal_open(struct emu *e, const char *dir, struct journal **out);
 /* Appends the pending records and fsyncs (end of request / batch). */
 int journal_flush(struct journal *j);
 void journal_close(struct journal *j, int compact);
+/* Records a table definition created or changed through the metadata API. */
+void journal_table(struct journal *j, const struct table *t);
 
 /* ---- seed.c ---- */
 int seed_demo(struct emu *e);

@@ -52,11 +52,11 @@ struct hconn {
     int last_was_value;
     struct buf body;
     int complete;
-    int busy;     /* a request is with the handler */
+    int busy;       /* a request is with the handler */
     int in_process; /* conn_process on the stack: no re-entry */
-    int closing;  /* uv_close called */
+    int closing;    /* uv_close called */
     int want_close;
-    int refs;     /* 1 for the socket, 1 per pending resp */
+    int refs; /* 1 for the socket, 1 per pending resp */
     char peer[64];
     size_t hdr_bytes;
 };

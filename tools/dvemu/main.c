@@ -277,8 +277,7 @@ static void token_cb(struct http_req *req, struct http_resp *resp, void *ud)
         return;
     }
     count(a->emu.stats.by_set, "oauth2/token");
-    auth_token(&a->emu, req->body ? req->body : "", http_req_header(req, "Authorization"), v1,
-               &r);
+    auth_token(&a->emu, req->body ? req->body : "", http_req_header(req, "Authorization"), v1, &r);
     send_res(resp, &r);
     api_res_free(&r);
 }
@@ -523,9 +522,8 @@ int main(int argc, char **argv)
     uv_signal_start(&a.sigint, signal_cb, SIGINT);
     uv_signal_start(&a.sigterm, signal_cb, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
-    log_info("dvemu_listening", "listen=%s port=%d limits=%lld/%llds concurrency=%lld",
-             listen, http_server_port(a.srv), e->limit_requests, e->limit_window_s,
-             e->limit_concurrency);
+    log_info("dvemu_listening", "listen=%s port=%d limits=%lld/%llds concurrency=%lld", listen,
+             http_server_port(a.srv), e->limit_requests, e->limit_window_s, e->limit_concurrency);
     uv_run(a.loop, UV_RUN_DEFAULT);
     if (e->journal)
         journal_close(e->journal, 1);

@@ -13,9 +13,9 @@
 #include "smsys/util.h"
 #include <time.h>
 
-#define ANN_FMT  "@OData.Community.Display.V1.FormattedValue"
-#define ANN_LLN  "@Microsoft.Dynamics.CRM.lookuplogicalname"
-#define ANN_NAV  "@Microsoft.Dynamics.CRM.associatednavigationproperty"
+#define ANN_FMT "@OData.Community.Display.V1.FormattedValue"
+#define ANN_LLN "@Microsoft.Dynamics.CRM.lookuplogicalname"
+#define ANN_NAV "@Microsoft.Dynamics.CRM.associatednavigationproperty"
 
 void prefer_parse(const char *h, struct prefer *p)
 {
@@ -150,8 +150,8 @@ static void fmt_thousands(long long v, char *out, size_t len)
     out[o] = '\0';
 }
 
-static void add_formatted(const struct table *t, const struct column *c, const cJSON *v,
-                          cJSON *out, const char *key)
+static void add_formatted(const struct table *t, const struct column *c, const cJSON *v, cJSON *out,
+                          const char *key)
 {
     char k[256], val[64];
     const char *label = NULL;
@@ -301,8 +301,8 @@ static void expand_free(struct expand *x, size_t n)
 
 /* Finds the lookup column a navigation property name refers to: the column
  * itself, or "<col>_<target>" / "<col>_<target>_<this table>". */
-static const struct column *nav_lookup(const struct emu *e, const struct table *t,
-                                       const char *nav, char *target, size_t tlen)
+static const struct column *nav_lookup(const struct emu *e, const struct table *t, const char *nav,
+                                       char *target, size_t tlen)
 {
     target[0] = '\0';
     const struct column *c = table_column(t, nav);
@@ -569,8 +569,8 @@ static void send_json(struct api_res *r, int status, cJSON *j)
 }
 
 static void track_changes(struct emu *e, struct table *t, const struct api_req *q,
-                          const struct prefer *pf, cJSON *sel, const char *selstr,
-                          const char *dtok, struct api_res *r)
+                          const struct prefer *pf, cJSON *sel, const char *selstr, const char *dtok,
+                          struct api_res *r)
 {
     uint64_t since = 0;
     if (dtok) {
@@ -643,9 +643,9 @@ static int skiptoken_pos(const char *tok, size_t *pos)
     return 0;
 }
 
-static const char *const known_params[] = {"$select", "$filter",  "$orderby",    "$top",
-                                           "$expand", "$count",   "$skiptoken",  "$deltatoken",
-                                           "fetchXml", "$apply", "$savedquery", "userQuery"};
+static const char *const known_params[] = {"$select",  "$filter", "$orderby",    "$top",
+                                           "$expand",  "$count",  "$skiptoken",  "$deltatoken",
+                                           "fetchXml", "$apply",  "$savedquery", "userQuery"};
 
 static int check_params(const struct api_req *q, struct api_res *r)
 {
@@ -704,7 +704,11 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
     if (parse_select(t, selstr, &sel, r))
         goto done;
     if (pf->track_changes || dtok) {
-        const char *bad = filt ? "$filter" : ord ? "$orderby" : exp ? "$expand" : top ? "$top" : NULL;
+        const char *bad = filt  ? "$filter"
+                          : ord ? "$orderby"
+                          : exp ? "$expand"
+                          : top ? "$top"
+                                : NULL;
         if (bad) {
             api_error(r, 400, "0x80060888",
                       "The query parameter %s is not supported with change tracking.", bad);
@@ -810,9 +814,10 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
         query_without(&rest, q->query, drop, 1);
         buf_printf(&link, "%s%s?%s%s", q->base, t->set, rest.data ? rest.data : "",
                    rest.len ? "&" : "");
-        buf_printf(&link,
-                   "$skiptoken=%%3Ccookie%%20pagenumber%%3D%%22%zu%%22%%20pos%%3D%%22%zu%%22%%20/%%3E",
-                   next_pos / (page ? page : 1) + 2, next_pos);
+        buf_printf(
+            &link,
+            "$skiptoken=%%3Ccookie%%20pagenumber%%3D%%22%zu%%22%%20pos%%3D%%22%zu%%22%%20/%%3E",
+            next_pos / (page ? page : 1) + 2, next_pos);
         cJSON_AddStringToObject(out, "@odata.nextLink", link.data);
         buf_free(&link);
         buf_free(&rest);

@@ -244,8 +244,9 @@ void schema_pluralize(const char *logical, char *out, size_t len)
 {
     size_t n = strlen(logical);
     const char *suf = "s";
-    if (n && (logical[n - 1] == 's' || logical[n - 1] == 'x' || logical[n - 1] == 'z' ||
-              (n > 1 && (strcmp(logical + n - 2, "ch") == 0 || strcmp(logical + n - 2, "sh") == 0))))
+    if (n &&
+        (logical[n - 1] == 's' || logical[n - 1] == 'x' || logical[n - 1] == 'z' ||
+         (n > 1 && (strcmp(logical + n - 2, "ch") == 0 || strcmp(logical + n - 2, "sh") == 0))))
         suf = "es";
     if (n > 1 && logical[n - 1] == 'y' && !strchr("aeiou", logical[n - 2])) {
         snprintf(out, len, "%.*sies", (int)(n - 1), logical);

@@ -265,6 +265,8 @@ int store_delete(struct store *st, struct table *t, const char *id)
 
 void store_begin(struct store *st)
 {
+    if (st->depth++ > 0)
+        return;
     cJSON_Delete(st->undo);
     st->undo = cJSON_CreateObject();
 }
@@ -272,6 +274,8 @@ void store_begin(struct store *st)
 /* Commits: the journal hears about every row touched, in its final state. */
 void store_commit(struct store *st)
 {
+    if (st->depth > 0 && --st->depth > 0)
+        return;
     cJSON *u = st->undo;
     st->undo = NULL;
     if (u == NULL)
@@ -297,6 +301,8 @@ void store_commit(struct store *st)
 
 void store_rollback(struct store *st)
 {
+    if (st->depth > 0 && --st->depth > 0)
+        return;
     cJSON *u = st->undo;
     st->undo = NULL;
     if (u == NULL)

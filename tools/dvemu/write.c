@@ -136,8 +136,8 @@ static int bad_payload(struct api_res *r, const struct table *t, const char *fmt
 }
 
 /* Resolves one @odata.bind; sets the lookup in obj. */
-static int apply_bind(struct emu *e, struct table *t, cJSON *obj, const char *nav,
-                      const cJSON *v, struct api_res *r)
+static int apply_bind(struct emu *e, struct table *t, cJSON *obj, const char *nav, const cJSON *v,
+                      struct api_res *r)
 {
     const struct column *c = bind_column(t, nav);
     if (c == NULL)
@@ -208,8 +208,9 @@ static int apply_parties(struct emu *e, struct table *t, cJSON *obj, const cJSON
             } else if (strcmp(f->string, "addressused") == 0 && cJSON_IsString(f)) {
                 cJSON_AddStringToObject(po, f->string, f->valuestring);
             } else {
-                rc = bad_payload(r, pt, "The property '%s' does not exist on type "
-                                        "'Microsoft.Dynamics.CRM.%s'.",
+                rc = bad_payload(r, pt,
+                                 "The property '%s' does not exist on type "
+                                 "'Microsoft.Dynamics.CRM.%s'.",
                                  f->string, pt->logical);
             }
             if (rc)
