@@ -256,8 +256,8 @@ static struct fnode *fx_condition(struct fx *f, const cJSON *el)
         cJSON_Delete(nl);
     }
     if (n == NULL && val &&
-        (strcmp(op, "like") == 0 || strcmp(op, "not-like") == 0 ||
-         strcmp(op, "begins-with") == 0 || strcmp(op, "ends-with") == 0)) {
+        (strcmp(op, "like") == 0 || strcmp(op, "not-like") == 0 || strcmp(op, "begins-with") == 0 ||
+         strcmp(op, "ends-with") == 0)) {
         size_t vl = strlen(val);
         int lead = vl && val[0] == '%', trail = vl > 1 && val[vl - 1] == '%';
         char core[512];
@@ -286,8 +286,8 @@ static struct fnode *fx_condition(struct fx *f, const cJSON *el)
         {
             if (strcmp(ename(k), "value") != 0)
                 continue;
-            cJSON *vl = cJSON_CreateString(
-                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "t")));
+            cJSON *vl =
+                cJSON_CreateString(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "t")));
             struct fnode *e1 = filter_cmp_new("eq", key, vl);
             cJSON_Delete(vl);
             n = n ? filter_bool_new(0, n, e1) : e1;
@@ -384,9 +384,8 @@ void fetchxml_run(struct emu *e, struct table *t, const char *xmltext, const str
         goto done;
     }
     const cJSON *ent = NULL, *k;
-    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(root, "c")) if (strcmp(ename(k),
-                                                                                  "entity") == 0)
-        ent = k;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(
+                              root, "c")) if (strcmp(ename(k), "entity") == 0) ent = k;
     if (ent == NULL || attr(ent, "name") == NULL || strcmp(attr(ent, "name"), t->logical) != 0) {
         api_error(r, 400, "0x80041103",
                   "The entity name specified in FetchXml does not match the entity name in the "
@@ -442,7 +441,8 @@ void fetchxml_run(struct emu *e, struct table *t, const char *xmltext, const str
     }
     long long count = 0, page = 1, top = 0;
     const char *cs = attr(root, "count"), *ps = attr(root, "page"), *ts = attr(root, "top");
-    if ((cs && util_parse_int(cs, 1, 5000, &count)) || (ps && util_parse_int(ps, 1, 1 << 30, &page)) ||
+    if ((cs && util_parse_int(cs, 1, 5000, &count)) ||
+        (ps && util_parse_int(ps, 1, 1 << 30, &page)) ||
         (ts && util_parse_int(ts, 1, 5000, &top))) {
         api_error(r, 400, "0x80041103", "Invalid count, page or top attribute in fetchXml.");
         goto done;

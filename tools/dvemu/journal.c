@@ -96,8 +96,7 @@ static void table_from_def(struct emu *e, const cJSON *d)
     }
 }
 
-static void hook(void *ud, const char *op, const struct table *t, const char *id,
-                 const cJSON *row)
+static void hook(void *ud, const char *op, const struct table *t, const char *id, const cJSON *row)
 {
     struct journal *j = ud;
     cJSON *rec = cJSON_CreateObject();
@@ -270,9 +269,10 @@ static int compact(struct journal *j)
         const cJSON *it;
         cJSON_ArrayForEach(it, lk)
         {
-            buf_printf(&b,
-                       "{\"op\":\"link\",\"link\":{\"nav\":\"%.*s\",\"left\":\"%s\",\"right\":\"%s\"}}\n",
-                       (int)(sep - lk->string), lk->string, sep + 1, it->valuestring);
+            buf_printf(
+                &b,
+                "{\"op\":\"link\",\"link\":{\"nav\":\"%.*s\",\"left\":\"%s\",\"right\":\"%s\"}}\n",
+                (int)(sep - lk->string), lk->string, sep + 1, it->valuestring);
         }
     }
     if (rc == 0)
@@ -333,8 +333,7 @@ int journal_open(struct emu *e, const char *dir, struct journal **out)
     }
     e->store.on_change = hook;
     e->store.on_change_ud = j;
-    log_info("dvemu_data_loaded", "dir=%s version=%llu", dir,
-             (unsigned long long)e->store.version);
+    log_info("dvemu_data_loaded", "dir=%s version=%llu", dir, (unsigned long long)e->store.version);
     *out = j;
     return 0;
 }

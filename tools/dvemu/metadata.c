@@ -42,13 +42,13 @@ static int attr_type(const char *odata_type, enum col_type *out)
         const char *name;
         enum col_type t;
     } map[] = {
-        {"StringAttributeMetadata", CT_STRING},   {"MemoAttributeMetadata", CT_MEMO},
-        {"IntegerAttributeMetadata", CT_INT},     {"BigIntAttributeMetadata", CT_BIGINT},
-        {"DecimalAttributeMetadata", CT_DECIMAL}, {"MoneyAttributeMetadata", CT_DECIMAL},
-        {"DoubleAttributeMetadata", CT_DECIMAL},  {"BooleanAttributeMetadata", CT_BOOL},
+        {"StringAttributeMetadata", CT_STRING},     {"MemoAttributeMetadata", CT_MEMO},
+        {"IntegerAttributeMetadata", CT_INT},       {"BigIntAttributeMetadata", CT_BIGINT},
+        {"DecimalAttributeMetadata", CT_DECIMAL},   {"MoneyAttributeMetadata", CT_DECIMAL},
+        {"DoubleAttributeMetadata", CT_DECIMAL},    {"BooleanAttributeMetadata", CT_BOOL},
         {"DateTimeAttributeMetadata", CT_DATETIME}, {"PicklistAttributeMetadata", CT_CHOICE},
-        {"StateAttributeMetadata", CT_CHOICE},    {"StatusAttributeMetadata", CT_CHOICE},
-        {"LookupAttributeMetadata", CT_LOOKUP},   {"UniqueIdentifierAttributeMetadata", CT_GUID},
+        {"StateAttributeMetadata", CT_CHOICE},      {"StatusAttributeMetadata", CT_CHOICE},
+        {"LookupAttributeMetadata", CT_LOOKUP},     {"UniqueIdentifierAttributeMetadata", CT_GUID},
     };
     const char *p = odata_type ? strrchr(odata_type, '.') : NULL;
     p = p ? p + 1 : odata_type;
@@ -165,8 +165,7 @@ static void created(struct api_res *r, const struct api_req *q, const char *what
     api_hdr(r, "OData-EntityId", "%s%s", q->base, what);
 }
 
-static void create_entity(struct emu *e, const struct api_req *q, const cJSON *b,
-                          struct api_res *r)
+static void create_entity(struct emu *e, const struct api_req *q, const cJSON *b, struct api_res *r)
 {
     char logical[128];
     if (logical_of(b, logical, sizeof(logical)) != 0) {
@@ -203,8 +202,8 @@ static void create_entity(struct emu *e, const struct api_req *q, const cJSON *b
     if (t->user_owned)
         table_add_column(t, "ownerid", CT_LOOKUP, "systemuser,team");
     if (activity) {
-        static const char *ac[] = {"subject", "description", "scheduledstart", "scheduledend",
-                                   "actualstart", "actualend"};
+        static const char *ac[] = {"subject",      "description", "scheduledstart",
+                                   "scheduledend", "actualstart", "actualend"};
         static const enum col_type at[] = {CT_STRING,   CT_MEMO,     CT_DATETIME,
                                            CT_DATETIME, CT_DATETIME, CT_DATETIME};
         for (size_t i = 0; i < ARRAY_LEN(ac); i++)
@@ -312,15 +311,15 @@ void metadata_exec(struct emu *e, const struct api_req *q, const char *path, str
                 journal_table(e->journal, t);
                 char what[200], id[37];
                 util_uuid4(id);
-                snprintf(what, sizeof(what), "EntityDefinitions(%s)/Attributes(%s)",
-                         t->metadata_id, id);
+                snprintf(what, sizeof(what), "EntityDefinitions(%s)/Attributes(%s)", t->metadata_id,
+                         id);
                 created(r, q, what);
                 r->rows_written++;
             }
         } else if (strncmp(rest, "/Attributes", 11) == 0 && !post) {
             cJSON *o = cJSON_CreateObject();
             cJSON *v = cJSON_AddArrayToObject(o, "value");
-            static const char *tn[] = {"Uniqueidentifier", "String", "Memo",     "Integer",
+            static const char *tn[] = {"Uniqueidentifier", "String",  "Memo",    "Integer",
                                        "BigInt",           "Decimal", "Boolean", "DateTime",
                                        "Picklist",         "Lookup"};
             for (size_t i = 0; i < t->ncols; i++) {
