@@ -29,21 +29,21 @@ static uint32_t rnd(void)
 static void guid(char out[37])
 {
     uint32_t a = rnd(), b = rnd(), c = rnd(), d = rnd();
-    snprintf(out, 37, "%08x-%04x-4%03x-%04x-%04x%08x", a, b >> 16, b & 0xfff,
-             (c & 0x3fff) | 0x8000, c >> 16, d);
+    snprintf(out, 37, "%08x-%04x-4%03x-%04x-%04x%08x", a, b >> 16, b & 0xfff, (c & 0x3fff) | 0x8000,
+             c >> 16, d);
 }
 
 static const char *first_m[] = {"علی",  "محمد", "حسین", "رضا",  "مهدی", "امیر",
                                 "حمید", "سعید", "مجید", "کاوه", "بابک", "آرش"};
-static const char *first_f[] = {"زهرا", "فاطمه", "مریم", "سارا",  "نرگس", "لیلا",
+static const char *first_f[] = {"زهرا",  "فاطمه", "مریم",   "سارا",  "نرگس",  "لیلا",
                                 "شیرین", "مینا",  "نازنین", "پریسا", "الهام", "سمیرا"};
-static const char *last[] = {"محمدی", "احمدی", "حسینی",  "رضایی",  "کریمی", "موسوی",
-                             "جعفری", "صادقی", "رحیمی",  "نوری",   "قاسمی", "اکبری",
+static const char *last[] = {"محمدی", "احمدی", "حسینی", "رضایی",  "کریمی",  "موسوی",
+                             "جعفری", "صادقی", "رحیمی", "نوری",   "قاسمی",  "اکبری",
                              "طاهری", "کاظمی", "شریفی", "یزدانی", "تهرانی", "اصفهانی"};
 static const char *cities[] = {"تهران", "اصفهان", "مشهد", "شیراز", "تبریز", "کرج", "قم", "اهواز"};
 static const char *company_kind[] = {"شرکت", "گروه", "بازرگانی", "صنایع", "فروشگاه"};
-static const char *company_word[] = {"پارس", "آریا", "البرز", "کوروش", "دماوند", "سپهر",
-                                     "آفتاب", "نگین", "ستاره", "زاگرس"};
+static const char *company_word[] = {"پارس", "آریا",  "البرز", "کوروش", "دماوند",
+                                     "سپهر", "آفتاب", "نگین",  "ستاره", "زاگرس"};
 static const char *prefixes[] = {"912", "935", "901", "919", "921", "990", "915", "936"};
 
 static const char *pick(const char *const *a, size_t n)
@@ -324,10 +324,13 @@ int seed_demo(struct emu *e)
         char *id;
     } tpl[] = {
         {"خوشامد مخاطب", "{{firstname}} عزیز، از همراهی شما سپاسگزاریم.", "contact", 1, t_contact},
-        {"پاسخ قیمت", "لیست قیمت به‌روز: https://demo.smsys.ir/p لغو: ارسال لغو", "contact", 0,
-         t_reply},
+        {"پاسخ قیمت",
+         "لیست قیمت به‌روز: https://demo.smsys.ir/p لغو: ارسال لغو",
+         "contact", 0, t_reply},
         {"خوشامد حساب", "مدیر محترم {{name}}، قرارداد شما تمدید شد.", "account", 1, NULL},
-        {"پیگیری سرنخ", "{{fullname}} گرامی، کارشناس ما به زودی تماس می‌گیرد.", "lead", 1, NULL},
+        {"پیگیری سرنخ",
+         "{{fullname}} گرامی، کارشناس ما به زودی تماس می‌گیرد.",
+         "lead", 1, NULL},
         {"Yalda offer", "Dear {{firstname}}, 20% off tonight only. Reply STOP to opt out.",
          "contact", 0, NULL},
     };
