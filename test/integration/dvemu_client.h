@@ -20,8 +20,8 @@
 struct dv {
     pid_t pid;
     int port;
-    char root[64];   /* http://127.0.0.1:port */
-    char api[96];    /* root + /api/data/v9.2/ */
+    char root[64]; /* http://127.0.0.1:port */
+    char api[96];  /* root + /api/data/v9.2/ */
     char token[4096];
     char log[256];
     CURL *curl;

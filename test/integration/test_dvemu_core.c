@@ -51,7 +51,8 @@ static void test_token_v2_and_v1(void **state)
     assert_non_null(dv_str(r.json, "correlation_id"));
     dvres_free(&r);
     /* unknown client */
-    const char *unk = "client_id=who&client_secret=x&grant_type=client_credentials&scope=x%2F.default";
+    const char *unk =
+        "client_id=who&client_secret=x&grant_type=client_credentials&scope=x%2F.default";
     dv_req_full(&d, "POST", "/contoso/oauth2/v2.0/token", h, unk, strlen(unk), 0, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(dv_str(r.json, "error"), "unauthorized_client");
@@ -309,7 +310,8 @@ static void test_paging(void **state)
     struct buf b = BUF_INIT;
     buf_puts(&b, "{\"Targets\":[");
     for (int i = 0; i < 23; i++)
-        buf_printf(&b, "%s{\"name\":\"acc%02d\",\"@odata.type\":\"Microsoft.Dynamics.CRM.account\"}",
+        buf_printf(&b,
+                   "%s{\"name\":\"acc%02d\",\"@odata.type\":\"Microsoft.Dynamics.CRM.account\"}",
                    i ? "," : "", i);
     buf_puts(&b, "]}");
     assert_int_equal(
@@ -456,8 +458,8 @@ static void test_lookups_parties_annotations(void **state)
     snprintf(inc, sizeof(inc), "%s", dv_create(&d, "incidents", body));
     snprintf(url, sizeof(url), "incidents(%s)?$select=_customerid_value,ticketnumber", inc);
     dv_req(&d, "GET", url, ann, NULL, &r);
-    assert_string_equal(dv_str(r.json, "_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"),
-                        "contact");
+    assert_string_equal(
+        dv_str(r.json, "_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"), "contact");
     assert_non_null(dv_str(r.json, "ticketnumber"));
     dvres_free(&r);
     dv_req(&d, "POST", "incidents", NULL,
