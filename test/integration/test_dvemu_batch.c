@@ -68,7 +68,8 @@ static void test_batch_changeset_and_refs(void **state)
     const char *ct = dv_hdr(&r, "Content-Type");
     assert_non_null(ct);
     assert_non_null(strstr(ct, "multipart/mixed; boundary=batchresponse_"));
-    assert_non_null(strstr(r.body.data, "Content-Type: multipart/mixed; boundary=changesetresponse_"));
+    assert_non_null(
+        strstr(r.body.data, "Content-Type: multipart/mixed; boundary=changesetresponse_"));
     assert_int_equal(count_str(r.body.data, "HTTP/1.1 204 No Content"), 3);
     assert_int_equal(count_str(r.body.data, "HTTP/1.1 200 OK"), 1);
     assert_non_null(strstr(r.body.data, "\"jobtitle\":\"Engineer\""));

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "dvemu.h"
@@ -91,7 +92,8 @@ static const struct column *bind_column(const struct table *t, const char *nav)
     for (size_t i = 0; i < t->ncols; i++) {
         const struct column *c = &t->cols[i];
         size_t n = strlen(c->name);
-        if (c->type != CT_LOOKUP || strncmp(nav, c->name, n) != 0)
+        /* custom lookups are bound by their SchemaName ("smsys_ContactId") */
+        if (c->type != CT_LOOKUP || strncasecmp(nav, c->name, n) != 0)
             continue;
         if ((nav[n] == '\0' || nav[n] == '_') && n > bl) {
             best = c;
