@@ -101,6 +101,7 @@ struct parser {
     char *err;
     size_t errlen;
     int failed;
+    int depth; /* bounds recursion on "((((" and "not not not" */
 };
 
 static void perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -312,11 +313,19 @@ static struct fnode *parse_primary(struct parser *p)
 
 static struct fnode *parse_unary(struct parser *p)
 {
+    if (++p->depth > 64) {
+        perr(p, "%s", "The $filter expression is nested too deeply.");
+        return NULL;
+    }
+    struct fnode *n;
     if (accept_word(p, "not")) {
         struct fnode *a = parse_unary(p);
-        return a ? filter_not_new(a) : NULL;
+        n = a ? filter_not_new(a) : NULL;
+    } else {
+        n = parse_primary(p);
     }
-    return parse_primary(p);
+    p->depth--;
+    return n;
 }
 
 static struct fnode *parse_and(struct parser *p)
