@@ -224,6 +224,25 @@ static void test_change_tracking(void **state)
         dv_assert_error(&r, 400, NULL);
         dvres_free(&r);
     }
+    /* a rolled-back changeset leaves no trace in the delta */
+    struct buf bb = BUF_INIT;
+    char del[200];
+    snprintf(del, sizeof(del), "smsys_smses(%s)", a);
+    buf_puts(&bb, "--batch_AAA\r\nContent-Type: multipart/mixed; boundary=cs9\r\n\r\n");
+    part(&bb, "cs9", "1", "DELETE", del, NULL);
+    part(&bb, "cs9", "2", "POST", "smsys_smses", "{\"subject\":\"tmp\"}");
+    part(&bb, "cs9", "3", "POST", "smsys_smses", "{\"bogus\":1}");
+    buf_puts(&bb, "--cs9--\r\n--batch_AAA--\r\n");
+    assert_int_equal(post_batch(&d, bb.data, 0, &r), 200);
+    assert_non_null(strstr(r.body.data, "HTTP/1.1 400"));
+    dvres_free(&r);
+    buf_free(&bb);
+    assert_int_equal(dv_req(&d, "GET", delta2, tc, NULL, &r), 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "value")), 0);
+    dvres_free(&r);
+    snprintf(del, sizeof(del), "smsys_smses(%s)", a);
+    assert_int_equal(dv_req(&d, "GET", del, NULL, NULL, &r), 200);
+    dvres_free(&r);
     /* a garbage delta token */
     dv_req(&d, "GET", "smsys_smses?$deltatoken=garbage", tc, NULL, &r);
     dv_assert_error(&r, 400, NULL);

@@ -116,6 +116,14 @@ static void test_whoami(void **state)
     assert_int_equal(dv_req(&d, "GET", url, NULL, NULL, &r), 200);
     assert_string_equal(dv_str(r.json, "systemuserid"), uid);
     dvres_free(&r);
+    /* on-premises form: /<org>/api/data/v9.1/, echoed in OData-EntityId */
+    assert_int_equal(dv_req(&d, "POST", "/contoso/api/data/v9.1/contacts", NULL,
+                            "{\"firstname\":\"OnPrem\"}", &r),
+                     204);
+    char want[200];
+    snprintf(want, sizeof(want), "%s/contoso/api/data/v9.1/contacts(", d.root);
+    assert_memory_equal(dv_hdr(&r, "OData-EntityId"), want, strlen(want));
+    dvres_free(&r);
     dv_stop(&d);
 }
 

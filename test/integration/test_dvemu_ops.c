@@ -167,7 +167,8 @@ static void test_persistence(void **state)
     char keep[40], gone[40], list[40];
     snprintf(keep, sizeof(keep), "%s", dv_create(&d, "contacts", "{\"firstname\":\"Keep\"}"));
     snprintf(gone, sizeof(gone), "%s", dv_create(&d, "contacts", "{\"firstname\":\"Gone\"}"));
-    snprintf(list, sizeof(list), "%s", dv_create(&d, "lists", "{\"listname\":\"L\",\"type\":false,\"createdfromcode\":2}"));
+    snprintf(list, sizeof(list), "%s",
+             dv_create(&d, "lists", "{\"listname\":\"L\",\"type\":false,\"createdfromcode\":2}"));
     char url[300], ref[300];
     snprintf(url, sizeof(url), "lists(%s)/listcontact_association/$ref", list);
     snprintf(ref, sizeof(ref), "{\"@odata.id\":\"%scontacts(%s)\"}", d.api, keep);
@@ -250,9 +251,10 @@ static void test_fetchxml(void **state)
     curl_free(esc);
     assert_int_equal(dv_req(&d, "GET", url, NULL, NULL, &r), 200);
     assert_int_equal(nvalues(&r), 2);
-    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "@Microsoft.Dynamics.CRM.morerecords")));
-    assert_non_null(strstr(dv_str(r.json, "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"),
-                           "pagenumber=\"2\""));
+    assert_true(cJSON_IsTrue(
+        cJSON_GetObjectItemCaseSensitive(r.json, "@Microsoft.Dynamics.CRM.morerecords")));
+    assert_non_null(
+        strstr(dv_str(r.json, "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"), "pagenumber=\"2\""));
     cJSON *v = cJSON_GetObjectItemCaseSensitive(r.json, "value");
     assert_string_equal(dv_str(cJSON_GetArrayItem(v, 0), "firstname"), "F1");
     /* F3 has no mobile: null columns are left out of FetchXML results */
@@ -269,7 +271,8 @@ static void test_fetchxml(void **state)
     curl_free(esc);
     dv_req(&d, "GET", url, NULL, NULL, &r);
     assert_int_equal(nvalues(&r), 1);
-    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "@Microsoft.Dynamics.CRM.morerecords")));
+    assert_false(cJSON_IsTrue(
+        cJSON_GetObjectItemCaseSensitive(r.json, "@Microsoft.Dynamics.CRM.morerecords")));
     dvres_free(&r);
     /* like, not-null and in */
     const char *xml3 = "<fetch><entity name=\"contact\"><attribute name=\"firstname\"/>"
@@ -291,8 +294,10 @@ static void test_fetchxml(void **state)
     dv_req(&d, "GET", url, NULL, NULL, &r);
     dv_assert_error(&r, 400, NULL);
     dvres_free(&r);
-    esc = curl_easy_escape(NULL, "<fetch><entity name=\"contact\"><attribute name=\"zz\"/>"
-                                 "</entity></fetch>", 0);
+    esc = curl_easy_escape(NULL,
+                           "<fetch><entity name=\"contact\"><attribute name=\"zz\"/>"
+                           "</entity></fetch>",
+                           0);
     snprintf(url, sizeof(url), "contacts?fetchXml=%s", esc);
     curl_free(esc);
     dv_req(&d, "GET", url, NULL, NULL, &r);
@@ -351,12 +356,14 @@ static void test_lists_queue_actions(void **state)
     /* AddToQueue */
     char q[40], inc[40], body[300];
     snprintf(q, sizeof(q), "%s", dv_create(&d, "queues", "{\"name\":\"Support 24/7\"}"));
-    snprintf(body, sizeof(body), "{\"title\":\"help\",\"customerid_contact@odata.bind\":\"/contacts(%s)\"}", c2);
+    snprintf(body, sizeof(body),
+             "{\"title\":\"help\",\"customerid_contact@odata.bind\":\"/contacts(%s)\"}", c2);
     snprintf(inc, sizeof(inc), "%s", dv_create(&d, "incidents", body));
     snprintf(url, sizeof(url), "queues(%s)/Microsoft.Dynamics.CRM.AddToQueue", q);
-    snprintf(body, sizeof(body),
-             "{\"Target\":{\"incidentid\":\"%s\",\"@odata.type\":\"Microsoft.Dynamics.CRM.incident\"}}",
-             inc);
+    snprintf(
+        body, sizeof(body),
+        "{\"Target\":{\"incidentid\":\"%s\",\"@odata.type\":\"Microsoft.Dynamics.CRM.incident\"}}",
+        inc);
     assert_int_equal(dv_req(&d, "POST", url, NULL, body, &r), 200);
     char qi[40];
     snprintf(qi, sizeof(qi), "%s", dv_str(r.json, "QueueItemId"));
@@ -376,9 +383,9 @@ static void test_lists_queue_actions(void **state)
     dv_req(&d, "POST", "smsys_Unknown", NULL, "{}", &r);
     dv_assert_error(&r, 404, "0x80060888");
     dvres_free(&r);
-    assert_int_equal(dv_req_full(&d, "POST", "/_emu/actions", NULL, "{\"name\":\"smsys_Other\"}",
-                                 22, 0, &r),
-                     204);
+    assert_int_equal(
+        dv_req_full(&d, "POST", "/_emu/actions", NULL, "{\"name\":\"smsys_Other\"}", 22, 0, &r),
+        204);
     dvres_free(&r);
     assert_int_equal(dv_req(&d, "POST", "smsys_Other", NULL, "{\"N\":1}", &r), 204);
     dvres_free(&r);
@@ -418,9 +425,9 @@ static void test_metadata_deploy(void **state)
     dvres_free(&r);
     const char *attr = "{\"@odata.type\":\"Microsoft.Dynamics.CRM.PicklistAttributeMetadata\","
                        "\"SchemaName\":\"smsys_Status\",\"OptionSet\":{\"Options\":[]}}";
-    assert_int_equal(dv_req(&d, "POST", "EntityDefinitions(LogicalName='smsys_sms')/Attributes",
-                            sol, attr, &r),
-                     204);
+    assert_int_equal(
+        dv_req(&d, "POST", "EntityDefinitions(LogicalName='smsys_sms')/Attributes", sol, attr, &r),
+        204);
     dvres_free(&r);
     const char *rel = "{\"@odata.type\":\"Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata\","
                       "\"SchemaName\":\"smsys_contact_smsys_sms\",\"ReferencedEntity\":\"contact\","
@@ -444,9 +451,10 @@ static void test_metadata_deploy(void **state)
     /* the new table is usable at once, with its new columns */
     char c[40], body[300];
     snprintf(c, sizeof(c), "%s", dv_create(&d, "contacts", "{\"firstname\":\"X\"}"));
-    snprintf(body, sizeof(body),
-             "{\"subject\":\"s\",\"smsys_status\":2,\"smsys_ContactId@odata.bind\":\"/contacts(%s)\"}",
-             c);
+    snprintf(
+        body, sizeof(body),
+        "{\"subject\":\"s\",\"smsys_status\":2,\"smsys_ContactId@odata.bind\":\"/contacts(%s)\"}",
+        c);
     /* custom lookups bind through their SchemaName-cased navigation property */
     dv_create(&d, "smsys_smses", body);
     dv_req(&d, "GET", "smsys_smses?$select=subject,smsys_status,_smsys_contactid_value", NULL, NULL,

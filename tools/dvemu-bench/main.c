@@ -119,8 +119,9 @@ static void make_create(struct xfer *x, int i, void *ud)
 {
     char url[400], body[200];
     snprintf(url, sizeof(url), "%s/api/data/v9.2/contacts", g_url);
-    snprintf(body, sizeof(body), "{\"firstname\":\"Bench\",\"lastname\":\"N%d\",\"mobilephone\":"
-                                 "\"0912%07d\"}",
+    snprintf(body, sizeof(body),
+             "{\"firstname\":\"Bench\",\"lastname\":\"N%d\",\"mobilephone\":"
+             "\"0912%07d\"}",
              i, i);
     setup(x, "POST", url, body, NULL);
 }
@@ -134,8 +135,8 @@ static void make_get(struct xfer *x, int i, void *ud)
 {
     struct ids *ids = ud;
     char url[400];
-    snprintf(url, sizeof(url), "%s/api/data/v9.2/contacts(%s)?$select=fullname,mobilephone",
-             g_url, ids->id[i % ids->n]);
+    snprintf(url, sizeof(url), "%s/api/data/v9.2/contacts(%s)?$select=fullname,mobilephone", g_url,
+             ids->id[i % ids->n]);
     setup(x, "GET", url, NULL, NULL);
 }
 
@@ -249,8 +250,7 @@ int main(int argc, char **argv)
     }
     uint64_t page_ms = util_now_ms() - t0;
     printf("paging:         %8ld rows in %ld pages of 5000 in %llu ms (%.0f rows/s)\n", total,
-           pages, (unsigned long long)page_ms,
-           page_ms ? total * 1000.0 / (double)page_ms : 0.0);
+           pages, (unsigned long long)page_ms, page_ms ? total * 1000.0 / (double)page_ms : 0.0);
     curl_easy_cleanup(x.h);
     buf_free(&x.body);
     curl_slist_free_all(x.hdrs);

@@ -88,7 +88,9 @@ struct store {
     cJSON *links;
     /* undo log of the current transaction (NULL when none) */
     cJSON *undo;
-    int depth; /* nested begin/commit are no-ops: the outermost decides */
+    int depth;             /* nested begin/commit are no-ops: the outermost decides */
+    size_t *tomb_at_begin; /* per table, to drop tombstones of a rollback */
+    size_t ntables_at_begin;
     /* write observer (journal); called for each committed change */
     void (*on_change)(void *ud, const char *op, const struct table *t, const char *id,
                       const cJSON *row);

@@ -141,15 +141,30 @@ static void throttled(struct app *a, struct http_resp *resp, const char *code, l
     api_res_free(&r);
 }
 
+static int is_api_path(const char *p)
+{
+    return strncmp(p, "/api/data/v9.2/", 15) == 0 || strncmp(p, "/api/data/v9.1/", 15) == 0;
+}
+
+/* On-premises URLs carry the organisation first: /<org>/api/data/v9.1/. */
+static const char *api_path(const char *path)
+{
+    if (is_api_path(path))
+        return path;
+    const char *slash = path[0] == '/' ? strchr(path + 1, '/') : NULL;
+    return slash && is_api_path(slash) ? slash : NULL;
+}
+
 static void finish_api(struct app *a, struct http_req *req, struct http_resp *resp)
 {
     struct emu *e = &a->emu;
-    /* /api/data/v9.2/<rest> */
-    const char *p = req->path + strlen("/api/data/v9.x/");
-    char base[300];
+    /* [/<org>]/api/data/v9.2/<rest> */
+    const char *ap = api_path(req->path);
+    const char *p = ap + strlen("/api/data/v9.x/");
+    char base[400];
     const char *host = http_req_header(req, "Host");
-    snprintf(base, sizeof(base), "http://%s/api/data/v%.3s/", host ? host : "127.0.0.1",
-             req->path + 11);
+    snprintf(base, sizeof(base), "http://%s%.*s/api/data/v%.3s/", host ? host : "127.0.0.1",
+             (int)(ap - req->path), req->path, ap + 11);
     struct api_req q = {
         .method = req->method,
         .base = base,
@@ -198,8 +213,7 @@ static void api_cb(struct http_req *req, struct http_resp *resp, void *ud)
     struct emu *e = &a->emu;
     e->stats.requests++;
     count(e->stats.by_method, req->method);
-    if (strncmp(req->path, "/api/data/v9.2/", 15) != 0 &&
-        strncmp(req->path, "/api/data/v9.1/", 15) != 0) {
+    if (api_path(req->path) == NULL) {
         struct api_res r;
         api_res_init(&r);
         api_error(&r, 404, "0x80060888", "Resource not found for the segment '%s'.", req->path);
@@ -267,6 +281,10 @@ static void token_cb(struct http_req *req, struct http_resp *resp, void *ud)
     struct app *a = ud;
     struct api_res r;
     api_res_init(&r);
+    if (api_path(req->path)) {
+        api_cb(req, resp, ud);
+        return;
+    }
     int v2 = ends_with(req->path, "/oauth2/v2.0/token");
     int v1 = !v2 && ends_with(req->path, "/oauth2/token");
     a->emu.stats.requests++;

@@ -44,6 +44,7 @@ void store_free(struct store *st)
     free(st->tables);
     cJSON_Delete(st->links);
     cJSON_Delete(st->undo);
+    free(st->tomb_at_begin);
     memset(st, 0, sizeof(*st));
 }
 
@@ -156,7 +157,6 @@ static void undo_record(struct store *st, struct table *t, const char *id)
         cJSON_AddItemToObject(e, "row", cJSON_Duplicate(r->obj, 1));
         cJSON_AddNumberToObject(e, "v", (double)r->version);
     }
-    cJSON_AddNumberToObject(e, "ntomb", (double)t->ntomb);
     cJSON_AddItemToObject(st->undo, key, e);
 }
 
@@ -269,6 +269,11 @@ void store_begin(struct store *st)
         return;
     cJSON_Delete(st->undo);
     st->undo = cJSON_CreateObject();
+    free(st->tomb_at_begin);
+    st->tomb_at_begin = calloc(st->ntables ? st->ntables : 1, sizeof(size_t));
+    st->ntables_at_begin = st->tomb_at_begin ? st->ntables : 0;
+    for (size_t i = 0; i < st->ntables_at_begin; i++)
+        st->tomb_at_begin[i] = st->tables[i]->ntomb;
 }
 
 /* Commits: the journal hears about every row touched, in its final state. */
@@ -330,10 +335,11 @@ void store_rollback(struct store *st)
             if (r)
                 r->version = (uint64_t)cJSON_GetObjectItemCaseSensitive(e, "v")->valuedouble;
         }
-        size_t nt = (size_t)cJSON_GetObjectItemCaseSensitive(e, "ntomb")->valuedouble;
-        if (nt < t->ntomb)
-            t->ntomb = nt;
     }
+    /* tables created inside the transaction are not in the array */
+    for (size_t i = 0; i < st->ntables_at_begin && i < st->ntables; i++)
+        if (st->tomb_at_begin[i] < st->tables[i]->ntomb)
+            st->tables[i]->ntomb = st->tomb_at_begin[i];
     st->on_change = saved;
     cJSON_Delete(u);
 }
