@@ -249,6 +249,12 @@ static void test_query_options(void **state)
         {"contacts?$filter=birthdate gt 2000-01-01T00:00:00Z", 1},
         {"contacts?$filter=birthdate le 1990-05-01", 1},
         {"contacts?$top=2", 2},
+        {"contacts?$filter=Microsoft.Dynamics.CRM.In(PropertyName='firstname',PropertyValues=["
+         "'Ali','Cyrus'])",
+         2},
+        {"contacts?$filter=Microsoft.Dynamics.CRM.NotIn(PropertyName='firstname',PropertyValues=["
+         "'Ali'])",
+         2},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char url[1024];

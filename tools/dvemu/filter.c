@@ -245,6 +245,52 @@ static struct fnode *node_new(enum fkind k)
 
 static struct fnode *parse_or(struct parser *p);
 
+/* Microsoft.Dynamics.CRM.In(PropertyName='x',PropertyValues=['a','b']) */
+static struct fnode *parse_in(struct parser *p, int negate)
+{
+    struct fnode *n = node_new(F_IN);
+    n->kind = F_IN;
+    n->lit = cJSON_CreateArray();
+    char *prop = NULL;
+    if (!accept_ch(p, '(') || !accept_word(p, "PropertyName") || !accept_ch(p, '='))
+        goto bad;
+    cJSON *pn = read_literal(p);
+    if (!cJSON_IsString(pn)) {
+        cJSON_Delete(pn);
+        goto bad;
+    }
+    prop = strdup(pn->valuestring);
+    cJSON_Delete(pn);
+    n->prop = prop;
+    if (resolve_prop(p, prop, &n->ctype) || !accept_ch(p, ',') ||
+        !accept_word(p, "PropertyValues") || !accept_ch(p, '=') || !accept_ch(p, '['))
+        goto bad;
+    do {
+        cJSON *v = read_literal(p);
+        if (v == NULL)
+            goto bad;
+        /* the values come as strings; compare numbers as numbers */
+        if (cJSON_IsString(v) && n->ctype != CT_STRING && n->ctype != CT_MEMO &&
+            n->ctype != CT_GUID && n->ctype != CT_LOOKUP && n->ctype != CT_DATETIME) {
+            char *end;
+            double d = strtod(v->valuestring, &end);
+            if (*end == '\0' && end != v->valuestring) {
+                cJSON_Delete(v);
+                v = cJSON_CreateNumber(d);
+            }
+        }
+        cJSON_AddItemToArray(n->lit, v);
+    } while (accept_ch(p, ','));
+    if (!accept_ch(p, ']') || !accept_ch(p, ')'))
+        goto bad;
+    return negate ? filter_not_new(n) : n;
+bad:
+    perr(p, "%s",
+         "Syntax error in Microsoft.Dynamics.CRM.In(PropertyName=...,PropertyValues=[...]).");
+    filter_free(n);
+    return NULL;
+}
+
 static struct fnode *parse_primary(struct parser *p)
 {
     if (accept_ch(p, '(')) {
@@ -260,6 +306,12 @@ static struct fnode *parse_primary(struct parser *p)
     if (id == NULL) {
         perr(p, "%s", "Syntax error: property name expected in the $filter expression.");
         return NULL;
+    }
+    if (strcmp(id, "Microsoft.Dynamics.CRM.In") == 0 ||
+        strcmp(id, "Microsoft.Dynamics.CRM.NotIn") == 0) {
+        int negate = id[23] == 'N';
+        free(id);
+        return parse_in(p, negate);
     }
     int fn = -1;
     if (strcmp(id, "contains") == 0)
@@ -508,8 +560,18 @@ int filter_eval(const struct fnode *n, const cJSON *row)
         return cmp_eval(n, cJSON_GetObjectItemCaseSensitive(row, n->prop));
     case F_FUNC:
         return func_eval(n, cJSON_GetObjectItemCaseSensitive(row, n->prop));
-    case F_IN:
-        break;
+    case F_IN: {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, n->prop);
+        const cJSON *l;
+        struct fnode probe = {.kind = F_CMP, .op = OP_EQ};
+        cJSON_ArrayForEach(l, n->lit)
+        {
+            probe.lit = (cJSON *)l;
+            if (cmp_eval(&probe, v))
+                return 1;
+        }
+        return 0;
+    }
     }
     return 0;
 }

@@ -643,9 +643,9 @@ static int skiptoken_pos(const char *tok, size_t *pos)
     return 0;
 }
 
-static const char *const known_params[] = {"$select",  "$filter", "$orderby",    "$top",
-                                           "$expand",  "$count",  "$skiptoken",  "$deltatoken",
-                                           "fetchXml", "$apply",  "$savedquery", "userQuery"};
+static const char *const known_params[] = {"$select",    "$filter",     "$orderby",
+                                           "$top",       "$expand",     "$count",
+                                           "$skiptoken", "$deltatoken", "fetchXml"};
 
 static int check_params(const struct api_req *q, struct api_res *r)
 {
