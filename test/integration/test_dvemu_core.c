@@ -493,6 +493,20 @@ static void test_lookups_parties_annotations(void **state)
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(r.json, "statecode")->valueint, 1);
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(r.json, "statuscode")->valueint, 2);
     dvres_free(&r);
+    /* activitypointers: the read-only union of activities */
+    dv_create(&d, "tasks", "{\"subject\":\"call back\"}");
+    dv_req(&d, "GET", "activitypointers?$select=subject,activitytypecode&$orderby=subject", NULL,
+           NULL, &r);
+    assert_int_equal(count_values(&r), 2);
+    assert_string_equal(
+        dv_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "value"), 0),
+               "activitytypecode"),
+        "task");
+    dvres_free(&r);
+    snprintf(url, sizeof(url), "activitypointers(%s)?$select=subject", sms);
+    assert_int_equal(dv_req(&d, "GET", url, NULL, NULL, &r), 200);
+    assert_string_equal(dv_str(r.json, "subject"), "hello");
+    dvres_free(&r);
     dv_stop(&d);
 }
 

@@ -451,6 +451,80 @@ static void privileges(struct emu *e, const struct api_req *q, struct api_res *r
     cJSON_Delete(o);
 }
 
+/* GET activitypointers[(<id>)]: a read-only union of every activity table,
+ * with the columns all activities share. The rows are borrowed from the
+ * real tables for the duration of the call. */
+static void activity_pointers(struct emu *e, const struct api_req *q, const char *after,
+                              const struct prefer *pf, struct api_res *r)
+{
+    if (strcmp(q->method, "GET") != 0) {
+        api_error(r, 405, "0x80040227",
+                  "activitypointer is read-only in dvemu; write the "
+                  "activity's own table.");
+        return;
+    }
+    if (e->pointer == NULL) {
+        struct table *vt =
+            schema_table_new("activitypointer", "activitypointers", "activityid", "subject", 1);
+        if (vt == NULL) {
+            api_error(r, 500, "0x0", "out of memory");
+            return;
+        }
+        static const char *cols[] = {"subject",        "description",  "activitytypecode",
+                                     "scheduledstart", "scheduledend", "actualstart",
+                                     "actualend"};
+        static const enum col_type ty[] = {CT_STRING,   CT_MEMO,     CT_STRING,  CT_DATETIME,
+                                           CT_DATETIME, CT_DATETIME, CT_DATETIME};
+        for (size_t i = 0; i < ARRAY_LEN(cols); i++)
+            table_add_column(vt, cols[i], ty[i], NULL);
+        table_add_column(vt, "regardingobjectid", CT_LOOKUP, "*");
+        table_add_column(vt, "ownerid", CT_LOOKUP, "systemuser,team");
+        table_add_column(vt, "prioritycode", CT_CHOICE, NULL);
+        vt->user_owned = 1;
+        e->pointer = vt;
+    }
+    struct table *vt = e->pointer;
+    size_t n = 0;
+    for (size_t i = 0; i < e->store.ntables; i++)
+        if (e->store.tables[i]->activity)
+            n += e->store.tables[i]->nrows_slots;
+    vt->rows = calloc(n ? n : 1, sizeof(*vt->rows));
+    if (vt->rows == NULL) {
+        api_error(r, 500, "0x0", "out of memory");
+        return;
+    }
+    vt->nrows_slots = 0;
+    struct row *one = NULL;
+    char id[37] = "";
+    if (*after == '(' && strlen(after) >= 38 && guid_valid(after + 1, 36)) {
+        memcpy(id, after + 1, 36);
+        id[36] = '\0';
+        guid_lower(id);
+    }
+    for (size_t i = 0; i < e->store.ntables; i++) {
+        struct table *t = e->store.tables[i];
+        if (!t->activity)
+            continue;
+        if (id[0] && one == NULL)
+            one = store_get(t, id);
+        for (size_t k = 0; k < t->nrows_slots; k++)
+            if (t->rows[k])
+                vt->rows[vt->nrows_slots++] = t->rows[k];
+    }
+    vt->live = vt->nrows_slots;
+    if (*after == '\0')
+        query_collection(e, vt, q, pf, r);
+    else if (one)
+        query_one(e, vt, one, q, pf, r);
+    else if (id[0])
+        api_error(r, 404, "0x80040217", "activitypointer With Id = %s Does Not Exist", id);
+    else
+        api_error(r, 400, "0x80060888", "Bad Request - Error in query syntax.");
+    free(vt->rows);
+    vt->rows = NULL;
+    vt->nrows_slots = vt->live = 0;
+}
+
 void api_exec(struct emu *e, const struct api_req *q, struct api_res *r)
 {
     struct prefer pf;
@@ -481,6 +555,10 @@ void api_exec(struct emu *e, const struct api_req *q, struct api_res *r)
         strcmp(seg, "PublishXml") == 0 || strcmp(seg, "PublishAllXml") == 0 ||
         strcmp(seg, "GlobalOptionSetDefinitions") == 0) {
         metadata_exec(e, q, path, r);
+        return;
+    }
+    if (strcmp(seg, "activitypointers") == 0) {
+        activity_pointers(e, q, after, &pf, r);
         return;
     }
     struct table *t = store_by_set(&e->store, seg);

@@ -114,6 +114,7 @@ const char *schema_option_label(const char *table, const char *col, long long v)
 void store_init(struct store *st);
 void store_free(struct store *st);
 int store_add_table(struct store *st, struct table *t);
+void store_table_free(struct table *t); /* a table not added to a store */
 struct table *store_by_set(const struct store *st, const char *set);
 struct table *store_by_logical(const struct store *st, const char *logical);
 struct row *store_get(const struct table *t, const char *id);
@@ -192,6 +193,7 @@ struct emu {
     long long limit_requests, limit_window_s, limit_concurrency, latency_ms;
     double fail_rate;
     unsigned inflight;
+    struct table *pointer; /* virtual activitypointer table (columns only) */
 };
 
 /* ---- auth.c ---- */

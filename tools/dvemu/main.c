@@ -549,6 +549,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < a.nwins; i++)
         free(a.wins[i].stamps);
     free(a.wins);
+    store_table_free(e->pointer);
     store_free(&e->store);
     cJSON_Delete(e->clients);
     cJSON_Delete(e->actions);

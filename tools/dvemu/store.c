@@ -37,6 +37,12 @@ static void table_free(struct table *t)
     free(t);
 }
 
+void store_table_free(struct table *t)
+{
+    if (t)
+        table_free(t);
+}
+
 void store_free(struct store *st)
 {
     for (size_t i = 0; i < st->ntables; i++)
