@@ -125,9 +125,11 @@ static void do_patch(struct emu *e, const struct api_req *q, struct api_res *r, 
         goto out;
     }
     if (im && strcmp(im, "*") != 0) {
+        /* W/"7" as sent in @odata.etag; a bare "7" is taken too */
         char etag[48];
-        snprintf(etag, sizeof(etag), "W/\"%llu\"", (unsigned long long)row->version);
-        if (strcmp(im, etag) != 0) {
+        snprintf(etag, sizeof(etag), "\"%llu\"", (unsigned long long)row->version);
+        const char *given = strncmp(im, "W/", 2) == 0 ? im + 2 : im;
+        if (strcmp(given, etag) != 0) {
             api_error(r, 412, "0x80060882",
                       "The version of the existing record doesn't match the RowVersion property "
                       "provided.");
