@@ -48,8 +48,7 @@ typedef void (*pg_result_cb)(int rc, PGresult *res, const struct smsys_err *err,
 
 /* A pinned connection for several statements (transactions). conn is NULL
  * when rc != 0. The caller MUST hand it back with pg_release(). */
-typedef void (*pg_acquire_cb)(int rc, struct pg_conn *conn, const struct smsys_err *err,
-                              void *ud);
+typedef void (*pg_acquire_cb)(int rc, struct pg_conn *conn, const struct smsys_err *err, void *ud);
 
 /* A notification on a channel passed to pg_listen(). payload NULL means
  * "LISTEN is (again) in effect": it is called once after the first LISTEN
@@ -75,11 +74,11 @@ struct pg_pool_opts {
 
 /* Counters for /healthz and /metrics. */
 struct pg_pool_stats {
-    unsigned size;      /* configured query connections */
-    unsigned connected; /* query connections currently up */
-    unsigned busy;      /* ... running a statement or pinned */
-    unsigned queued;    /* requests waiting for a connection */
-    int listening;      /* 1 when the LISTEN connection is up (or none is needed) */
+    unsigned size;       /* configured query connections */
+    unsigned connected;  /* query connections currently up */
+    unsigned busy;       /* ... running a statement or pinned */
+    unsigned queued;     /* requests waiting for a connection */
+    int listening;       /* 1 when the LISTEN connection is up (or none is needed) */
     uint64_t reconnects; /* connections re-established after a loss */
     uint64_t queries;    /* statements completed (ok or error) */
 };
