@@ -99,6 +99,42 @@ static void test_concurrency_limit_and_latency(void **state)
     dv_stop(&d);
 }
 
+static void test_exec_time_limit_and_delta_ttl(void **state)
+{
+    struct dv d;
+    const char *args[] = {"--limit-exec-ms",
+                          "300",
+                          "--limit-window",
+                          "3",
+                          "--latency-ms",
+                          "200",
+                          "--delta-ttl",
+                          "1",
+                          NULL};
+    dv_start(&d, args);
+    struct dvres r;
+    const char *tc[] = {"Prefer: odata.track-changes", NULL};
+    assert_int_equal(dv_req(&d, "GET", "contacts?$select=firstname", tc, NULL, &r), 200);
+    char delta[1024];
+    snprintf(delta, sizeof(delta), "%s", dv_str(r.json, "@odata.deltaLink"));
+    dvres_free(&r);
+    assert_int_equal(dv_req(&d, "GET", "WhoAmI", NULL, NULL, &r), 200);
+    dvres_free(&r);
+    /* 2 x 200 ms spent: over 300 ms in the window */
+    dv_req(&d, "GET", "WhoAmI", NULL, NULL, &r);
+    dv_assert_error(&r, 429, "0x80072321");
+    long secs = strtol(dv_hdr(&r, "Retry-After"), NULL, 10);
+    assert_true(secs >= 1 && secs <= 3);
+    dvres_free(&r);
+    sleep((unsigned)secs + 1);
+    /* the time has left the window, and the delta token has expired meanwhile */
+    dv_req(&d, "GET", delta, tc, NULL, &r);
+    dv_assert_error(&r, 400, NULL);
+    assert_non_null(strstr(r.body.data, "expired"));
+    dvres_free(&r);
+    dv_stop(&d);
+}
+
 static void test_fail_rate(void **state)
 {
     struct dv d;
@@ -526,6 +562,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_limit),
         cmocka_unit_test(test_concurrency_limit_and_latency),
+        cmocka_unit_test(test_exec_time_limit_and_delta_ttl),
         cmocka_unit_test(test_fail_rate),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_persistence),

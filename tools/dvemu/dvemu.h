@@ -190,7 +190,8 @@ struct emu {
     long long token_ttl;
     unsigned char key[32]; /* HMAC key of issued tokens */
     /* service protection and fault injection (0 = off) */
-    long long limit_requests, limit_window_s, limit_concurrency, latency_ms;
+    long long limit_requests, limit_window_s, limit_concurrency, latency_ms, limit_exec_ms;
+    long long delta_ttl_s; /* delta tokens older than this are refused */
     double fail_rate;
     unsigned inflight;
     struct table *pointer; /* virtual activitypointer table (columns only) */

@@ -16,10 +16,15 @@
 #include "smsys/log.h"
 #include "smsys/util.h"
 
+#define EXEC_BUCKETS 60
+
 struct window {
     char who[128];
     uint64_t *stamps; /* ring of the last limit_requests request times (ms) */
     size_t head, n;
+    /* execution time: the window cut in EXEC_BUCKETS slices of summed ms */
+    uint64_t exec_ms[EXEC_BUCKETS];
+    uint64_t exec_epoch[EXEC_BUCKETS];
 };
 
 struct app {
@@ -36,6 +41,8 @@ struct app {
 /* A request held back by --latency-ms. */
 struct delayed {
     uv_timer_t timer;
+    char who[128];
+    uint64_t t0;
     struct app *app;
     struct http_req *req;
     struct http_resp *resp;
@@ -129,6 +136,56 @@ static int window_admit(struct app *a, const char *who, long long *retry_s)
     return 1;
 }
 
+static uint64_t bucket_len(const struct emu *e)
+{
+    uint64_t l = (uint64_t)e->limit_window_s * 1000 / EXEC_BUCKETS;
+    return l ? l : 1;
+}
+
+/* Adds the execution time of a finished request to its client's window. */
+static void exec_add(struct app *a, const char *who, uint64_t ms)
+{
+    if (a->emu.limit_exec_ms <= 0)
+        return;
+    struct window *w = window_for(a, who);
+    if (w == NULL)
+        return;
+    uint64_t epoch = util_now_ms() / bucket_len(&a->emu);
+    size_t i = epoch % EXEC_BUCKETS;
+    if (w->exec_epoch[i] != epoch) {
+        w->exec_epoch[i] = epoch;
+        w->exec_ms[i] = 0;
+    }
+    w->exec_ms[i] += ms;
+}
+
+/* 1 when the client's combined execution time over the window is below
+ * the limit; else *retry_s is when the oldest slice leaves the window. */
+static int exec_admit(struct app *a, const char *who, long long *retry_s)
+{
+    struct emu *e = &a->emu;
+    if (e->limit_exec_ms <= 0)
+        return 1;
+    struct window *w = window_for(a, who);
+    if (w == NULL)
+        return 1;
+    uint64_t bl = bucket_len(e), now = util_now_ms(), epoch = now / bl, sum = 0, oldest = epoch;
+    for (size_t i = 0; i < EXEC_BUCKETS; i++) {
+        if (w->exec_epoch[i] + EXEC_BUCKETS <= epoch || w->exec_ms[i] == 0)
+            continue;
+        sum += w->exec_ms[i];
+        if (w->exec_epoch[i] < oldest)
+            oldest = w->exec_epoch[i];
+    }
+    if (sum < (uint64_t)e->limit_exec_ms)
+        return 1;
+    uint64_t frees = (oldest + EXEC_BUCKETS) * bl;
+    *retry_s = (long long)((frees - now + 999) / 1000);
+    if (*retry_s < 1)
+        *retry_s = 1;
+    return 0;
+}
+
 static void throttled(struct app *a, struct http_resp *resp, const char *code, long long retry,
                       const char *msg)
 {
@@ -155,7 +212,8 @@ static const char *api_path(const char *path)
     return slash && is_api_path(slash) ? slash : NULL;
 }
 
-static void finish_api(struct app *a, struct http_req *req, struct http_resp *resp)
+static void finish_api(struct app *a, struct http_req *req, struct http_resp *resp, const char *who,
+                       uint64_t t0)
 {
     struct emu *e = &a->emu;
     /* [/<org>]/api/data/v9.2/<rest> */
@@ -193,6 +251,7 @@ static void finish_api(struct app *a, struct http_req *req, struct http_resp *re
     free(q.path);
     free(q.query);
     e->inflight--;
+    exec_add(a, who, util_now_ms() - t0);
 }
 
 static void delayed_closed_cb(uv_handle_t *h)
@@ -203,7 +262,7 @@ static void delayed_closed_cb(uv_handle_t *h)
 static void delayed_cb(uv_timer_t *t)
 {
     struct delayed *d = container_of(t, struct delayed, timer);
-    finish_api(d->app, d->req, d->resp);
+    finish_api(d->app, d->req, d->resp, d->who, d->t0);
     uv_close((uv_handle_t *)&d->timer, delayed_closed_cb);
 }
 
@@ -239,6 +298,16 @@ static void api_cb(struct http_req *req, struct http_resp *resp, void *ud)
         throttled(a, resp, "0x80072322", retry, msg);
         return;
     }
+    if (!exec_admit(a, who, &retry)) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "Combined execution time of incoming requests exceeded limit of %lld "
+                 "milliseconds over time window of %lld seconds. Decrease number of concurrent "
+                 "requests or reduce the duration of requests and try again later.",
+                 e->limit_exec_ms, e->limit_window_s);
+        throttled(a, resp, "0x80072321", retry, msg);
+        return;
+    }
     if (e->limit_concurrency > 0 && e->inflight >= (unsigned)e->limit_concurrency) {
         char msg[200];
         snprintf(msg, sizeof(msg), "Number of concurrent requests exceeded the limit of %lld.",
@@ -256,9 +325,12 @@ static void api_cb(struct http_req *req, struct http_resp *resp, void *ud)
         return;
     }
     e->inflight++;
+    uint64_t t0 = util_now_ms();
     if (e->latency_ms > 0) {
         struct delayed *d = calloc(1, sizeof(*d));
         if (d) {
+            snprintf(d->who, sizeof(d->who), "%s", who);
+            d->t0 = t0;
             d->app = a;
             d->req = req;
             d->resp = resp;
@@ -267,7 +339,7 @@ static void api_cb(struct http_req *req, struct http_resp *resp, void *ud)
             return;
         }
     }
-    finish_api(a, req, resp);
+    finish_api(a, req, resp, who, t0);
 }
 
 static int ends_with(const char *s, const char *suf)
@@ -376,7 +448,8 @@ static void usage(void)
             "usage: dvemu [--listen HOST:PORT] [--data DIR] [--seed demo|FILE.json]\n"
             "             [--client ID:SECRET]... [--token-ttl SECONDS]\n"
             "             [--limit-requests N --limit-window SECONDS] [--limit-concurrency N]\n"
-            "             [--dataverse-limits] [--fail-rate 0.0-1.0] [--latency-ms N]\n"
+            "             [--limit-exec-ms N] [--dataverse-limits] [--delta-ttl SECONDS]\n"
+            "             [--fail-rate 0.0-1.0] [--latency-ms N]\n"
             "             [--action NAME]... [--no-smsys-schema]\n");
 }
 
@@ -402,6 +475,7 @@ int main(int argc, char **argv)
     e->stats.by_set = cJSON_CreateObject();
     e->token_ttl = 3599;
     e->limit_window_s = 300;
+    e->delta_ttl_s = 7 * 86400;
     a.rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)time(NULL);
     int custom_client = 0;
     for (int i = 1; i < argc; i++) {
@@ -443,6 +517,14 @@ int main(int argc, char **argv)
             if (need_int(o, v, 0, 100000, &e->limit_concurrency))
                 return 2;
             i++;
+        } else if (strcmp(o, "--limit-exec-ms") == 0) {
+            if (need_int(o, v, 0, 1000000000, &e->limit_exec_ms))
+                return 2;
+            i++;
+        } else if (strcmp(o, "--delta-ttl") == 0) {
+            if (need_int(o, v, 1, 100000000, &e->delta_ttl_s))
+                return 2;
+            i++;
         } else if (strcmp(o, "--latency-ms") == 0) {
             if (need_int(o, v, 0, 600000, &e->latency_ms))
                 return 2;
@@ -451,6 +533,7 @@ int main(int argc, char **argv)
             e->limit_requests = 6000;
             e->limit_window_s = 300;
             e->limit_concurrency = 52;
+            e->limit_exec_ms = 1200000;
         } else if (strcmp(o, "--fail-rate") == 0 && v) {
             char *end;
             e->fail_rate = strtod(v, &end);

@@ -581,6 +581,22 @@ static void track_changes(struct emu *e, struct table *t, const struct api_req *
             return;
         }
         since = v;
+        int mo, d, y, h, mi, se;
+        if (*end == '!' && sscanf(end + 1, "%d/%d/%d %d:%d:%d", &mo, &d, &y, &h, &mi, &se) == 6) {
+            struct tm tm = {.tm_year = y - 1900,
+                            .tm_mon = mo - 1,
+                            .tm_mday = d,
+                            .tm_hour = h,
+                            .tm_min = mi,
+                            .tm_sec = se};
+            if ((long long)(time(NULL) - timegm(&tm)) > e->delta_ttl_s) {
+                api_error(r, 400, "0x80044352",
+                          "The delta token has expired (older than %lld seconds); read the "
+                          "table again without it.",
+                          e->delta_ttl_s);
+                return;
+            }
+        }
     }
     cJSON *out = cJSON_CreateObject();
     struct buf ctx = BUF_INIT;
