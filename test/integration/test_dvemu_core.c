@@ -110,6 +110,11 @@ static void test_whoami(void **state)
     char uid[64];
     snprintf(uid, sizeof(uid), "%s", dv_str(r.json, "UserId"));
     dvres_free(&r);
+    /* the service document lists the entity sets of schema.md */
+    assert_int_equal(dv_req(&d, "GET", "", NULL, NULL, &r), 200);
+    assert_non_null(strstr(r.body.data, "\"name\":\"smsys_smses\""));
+    assert_non_null(strstr(r.body.data, "\"name\":\"smsys_keywordrules\""));
+    dvres_free(&r);
     /* the application user is a real systemuser row; v9.1 answers too */
     char url[200];
     snprintf(url, sizeof(url), "/api/data/v9.1/systemusers(%s)?$select=fullname", uid);

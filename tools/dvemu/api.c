@@ -541,6 +541,24 @@ void api_exec(struct emu *e, const struct api_req *q, struct api_res *r)
     memcpy(seg, path, sl);
     seg[sl] = '\0';
     const char *after = path + sl;
+    if (seg[0] == '\0' && *after == '\0' && strcmp(q->method, "GET") == 0) {
+        /* the service document: one entry per entity set */
+        cJSON *o = cJSON_CreateObject();
+        char ctx[400];
+        snprintf(ctx, sizeof(ctx), "%s$metadata", q->base);
+        cJSON_AddStringToObject(o, "@odata.context", ctx);
+        cJSON *v = cJSON_AddArrayToObject(o, "value");
+        for (size_t i = 0; i < e->store.ntables; i++) {
+            cJSON *it = cJSON_CreateObject();
+            cJSON_AddStringToObject(it, "name", e->store.tables[i]->set);
+            cJSON_AddStringToObject(it, "kind", "EntitySet");
+            cJSON_AddStringToObject(it, "url", e->store.tables[i]->set);
+            cJSON_AddItemToArray(v, it);
+        }
+        json_reply(r, 200, o);
+        cJSON_Delete(o);
+        return;
+    }
     if (strcmp(seg, "WhoAmI") == 0 && strcmp(q->method, "GET") == 0) {
         whoami(e, q, r);
         return;

@@ -217,6 +217,7 @@ struct prefer {
     int return_repr;
     int annotations;
     int maxpagesize;
+    int page_asked; /* odata.maxpagesize was sent (echoed in Preference-Applied) */
     int track_changes;
     int continue_on_error;
 };

@@ -39,8 +39,10 @@ void prefer_parse(const char *h, struct prefer *p)
             char num[16];
             snprintf(num, sizeof(num), "%.15s", tok + 18);
             num[strcspn(num, " ;")] = '\0';
-            if (util_parse_int(num, 1, 1 << 30, &v) == 0)
+            if (util_parse_int(num, 1, 1 << 30, &v) == 0) {
                 p->maxpagesize = v > MAX_PAGE ? MAX_PAGE : (int)v;
+                p->page_asked = 1;
+            }
         } else if (strncmp(tok, "odata.track-changes", 19) == 0)
             p->track_changes = 1;
         else if (strncmp(tok, "odata.continue-on-error", 23) == 0)
@@ -839,7 +841,7 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
         buf_free(&rest);
     }
     send_json(r, 200, out);
-    prefer_applied(pf, r, pf->maxpagesize != MAX_PAGE, 0);
+    prefer_applied(pf, r, pf->page_asked, 0);
 done:
     cJSON_Delete(out);
     free(m);
@@ -959,7 +961,7 @@ void query_assoc(struct emu *e, struct table *lt, const struct assoc_def *a, con
         buf_free(&rest);
     }
     send_json(r, 200, out);
-    prefer_applied(pf, r, pf->maxpagesize != MAX_PAGE, 0);
+    prefer_applied(pf, r, pf->page_asked, 0);
     cJSON_Delete(out);
 done:
     filter_free(fn);
