@@ -212,7 +212,7 @@ void api_hdr(struct api_res *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void api_exec(struct emu *e, const struct api_req *q, struct api_res *r);
 
-/* ---- query.c ---- */
+/* ---- render.c / query.c ---- */
 struct prefer {
     int return_repr;
     int annotations;
@@ -236,6 +236,25 @@ cJSON *render_row(struct emu *e, const struct table *t, const struct row *row, c
  * Returns NULL (and a 400 in r) on an unknown property; *out NULL = all. */
 int parse_select(const struct table *t, const char *s, cJSON **out, struct api_res *r);
 char *query_param(const char *query, const char *name); /* decoded copy or NULL */
+
+/* Stored key for a $select name (a non-lookup column or _x_value), or NULL. */
+const char *select_key(const struct table *t, const char *name, const struct column **out);
+
+/* ---- expand.c ---- */
+struct expand {
+    char *name;
+    cJSON *sel;
+    const struct column *lookup; /* single-valued */
+    char target[64];             /* logical name required by a polymorphic nav, or "" */
+    int parties;
+};
+/* Parses $expand into a new array (*out, *nout; free with expand_free). On
+ * an unknown navigation property returns <0 with a 400 in r. */
+int parse_expand(struct emu *e, const struct table *t, const char *s, struct expand **out,
+                 size_t *nout, struct api_res *r);
+void apply_expand(struct emu *e, const struct table *t, const struct row *row,
+                  const struct expand *x, size_t n, cJSON *out, int annotations);
+void expand_free(struct expand *x, size_t n);
 
 /* ---- write.c ---- */
 /* Applies a JSON body to obj (create: fresh obj with defaults). */
