@@ -10,6 +10,12 @@
 #include "../lib/testutil.h"
 #include "dvemu_client.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <time.h>
+#include <unistd.h>
+
 static void test_token_v2_and_v1(void **state)
 {
     struct dv d;
@@ -95,6 +101,113 @@ static void test_custom_client_and_401(void **state)
     sleep(2);
     assert_int_equal(dv_req(&d, "GET", "WhoAmI", NULL, NULL, &r), 401);
     dvres_free(&r);
+    dv_stop(&d);
+}
+
+static void b64url(struct buf *b, const unsigned char *p, size_t n)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        buf_putc(b, t[v >> 18 & 63]);
+        buf_putc(b, t[v >> 12 & 63]);
+        if (i + 1 < n)
+            buf_putc(b, t[v >> 6 & 63]);
+        if (i + 2 < n)
+            buf_putc(b, t[v & 63]);
+    }
+}
+
+/* An RS256 client assertion for iss=sub=id, signed with key. */
+static char *assertion(EVP_PKEY *key, const char *id, long long exp)
+{
+    struct buf b = BUF_INIT;
+    char claims[400];
+    const char *hdr = "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"x5t\":\"AAAA\"}";
+    snprintf(claims, sizeof(claims),
+             "{\"aud\":\"https://login.microsoftonline.com/t/oauth2/v2.0/token\",\"iss\":\"%s\","
+             "\"sub\":\"%s\",\"jti\":\"1\",\"exp\":%lld}",
+             id, id, exp);
+    b64url(&b, (const unsigned char *)hdr, strlen(hdr));
+    buf_putc(&b, '.');
+    b64url(&b, (const unsigned char *)claims, strlen(claims));
+    unsigned char sig[512];
+    size_t sl = sizeof(sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &sl, (const unsigned char *)b.data, b.len), 1);
+    EVP_MD_CTX_free(md);
+    buf_putc(&b, '.');
+    b64url(&b, sig, sl);
+    return buf_steal(&b);
+}
+
+static long assertion_token(struct dv *d, const char *jwt, struct dvres *r)
+{
+    struct buf f = BUF_INIT;
+    buf_puts(&f, "grant_type=client_credentials&scope=https%3A%2F%2Forg%2F.default"
+                 "&client_id=app2&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3A"
+                 "client-assertion-type%3Ajwt-bearer&client_assertion=");
+    buf_puts(&f, jwt);
+    const char *h[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    long st = dv_req_full(d, "POST", "/t/oauth2/v2.0/token", h, f.data, f.len, 0, r);
+    buf_free(&f);
+    return st;
+}
+
+static void test_client_assertion(void **state)
+{
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    assert_non_null(key);
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"app2", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    char pem[128];
+    snprintf(pem, sizeof(pem), "/tmp/dvemu-test-cert-%d.pem", (int)getpid());
+    FILE *f = fopen(pem, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+    X509_free(x);
+    char arg[200];
+    snprintf(arg, sizeof(arg), "app2:%s", pem);
+    const char *args[] = {"--client-cert", arg, NULL};
+    struct dv d;
+    dv_start_args(&d, args);
+    struct dvres r;
+    char *jwt = assertion(key, "app2", (long long)time(NULL) + 600);
+    assert_int_equal(assertion_token(&d, jwt, &r), 200);
+    snprintf(d.token, sizeof(d.token), "%s", dv_str(r.json, "access_token"));
+    dvres_free(&r);
+    assert_int_equal(dv_req(&d, "GET", "WhoAmI", NULL, NULL, &r), 200);
+    dvres_free(&r);
+    /* a tampered signature and an expired assertion are refused */
+    jwt[strlen(jwt) - 5] = jwt[strlen(jwt) - 5] == 'A' ? 'B' : 'A';
+    assertion_token(&d, jwt, &r);
+    assert_int_equal(r.status, 401);
+    assert_int_equal(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "error_codes"), 0)->valueint,
+        700027);
+    dvres_free(&r);
+    free(jwt);
+    jwt = assertion(key, "app2", (long long)time(NULL) - 10);
+    assertion_token(&d, jwt, &r);
+    assert_int_equal(r.status, 401);
+    assert_int_equal(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "error_codes"), 0)->valueint,
+        700024);
+    dvres_free(&r);
+    free(jwt);
+    EVP_PKEY_free(key);
+    unlink(pem);
     dv_stop(&d);
 }
 
@@ -521,6 +634,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_v2_and_v1),
         cmocka_unit_test(test_custom_client_and_401),
+        cmocka_unit_test(test_client_assertion),
         cmocka_unit_test(test_whoami),
         cmocka_unit_test(test_create_read_update_delete),
         cmocka_unit_test(test_query_options),

@@ -5,8 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,18 +167,145 @@ static void basic_creds(const char *basic, char **id, char **secret)
     buf_free(&out);
 }
 
+int auth_add_cert(struct emu *e, const char *id, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -errno;
+    struct buf pem = BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        buf_append(&pem, chunk, n);
+    fclose(f);
+    /* check now that it holds a certificate or a public key */
+    BIO *bio = BIO_new_mem_buf(pem.data ? pem.data : "", (int)pem.len);
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    int ok = x != NULL;
+    X509_free(x);
+    if (!ok) {
+        BIO_free(bio);
+        bio = BIO_new_mem_buf(pem.data ? pem.data : "", (int)pem.len);
+        EVP_PKEY *k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+        ok = k != NULL;
+        EVP_PKEY_free(k);
+    }
+    BIO_free(bio);
+    if (ok) {
+        cJSON_DeleteItemFromObjectCaseSensitive(e->client_certs, id);
+        cJSON_AddStringToObject(e->client_certs, id, pem.data);
+    }
+    buf_free(&pem);
+    return ok ? 0 : -EINVAL;
+}
+
+static EVP_PKEY *cert_key(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = NULL;
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (x) {
+        k = X509_get_pubkey(x);
+        X509_free(x);
+    } else {
+        BIO_free(bio);
+        bio = BIO_new_mem_buf(pem, -1);
+        k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    }
+    BIO_free(bio);
+    return k;
+}
+
+/* Checks an RS256 client assertion (RFC 7523) against the client's
+ * registered certificate. Returns 0 and copies the client id, or fills r. */
+static int check_assertion(struct emu *e, const char *jwt, char **id, struct api_res *r)
+{
+    const char *d1 = strchr(jwt, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    struct buf hb = BUF_INIT, pb = BUF_INIT, sb = BUF_INIT;
+    cJSON *h = NULL, *p = NULL;
+    EVP_PKEY *key = NULL;
+    EVP_MD_CTX *md = NULL;
+    int rc = -EACCES;
+    if (d2 == NULL || b64url_dec(jwt, (size_t)(d1 - jwt), &hb) ||
+        b64url_dec(d1 + 1, (size_t)(d2 - d1 - 1), &pb) || b64url_dec(d2 + 1, strlen(d2 + 1), &sb) ||
+        (h = cJSON_ParseWithLength(hb.data ? hb.data : "", hb.len)) == NULL ||
+        (p = cJSON_ParseWithLength(pb.data ? pb.data : "", pb.len)) == NULL) {
+        oauth_error(r, 400, "invalid_request", 50027, "Invalid JWT token. Token format not valid.");
+        goto out;
+    }
+    const char *alg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "alg"));
+    const char *iss = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "iss"));
+    const char *sub = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "sub"));
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(p, "exp");
+    if (alg == NULL || strcmp(alg, "RS256") != 0 || iss == NULL || sub == NULL ||
+        strcmp(iss, sub) != 0 || (*id && strcmp(*id, iss) != 0)) {
+        oauth_error(r, 400, "invalid_client", 700023,
+                    "Client assertion audience claim does not match Realm issuer, or iss and "
+                    "sub differ from client_id, or alg is not RS256.");
+        goto out;
+    }
+    const char *pem = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e->client_certs, iss));
+    if (pem == NULL || (key = cert_key(pem)) == NULL) {
+        char m[300];
+        snprintf(m, sizeof(m),
+                 "Application with identifier '%.100s' has no certificate registered.", iss);
+        oauth_error(r, 400, "unauthorized_client", 700016, m);
+        goto out;
+    }
+    md = EVP_MD_CTX_new();
+    if (md == NULL || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+        EVP_DigestVerify(md, (const unsigned char *)sb.data, sb.len, (const unsigned char *)jwt,
+                         (size_t)(d2 - jwt)) != 1) {
+        oauth_error(r, 401, "invalid_client", 700027,
+                    "Client assertion failed signature validation.");
+        goto out;
+    }
+    if (!cJSON_IsNumber(exp) || exp->valuedouble <= (double)time(NULL)) {
+        oauth_error(r, 401, "invalid_client", 700024,
+                    "Client assertion is not within its valid time range.");
+        goto out;
+    }
+    if (*id == NULL)
+        *id = strdup(iss);
+    rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    cJSON_Delete(h);
+    cJSON_Delete(p);
+    buf_free(&hb);
+    buf_free(&pb);
+    buf_free(&sb);
+    return rc;
+}
+
 void auth_token(struct emu *e, const char *body, const char *basic, int v1, struct api_res *r)
 {
     char *grant = form_get(body, "grant_type");
     char *id = form_get(body, "client_id");
     char *secret = form_get(body, "client_secret");
     char *scope = form_get(body, v1 ? "resource" : "scope");
+    char *assertion = form_get(body, "client_assertion");
+    char *atype = form_get(body, "client_assertion_type");
     if (id == NULL && secret == NULL)
         basic_creds(basic, &id, &secret);
     if (grant == NULL || strcmp(grant, "client_credentials") != 0) {
         oauth_error(r, 400, "unsupported_grant_type", 70003,
                     "The app requested an unsupported grant type 'client_credentials' only.");
         goto out;
+    }
+    if (assertion) {
+        if (atype == NULL ||
+            strcmp(atype, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0) {
+            oauth_error(r, 400, "invalid_request", 50027,
+                        "client_assertion_type must be "
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer.");
+            goto out;
+        }
+        if (check_assertion(e, assertion, &id, r) != 0)
+            goto out;
+        goto scope_check;
     }
     if (id == NULL || *id == '\0') {
         oauth_error(r, 400, "invalid_request", 900144,
@@ -197,6 +327,7 @@ void auth_token(struct emu *e, const char *body, const char *basic, int v1, stru
                     "is the client secret value, not the client secret ID.");
         goto out;
     }
+scope_check:
     if (scope == NULL || *scope == '\0') {
         oauth_error(r, 400, "invalid_request", 900144,
                     v1 ? "The request body must contain the following parameter: 'resource'."
@@ -259,6 +390,8 @@ out:
     free(id);
     free(secret);
     free(scope);
+    free(assertion);
+    free(atype);
 }
 
 int auth_check(struct emu *e, const char *authorization, char *who, size_t wholen)
@@ -285,7 +418,8 @@ int auth_check(struct emu *e, const char *authorization, char *who, size_t whole
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(c, "exp");
     const cJSON *app = cJSON_GetObjectItemCaseSensitive(c, "appid");
     if (cJSON_IsNumber(exp) && cJSON_IsString(app) && exp->valuedouble > (double)time(NULL) &&
-        cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e->clients, app->valuestring))) {
+        (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e->clients, app->valuestring)) ||
+         cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e->client_certs, app->valuestring)))) {
         snprintf(who, wholen, "%s", app->valuestring);
         rc = 0;
     }

@@ -186,7 +186,8 @@ struct emu {
     struct journal *journal;
     int with_smsys_schema;
     /* auth */
-    cJSON *clients; /* id -> secret */
+    cJSON *clients;      /* id -> secret */
+    cJSON *client_certs; /* id -> PEM certificate or public key (client_assertion) */
     long long token_ttl;
     unsigned char key[32]; /* HMAC key of issued tokens */
     /* service protection and fault injection (0 = off) */
@@ -199,6 +200,8 @@ struct emu {
 
 /* ---- auth.c ---- */
 int auth_init(struct emu *e, const char *dir);
+/* Registers a certificate client (--client-cert ID:FILE.pem). 0 or <0. */
+int auth_add_cert(struct emu *e, const char *id, const char *path);
 /* Handles a token request (v2 or v1 form); fills r with the OAuth reply. */
 void auth_token(struct emu *e, const char *body, const char *basic, int v1, struct api_res *r);
 /* 0 when the bearer token is valid; the client id is copied to who. */

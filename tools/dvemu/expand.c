@@ -12,8 +12,6 @@
 #include "smsys/http_server.h"
 #include "smsys/util.h"
 
-
-
 void expand_free(struct expand *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -51,7 +49,7 @@ static const struct column *nav_lookup(const struct emu *e, const struct table *
 }
 
 int parse_expand(struct emu *e, const struct table *t, const char *s, struct expand **out,
-                        size_t *nout, struct api_res *r)
+                 size_t *nout, struct api_res *r)
 {
     *out = NULL;
     *nout = 0;
@@ -143,7 +141,7 @@ int parse_expand(struct emu *e, const struct table *t, const char *s, struct exp
 }
 
 void apply_expand(struct emu *e, const struct table *t, const struct row *row,
-                         const struct expand *x, size_t n, cJSON *out, int annotations)
+                  const struct expand *x, size_t n, cJSON *out, int annotations)
 {
     for (size_t i = 0; i < n; i++) {
         if (x[i].parties) {
@@ -183,4 +181,3 @@ void apply_expand(struct emu *e, const struct table *t, const struct row *row,
 }
 
 /* ---- collections ---- */
-

@@ -446,7 +446,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: dvemu [--listen HOST:PORT] [--data DIR] [--seed demo|FILE.json]\n"
-            "             [--client ID:SECRET]... [--token-ttl SECONDS]\n"
+            "             [--client ID:SECRET]... [--client-cert ID:CERT.pem]...\n"
+            "             [--token-ttl SECONDS]\n"
             "             [--limit-requests N --limit-window SECONDS] [--limit-concurrency N]\n"
             "             [--limit-exec-ms N] [--dataverse-limits] [--delta-ttl SECONDS]\n"
             "             [--fail-rate 0.0-1.0] [--latency-ms N]\n"
@@ -469,6 +470,7 @@ int main(int argc, char **argv)
     const char *listen = "127.0.0.1:8401", *seed = NULL;
     int smsys_schema = 1;
     e->clients = cJSON_CreateObject();
+    e->client_certs = cJSON_CreateObject();
     e->actions = cJSON_CreateObject();
     e->metadata_log = cJSON_CreateArray();
     e->stats.by_method = cJSON_CreateObject();
@@ -500,6 +502,16 @@ int main(int argc, char **argv)
             cJSON_AddStringToObject(e->clients, id, c + 1);
             free(id);
             custom_client = 1;
+            i++;
+        } else if (strcmp(o, "--client-cert") == 0 && v) {
+            const char *c = strchr(v, ':');
+            char *id = c && c != v ? strndup(v, (size_t)(c - v)) : NULL;
+            int rc = id ? auth_add_cert(e, id, c + 1) : -EINVAL;
+            free(id);
+            if (rc != 0) {
+                fprintf(stderr, "dvemu: --client-cert needs ID:FILE.pem with a certificate\n");
+                return 2;
+            }
             i++;
         } else if (strcmp(o, "--token-ttl") == 0) {
             if (need_int(o, v, 1, 86400 * 365, &e->token_ttl))
@@ -635,6 +647,7 @@ int main(int argc, char **argv)
     store_table_free(e->pointer);
     store_free(&e->store);
     cJSON_Delete(e->clients);
+    cJSON_Delete(e->client_certs);
     cJSON_Delete(e->actions);
     cJSON_Delete(e->metadata_log);
     cJSON_Delete(e->stats.by_method);
