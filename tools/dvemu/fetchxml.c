@@ -28,7 +28,7 @@ static void xerr(struct xml *x, const char *m)
         snprintf(x->err, sizeof(x->err), "%s", m);
 }
 
-static void skip_ws(struct xml *x)
+static void xml_skip_ws(struct xml *x)
 {
     while (isspace((unsigned char)*x->p))
         x->p++;
@@ -102,7 +102,7 @@ static cJSON *xml_element(struct xml *x)
     cJSON *attrs = cJSON_AddObjectToObject(el, "a");
     cJSON *kids = cJSON_AddArrayToObject(el, "c");
     for (;;) {
-        skip_ws(x);
+        xml_skip_ws(x);
         if (x->p[0] == '/' && x->p[1] == '>') {
             x->p += 2;
             free(name);
@@ -116,7 +116,7 @@ static cJSON *xml_element(struct xml *x)
         char *an = xml_name(x);
         if (an == NULL)
             goto fail;
-        skip_ws(x);
+        xml_skip_ws(x);
         char q = x->p[1];
         if (*x->p != '=' || (q != '"' && q != '\'')) {
             free(an);
@@ -158,7 +158,7 @@ static cJSON *xml_element(struct xml *x)
             char *cn = xml_name(x);
             int same = cn && strcmp(cn, name) == 0;
             free(cn);
-            skip_ws(x);
+            xml_skip_ws(x);
             if (!same || *x->p != '>') {
                 buf_free(&text);
                 xerr(x, "mismatched closing tag");
@@ -361,11 +361,11 @@ void fetchxml_run(struct emu *e, struct table *t, const char *xmltext, const str
                   const struct prefer *pf, struct api_res *r)
 {
     struct xml x = {.p = xmltext};
-    skip_ws(&x);
+    xml_skip_ws(&x);
     if (strncmp(x.p, "<?xml", 5) == 0) {
         const char *end = strstr(x.p, "?>");
         x.p = end ? end + 2 : x.p;
-        skip_ws(&x);
+        xml_skip_ws(&x);
     }
     cJSON *root = xml_element(&x);
     struct fx f = {.t = t};
@@ -378,7 +378,7 @@ void fetchxml_run(struct emu *e, struct table *t, const char *xmltext, const str
         api_error(r, 400, "0x80041103", "Invalid XML in fetchXml: %s.", x.err);
         goto done;
     }
-    skip_ws(&x);
+    xml_skip_ws(&x);
     if (*x.p || strcmp(ename(root), "fetch") != 0) {
         api_error(r, 400, "0x80041103", "The fetchXml root element must be <fetch>.");
         goto done;
@@ -462,7 +462,7 @@ void fetchxml_run(struct emu *e, struct table *t, const char *xmltext, const str
         }
         m[nm++] = row;
     }
-    if (nord) {
+    if (nord && nm > 1) {
         g_ord = ord;
         g_nord = nord;
         qsort(m, nm, sizeof(*m), fx_cmp);

@@ -62,6 +62,7 @@ static int parse_orderby(const struct table *t, const char *s, struct order **ou
                 free(o[i].key);
             free(o);
             free(dup);
+            *n = 0;
             return -EINVAL;
         }
         struct order *no = realloc(o, (*n + 1) * sizeof(*o));
@@ -329,7 +330,7 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
             m[nm++] = row;
         }
         total = nm;
-        if (no > 0) {
+        if (no > 0 && nm > 1) {
             g_order = o;
             g_norder = no;
             qsort(m, nm, sizeof(*m), row_cmp);
@@ -343,7 +344,8 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
             more = 1;
             next_pos = end;
         }
-        memmove(m, m + pos, (end - pos) * sizeof(*m));
+        if (end > pos && pos > 0)
+            memmove(m, m + pos, (end - pos) * sizeof(*m));
         nm = end - pos;
     } else {
         /* natural order: resume scanning at slot pos; O(page) per call */

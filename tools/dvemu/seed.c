@@ -111,7 +111,7 @@ static int create(struct emu *e, const char *logical, cJSON *body, char id_out[3
     return rc;
 }
 
-static void bind(cJSON *b, const char *nav, const char *set, const char *id)
+static void seed_bind(cJSON *b, const char *nav, const char *set, const char *id)
 {
     char v[200];
     snprintf(v, sizeof(v), "/%s(%s)", set, id);
@@ -150,7 +150,7 @@ int seed_demo(struct emu *e)
         cJSON_AddStringToObject(b, "domainname", mail);
         mobile(m, sizeof(m));
         cJSON_AddStringToObject(b, "mobilephone", m);
-        bind(b, "businessunitid", "businessunits", e->bu_id);
+        seed_bind(b, "businessunitid", "businessunits", e->bu_id);
         rc = create(e, "systemuser", b, users[i]);
     }
     const char *team_names[] = {"تیم پشتیبانی", "تیم فروش"};
@@ -158,7 +158,7 @@ int seed_demo(struct emu *e)
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "name", team_names[i]);
         cJSON_AddNumberToObject(b, "teamtype", 0);
-        bind(b, "businessunitid", "businessunits", e->bu_id);
+        seed_bind(b, "businessunitid", "businessunits", e->bu_id);
         rc = create(e, "team", b, teams[i]);
     }
     if (rc == 0) {
@@ -166,7 +166,7 @@ int seed_demo(struct emu *e)
         cJSON_AddStringToObject(b, "name", "پشتیبانی ۲۴/۷");
         cJSON_AddStringToObject(b, "description", "24/7 support queue: incoming SMS and cases");
         cJSON_AddStringToObject(b, "emailaddress", "support@demo.smsys.ir");
-        bind(b, "ownerid", "teams", teams[0]);
+        seed_bind(b, "ownerid", "teams", teams[0]);
         rc = create(e, "queue", b, queue);
     }
     for (int i = 0; i < N_ACCOUNTS && rc == 0; i++) {
@@ -181,7 +181,7 @@ int seed_demo(struct emu *e)
         if (rnd() % 3)
             cJSON_AddStringToObject(b, "mobilephone", m);
         cJSON_AddStringToObject(b, "address1_city", PICK(cities));
-        bind(b, "ownerid", "systemusers", users[rnd() % 8]);
+        seed_bind(b, "ownerid", "systemusers", users[rnd() % 8]);
         rc = create(e, "account", b, accounts[i]);
     }
     for (int i = 0; i < N_CONTACTS && rc == 0; i++) {
@@ -199,8 +199,8 @@ int seed_demo(struct emu *e)
         cJSON_AddNumberToObject(b, "gendercode", fem ? 2 : 1);
         cJSON_AddStringToObject(b, "address1_city", PICK(cities));
         cJSON_AddBoolToObject(b, "smsys_donotsms", rnd() % 25 == 0);
-        bind(b, "parentcustomerid_account", "accounts", accounts[rnd() % N_ACCOUNTS]);
-        bind(b, "ownerid", "systemusers", users[rnd() % 8]);
+        seed_bind(b, "parentcustomerid_account", "accounts", accounts[rnd() % N_ACCOUNTS]);
+        seed_bind(b, "ownerid", "systemusers", users[rnd() % 8]);
         rc = create(e, "contact", b, contacts[i]);
     }
     for (int i = 0; i < N_LEADS && rc == 0; i++) {
@@ -309,11 +309,11 @@ int seed_demo(struct emu *e)
     for (size_t i = 0; i < ARRAY_LEN(lines) && rc == 0; i++) {
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "smsys_number", lines[i].num);
-        bind(b, "smsys_settingid", "smsys_smssettings", lines[i].kn ? s_kn : s_smpp);
+        seed_bind(b, "smsys_settingid", "smsys_smssettings", lines[i].kn ? s_kn : s_smpp);
         if (lines[i].user >= 0)
-            bind(b, "smsys_userid", "systemusers", users[lines[i].user]);
+            seed_bind(b, "smsys_userid", "systemusers", users[lines[i].user]);
         if (lines[i].queue)
-            bind(b, "smsys_queueid", "queues", queue);
+            seed_bind(b, "smsys_queueid", "queues", queue);
         cJSON_AddBoolToObject(b, "smsys_isdefault", lines[i].def);
         rc = create(e, "smsys_smsnumber", b, NULL);
     }
@@ -363,9 +363,9 @@ int seed_demo(struct emu *e)
         cJSON_AddNumberToObject(b, "smsys_priority", rules[i].prio);
         cJSON_AddBoolToObject(b, "smsys_stop", rules[i].stop);
         if (rules[i].action == 3)
-            bind(b, "smsys_templateid", "smsys_smstemplates", t_reply);
+            seed_bind(b, "smsys_templateid", "smsys_smstemplates", t_reply);
         if (rules[i].action == 4 || rules[i].action == 5)
-            bind(b, "smsys_queueid", "queues", queue);
+            seed_bind(b, "smsys_queueid", "queues", queue);
         if (rules[i].actionname) {
             cJSON_AddStringToObject(b, "smsys_actionname", rules[i].actionname);
             if (!cJSON_GetObjectItemCaseSensitive(e->actions, rules[i].actionname))
@@ -376,8 +376,8 @@ int seed_demo(struct emu *e)
     if (rc == 0) {
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "smsys_name", "ارسال یلدا");
-        bind(b, "smsys_templateid", "smsys_smstemplates", t_contact);
-        bind(b, "smsys_campaignid", "campaigns", camp);
+        seed_bind(b, "smsys_templateid", "smsys_smstemplates", t_contact);
+        seed_bind(b, "smsys_campaignid", "campaigns", camp);
         cJSON_AddNumberToObject(b, "smsys_status", 1);
         rc = create(e, "smsys_bulksms", b, NULL);
     }
