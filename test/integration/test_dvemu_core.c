@@ -409,8 +409,9 @@ static void test_query_options(void **state)
     dvres_free(&r);
     /* unknown property in $select / $filter / $orderby: 400 code 0x0 */
     const char *bad[] = {"contacts?$select=fullname,nope", "contacts?$filter=nope+eq+1",
-                         "contacts?$orderby=nope", "contacts?$filter=firstname+eq"};
-    for (size_t i = 0; i < 4; i++) {
+                         "contacts?$orderby=nope", "contacts?$filter=firstname+eq",
+                         "contacts?$orderby=firstname,nope"};
+    for (size_t i = 0; i < 5; i++) {
         dv_req(&d, "GET", bad[i], NULL, NULL, &r);
         dv_assert_error(&r, 400, "0x0");
         dvres_free(&r);
@@ -419,6 +420,13 @@ static void test_query_options(void **state)
     assert_string_equal(
         dv_str(cJSON_GetObjectItemCaseSensitive(r.json, "error"), "message"),
         "Could not find a property named 'nope' on type 'Microsoft.Dynamics.CRM.contact'.");
+    dvres_free(&r);
+    /* empty results, sorted and counted (found by fuzzing) */
+    dv_req(&d, "GET", "contacts?$filter=firstname+eq+'zzz'&$orderby=firstname&$count=true", NULL,
+           NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(count_values(&r), 0);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(r.json, "@odata.count")->valueint, 0);
     dvres_free(&r);
     /* no $skip */
     dv_req(&d, "GET", "contacts?$skip=1", NULL, NULL, &r);
