@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "smsys/buf.h"
 
@@ -283,6 +284,12 @@ struct journal;
 int journal_open(struct emu *e, const char *dir, struct journal **out);
 /* Appends the pending records and fsyncs (end of request / batch). */
 int journal_flush(struct journal *j);
+typedef void (*journal_done_cb)(void *item, int err);
+/* From now on commits are asynchronous on this loop. */
+void journal_attach_loop(struct journal *j, uv_loop_t *loop);
+/* Calls cb(item, err) once the records pending now are durable (later, on
+ * the loop; at once when no loop is attached). */
+void journal_commit_async(struct journal *j, void *item, journal_done_cb cb);
 void journal_close(struct journal *j, int compact);
 /* Records a table definition created or changed through the metadata API. */
 void journal_table(struct journal *j, const struct table *t);

@@ -3,8 +3,11 @@
  * DIR/snapshot.json holds the whole store (rows with their versions,
  * tombstones, N:N links, tables created through the metadata API);
  * DIR/journal.log gets one JSON line per committed change. Lines are
- * collected during a request and written + fdatasync'd by journal_flush()
- * before the reply leaves, so an acknowledged write survives a crash. At
+ * collected during a request; the reply waits (journal_commit_async) until
+ * they are written and fdatasync'd on libuv's thread pool, so an
+ * acknowledged write survives a crash and the loop never blocks on the
+ * disk. Requests that finish while a sync is running share the next one
+ * (group commit). At
  * start the snapshot is loaded and the journal replayed (a torn last line
  * from a crash is ignored); a clean stop, or a journal past 64 MiB,
  * compacts everything into a new snapshot (written to a temporary file,
@@ -19,8 +22,14 @@
 
 #include "dvemu.h"
 #include "smsys/log.h"
+#include "smsys/util.h"
 
 #define COMPACT_BYTES (64u << 20)
+
+struct waiter {
+    void *item;
+    journal_done_cb cb;
+};
 
 struct journal {
     struct emu *e;
@@ -28,6 +37,14 @@ struct journal {
     int fd;
     struct buf pending;
     size_t size;
+    /* asynchronous commits (journal_attach_loop) */
+    uv_loop_t *loop;
+    uv_fs_t req;
+    struct buf wbuf; /* bytes being written */
+    size_t woff;     /* written so far */
+    struct waiter *waiting, *flushing;
+    size_t nwaiting, capwaiting, nflushing, capflushing;
+    int busy;
 };
 
 static char *path_in(const char *dir, const char *name)
@@ -367,10 +384,129 @@ int journal_flush(struct journal *j)
     return rc;
 }
 
+void journal_attach_loop(struct journal *j, uv_loop_t *loop)
+{
+    j->loop = loop;
+}
+
+static int push_waiter(struct waiter **arr, size_t *n, size_t *cap, void *item, journal_done_cb cb)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        struct waiter *na = realloc(*arr, nc * sizeof(*na));
+        if (na == NULL)
+            return -ENOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[*n].item = item;
+    (*arr)[*n].cb = cb;
+    (*n)++;
+    return 0;
+}
+
+static void start_flush(struct journal *j);
+
+static void finish_flush(struct journal *j, int err)
+{
+    j->size += j->wbuf.len;
+    buf_reset(&j->wbuf);
+    j->woff = 0;
+    j->busy = 0;
+    if (err == 0 && j->size > COMPACT_BYTES && compact(j) != 0)
+        log_error("dvemu_compact_failed", "dir=%s", j->dir);
+    /* the callbacks may commit again: hand them a clean state first */
+    struct waiter *done = j->flushing;
+    size_t n = j->nflushing;
+    j->flushing = NULL;
+    j->nflushing = j->capflushing = 0;
+    for (size_t i = 0; i < n; i++)
+        done[i].cb(done[i].item, err);
+    free(done);
+    if (j->nwaiting && !j->busy)
+        start_flush(j);
+}
+
+static void sync_cb(uv_fs_t *req)
+{
+    struct journal *j = container_of(req, struct journal, req);
+    int err = req->result < 0 ? (int)req->result : 0;
+    uv_fs_req_cleanup(req);
+    if (err)
+        log_error("dvemu_journal_sync_failed", "err=%s", uv_strerror(err));
+    finish_flush(j, err);
+}
+
+static void write_cb(uv_fs_t *req)
+{
+    struct journal *j = container_of(req, struct journal, req);
+    ssize_t res = req->result;
+    uv_fs_req_cleanup(req);
+    if (res < 0) {
+        log_error("dvemu_journal_write_failed", "err=%s", uv_strerror((int)res));
+        finish_flush(j, (int)res);
+        return;
+    }
+    j->woff += (size_t)res;
+    int rc;
+    if (j->woff < j->wbuf.len) {
+        uv_buf_t b = uv_buf_init(j->wbuf.data + j->woff, (unsigned)(j->wbuf.len - j->woff));
+        rc = uv_fs_write(j->loop, &j->req, j->fd, &b, 1, -1, write_cb);
+    } else {
+        rc = uv_fs_fdatasync(j->loop, &j->req, j->fd, sync_cb);
+    }
+    if (rc != 0)
+        finish_flush(j, rc);
+}
+
+static void start_flush(struct journal *j)
+{
+    /* everyone waiting now is covered by what is pending now */
+    struct waiter *w = j->waiting;
+    j->waiting = j->flushing;
+    j->flushing = w;
+    size_t n = j->nwaiting, c = j->capwaiting;
+    j->nwaiting = j->nflushing;
+    j->capwaiting = j->capflushing;
+    j->nflushing = n;
+    j->capflushing = c;
+    struct buf t = j->wbuf;
+    j->wbuf = j->pending;
+    j->pending = t;
+    buf_reset(&j->pending);
+    j->woff = 0;
+    j->busy = 1;
+    if (j->wbuf.len == 0) {
+        finish_flush(j, 0);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(j->wbuf.data, (unsigned)j->wbuf.len);
+    int rc = uv_fs_write(j->loop, &j->req, j->fd, &b, 1, -1, write_cb);
+    if (rc != 0)
+        finish_flush(j, rc);
+}
+
+void journal_commit_async(struct journal *j, void *item, journal_done_cb cb)
+{
+    if (j->loop == NULL) {
+        cb(item, journal_flush(j));
+        return;
+    }
+    if (push_waiter(&j->waiting, &j->nwaiting, &j->capwaiting, item, cb) != 0) {
+        cb(item, -ENOMEM);
+        return;
+    }
+    if (!j->busy)
+        start_flush(j);
+}
+
 void journal_close(struct journal *j, int do_compact)
 {
     if (j == NULL)
         return;
+    free(j->waiting);
+    free(j->flushing);
+    buf_free(&j->wbuf);
     journal_flush(j);
     if (do_compact && compact(j) != 0)
         log_error("dvemu_compact_failed", "dir=%s", j->dir);

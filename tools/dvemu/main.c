@@ -212,6 +212,31 @@ static const char *api_path(const char *path)
     return slash && is_api_path(slash) ? slash : NULL;
 }
 
+/* A reply waiting for its journal records to reach the disk. */
+struct held {
+    struct app *app;
+    struct http_resp *resp;
+    struct api_res res;
+    uint64_t t0;
+    char who[128];
+};
+
+static void held_cb(void *item, int err)
+{
+    struct held *h = item;
+    struct emu *e = &h->app->emu;
+    if (err != 0) {
+        /* applied in memory but not durable: say so rather than acknowledge */
+        api_error(&h->res, 500, "0x80040216", "dvemu could not write its journal: %s",
+                  uv_strerror(err));
+    }
+    send_res(h->resp, &h->res);
+    api_res_free(&h->res);
+    e->inflight--;
+    exec_add(h->app, h->who, util_now_ms() - h->t0);
+    free(h);
+}
+
 static void finish_api(struct app *a, struct http_req *req, struct http_resp *resp, const char *who,
                        uint64_t t0)
 {
@@ -244,12 +269,24 @@ static void finish_api(struct app *a, struct http_req *req, struct http_resp *re
         api_exec(e, &q, &r);
     }
     e->stats.rows_written += (uint64_t)r.rows_written;
-    if (r.rows_written && e->journal && journal_flush(e->journal) != 0)
-        log_error("journal_flush_failed", "path=%s", req->path);
-    send_res(resp, &r);
-    api_res_free(&r);
     free(q.path);
     free(q.query);
+    if (r.rows_written && e->journal) {
+        /* the reply leaves once the write is on disk */
+        struct held *h = malloc(sizeof(*h));
+        if (h) {
+            h->app = a;
+            h->resp = resp;
+            h->res = r;
+            h->t0 = t0;
+            snprintf(h->who, sizeof(h->who), "%s", who);
+            journal_commit_async(e->journal, h, held_cb);
+            return;
+        }
+        log_error("dvemu_journal_oom", "path=%s", req->path);
+    }
+    send_res(resp, &r);
+    api_res_free(&r);
     e->inflight--;
     exec_add(a, who, util_now_ms() - t0);
 }
@@ -615,6 +652,8 @@ int main(int argc, char **argv)
             journal_flush(e->journal);
     }
     a.loop = uv_default_loop();
+    if (e->journal)
+        journal_attach_loop(e->journal, a.loop);
     struct http_server_opts so = {
         .listen = listen,
         .max_body_bytes = 64u << 20,
