@@ -78,7 +78,7 @@ struct conn {
     enum conn_state state;
     int nhandles; /* handles not yet through their close callback */
     unsigned keepalive : 1, in_dispatch : 1, reading : 1, eof : 1, started : 1, head : 1,
-        resume : 1, url_done : 1, fake : 1;
+        resume : 1, url_done : 1, fake : 1, rearm : 1;
     enum hdr_state hstate;
     int err_status; /* set by a parser callback that refuses the request */
     size_t hdr_bytes;
@@ -284,8 +284,10 @@ static void conn_written(struct conn *c, int from_write_cb)
     }
     c->state = CS_READ;
     conn_reset_request(c);
-    if (c->in_dispatch)
-        return; /* conn_parse's loop goes on with the next request */
+    if (c->in_dispatch) {
+        c->rearm = 1; /* the reader arms the idle timer when its parse ends */
+        return;       /* conn_parse's loop goes on with the next request */
+    }
     if (!from_write_cb && !c->fake && c->poff < c->pending.len) {
         /* http_resp_send was called by user code outside our dispatch: run
          * the next pipelined handler from the loop, not nested in that call. */
@@ -926,8 +928,11 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         if (n < (size_t)nread && (c->state == CS_HANDLER || c->state == CS_WRITE) && c->keepalive &&
             buf_append(&c->pending, b->base + n, (size_t)nread - n))
             conn_close(c);
-        if (c->state == CS_READ && !c->started)
+        /* only a completed request restarts the idle clock: bytes that
+         * start nothing (stray CRLFs) must not keep a connection alive */
+        if (c->rearm && c->state == CS_READ && !c->started)
             conn_timer(c, c->s->o.idle_timeout_ms);
+        c->rearm = 0;
         return;
     }
     if (buf_append(&c->pending, b->base, (size_t)nread)) {

@@ -25,10 +25,10 @@ struct family;
 struct metric {
     struct family *f;
     struct metric *next;
-    char *labels;       /* k="v",k2="v2" escaped; "" when none */
-    double value;       /* counter, gauge; histogram: sum */
-    uint64_t count;     /* histogram observations */
-    uint64_t *buckets;  /* histogram: per-bucket counts (not cumulative) */
+    char *labels;      /* k="v",k2="v2" escaped; "" when none */
+    double value;      /* counter, gauge; histogram: sum */
+    uint64_t count;    /* histogram observations */
+    uint64_t *buckets; /* histogram: per-bucket counts (not cumulative) */
 };
 
 struct family {
@@ -374,8 +374,8 @@ int metrics_render(const struct metrics *m, struct buf *out)
               buf_putc(out, ' ') | buf_puts(out, type_names[f->type]) | buf_putc(out, '\n');
         for (const struct metric *x = f->first; x && rc == 0; x = x->next) {
             if (f->type != MT_HISTOGRAM) {
-                rc |= put_series(out, f->name, "", x->labels, NULL, 0) |
-                      put_double(out, x->value) | buf_putc(out, '\n');
+                rc |= put_series(out, f->name, "", x->labels, NULL, 0) | put_double(out, x->value) |
+                      buf_putc(out, '\n');
                 continue;
             }
             uint64_t cum = 0;
@@ -386,9 +386,8 @@ int metrics_render(const struct metrics *m, struct buf *out)
             }
             rc |= put_series(out, f->name, "_bucket", x->labels, "le", INFINITY) |
                   put_double(out, (double)x->count) | buf_putc(out, '\n') |
-                  put_series(out, f->name, "_sum", x->labels, NULL, 0) |
-                  put_double(out, x->value) | buf_putc(out, '\n') |
-                  put_series(out, f->name, "_count", x->labels, NULL, 0) |
+                  put_series(out, f->name, "_sum", x->labels, NULL, 0) | put_double(out, x->value) |
+                  buf_putc(out, '\n') | put_series(out, f->name, "_count", x->labels, NULL, 0) |
                   put_double(out, (double)x->count) | buf_putc(out, '\n');
         }
     }

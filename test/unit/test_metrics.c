@@ -99,22 +99,21 @@ static void test_histogram(void **state)
     metrics_inc(h); /* not a counter: ignored */
     assert_true(metrics_value(h) == 4);
     render(m, &b);
-    assert_string_equal(b.data,
-                        "# HELP smsys_send_seconds Provider send latency.\n"
-                        "# TYPE smsys_send_seconds histogram\n"
-                        "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"0.005\"} 1\n"
-                        "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"0.1\"} 2\n"
-                        "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"1\"} 3\n"
-                        "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"2.5\"} 3\n"
-                        "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"+Inf\"} 4\n"
-                        "smsys_send_seconds_sum{provider=\"kavenegar\"} 7.601\n"
-                        "smsys_send_seconds_count{provider=\"kavenegar\"} 4\n"
-                        "# HELP smsys_poll_seconds Poll.\n"
-                        "# TYPE smsys_poll_seconds histogram\n"
-                        "smsys_poll_seconds_bucket{le=\"0.005\"} 0\n"
-                        "smsys_poll_seconds_bucket{le=\"+Inf\"} 0\n"
-                        "smsys_poll_seconds_sum 0\n"
-                        "smsys_poll_seconds_count 0\n");
+    assert_string_equal(b.data, "# HELP smsys_send_seconds Provider send latency.\n"
+                                "# TYPE smsys_send_seconds histogram\n"
+                                "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"0.005\"} 1\n"
+                                "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"0.1\"} 2\n"
+                                "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"1\"} 3\n"
+                                "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"2.5\"} 3\n"
+                                "smsys_send_seconds_bucket{provider=\"kavenegar\",le=\"+Inf\"} 4\n"
+                                "smsys_send_seconds_sum{provider=\"kavenegar\"} 7.601\n"
+                                "smsys_send_seconds_count{provider=\"kavenegar\"} 4\n"
+                                "# HELP smsys_poll_seconds Poll.\n"
+                                "# TYPE smsys_poll_seconds histogram\n"
+                                "smsys_poll_seconds_bucket{le=\"0.005\"} 0\n"
+                                "smsys_poll_seconds_bucket{le=\"+Inf\"} 0\n"
+                                "smsys_poll_seconds_sum 0\n"
+                                "smsys_poll_seconds_count 0\n");
     buf_free(&b);
     metrics_free(m);
 }
@@ -186,10 +185,12 @@ static void test_metrics_http(void **state)
     metrics_inc(metrics_counter(m, "hits_total", "Hits.", NULL));
     http_get("/metrics", metrics_http_handler, m, &b);
     assert_int_equal(strncmp(b.data, "HTTP/1.1 200 OK\r\n", 17), 0);
-    assert_non_null(strstr(b.data, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    assert_non_null(
+        strstr(b.data, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
     const char *body = strstr(b.data, "\r\n\r\n");
     assert_non_null(body);
-    assert_string_equal(body + 4, "# HELP hits_total Hits.\n# TYPE hits_total counter\nhits_total 1\n");
+    assert_string_equal(body + 4,
+                        "# HELP hits_total Hits.\n# TYPE hits_total counter\nhits_total 1\n");
     buf_free(&b);
     metrics_free(m);
 }
@@ -227,8 +228,8 @@ static void test_health(void **state)
     http_get("/healthz", health_http_handler, h, &b);
     assert_int_equal(strncmp(b.data, "HTTP/1.1 200 OK\r\n", 17), 0);
     assert_non_null(strstr(b.data, "\r\nCache-Control: no-store\r\n"));
-    assert_non_null(
-        strstr(b.data, "{\"status\":\"ok\",\"checks\":{\"postgres\":\"ok\",\"provider\":\"ok\"}}\n"));
+    assert_non_null(strstr(
+        b.data, "{\"status\":\"ok\",\"checks\":{\"postgres\":\"ok\",\"provider\":\"ok\"}}\n"));
 
     pg_state = 1;
     quiet = -1;
@@ -247,8 +248,8 @@ static void test_health(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counter_gauge), cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_histogram),     cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_counter_gauge),    cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_histogram),        cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_default_registry), cmocka_unit_test(test_metrics_http),
         cmocka_unit_test(test_health),
     };
