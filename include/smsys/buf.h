@@ -25,7 +25,7 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s with percent-encoding of everything but RFC 3986 unreserved. */
 int buf_put_urlenc(struct buf *b, const char *s);
 /* Appends s escaped for a JSON string body (no surrounding quotes). */

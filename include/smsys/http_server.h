@@ -20,13 +20,10 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "smsys/http_header.h"
+
 struct http_server;
 struct http_resp;
-
-struct http_header {
-    const char *name;
-    const char *value;
-};
 
 struct http_req {
     const char *method; /* "GET", "POST", ... */
