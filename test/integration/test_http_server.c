@@ -877,6 +877,79 @@ static void test_big_body_half_close(void **state)
     finish(&x);
 }
 
+/* A client that asks for a big answer and never reads it is dropped after
+ * idle_timeout_ms instead of holding the response forever. */
+static void cl_no_reader(struct ctx *x)
+{
+    struct client cl;
+    size_t n = BIG;
+    char *body = calloc(1, n);
+    char hdr[128];
+    snprintf(hdr, sizeof(hdr), "POST /big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+    cl_rcvbuf = 4096;
+    x->ok = cl_connect(&cl, AF_INET, x->port) == 0 && cl_sends(&cl, hdr) == 0 &&
+            cl_send(&cl, body, n) == 0;
+    cl_rcvbuf = 0;
+    free(body);
+    usleep(800 * 1000); /* idle_timeout_ms is 300 */
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = recv(cl.fd, cl.buf, sizeof(cl.buf), 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    x->n = (int)got;
+    cl_close(&cl);
+}
+
+static void test_write_timeout(void **state)
+{
+    struct ctx x;
+    struct http_server_opts o = {.max_body_bytes = 8 * 1000 * 1000, .idle_timeout_ms = 300};
+    start(&x, &o);
+    assert_int_equal(http_server_route(x.srv, "POST", "/big", big_cb, NULL), 0);
+    run_client(&x, cl_no_reader);
+    assert_true(x.ok);
+    assert_true(x.n > 0);
+    assert_true(x.n < BIG); /* cut off: the server gave up on this reader */
+    finish(&x);
+}
+
+/* A handler may close the whole server (a simulator's /shutdown). */
+static void stop_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    struct ctx *x = ud;
+    http_server_close(x->srv, closed_cb, x);
+    x->held_rc = http_resp_send(resp, 200, NULL, "", 0);
+}
+
+static void cl_stop(struct ctx *x)
+{
+    struct client cl;
+    x->ok =
+        cl_connect(&cl, AF_INET, x->port) == 0 && cl_sends(&cl, "GET /stop HTTP/1.1\r\n\r\n") == 0;
+    x->eof = cl_closed(&cl);
+    cl_close(&cl);
+}
+
+static void test_close_from_handler(void **state)
+{
+    struct ctx x;
+    struct http_server_opts o = {0};
+    start(&x, &o);
+    assert_int_equal(http_server_route(x.srv, NULL, "/stop", stop_cb, &x), 0);
+    run_client(&x, cl_stop);
+    assert_true(x.ok);
+    assert_true(x.eof);
+    assert_int_equal(tu_run_until(&x.loop, &x.closed, 5000), 0);
+    assert_int_equal(x.held_rc, -EPIPE);
+    uv_close((uv_handle_t *)&x.wake, NULL);
+    uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(tu_loop_handles(&x.loop), 0);
+    assert_int_equal(tu_loop_close(&x.loop), 0);
+}
+
 static void cl_v6(struct ctx *x)
 {
     struct client cl;
@@ -1012,6 +1085,8 @@ int main(void)
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_pipeline_flood),
         cmocka_unit_test(test_big_body_half_close),
+        cmocka_unit_test(test_write_timeout),
+        cmocka_unit_test(test_close_from_handler),
         cmocka_unit_test(test_async_disconnect),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_header_431),
