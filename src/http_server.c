@@ -316,6 +316,10 @@ static int conn_respond(struct conn *c, int status, const char *ctype, const cha
     rc |= buf_append(o, "\r\nDate: ", 8);
     rc |= buf_puts(o, srv_date(c->s));
     rc |= buf_append(o, "\r\n", 2);
+    if (ctype && strpbrk(ctype, "\r\n")) {
+        log_warn("http content type refused", "reason=\"CR or LF\" peer=%s", c->peer);
+        ctype = NULL; /* no header injection through the handler's type */
+    }
     if (ctype && has_body) {
         rc |= buf_append(o, "Content-Type: ", 14);
         rc |= buf_puts(o, ctype);
@@ -495,6 +499,7 @@ static void conn_next(struct conn *c)
     conn_read_start(c);
     if (!c->started)
         http_conn_timer(c, c->s->o.idle_timeout_ms);
+    c->rearm = 0; /* done here */
 }
 
 /* ---- socket callbacks -------------------------------------------------- */

@@ -99,9 +99,9 @@ struct http_server {
 };
 
 /* http_server.c */
-void http_conn_timer(struct conn *c, uint64_t ms);       /* (re)arms the timer, cancels a resume */
-void http_conn_reset_request(struct conn *c);            /* forget the previous request */
-void http_conn_send_continue(struct conn *c);            /* "100 Continue" now */
+void http_conn_timer(struct conn *c, uint64_t ms); /* (re)arms the timer, cancels a resume */
+void http_conn_reset_request(struct conn *c);      /* forget the previous request */
+void http_conn_send_continue(struct conn *c);      /* "100 Continue" now */
 
 /* http_server_parse.c */
 extern const http_parser_settings http_parser_cbs;
