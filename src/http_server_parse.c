@@ -68,11 +68,39 @@ static int end_string(struct conn *c)
     return 0;
 }
 
+/* Debian builds http-parser non-strict, which lets spaces into names and
+ * control bytes into values; a name is an RFC 9110 token, a value has no
+ * control byte but HTAB (obs-text, 0x80-0xff, is allowed). */
+static int name_ok(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL)))
+            return 0;
+    }
+    return 1;
+}
+
+static int value_ok(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
     if (hdr_budget(c, len))
         return -1;
+    if (!name_ok(at, len)) {
+        c->err_status = 400;
+        return -1;
+    }
     if (c->hstate != HS_FIELD) {
         if (end_string(c))
             goto nomem;
@@ -104,6 +132,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct conn *c = p->data;
     if (hdr_budget(c, len))
         return -1;
+    if (!value_ok(at, len)) {
+        c->err_status = 400;
+        return -1;
+    }
     if (c->hstate != HS_VALUE) {
         if (buf_putc(&c->rb, '\0'))
             goto nomem;
@@ -134,6 +166,10 @@ static int on_headers_complete(http_parser *p)
         return -1;
     }
     c->hstate = HS_NONE;
+    if (p->http_major != 1) {
+        c->err_status = 505; /* HTTP/2+ is not spoken over this framing */
+        return -1;
+    }
     int has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->s->o.max_body_bytes) {
         c->err_status = 413;
@@ -179,9 +215,28 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* A chunk announcing more than the body may still hold is refused before
+ * its data arrives (p->content_length is the chunk size here). */
+static int on_chunk_header(http_parser *p)
+{
+    struct conn *c = p->data;
+    if (p->content_length > c->s->o.max_body_bytes - c->body.len) {
+        c->err_status = 413;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message_complete(http_parser *p)
 {
     struct conn *c = p->data;
+    /* trailer fields of a chunked body arrive after on_headers_complete:
+     * they join the headers, and the last one still needs its NUL */
+    if (end_string(c)) {
+        c->err_status = 500;
+        return -1;
+    }
+    c->hstate = HS_NONE;
     c->keepalive = http_should_keep_alive(p) && !p->upgrade;
     c->started = 0;
     http_parser_pause(p, 1);
@@ -196,4 +251,5 @@ const http_parser_settings http_parser_cbs = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
 };
