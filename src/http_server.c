@@ -739,6 +739,8 @@ int http_server_port(const struct http_server *s)
 
 void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud)
 {
+    if (s->closing)
+        return; /* already closing: the first caller's cb will run */
     s->closing = 1;
     s->close_cb = cb;
     s->close_ud = ud;
