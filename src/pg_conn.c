@@ -80,7 +80,8 @@ static int poll_watch(struct pg_conn *c, int events, int fresh)
 /* Copies libpq's message (one line, no trailing newline) into c->last_error. */
 static void conn_set_error(struct pg_conn *c, const char *msg)
 {
-    snprintf(c->last_error, sizeof(c->last_error), "%s", msg && *msg ? msg : "unknown libpq error");
+    snprintf(c->last_error, sizeof(c->last_error), "%s",
+             msg && *msg ? msg : "unknown libpq error");
     size_t n = strlen(c->last_error);
     while (n > 0 && (c->last_error[n - 1] == '\n' || c->last_error[n - 1] == ' '))
         c->last_error[--n] = '\0';
@@ -290,8 +291,8 @@ int pgi_conn_send(struct pg_conn *c, struct pg_req *r)
     c->cur = r;
     c->state = PG_C_BUSY;
     if (c->pool->opts.statement_timeout_ms > 0)
-        uv_timer_start(&c->timer, conn_timer_cb,
-                       (uint64_t)c->pool->opts.statement_timeout_ms + 5000, 0);
+        uv_timer_start(&c->timer, conn_timer_cb, (uint64_t)c->pool->opts.statement_timeout_ms + 5000,
+                       0);
     return 0;
 }
 

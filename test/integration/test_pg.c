@@ -166,8 +166,8 @@ static void terminate(PGconn *side, int pid)
     char buf[16];
     snprintf(buf, sizeof(buf), "%d", pid);
     const char *p[1] = {buf};
-    PGresult *r =
-        PQexecParams(side, "SELECT pg_terminate_backend($1::int)", 1, NULL, p, NULL, NULL, 0);
+    PGresult *r = PQexecParams(side, "SELECT pg_terminate_backend($1::int)", 1, NULL, p, NULL,
+                               NULL, 0);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_string_equal(PQgetvalue(r, 0, 0), "t");
     PQclear(r);
@@ -226,8 +226,8 @@ static void test_query_params(void **state)
         snprintf(v, sizeof(v), "%d", i);
         const char *pp[1] = {v};
         memset(&q, 0, sizeof(q));
-        assert_int_equal(pg_query_prepared(pool, "t_double", "SELECT $1::int * 2", 1, pp, q_cb, &q),
-                         0);
+        assert_int_equal(
+            pg_query_prepared(pool, "t_double", "SELECT $1::int * 2", 1, pp, q_cb, &q), 0);
         assert_int_equal(tu_run_until(&loop, &q.done, 5000), 0);
         assert_int_equal(q.rc, 0);
         char want[8];
@@ -527,7 +527,8 @@ static void test_terminated_backend(void **state)
     assert_int_equal(q.done, 1);
     assert_int_equal(q.rc, SMSYS_ETEMP);
     assert_non_null(strstr(q.detail, "connection lost"));
-    print_message("terminated query answered in %llu ms: %s\n", (unsigned long long)took, q.detail);
+    print_message("terminated query answered in %llu ms: %s\n", (unsigned long long)took,
+                  q.detail);
 
     /* The next queries succeed, and the lost connection comes back. */
     run_q(&loop, pool, "SELECT 'again'", 0, NULL, &q);
@@ -595,10 +596,10 @@ static void test_timeouts_and_unreachable(void **state)
 
     /* Nobody listening: the queued query fails after queue_timeout_ms. */
     uv_loop_init(&loop);
-    struct pg_pool_opts u = {
-        .size = 2, .queue_timeout_ms = 300, .backoff_min_ms = 20, .backoff_max_ms = 50};
-    assert_int_equal(pg_pool_new_opts(&loop, "host=/nonexistent/smsys dbname=x user=x", &u, &pool),
-                     0);
+    struct pg_pool_opts u = {.size = 2, .queue_timeout_ms = 300, .backoff_min_ms = 20,
+                             .backoff_max_ms = 50};
+    assert_int_equal(
+        pg_pool_new_opts(&loop, "host=/nonexistent/smsys dbname=x user=x", &u, &pool), 0);
     uint64_t t0 = util_now_ms();
     run_q(&loop, pool, "SELECT 1", 0, NULL, &q);
     uint64_t took = util_now_ms() - t0;
@@ -698,9 +699,12 @@ int main(void)
 {
     tu_pg_conninfo();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_params),       cmocka_unit_test(test_concurrent_fifo),
-        cmocka_unit_test(test_transactions),       cmocka_unit_test(test_listen_notify),
-        cmocka_unit_test(test_terminated_backend), cmocka_unit_test(test_timeouts_and_unreachable),
+        cmocka_unit_test(test_query_params),
+        cmocka_unit_test(test_concurrent_fifo),
+        cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_listen_notify),
+        cmocka_unit_test(test_terminated_backend),
+        cmocka_unit_test(test_timeouts_and_unreachable),
         cmocka_unit_test(test_close_with_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
