@@ -169,8 +169,7 @@ static void kick_close_cb(uv_handle_t *h)
 
 static void maybe_finish(struct pg_pool *pool)
 {
-    if (pool->close_started && pool->nhandles == 0 && pool->npinned == 0 &&
-        !pool->kick_closing) {
+    if (pool->close_started && pool->nhandles == 0 && pool->npinned == 0 && !pool->kick_closing) {
         pool->kick_closing = 1;
         uv_close((uv_handle_t *)&pool->kick, kick_close_cb);
     }
@@ -704,8 +703,7 @@ void pgi_notify(struct pg_pool *pool, const char *channel, const char *payload)
 
 int pg_listen(struct pg_pool *pool, const char *channel, pg_notify_cb cb, void *ud)
 {
-    if (pool == NULL || channel == NULL || cb == NULL || channel[0] == '\0' ||
-        strlen(channel) > 63)
+    if (pool == NULL || channel == NULL || cb == NULL || channel[0] == '\0' || strlen(channel) > 63)
         return -EINVAL;
     if (pool->closing)
         return SMSYS_ECLOSED;
@@ -750,6 +748,7 @@ void pg_pool_stats(const struct pg_pool *pool, struct pg_pool_stats *out)
     out->listening = pool->nsubs == 0 || l->state == PG_C_READY || l->state == PG_C_BUSY;
     out->reconnects = pool->reconnects;
     out->queries = pool->queries;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", pool->last_error);
 }
 
 int pg_err_sqlstate(const struct smsys_err *err, char out[6])

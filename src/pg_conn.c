@@ -80,8 +80,7 @@ static int poll_watch(struct pg_conn *c, int events, int fresh)
 /* Copies libpq's message (one line, no trailing newline) into c->last_error. */
 static void conn_set_error(struct pg_conn *c, const char *msg)
 {
-    snprintf(c->last_error, sizeof(c->last_error), "%s",
-             msg && *msg ? msg : "unknown libpq error");
+    snprintf(c->last_error, sizeof(c->last_error), "%s", msg && *msg ? msg : "unknown libpq error");
     size_t n = strlen(c->last_error);
     while (n > 0 && (c->last_error[n - 1] == '\n' || c->last_error[n - 1] == ' '))
         c->last_error[--n] = '\0';
@@ -151,8 +150,12 @@ void pgi_conn_schedule_reconnect(struct pg_conn *c)
 
 static void conn_connect_failed(struct pg_conn *c)
 {
-    log_warn("pg connect failed", "conn=%u attempt=%u error=\"%s\"", c->idx, c->attempt + 1,
-             log_q(c->last_error));
+    /* While the server stays down, one line per connection now and then is
+     * enough: the first failure and every 20th retry. */
+    enum log_level lvl = c->attempt % 20 == 0 ? LOG_WARN : LOG_DEBUG;
+    if (log_enabled(lvl))
+        log_write(lvl, "pg connect failed", "conn=%u attempt=%u error=\"%s\"", c->idx,
+                  c->attempt + 1, log_q(c->last_error));
     conn_drop_pq(c);
     pgi_conn_schedule_reconnect(c);
 }
@@ -284,6 +287,13 @@ int pgi_conn_send(struct pg_conn *c, struct pg_req *r)
         conn_set_error(c, "connection not ready");
         return SMSYS_ETEMP;
     }
+    /* An idle connection whose server went away has its FATAL message and
+     * EOF waiting in the socket; reading first turns a doomed send into a
+     * requeue instead of an error for the caller. One recv() per statement. */
+    if (!PQconsumeInput(c->pq)) {
+        conn_set_error(c, PQerrorMessage(c->pq));
+        return SMSYS_ETEMP;
+    }
     r->stage = 0;
     int rc = conn_send_stage(c, r);
     if (rc != 0)
@@ -291,8 +301,8 @@ int pgi_conn_send(struct pg_conn *c, struct pg_req *r)
     c->cur = r;
     c->state = PG_C_BUSY;
     if (c->pool->opts.statement_timeout_ms > 0)
-        uv_timer_start(&c->timer, conn_timer_cb, (uint64_t)c->pool->opts.statement_timeout_ms + 5000,
-                       0);
+        uv_timer_start(&c->timer, conn_timer_cb,
+                       (uint64_t)c->pool->opts.statement_timeout_ms + 5000, 0);
     return 0;
 }
 
@@ -318,6 +328,7 @@ void pgi_conn_lost(struct pg_conn *c, const char *why)
         snprintf(detail, sizeof(detail), "connection lost: %s", why);
     }
     log_warn("pg connection lost", "conn=%u error=\"%s\"", c->idx, log_q(detail));
+    snprintf(pool->last_error, sizeof(pool->last_error), "%.255s", detail);
     if (!c->is_listener && (c->state == PG_C_READY || c->state == PG_C_BUSY))
         pool->connected--;
     struct pg_req *cur = c->cur;
@@ -442,7 +453,12 @@ static void conn_io_cb(uv_poll_t *h, int status, int events)
         return;
     }
     if (status < 0) {
-        pgi_conn_lost(c, uv_strerror(status));
+        /* libuv reports POLLERR as UV_EBADF; libpq knows the real cause. */
+        if (!PQconsumeInput(c->pq))
+            conn_set_error(c, PQerrorMessage(c->pq));
+        else
+            conn_set_error(c, uv_strerror(status));
+        pgi_conn_lost(c, c->last_error);
         return;
     }
     if (events & UV_WRITABLE) {
@@ -471,6 +487,9 @@ static void conn_io_cb(uv_poll_t *h, int status, int events)
     /* Also after a flush: libpq reads input while a write would block, so a
      * complete result may sit in its buffer with nothing left to read. */
     conn_collect(c);
+    /* PQgetResult parses past the result; a notification that followed it
+     * is now in libpq's list and the socket will not wake us for it. */
+    conn_drain_notifies(c);
     if (c->cur == NULL && c->pq != NULL && c->state == PG_C_READY &&
         PQstatus(c->pq) == CONNECTION_BAD)
         pgi_conn_lost(c, "server closed the connection");

@@ -71,10 +71,10 @@ struct pg_conn {
     uv_timer_t timer; /* connect timeout, reconnect backoff, query watchdog */
     enum pg_conn_state state;
     int is_listener;
-    int pinned;      /* held by a caller of pg_acquire */
-    int releasing;   /* pg_release called; finish when idle */
-    int dead;        /* pinned and lost: refuses statements until released */
-    int ever_up;     /* counted as reconnect from the second time */
+    int pinned;       /* held by a caller of pg_acquire */
+    int releasing;    /* pg_release called; finish when idle */
+    int dead;         /* pinned and lost: refuses statements until released */
+    int ever_up;      /* counted as reconnect from the second time */
     unsigned attempt; /* consecutive failed connects, for backoff */
     struct pg_req *cur;
     struct pg_reqq pinq; /* statements waiting for this connection */
@@ -96,11 +96,11 @@ struct pg_pool {
     struct pg_pool_opts opts;
     const char **keys; /* conninfo split into keyword/value arrays, NULL-terminated */
     const char **vals;
-    char *kvstore; /* backing storage for keys/vals */
+    char *kvstore;         /* backing storage for keys/vals */
     struct pg_conn *conns; /* opts.size query connections + 1 listener */
     struct pg_reqq queue;
-    uv_timer_t kick;  /* 0 ms: dispatch or close from the loop, not inside a call */
-    uv_timer_t sweep; /* expires queued requests */
+    uv_timer_t kick;   /* 0 ms: dispatch or close from the loop, not inside a call */
+    uv_timer_t sweep;  /* expires queued requests */
     unsigned nhandles; /* open handles except kick */
     unsigned npinned;
     unsigned connected;

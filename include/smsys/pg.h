@@ -48,8 +48,7 @@ typedef void (*pg_result_cb)(int rc, PGresult *res, const struct smsys_err *err,
 
 /* A pinned connection for several statements (transactions). conn is NULL
  * when rc != 0. The caller MUST hand it back with pg_release(). */
-typedef void (*pg_acquire_cb)(int rc, struct pg_conn *conn, const struct smsys_err *err,
-                              void *ud);
+typedef void (*pg_acquire_cb)(int rc, struct pg_conn *conn, const struct smsys_err *err, void *ud);
 
 /* A notification on a channel passed to pg_listen(). payload NULL means
  * "LISTEN is (again) in effect": it is called once after the first LISTEN
@@ -75,17 +74,18 @@ struct pg_pool_opts {
 
 /* Counters for /healthz and /metrics. */
 struct pg_pool_stats {
-    unsigned size;      /* configured query connections */
-    unsigned connected; /* query connections currently up */
-    unsigned busy;      /* ... running a statement or pinned */
-    unsigned queued;    /* requests waiting for a connection */
-    int listening;      /* 1 when the LISTEN connection is up (or none is needed) */
-    uint64_t reconnects; /* connections re-established after a loss */
-    uint64_t queries;    /* statements completed (ok or error) */
+    unsigned size;        /* configured query connections */
+    unsigned connected;   /* query connections currently up */
+    unsigned busy;        /* ... running a statement or pinned */
+    unsigned queued;      /* requests waiting for a connection */
+    int listening;        /* 1 when the LISTEN connection is up (or none is needed) */
+    uint64_t reconnects;  /* connections re-established after a loss */
+    uint64_t queries;     /* statements completed (ok or error) */
+    char last_error[256]; /* last connect or connection error, "" if none; no secrets */
 };
 
-/* Creates a pool of `size` connections to conninfo (a libpq keyword string
- * or URI) and starts connecting them in the background. Queries may be
+/* Creates a pool of `size` connections (0: 4; at most 1000) to conninfo (a
+ * libpq keyword string or URI) and starts connecting them in the background. Queries may be
  * issued at once: they wait in the queue until a connection is up.
  * Returns 0 and *out (free with pg_pool_close), -EINVAL for a conninfo libpq
  * cannot parse (logged, without the conninfo, which may hold a password),
@@ -109,9 +109,10 @@ int pg_query(struct pg_pool *pool, const char *sql, int nparams, const char *con
              pg_result_cb cb, void *ud);
 
 /* Like pg_query, but the statement is prepared once per connection under
- * `name` and reused afterwards (saves parse/plan on hot paths). The same
- * name must always be used with the same sql; a mismatch fails with
- * -EINVAL in the callback. */
+ * `name` (1..63 bytes) and reused afterwards (saves parse/plan on hot
+ * paths). A name always stands for the same sql: another sql under a used
+ * name returns -EINVAL at once. The first 64 names of a pool are prepared;
+ * later ones run unprepared. */
 int pg_query_prepared(struct pg_pool *pool, const char *name, const char *sql, int nparams,
                       const char *const *params, pg_result_cb cb, void *ud);
 
