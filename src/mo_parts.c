@@ -180,6 +180,8 @@ struct add_ctx {
     unsigned ntotal;
     int64_t group_id, first_at;
     int rc, no_group, inserted;
+    int refs;        /* statements queued on conn whose callback is due */
+    int finish_idle; /* a query could not be queued: finish when refs is 0 */
     struct smsys_err err;
     struct buf text;
     unsigned present;
@@ -231,6 +233,33 @@ static void add_finish(struct add_ctx *a)
     add_free(a);
 }
 
+/* Queues a statement on the pinned connection, counting its callback. */
+static int add_q(struct add_ctx *a, const char *sql, int n, const char *const *p, pg_result_cb cb)
+{
+    int rc = pg_conn_query(a->conn, sql, n, p, cb, a);
+    if (rc == 0)
+        a->refs++;
+    return rc;
+}
+
+/* A callback of add_q ran; finishes a failed add once nothing is due. */
+static void add_unref(struct add_ctx *a)
+{
+    if (--a->refs == 0 && a->finish_idle)
+        add_finish(a);
+}
+
+/* Gives up: now when no callback is due, else when the last one ran
+ * (pg_release completes queued statements first, with a still alive). */
+static void add_fail(struct add_ctx *a, int rc)
+{
+    add_note(a, rc, NULL);
+    if (a->refs == 0)
+        add_finish(a);
+    else
+        a->finish_idle = 1;
+}
+
 static void commit_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
 {
     struct add_ctx *a = ud;
@@ -238,6 +267,7 @@ static void commit_cb(int rc, PGresult *res, const struct smsys_err *err, void *
     /* COMMIT of a failed transaction "succeeds" as ROLLBACK. */
     if (rc == 0 && a->rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0)
         add_note(a, SMSYS_EPG, NULL);
+    a->refs--;
     add_finish(a);
 }
 
@@ -245,6 +275,7 @@ static void note_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud
 {
     (void)res;
     add_note(ud, rc, err);
+    add_unref(ud);
 }
 
 static void part_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
@@ -253,14 +284,22 @@ static void part_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud
     add_note(a, rc, err);
     if (rc == 0)
         a->inserted = PQntuples(res) == 1;
+    add_unref(a);
 }
+
+static void parts_join(struct add_ctx *a, PGresult *res);
 
 static void parts_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
 {
     struct add_ctx *a = ud;
     add_note(a, rc, err);
-    if (rc != 0 || a->rc != 0)
-        return;
+    if (rc == 0 && a->rc == 0)
+        parts_join(a, res);
+    add_unref(a);
+}
+
+static void parts_join(struct add_ctx *a, PGresult *res)
+{
     size_t n = (size_t)PQntuples(res);
     a->present = (unsigned)n;
     if (!a->inserted || n != a->ntotal)
@@ -293,20 +332,18 @@ static void group_cb(int rc, PGresult *res, const struct smsys_err *err, void *u
         snprintf(a->gid, sizeof(a->gid), "%" PRId64, a->group_id);
         const char *pp[] = {a->gid, a->seq, a->dc, a->payload};
         const char *gp[] = {a->gid};
-        q = pg_conn_query(a->conn, SQL_PART, 4, pp, part_cb, a);
+        q = add_q(a, SQL_PART, 4, pp, part_cb);
         if (q == 0)
-            q = pg_conn_query(a->conn, SQL_PARTS, 1, gp, parts_cb, a);
+            q = add_q(a, SQL_PARTS, 1, gp, parts_cb);
         add_note(a, q, NULL);
     }
     if (q == 0)
-        q = pg_conn_query(a->conn, a->rc ? "ROLLBACK" : "COMMIT", 0, NULL, commit_cb, a);
+        q = add_q(a, a->rc ? "ROLLBACK" : "COMMIT", 0, NULL, commit_cb);
     if (q != 0) {
-        /* Statements already queued still call back; they only note. The
-         * last one queued is not commit_cb, so finish here once they ran:
-         * pg_release completes them first. */
         add_note(a, q, NULL);
-        add_finish(a);
+        a->finish_idle = 1;
     }
+    add_unref(a);
 }
 
 static void acquired_cb(int rc, struct pg_conn *conn, const struct smsys_err *err, void *ud)
@@ -319,22 +356,20 @@ static void acquired_cb(int rc, struct pg_conn *conn, const struct smsys_err *er
     }
     a->conn = conn;
     const char *gp[] = {a->account, a->from, a->to, a->ref, a->total, a->seq, a->payload};
-    int q = pg_conn_query(conn, "BEGIN", 0, NULL, note_cb, a);
+    int q = add_q(a, "BEGIN", 0, NULL, note_cb);
     if (q == 0)
-        q = pg_conn_query(conn, SQL_GROUP, 7, gp, group_cb, a);
-    if (q != 0) {
-        add_note(a, q, NULL);
-        add_finish(a);
-    }
+        q = add_q(a, SQL_GROUP, 7, gp, group_cb);
+    if (q != 0)
+        add_fail(a, q);
 }
 
 int mo_parts_add(struct pg_pool *pool, const char *account_id, const struct conn_mo *part,
                  mo_parts_add_cb cb, void *ud)
 {
     if (pool == NULL || account_id == NULL || part == NULL || cb == NULL || part->from == NULL ||
-        part->to == NULL || part->part_total < 1 || part->part_total > 255 ||
-        part->part_seq < 1 || part->part_seq > part->part_total ||
-        (part->raw == NULL && part->raw_len > 0) || part->raw_len > 65536)
+        part->to == NULL || part->part_total < 1 || part->part_total > 255 || part->part_seq < 1 ||
+        part->part_seq > part->part_total || (part->raw == NULL && part->raw_len > 0) ||
+        part->raw_len > 65536)
         return -EINVAL;
     struct add_ctx *a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -452,8 +487,8 @@ static void list_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud
     free(o);
 }
 
-static int list_start(struct pg_pool *pool, const char *sql, const char *arg,
-                      mo_parts_list_cb cb, void *ud)
+static int list_start(struct pg_pool *pool, const char *sql, const char *arg, mo_parts_list_cb cb,
+                      void *ud)
 {
     if (pool == NULL || cb == NULL)
         return -EINVAL;
