@@ -121,8 +121,7 @@ static void tok_ack(void *token, int rc)
         /* A refusal answers "temporary application error": the SMSC
          * redelivers later. An ack on a dead link is fine: the SMSC
          * redelivers anyway and the store is idempotent. */
-        smpp_session_deliver_ack(c->sess, t->token,
-                                 rc == 0 ? SMPP_ESME_ROK : SMPP_ESME_RX_T_APPN);
+        smpp_session_deliver_ack(c->sess, t->token, rc == 0 ? SMPP_ESME_ROK : SMPP_ESME_RX_T_APPN);
     }
     free(t);
 }
@@ -212,8 +211,7 @@ static void on_mo(struct conn *c, const struct smpp_pdu *pdu, uint64_t token)
     if (sm->esm_class & SMPP_ESM_UDHI) {
         int h = smpp_udh_parse(ud, len, &cc);
         if (h < 0) {
-            log_warn("smpp_mo_bad_udh", "account=%s from=%s", c->env.account_name,
-                     sm->source_addr);
+            log_warn("smpp_mo_bad_udh", "account=%s from=%s", c->env.account_name, sm->source_addr);
             smpp_session_deliver_ack(c->sess, token, SMPP_ESME_RX_P_APPN);
             return;
         }
@@ -252,8 +250,7 @@ static void on_mo(struct conn *c, const struct smpp_pdu *pdu, uint64_t token)
     buf_free(&text);
 }
 
-static void deliver_cb(struct smpp_session *s, const struct smpp_pdu *pdu, uint64_t token,
-                       void *ud)
+static void deliver_cb(struct smpp_session *s, const struct smpp_pdu *pdu, uint64_t token, void *ud)
 {
     struct conn *c = ud;
     if (c->closing || c->env.event == NULL) {
@@ -520,8 +517,9 @@ static int smpp_open(const struct conn_env *env, const cJSON *settings, struct c
         return smsys_err_set(err, rc, "smpp: cannot start the session: %s", smsys_strerror(rc));
     }
     uv_timer_init(env->loop, &c->defer);
-    log_info("smpp_open", "account=%s host=%s port=%d window=%u", env->account_name ? env->account_name : "-",
-             s.host, s.o.port, s.o.window ? s.o.window : 10);
+    log_info("smpp_open", "account=%s host=%s port=%d window=%u",
+             env->account_name ? env->account_name : "-", s.host, s.o.port,
+             s.o.window ? s.o.window : 10);
     *out = c;
     return 0;
 }

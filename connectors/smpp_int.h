@@ -24,13 +24,13 @@ struct smpp_batch; /* one send() call (smpp_send.c) */
 struct conn {
     struct conn_env env; /* copied; its strings are borrowed (outlive us) */
     struct smpp_session *sess;
-    uv_timer_t defer; /* completes batches that failed before any submit */
+    uv_timer_t defer;         /* completes batches that failed before any submit */
     struct smpp_batch *ready; /* batches whose callback is due (defer timer) */
     size_t batches;           /* send() calls not yet answered */
     /* Settings applied per submit_sm. */
     enum smpp_long_mode long_mode;
-    int dc_default;  /* 0, 1 or 3: the 7-bit path's data_coding */
-    int udh16;       /* 16-bit concatenation reference */
+    int dc_default;       /* 0, 1 or 3: the 7-bit path's data_coding */
+    int udh16;            /* 16-bit concatenation reference */
     int src_ton, src_npi; /* -1: chosen from the sender's form */
     int dst_ton, dst_npi;
     int receipts; /* registered_delivery 1 */
@@ -56,8 +56,7 @@ void smpp_conn_check_throttle(struct conn *c);
 /* Arms the zero timer that answers c->ready from the loop. */
 void smpp_conn_defer(struct conn *c);
 
-int conn_smpp_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb,
-                   void *ud);
+int conn_smpp_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud);
 /* Answers the batches on c->ready (deferred timer / close). */
 void smpp_send_flush_ready(struct conn *c);
 

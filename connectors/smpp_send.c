@@ -23,9 +23,9 @@
 #include "smsys/log.h"
 #include "smsys/text.h"
 
-#define MAX_PARTS      255u /* the concatenation IE counts parts in one octet */
-#define PENDING        1    /* part rc while its submit is outstanding */
-#define DEFAULT_QUEUE  100000u
+#define MAX_PARTS     255u /* the concatenation IE counts parts in one octet */
+#define PENDING       1    /* part rc while its submit is outstanding */
+#define DEFAULT_QUEUE 100000u
 
 struct smpp_part {
     struct smpp_msg *m;
@@ -359,8 +359,7 @@ static void msg_submit(struct conn *c, struct smpp_msg *m, const struct sms_out 
     buf_free(&enc);
 }
 
-int conn_smpp_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb,
-                   void *ud)
+int conn_smpp_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud)
 {
     if (c->closing)
         return SMSYS_ECLOSED;

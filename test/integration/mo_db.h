@@ -77,7 +77,7 @@ static int db_teardown(void **state)
 }
 
 /* One value from the database ("" when no row). */
-static void db_value(const struct tdb *t, const char *sql, char *out, size_t len)
+static inline void db_value(const struct tdb *t, const char *sql, char *out, size_t len)
 {
     PGconn *c = PQconnectdb(t->conninfo);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
@@ -104,8 +104,8 @@ struct mo_res {
     } list[16];
 };
 
-static void add_done_cb(void *ud, int rc, enum mo_parts_outcome oc, const struct mo_parts_msg *m,
-                        const struct smsys_err *err)
+static inline void add_done_cb(void *ud, int rc, enum mo_parts_outcome oc,
+                               const struct mo_parts_msg *m, const struct smsys_err *err)
 {
     (void)err;
     struct mo_res *r = ud;
@@ -122,8 +122,8 @@ static void add_done_cb(void *ud, int rc, enum mo_parts_outcome oc, const struct
     }
 }
 
-static void list_done_cb(void *ud, int rc, const struct mo_parts_msg *m, size_t n,
-                         const struct smsys_err *err)
+static inline void list_done_cb(void *ud, int rc, const struct mo_parts_msg *m, size_t n,
+                                const struct smsys_err *err)
 {
     (void)err;
     struct mo_res *r = ud;
@@ -138,7 +138,7 @@ static void list_done_cb(void *ud, int rc, const struct mo_parts_msg *m, size_t 
     }
 }
 
-static void done_done_cb(void *ud, int rc, const struct smsys_err *err)
+static inline void done_done_cb(void *ud, int rc, const struct smsys_err *err)
 {
     (void)err;
     struct mo_res *r = ud;
@@ -147,9 +147,10 @@ static void done_done_cb(void *ud, int rc, const struct smsys_err *err)
 }
 
 /* Adds one part and waits; returns the outcome (asserts success). */
-static enum mo_parts_outcome mo_add_sync(uv_loop_t *loop, struct pg_pool *pool, const char *from,
-                                         unsigned ref, unsigned total, unsigned seq, int dc,
-                                         const void *raw, size_t len, struct mo_res *r)
+static inline enum mo_parts_outcome mo_add_sync(uv_loop_t *loop, struct pg_pool *pool,
+                                                const char *from, unsigned ref, unsigned total,
+                                                unsigned seq, int dc, const void *raw, size_t len,
+                                                struct mo_res *r)
 {
     memset(r, 0, sizeof(*r));
     struct conn_mo part = {.from = from,
@@ -166,12 +167,12 @@ static enum mo_parts_outcome mo_add_sync(uv_loop_t *loop, struct pg_pool *pool, 
     return r->outcome;
 }
 
-static void pool_closed_cb(void *ud)
+static inline void pool_closed_cb(void *ud)
 {
     *(int *)ud = 1;
 }
 
-static void pool_close_sync(uv_loop_t *loop, struct pg_pool *pool)
+static inline void pool_close_sync(uv_loop_t *loop, struct pg_pool *pool)
 {
     int closed = 0;
     pg_pool_close(pool, pool_closed_cb, &closed);

@@ -54,8 +54,9 @@ static void test_out_of_order_surrogate(void **state)
     size_t cut1 = 12, cut2 = 16;
     const uint8_t *b = (const uint8_t *)u.data;
     struct mo_res r;
-    assert_int_equal(mo_add_sync(&f->loop, f->pool, "98912", 7, 3, 3, 8, b + cut2, u.len - cut2, &r),
-                     MO_PARTS_STORED);
+    assert_int_equal(
+        mo_add_sync(&f->loop, f->pool, "98912", 7, 3, 3, 8, b + cut2, u.len - cut2, &r),
+        MO_PARTS_STORED);
     assert_int_equal(mo_add_sync(&f->loop, f->pool, "98912", 7, 3, 1, 8, b, cut1, &r),
                      MO_PARTS_STORED);
     assert_int_equal(mo_add_sync(&f->loop, f->pool, "98912", 7, 3, 2, 8, b + cut1, cut2 - cut1, &r),
@@ -146,8 +147,13 @@ static void test_concurrent_parts(void **state)
     memset(r, 0, sizeof(r));
     for (unsigned i = 0; i < N; i++) {
         chunk[i][0] = (char)('a' + i);
-        struct conn_mo part = {.from = "98911", .to = "3000", .part_ref = 77, .part_total = N,
-                               .part_seq = i + 1, .raw = chunk[i], .raw_len = 1};
+        struct conn_mo part = {.from = "98911",
+                               .to = "3000",
+                               .part_ref = 77,
+                               .part_total = N,
+                               .part_seq = i + 1,
+                               .raw = chunk[i],
+                               .raw_len = 1};
         assert_int_equal(mo_parts_add(f->pool, "acct-1", &part, add_done_cb, &r[i]), 0);
     }
     int complete = 0, stored = 0;
@@ -212,8 +218,9 @@ static void test_expire(void **state)
     assert_int_equal(tu_run_until(&f->loop, &r.fired, 10000), 0);
     assert_int_equal(r.n, 0);
     char v[32];
-    db_value(f->db, "UPDATE smsys_mo_groups SET created_at = now() - interval '2 hours'"
-                    " RETURNING id",
+    db_value(f->db,
+             "UPDATE smsys_mo_groups SET created_at = now() - interval '2 hours'"
+             " RETURNING id",
              v, sizeof(v));
     memset(&r, 0, sizeof(r));
     assert_int_equal(mo_parts_expire(f->pool, 3600, list_done_cb, &r), 0);
