@@ -102,8 +102,6 @@ static void msg_result(struct smpp_msg *m, struct conn_sent *r)
     if (first_fail < 0) {
         r->rc = 0;
         r->status = CONN_ST_QUEUED;
-        for (unsigned i = 1; i < m->nparts; i++)
-            smpp_partmap_put(m->b->c->pm, m->parts[i].id, m->parts[0].id);
         return;
     }
     struct smpp_part *f = &m->parts[first_fail];
@@ -181,6 +179,18 @@ static void part_cb(void *ud, int err, uint32_t command_status, const char *mess
     p->status = command_status;
     if (err == 0)
         snprintf(p->id, sizeof(p->id), "%s", message_id ? message_id : "");
+    /* Remember later parts' ids under the first part's id as soon as both
+     * are known: a receipt may arrive before the rest of the batch. */
+    struct smpp_msg *m = p->m;
+    if (err == 0 && m->nparts > 1) {
+        if (p == &m->parts[0]) {
+            for (unsigned i = 1; i < m->nparts; i++)
+                if (m->parts[i].rc == 0)
+                    smpp_partmap_put(c->pm, m->parts[i].id, p->id);
+        } else if (m->parts[0].rc == 0) {
+            smpp_partmap_put(c->pm, p->id, m->parts[0].id);
+        }
+    }
     smpp_conn_check_throttle(c);
     msg_part_done(p->m);
 }
