@@ -79,11 +79,16 @@ static const char *pm_find(const struct smpp_partmap *pm, const char *key)
     return NULL;
 }
 
-void smpp_partmap_put(struct smpp_partmap *pm, const char *part_id, const char *first_id)
+void smpp_partmap_put(struct conn *c, const char *part_id, const char *first_id)
 {
     struct smpp_msgid_canon k;
-    if (pm == NULL || smpp_msgid_canon(part_id, &k) != 0)
+    if (smpp_msgid_canon(part_id, &k) != 0)
         return;
+    if (c->pm == NULL) /* ~6 MB: only for accounts that send long messages */
+        c->pm = calloc(1, sizeof(*c->pm));
+    struct smpp_partmap *pm = c->pm;
+    if (pm == NULL)
+        return; /* receipts of later parts then pass with their own id */
     pm_add(pm, k.primary, first_id);
     if (k.alt[0])
         pm_add(pm, k.alt, first_id);
@@ -497,29 +502,24 @@ static int smpp_open(const struct conn_env *env, const cJSON *settings, struct c
     if (c == NULL)
         return smsys_err_set(err, -ENOMEM, "smpp: out of memory");
     c->env = *env;
+    if (c->env.account_name == NULL)
+        c->env.account_name = "-";
     struct settings s;
     int rc = parse_settings(c, env, settings, &s, err);
     if (rc != 0) {
         free(c);
         return rc;
     }
-    c->pm = calloc(1, sizeof(*c->pm));
-    if (c->pm == NULL) {
-        free(c);
-        return smsys_err_set(err, -ENOMEM, "smpp: out of memory");
-    }
     c->next_ref = (unsigned)(util_wall_us() & 0xFFFF); /* differ across restarts */
     struct smpp_session_cbs cbs = {.state_cb = state_cb, .deliver_cb = deliver_cb};
     rc = smpp_session_new(env->loop, &s.o, &cbs, c, &c->sess);
     if (rc != 0) {
-        free(c->pm);
         free(c);
         return smsys_err_set(err, rc, "smpp: cannot start the session: %s", smsys_strerror(rc));
     }
     uv_timer_init(env->loop, &c->defer);
-    log_info("smpp_open", "account=%s host=%s port=%d window=%u",
-             env->account_name ? env->account_name : "-", s.host, s.o.port,
-             s.o.window ? s.o.window : 10);
+    log_info("smpp_open", "account=%s host=%s port=%d window=%u", c->env.account_name, s.host,
+             s.o.port, s.o.window ? s.o.window : 10);
     *out = c;
     return 0;
 }

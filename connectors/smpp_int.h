@@ -46,8 +46,8 @@ struct conn {
 };
 
 /* Remembers that a later part's id belongs to the message whose first
- * part got first_id. */
-void smpp_partmap_put(struct smpp_partmap *pm, const char *part_id, const char *first_id);
+ * part got first_id (the map is allocated on first use). */
+void smpp_partmap_put(struct conn *c, const char *part_id, const char *first_id);
 
 /* Called by smpp_send.c after each submit completes: raises the health
  * callback when the session was throttled since the last call. */

@@ -186,9 +186,9 @@ static void part_cb(void *ud, int err, uint32_t command_status, const char *mess
         if (p == &m->parts[0]) {
             for (unsigned i = 1; i < m->nparts; i++)
                 if (m->parts[i].rc == 0)
-                    smpp_partmap_put(c->pm, m->parts[i].id, p->id);
+                    smpp_partmap_put(c, m->parts[i].id, p->id);
         } else if (m->parts[0].rc == 0) {
-            smpp_partmap_put(c->pm, p->id, m->parts[0].id);
+            smpp_partmap_put(c, p->id, m->parts[0].id);
         }
     }
     smpp_conn_check_throttle(c);
