@@ -43,10 +43,10 @@ struct mo_parts_msg {
     int64_t group_id;       /* pass to mo_parts_done(); dedupe key for the consumer */
     const char *account_id; /* as given to mo_parts_add */
     const char *from, *to;
-    const char *text;      /* UTF-8 */
-    unsigned total;        /* parts the message announced */
-    unsigned present;      /* parts received (== total unless expired) */
-    int64_t first_at;      /* unix seconds the first stored part arrived */
+    const char *text; /* UTF-8 */
+    unsigned total;   /* parts the message announced */
+    unsigned present; /* parts received (== total unless expired) */
+    int64_t first_at; /* unix seconds the first stored part arrived */
 };
 
 typedef void (*mo_parts_add_cb)(void *ud, int rc, enum mo_parts_outcome outcome,

@@ -78,9 +78,14 @@ static void store_cb(void *ud, int rc, enum mo_parts_outcome oc, const struct mo
 
 static void store_part(struct ev *e)
 {
-    struct conn_mo part = {.from = e->from, .to = "3000", .part_ref = e->ref,
-                           .part_total = e->total, .part_seq = e->seq, .raw = e->raw,
-                           .raw_len = e->raw_len, .data_coding = e->dc};
+    struct conn_mo part = {.from = e->from,
+                           .to = "3000",
+                           .part_ref = e->ref,
+                           .part_total = e->total,
+                           .part_seq = e->seq,
+                           .raw = e->raw,
+                           .raw_len = e->raw_len,
+                           .data_coding = e->dc};
     assert_int_equal(mo_parts_add(W->pool, "acct-1", &part, store_cb, e), 0);
 }
 
@@ -384,8 +389,8 @@ static void test_gsm_extension_not_split(void **state)
 
 static void run_receipts(const char *id_form, const char *rcpt_form, const char *how)
 {
-    const char *args[] = {"--id-form",   id_form, "--receipt-id-form", rcpt_form,
-                          "--receipts",  how,     "--receipt-delay-ms", "20",
+    const char *args[] = {"--id-form",  id_form, "--receipt-id-form",  rcpt_form,
+                          "--receipts", how,     "--receipt-delay-ms", "20",
                           NULL};
     struct world *w = world_new(args);
     world_open(w, NULL);
@@ -512,7 +517,7 @@ static void test_throttle_order(void **state)
     WAIT_FOR(w, w->nres == n, 20000);
     for (int i = 0; i < n; i++)
         assert_int_equal(w->res[i].rc, 0); /* nothing lost */
-    assert_true(w->throttled > 0);      /* the core heard of it */
+    assert_true(w->throttled > 0);         /* the core heard of it */
     assert_true(sim_stat(&w->sim, "throttled") >= 8);
     assert_int_equal(accepted_order(w, cnt, order, n), n);
     for (int i = 0; i < n; i++) {
@@ -631,9 +636,11 @@ static void store_open(struct world *w, void **state)
     assert_int_equal(pg_pool_new(&w->loop, t->conninfo, 2, &w->pool), 0);
 }
 
+/* clang-format off */
 static const char MO_TEXT[] =
     "این یک پیام ورودی بلند است که در چند بخش می‌رسد و باید دقیقاً یک پیام شود؛ "
     "ترتیب رسیدن بخش‌ها مهم نیست 😀 و هیچ نویسه‌ای نباید گم شود.";
+/* clang-format on */
 
 static void test_mo_multipart_out_of_order(void **state)
 {
@@ -698,8 +705,10 @@ static void test_mo_expire(void **state)
     assert_int_equal(tu_run_until(&w->loop, &w->closed, 10000), 0);
     w->c = NULL;
     char v[32];
-    db_value(*state, "UPDATE smsys_mo_groups SET created_at = now() - interval '1 hour'"
-                     " RETURNING id", v, sizeof(v));
+    db_value(*state,
+             "UPDATE smsys_mo_groups SET created_at = now() - interval '1 hour'"
+             " RETURNING id",
+             v, sizeof(v));
     struct mo_res r = {0};
     assert_int_equal(mo_parts_expire(w->pool, 600, list_done_cb, &r), 0);
     assert_int_equal(tu_run_until(&w->loop, &r.fired, 10000), 0);
