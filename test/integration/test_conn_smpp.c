@@ -454,6 +454,30 @@ static void test_receipts_case_zeros(void **state)
     run_receipts("HEX", "hex0", "tlv");
 }
 
+/* A later part that fails for good makes the message undelivered: its
+ * receipt is reported under the first part's id. */
+static void test_receipt_later_part_fails(void **state)
+{
+    (void)state;
+    const char *args[] = {"--receipt-outcomes", "UNDELIV:1", "--receipt-delay-ms", "20", NULL};
+    struct world *w = world_new(args);
+    world_open(w, NULL);
+    char text[400];
+    memset(text, 'b', 200);
+    text[200] = '\0';
+    send_range(w, 0, 1, text);
+    WAIT_FOR(w, w->nres == 1, 5000);
+    assert_int_equal(w->res[0].rc, 0);
+    assert_int_equal(w->res[0].segments, 2);
+    WAIT_FOR(w, sim_stat(&w->sim, "deliver_acked") == 2, 5000);
+    assert_int_equal(w->nev, 2);
+    for (int e = 0; e < 2; e++) {
+        assert_int_equal(w->ev[e].status, CONN_ST_UNDELIVERED);
+        assert_int_equal(smpp_msgid_match(w->ev[e].id, w->res[0].pid), 2);
+    }
+    world_free(w);
+}
+
 /* deliver_sm_resp leaves only when the core acks; a refusal makes the SMSC
  * redeliver. */
 static void test_ack_after_durable(void **state)
@@ -801,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_receipts_hex_dec),
         cmocka_unit_test(test_receipts_dec_hex),
         cmocka_unit_test(test_receipts_case_zeros),
+        cmocka_unit_test(test_receipt_later_part_fails),
         cmocka_unit_test(test_ack_after_durable),
         cmocka_unit_test(test_throttle_order),
         cmocka_unit_test(test_throttle_window),
