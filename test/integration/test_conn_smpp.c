@@ -387,13 +387,14 @@ static void test_gsm_extension_not_split(void **state)
 
 /* ---- receipts ----------------------------------------------------------- */
 
-static void run_receipts(const char *id_form, const char *rcpt_form, const char *how)
+static void run_receipts_on(const char *id_form, const char *rcpt_form, const char *how,
+                            const char *settings)
 {
     const char *args[] = {"--id-form",  id_form, "--receipt-id-form",  rcpt_form,
                           "--receipts", how,     "--receipt-delay-ms", "20",
                           NULL};
     struct world *w = world_new(args);
-    world_open(w, NULL);
+    world_open(w, settings);
     send_range(w, 0, 4, "hello receipt");
     static char longtext[400];
     memset(longtext, 'b', 200); /* two parts: only one event, for the first */
@@ -432,6 +433,18 @@ static void run_receipts(const char *id_form, const char *rcpt_form, const char 
     for (int i = 0; i < 5; i++)
         assert_int_equal(matched[i], 1);
     world_free(w);
+}
+
+static void run_receipts(const char *id_form, const char *rcpt_form, const char *how)
+{
+    run_receipts_on(id_form, rcpt_form, how, NULL);
+}
+
+/* Submits on the transmitter, receipts on the receiver link. */
+static void test_receipts_tx_rx(void **state)
+{
+    (void)state;
+    run_receipts_on("dec", "hex", "both", ",\"bind\":\"transmitter+receiver\"");
 }
 
 static void test_receipts_hex_dec(void **state)
@@ -825,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_receipts_hex_dec),
         cmocka_unit_test(test_receipts_dec_hex),
         cmocka_unit_test(test_receipts_case_zeros),
+        cmocka_unit_test(test_receipts_tx_rx),
         cmocka_unit_test(test_receipt_later_part_fails),
         cmocka_unit_test(test_ack_after_durable),
         cmocka_unit_test(test_throttle_order),
