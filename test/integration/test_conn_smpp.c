@@ -45,7 +45,7 @@ struct world {
     struct simproc sim;
     const struct conn_ops *ops;
     struct conn *c;
-    int closed, bound, throttled, down;
+    int closed, bound, throttled, down, down_rc;
     int nres, nbatches;
     struct res res[MAXN];
     struct ev ev[MAXEV];
@@ -134,8 +134,10 @@ static void health_cb(void *ud, int rc, const char *detail)
         w->bound++;
     else if (rc == SMSYS_ETHROTTLED)
         w->throttled++;
-    else
+    else {
         w->down++;
+        w->down_rc = rc;
+    }
 }
 
 static void closed_cb(void *ud)
@@ -756,6 +758,36 @@ static void test_mo_expire(void **state)
     world_free(w);
 }
 
+/* The SMSC refuses one destination: that message fails for good, the
+ * others go through; a refused bind is an account-wide problem. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    const char *args[] = {"--dest-error", "*0003=0x0B", "--system-id", "good", NULL};
+    struct world *w = world_new(args);
+    char js[256];
+    snprintf(js, sizeof(js), "{\"host\":\"127.0.0.1\",\"port\":%d,\"system_id\":\"bad\"}",
+             w->sim.port);
+    cJSON *j = cJSON_Parse(js);
+    struct conn_env env = {.loop = &w->loop, .event = event_cb, .health = health_cb, .ud = w};
+    struct smsys_err err;
+    assert_int_equal(w->ops->open(&env, j, &w->c, &err), 0);
+    cJSON_Delete(j);
+    WAIT_FOR(w, w->down > 0, 5000);
+    assert_int_equal(w->down_rc, SMSYS_EACCOUNT);
+    w->ops->close(w->c, closed_cb, w);
+    assert_int_equal(tu_run_until(&w->loop, &w->closed, 10000), 0);
+    w->closed = 0;
+    w->c = NULL;
+    world_open(w, ",\"system_id\":\"good\"");
+    send_range(w, 0, 5, "refused or not");
+    WAIT_FOR(w, w->nres == 5, 5000);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(w->res[i].rc, i == 3 ? SMSYS_EPERM : 0);
+    assert_non_null(strstr(w->res[3].detail, "ESME_RINVDSTADR"));
+    world_free(w);
+}
+
 /* ---- settings, close ---------------------------------------------------- */
 
 static void open_err(const char *js, const char *key)
@@ -849,6 +881,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mo_multipart_out_of_order, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_mo_restart, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_mo_expire, db_setup, db_teardown),
+        cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_settings_errors),
         cmocka_unit_test(test_bad_messages_and_close),
     };
