@@ -154,7 +154,8 @@ static void test_help_everywhere(void **state)
     expect(ctl("config", "--help", NULL), 0, "check", NULL);
     expect(ctl("db", "--help", NULL), 0, "migrate", NULL);
     const char *cmds[][2] = {{"config", "check"}, {"config", "keys"}, {"config", "dump"},
-                             {"doctor", NULL},    {"db", "migrate"},  {"version", NULL}};
+                             {"doctor", NULL},    {"db", "migrate"},  {"version", NULL},
+                             {"text", "info"}};
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
         struct run r = cmds[i][1] ? ctl(cmds[i][0], cmds[i][1], "--help", NULL)
                                   : ctl(cmds[i][0], "--help", NULL);
@@ -343,13 +344,39 @@ static void test_db_migrate(void **state)
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
 }
 
+/* The CLI counts exactly as sending does: boundary lengths from the text
+ * module's rules, Persian as UCS-2, invalid UTF-8 refused. */
+static void test_text_info(void **state)
+{
+    (void)state;
+    char gsm161[162];
+    memset(gsm161, 'a', 161);
+    gsm161[161] = '\0';
+    expect(ctl("text", "info", "--json", gsm161, NULL), 0, "\"segments\":2", NULL);
+    expect(ctl("text", "info", "--json", gsm161 + 1, NULL), 0, "\"segments\":1", NULL);
+    /* 71 Persian letters: one over the single UCS-2 limit. */
+    char fa[71 * 2 + 1];
+    for (int i = 0; i < 71; i++)
+        memcpy(fa + 2 * i, "\xd8\xb3", 2); /* U+0633 */
+    fa[142] = '\0';
+    expect(ctl("text", "info", "--json", fa, NULL), 0,
+           "\"encoding\":\"UCS-2\",\"data_coding\":8,\"chars\":71", NULL);
+    expect(ctl("text", "info", fa, NULL), 0, "segments    2", NULL);
+    /* An extension character costs two septets. */
+    expect(ctl("text", "info", "--json", "{}", NULL), 0, "\"units\":4", NULL);
+    expect(ctl("text", "info", "--ucs2", "--json", "hi", NULL), 0, "\"encoding\":\"UCS-2\"", NULL);
+    expect(ctl("text", "info", "a\xff", NULL), 1, NULL, "invalid UTF-8 at byte 1");
+    expect(ctl("text", "info", NULL), 2, NULL, "missing TEXT");
+    expect(ctl("text", "info", "--smsc-default", "2", "x", NULL), 2, NULL, "--smsc-default");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_everywhere), cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_config_check),    cmocka_unit_test(test_config_dump_masks),
         cmocka_unit_test(test_config_keys),     cmocka_unit_test(test_db_migrate),
-        cmocka_unit_test(test_doctor),
+        cmocka_unit_test(test_doctor),          cmocka_unit_test(test_text_info),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -56,5 +56,6 @@ int cmd_config_keys(struct ctl *ctl, int argc, char **argv);
 int cmd_config_dump(struct ctl *ctl, int argc, char **argv);
 int cmd_doctor(struct ctl *ctl, int argc, char **argv);
 int cmd_db_migrate(struct ctl *ctl, int argc, char **argv);
+int cmd_text_info(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -36,6 +36,11 @@ static const struct ctl_cmd commands[] = {
      "Apply the pending SQL migrations to the [postgres] database, in one transaction each. "
      "--dry-run lists what would be applied and changes nothing.",
      0, cmd_db_migrate},
+    {"text", "info", "[--ucs2] [--smsc-default 0|1|3] TEXT|-",
+     "Show how TEXT travels as SMS: encoding (GSM-7 or UCS-2), characters, units, segments "
+     "and what is left in the last segment, counted exactly as sending and billing count it. "
+     "- reads the text from standard input. Exit 1 for invalid UTF-8.",
+     CTL_JSON, cmd_text_info},
     {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
 };
 
