@@ -3,6 +3,7 @@
  * graceful stop and reload. New modules plug in in register_components(). */
 #include "smsys/config.h"
 #include "smsys/log.h"
+#include "smsys/metrics.h"
 #include "smsys/migrate.h"
 #include "smsys/service.h"
 #include "smsys/version.h"
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
         log_error("service failed to start", "error=\"%s\"", log_q(err.detail));
     int code = service_run(svc);
     service_free(svc);
+    metrics_free(NULL); /* the default registry the components filled */
     if (uv_loop_close(&loop) != 0 && code == 0) {
         log_error("handles left open at exit", "file=%s", path);
         code = 1;
