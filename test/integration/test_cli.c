@@ -22,16 +22,17 @@
 static char tmpdir[256];
 static char good_conf[320], bad_conf[320];
 static char db_name[64], db_conninfo[1024];
+static pid_t dvemu_pid; /* the Dataverse emulator doctor signs in to */
 
 /* good_fmt with the test database's conninfo; a password is appended to
  * prove dumps mask it (the test server does not ask for one). */
 static char good_text[2048];
 static const char good_fmt[] = "[dataverse]\n"
-                               "url = https://contoso.crm4.dynamics.com\n"
-                               "token_url = https://login.example/t/oauth2/v2.0/token\n"
+                               "url = http://127.0.0.1:%d\n"
+                               "token_url = http://127.0.0.1:%d/t/oauth2/v2.0/token\n"
                                "client_id = app\n"
                                "client_secret = env:SMSYS_T_CLI_SECRET\n"
-                               "scope = https://contoso.crm4.dynamics.com/.default\n"
+                               "scope = http://127.0.0.1:%d/.default\n"
                                "password = LITERAL-PW-9\n"
                                "username = u\n"
                                "[postgres]\n"
@@ -53,7 +54,16 @@ static int setup(void **state)
     if (mkdtemp(tmpdir) == NULL)
         return -1;
     tdb_create("cli", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
-    snprintf(good_text, sizeof(good_text), good_fmt, db_conninfo);
+    int dv_port = tu_free_port();
+    char listen[64], logf[300];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", dv_port);
+    snprintf(logf, sizeof(logf), "%s/dvemu.log", tmpdir);
+    char *dv_argv[] = {(char *)tu_bin("dvemu"), "--listen", listen, "--client",
+                       "app:ENV-CS-SECRET-3",   NULL};
+    dvemu_pid = tu_spawn(dv_argv, logf, dv_port, 5000);
+    if (dvemu_pid <= 0)
+        return -1;
+    snprintf(good_text, sizeof(good_text), good_fmt, dv_port, dv_port, dv_port, db_conninfo);
     /* build/san/bin/.. is not the source tree: name the migrations. */
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     snprintf(good_conf, sizeof(good_conf), "%s/good.conf", tmpdir);
@@ -74,6 +84,7 @@ static int teardown(void **state)
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     tdb_drop(db_name);
+    tu_stop(dvemu_pid);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -233,7 +244,7 @@ static void test_config_dump_masks(void **state)
             if (strstr(r.out, secrets[i]) || strstr(r.err, secrets[i]))
                 fail_msg("secret %s in dump:\n%s", secrets[i], r.out);
         assert_non_null(strstr(r.out, "***"));
-        assert_non_null(strstr(r.out, "contoso.crm4.dynamics.com"));
+        assert_non_null(strstr(r.out, "http://127.0.0.1:"));
         if (json) {
             cJSON *j = cJSON_Parse(r.out);
             assert_non_null(j);
@@ -280,9 +291,19 @@ static void test_doctor(void **state)
     struct run r = ctl("--config", good_conf, "doctor", NULL);
     assert_int_equal(r.code, 0);
     assert_true(strncmp(r.out, "ok    config ", 13) == 0);
-    assert_non_null(strstr(r.out, "skip  dynamics: sign in and WhoAmI"));
+    assert_non_null(strstr(r.out, "skip  providers: credentials and balance"));
     assert_non_null(strstr(r.out, "\nok    postgresql: connected to database smsys_t_cli_"));
     assert_non_null(strstr(r.out, "\nok    postgresql: schema version "));
+    assert_non_null(strstr(r.out, "\nok    dynamics: signed in to http://127.0.0.1:"));
+    run_free(&r);
+
+    /* A refused secret: FAIL with the token endpoint's answer and what to check. */
+    setenv("SMSYS_T_CLI_SECRET", "not-the-secret", 1);
+    r = ctl("--config", good_conf, "doctor", NULL);
+    setenv("SMSYS_T_CLI_SECRET", "ENV-CS-SECRET-3", 1);
+    if (r.code != 1 || !strstr(r.out, "FAIL  dynamics: sign in to http://127.0.0.1:") ||
+        !strstr(r.out, "client_secret") || strstr(r.out, "not-the-secret"))
+        fail_msg("exit %d: %s", r.code, r.out);
     run_free(&r);
 
     /* PostgreSQL down: a FAIL with the libpq reason, and the checks that

@@ -37,11 +37,12 @@ static void write_conf(const char *level, const char *format, const char *extra)
     assert_non_null(f);
     fprintf(f,
             "[dataverse]\n"
-            "url = https://contoso.crm4.dynamics.com\n"
-            "token_url = https://login.example/t/oauth2/v2.0/token\n"
+            /* Loopback only: nothing here may reach the internet. */
+            "url = http://127.0.0.1:9\n"
+            "token_url = http://127.0.0.1:9/t/oauth2/v2.0/token\n"
             "client_id = app\n"
             "client_secret = env:SMSYS_T_D_SECRET\n"
-            "scope = https://contoso.crm4.dynamics.com/.default\n"
+            "scope = http://127.0.0.1:9/.default\n"
             "[postgres]\n"
             "conninfo = %s\n"
             "[service]\n"

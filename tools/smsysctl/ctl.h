@@ -51,6 +51,13 @@ struct smsys_config *ctl_load_config(const struct ctl *ctl);
 /* Writes b to stdout. */
 void ctl_out(const struct buf *b);
 
+/* Signs in to Dynamics with cfg's [dataverse] settings and calls WhoAmI
+ * (blocking, bounded by a deadline). Returns 0 with what describing the
+ * success, or -1 with what naming the check and fix saying why and what
+ * to do. */
+int ctl_check_dynamics(const struct smsys_config *cfg, char *what, size_t wlen, char *fix,
+                       size_t flen);
+
 int cmd_config_check(struct ctl *ctl, int argc, char **argv);
 int cmd_config_keys(struct ctl *ctl, int argc, char **argv);
 int cmd_config_dump(struct ctl *ctl, int argc, char **argv);
