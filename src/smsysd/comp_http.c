@@ -21,6 +21,7 @@ struct hcheck {
 };
 
 struct comp_http {
+    struct smsysd *d;
     struct service *svc;
     struct http_server *srv;
     struct health *health;
@@ -48,6 +49,13 @@ static int component_check_cb(void *ud, char *detail, size_t len)
     snprintf(detail, len, "%s", b.data ? b.data : "");
     buf_free(&b);
     return rc;
+}
+
+static void metrics_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    struct comp_http *h = ud;
+    smsysd_scrape(h->d);
+    metrics_http_handler(req, resp, NULL);
 }
 
 static int add_checks(struct comp_http *h)
@@ -112,7 +120,7 @@ static int http_start(struct service *svc, void *ud, struct smsys_err *err)
                              smsys_strerror(rc));
     }
     if ((rc = http_server_route(h->srv, "GET", "/healthz", health_http_handler, h->health)) != 0 ||
-        (rc = http_server_route(h->srv, "GET", "/metrics", metrics_http_handler, NULL)) != 0) {
+        (rc = http_server_route(h->srv, "GET", "/metrics", metrics_cb, h)) != 0) {
         /* A failed start is never closed by the service: do it here. */
         http_server_close(h->srv, discard_closed_cb, NULL);
         h->srv = NULL;
@@ -160,5 +168,6 @@ static const struct service_component http_component = {
 int smsysd_add_http(struct smsysd *d)
 {
     static struct comp_http h;
+    h.d = d;
     return service_add(d->svc, &http_component, &h);
 }

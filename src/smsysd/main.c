@@ -51,6 +51,22 @@ static int check_config(const char *path)
     return nerr ? 1 : 0;
 }
 
+int smsysd_on_scrape(struct smsysd *d, smsysd_scrape_cb cb, void *ud)
+{
+    if (d->nscrape >= SMSYSD_MAX_SCRAPE)
+        return -ENOSPC;
+    d->scrape[d->nscrape].cb = cb;
+    d->scrape[d->nscrape].ud = ud;
+    d->nscrape++;
+    return 0;
+}
+
+void smsysd_scrape(struct smsysd *d)
+{
+    for (size_t i = 0; i < d->nscrape; i++)
+        d->scrape[i].cb(d, d->scrape[i].ud);
+}
+
 /* Brings the schema to this build's version (or, with migrate_on_start =
  * false, checks that it is there) before anything touches the database.
  * Blocking on purpose: nothing is served yet, and the advisory lock in
