@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include "smsys/buf.h"
+#include "smsys/pg.h"
+#include "smsys/queue.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
 #include "tdb.h"
@@ -165,7 +167,8 @@ static void test_help_everywhere(void **state)
     expect(ctl("config", "--help", NULL), 0, "check", NULL);
     expect(ctl("db", "--help", NULL), 0, "migrate", NULL);
     const char *cmds[][2] = {{"config", "check"}, {"config", "keys"}, {"config", "dump"},
-                             {"doctor", NULL},    {"db", "migrate"},  {"version", NULL}};
+                             {"doctor", NULL},    {"db", "migrate"},  {"queue", "stats"},
+                             {"version", NULL}};
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
         struct run r = cmds[i][1] ? ctl(cmds[i][0], cmds[i][1], "--help", NULL)
                                   : ctl(cmds[i][0], "--help", NULL);
@@ -364,13 +367,102 @@ static void test_db_migrate(void **state)
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
 }
 
+static void enqueued_cb(int rc, const struct queue_enq_res *res, size_t n,
+                        const struct smsys_err *err, void *ud)
+{
+    if (rc != 0)
+        fail_msg("enqueue: %s", err ? err->detail : "?");
+    assert_int_equal(n, 3);
+    *(int *)ud = 1;
+}
+
+static void pool_closed_cb(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* Puts three messages in the test database's queue with the queue module
+ * itself, so the CLI reads rows the service would have written. */
+static void enqueue_three(void)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct pg_pool *pool;
+    struct queue *q;
+    assert_int_equal(pg_pool_new(&loop, db_conninfo, 1, &pool), 0);
+    assert_int_equal(queue_new(&loop, pool, NULL, &q), 0);
+    static const char acc_a[] = "11111111-1111-4111-8111-111111111111";
+    static const char acc_b[] = "22222222-2222-4222-8222-222222222222";
+    /* Accounts are mirrored from Dynamics by the service; insert two. */
+    PGconn *c = PQconnectdb(db_conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, "INSERT INTO smsys_account (id, name, provider) VALUES "
+                              "('11111111-1111-4111-8111-111111111111', 'a', 'kavenegar'), "
+                              "('22222222-2222-4222-8222-222222222222', 'b', 'smpp')");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("insert accounts: %s", PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+    struct queue_new m[3] = {
+        {.idem_key = "cli-1", .account_id = acc_a, .recipient = "+989121234567", .body = "a"},
+        {.idem_key = "cli-2", .account_id = acc_a, .recipient = "+989121234568", .body = "b"},
+        {.idem_key = "cli-3", .account_id = acc_b, .recipient = "+989121234569", .body = "c"},
+    };
+    for (int i = 0; i < 3; i++) {
+        m[i].segments = 1;
+        m[i].state = QUEUE_QUEUED;
+    }
+    int done = 0;
+    assert_int_equal(queue_enqueue(q, m, 3, enqueued_cb, &done), 0);
+    assert_int_equal(tu_run_until(&loop, &done, 10000), 0);
+    int closed = 0;
+    pg_pool_close(pool, pool_closed_cb, &closed);
+    assert_int_equal(tu_run_until(&loop, &closed, 10000), 0);
+    queue_free(q);
+    assert_int_equal(tu_loop_handles(&loop), 0);
+    assert_int_equal(tu_loop_close(&loop), 0);
+}
+
+static void test_queue_stats(void **state)
+{
+    (void)state;
+    expect(ctl("--config", good_conf, "queue", "stats", NULL), 0, "the queue is empty", NULL);
+    enqueue_three();
+    struct run r = ctl("--config", good_conf, "queue", "stats", NULL);
+    assert_int_equal(r.code, 0);
+    /* One line per account and state: ACCOUNT STATE MESSAGES OLDEST. */
+    const char *want[][3] = {{"11111111-1111-4111-8111-111111111111", "queued", "2"},
+                             {"22222222-2222-4222-8222-222222222222", "queued", "1"}};
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        const char *line = strstr(r.out, want[i][0]);
+        char acc[64], st[32], count[32];
+        if (line == NULL || sscanf(line, "%63s %31s %31s", acc, st, count) != 3 ||
+            strcmp(st, want[i][1]) != 0 || strcmp(count, want[i][2]) != 0)
+            fail_msg("no line '%s %s %s' in:\n%s", want[i][0], want[i][1], want[i][2], r.out);
+    }
+    /* Quiet by default: no module log lines. */
+    assert_null(strstr(r.err, "pg connected"));
+    run_free(&r);
+    r = ctl("--config", good_conf, "queue", "stats", "--json", NULL);
+    assert_int_equal(r.code, 0);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_int_equal(cJSON_GetArraySize(j), 2);
+    cJSON *first = cJSON_GetArrayItem(j, 0);
+    assert_string_equal(cJSON_GetObjectItem(first, "state")->valuestring, "queued");
+    assert_int_equal((int)cJSON_GetObjectItem(first, "count")->valuedouble, 2);
+    cJSON_Delete(j);
+    run_free(&r);
+    expect(ctl("--config", bad_conf, "queue", "stats", NULL), 1, NULL, "bad.conf:12:");
+    expect(ctl("queue", "stats", "extra", NULL), 2, NULL, "unexpected argument");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_everywhere), cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_config_check),    cmocka_unit_test(test_config_dump_masks),
         cmocka_unit_test(test_config_keys),     cmocka_unit_test(test_db_migrate),
-        cmocka_unit_test(test_doctor),
+        cmocka_unit_test(test_doctor),          cmocka_unit_test(test_queue_stats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -20,6 +20,7 @@ enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
 struct ctl {
     const char *config_path; /* --config, else $SMSYS_CONFIG, else the default */
     int json;                /* --json given (only for CTL_JSON commands) */
+    int verbose;             /* --verbose count: module logs at info (1) or debug (2+) */
     const struct ctl_cmd *cmd;
 };
 
@@ -63,5 +64,6 @@ int cmd_config_keys(struct ctl *ctl, int argc, char **argv);
 int cmd_config_dump(struct ctl *ctl, int argc, char **argv);
 int cmd_doctor(struct ctl *ctl, int argc, char **argv);
 int cmd_db_migrate(struct ctl *ctl, int argc, char **argv);
+int cmd_queue_stats(struct ctl *ctl, int argc, char **argv);
 
 #endif
