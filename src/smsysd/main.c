@@ -148,6 +148,9 @@ int main(int argc, char **argv)
     /* Writes to a peer that has gone away must fail with EPIPE, not kill
      * the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* Until the service installs its handler, a SIGHUP (a reload sent too
+     * early) must not kill the process; the config is being read anyway. */
+    signal(SIGHUP, SIG_IGN);
 
     struct smsys_err err = {0};
     struct smsys_config *cfg = NULL;
