@@ -267,7 +267,8 @@ static void test_healthz(void **state)
         fail_msg("/healthz body: %s", body);
     free(body);
     assert_int_equal(http_get("/metrics", &body), 200);
-    if (strstr(body, "smsys_build_info{version=\"") == NULL ||
+    if (strstr(body, "# TYPE smsys_build_info gauge") == NULL ||
+        strstr(body, "smsys_build_info{version=\"") == NULL ||
         strstr(body, "smsys_pg_connections{state=\"configured\"} 4\n") == NULL ||
         strstr(body, "smsys_pg_connections{state=\"connected\"} ") == NULL ||
         strstr(body, "smsys_pg_queries_total ") == NULL)
