@@ -83,9 +83,9 @@ int cmd_text_info(struct ctl *ctl, int argc, char **argv)
                    "{\"valid\":true,\"encoding\":\"%s\",\"data_coding\":%u,\"chars\":%zu,"
                    "\"units\":%zu,\"unit\":\"%s\",\"segments\":%zu,\"single_limit\":%zu,"
                    "\"per_segment\":%zu,\"remaining\":%zu}\n",
-                   ti.encoding == TEXT_UCS2 ? "UCS-2" : "GSM-7", ti.data_coding, ti.chars,
-                   ti.units, ti.encoding == TEXT_UCS2 ? "ucs2" : "septets", ti.segments,
-                   ti.single_limit, ti.per_segment, ti.remaining);
+                   ti.encoding == TEXT_UCS2 ? "UCS-2" : "GSM-7", ti.data_coding, ti.chars, ti.units,
+                   ti.encoding == TEXT_UCS2 ? "ucs2" : "septets", ti.segments, ti.single_limit,
+                   ti.per_segment, ti.remaining);
     } else {
         buf_printf(&out, "encoding    %s (data_coding %u)\n",
                    ti.encoding == TEXT_UCS2 ? "UCS-2" : "GSM-7", ti.data_coding);
