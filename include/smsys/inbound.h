@@ -1,0 +1,97 @@
+/* inbound.h - inbound SMS: durable intake with dedupe, then matching,
+ * the incoming smsys_sms record in Dynamics and the keyword actions
+ * (F2, F4, F14, F15, F20). Design: docs/inbound.md.
+ *
+ * Intake: every connector path (SMPP deliver_sm, inbox polling, webhooks)
+ * ends in inbound_accept(), whose callback fires after the row is
+ * committed; only then does the connector manager acknowledge the
+ * provider. A redelivery is recognised (provider id, else a fingerprint)
+ * and reported as not inserted: acknowledge it again, nothing else.
+ *
+ * Processing: struct inbound takes stored rows and, per row: matches the
+ * sender in the phone index, evaluates the keyword rules, creates the
+ * incoming SMS record (activityid = UUIDv5 of the row id, so a retry is
+ * never a duplicate), puts it in the line's queue, runs the actions and
+ * marks the row recorded. A row that fails is retried with backoff and
+ * after 5 attempts marked failed with the error (smsysctl inbound show).
+ * Run processing in one process only (inbound_start takes the "inbound"
+ * leader lock).
+ *
+ * Async calls follow pg.h: 0 and the callback exactly once later, or < 0
+ * and no callback. Arguments are borrowed for the call. */
+#ifndef SMSYS_INBOUND_H
+#define SMSYS_INBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "smsys/connector.h"
+#include "smsys/dataverse.h"
+#include "smsys/error.h"
+#include "smsys/pg.h"
+#include "smsys/phone_index.h"
+#include "smsys/queue.h"
+
+/* The notification channel inbound_accept signals (payload: row id). */
+#define INBOUND_CHANNEL "smsys_inbound"
+
+/* Attempts before a row is marked failed. */
+#define INBOUND_MAX_ATTEMPTS 5
+
+typedef void (*inbound_accept_cb)(void *ud, int rc, int64_t id, int inserted,
+                                  const struct smsys_err *err);
+
+/* Stores mo (a whole message: text set, part_total 0) for account_id.
+ * The sender is normalised to E.164 with default_country (NULL: "IR");
+ * when it does not normalise it is kept as given (an alphanumeric sender)
+ * and the message stays unmatched. Returns 0, -EINVAL (no text, from or
+ * to), SMSYS_EUTF8, or a pg_query error. */
+int inbound_accept(struct pg_pool *pool, const char *account_id, const struct conn_mo *mo,
+                   const char *default_country, inbound_accept_cb cb, void *ud);
+
+/* What to do with a message whose sender matches no record. */
+enum inbound_unmatched {
+    INBOUND_UNMATCHED_LEAVE = 0, /* record unlinked (regarding empty, from = the number) */
+    INBOUND_UNMATCHED_LEAD = 1,  /* create a lead for the number and link to it */
+};
+
+struct inbound_opts {
+    enum inbound_unmatched unmatched;
+    const char *default_country; /* NULL: "IR" */
+    unsigned batch;              /* rows per round [50] */
+    unsigned interval_ms;        /* inbound_start: poll when no NOTIFY comes [5000] */
+    unsigned index_interval_ms;  /* inbound_start: phone index refresh [60000] */
+};
+
+struct inbound; /* opaque */
+
+/* Creates a processor. pool, dv, q, pi are borrowed and must outlive it;
+ * q is used for auto-replies and confirmations. Returns 0, -ENOMEM. */
+int inbound_new(uv_loop_t *loop, struct pg_pool *pool, struct dv_client *dv, struct queue *q,
+                struct phone_index *pi, const struct inbound_opts *opts, struct inbound **out);
+
+/* processed = rows handled (recorded or failed); errors of single rows
+ * are stored on the row, rc < 0 only when the round itself failed. */
+typedef void (*inbound_done_cb)(void *ud, int rc, unsigned processed, const struct smsys_err *err);
+
+/* One round: reloads the keyword rules and account separators from
+ * Dynamics, then processes up to batch due rows, one after the other.
+ * -EBUSY while a round runs. */
+int inbound_run_once(struct inbound *in, inbound_done_cb cb, void *ud);
+
+/* Runs rounds as leader of the job "inbound": after each NOTIFY on
+ * INBOUND_CHANNEL and every interval_ms, and refreshes the phone index
+ * every index_interval_ms. Returns 0 or < 0. */
+int inbound_start(struct inbound *in);
+
+/* Stops rounds and leadership; cb(ud) fires once nothing is pending, after
+ * which in may be freed with inbound_free. */
+void inbound_stop(struct inbound *in, void (*cb)(void *ud), void *ud);
+void inbound_free(struct inbound *in);
+
+/* The deterministic id of a derived Dynamics row: UUIDv5 over
+ * "<kind>:<inbound id>[:<extra>]" in smsys's namespace. */
+void inbound_uuid(int64_t id, const char *kind, const char *extra, char out[37]);
+
+#endif
