@@ -11,6 +11,10 @@
 -- are two messages.
 CREATE TABLE smsys_inbound (
     id            bigserial PRIMARY KEY,
+    -- the incoming smsys_sms's activityid, fixed at intake so that a retry
+    -- is an upsert; random (not derived from id) so that a re-created
+    -- database never reuses an id Dynamics already has
+    uid           uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),
     account_id    text NOT NULL,
     provider_id   text,
     fingerprint   text UNIQUE,
@@ -26,7 +30,7 @@ CREATE TABLE smsys_inbound (
     matched_id    uuid,
     others        jsonb,              -- further matches: [{"table":..,"id":..}]
     reply_to      uuid,               -- activityid of the last outgoing SMS to src
-    activity_id   uuid,               -- the smsys_sms record created (UUIDv5 of id)
+    activity_id   uuid,               -- the smsys_sms record created (= uid)
     rule_results  jsonb,              -- [{"rule":..,"action":..,"words":[..],"rc":..,"detail":..}]
     attempts      integer NOT NULL DEFAULT 0,
     next_at       timestamptz NOT NULL DEFAULT now(),

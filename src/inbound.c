@@ -23,11 +23,11 @@
 static const unsigned char ns_smsys[16] = {0x6b, 0x1e, 0x4c, 0x02, 0x8d, 0x3f, 0x4a, 0x51,
                                            0x9a, 0x77, 0x0c, 0x5e, 0x21, 0xd4, 0x83, 0xf6};
 
-void inbound_uuid(int64_t id, const char *kind, const char *extra, char out[37])
+void inbound_uuid(const char *uid, const char *kind, const char *extra, char out[37])
 {
     char name[256];
-    int n = snprintf(name, sizeof(name), "%s:%" PRId64 "%s%s", kind, id, extra ? ":" : "",
-                     extra ? extra : "");
+    int n =
+        snprintf(name, sizeof(name), "%s:%s%s%s", kind, uid, extra ? ":" : "", extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof(name))
         n = (int)strlen(name);
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -261,6 +261,7 @@ static void claimed_cb(int rc, PGresult *res, const struct smsys_err *err, void 
         }
         if (!PQgetisnull(res, i, 8))
             snprintf(j->reply_to, sizeof(j->reply_to), "%s", PQgetvalue(res, i, 8));
+        snprintf(j->activity_id, sizeof(j->activity_id), "%s", PQgetvalue(res, i, 9));
         j->results = cJSON_CreateArray();
         if (!j->account_id || !j->src || !j->dst || !j->body || !j->results) {
             struct smsys_err e = {.code = -ENOMEM, .detail = "out of memory"};
@@ -289,7 +290,7 @@ static const char claim_sql[] =
     "   WHERE regexp_replace(l.number, '\\D', '', 'g') = regexp_replace(i.dst, '\\D', '', 'g')"
     "   ORDER BY (l.account_id::text = lower(i.account_id)) DESC, l.id LIMIT 1),"
     " (SELECT m.activity_id FROM smsys_message m WHERE m.recipient = i.src"
-    "   AND m.activity_id IS NOT NULL ORDER BY m.id DESC LIMIT 1)";
+    "   AND m.activity_id IS NOT NULL ORDER BY m.id DESC LIMIT 1), i.uid";
 
 static void claim(struct inbound *in)
 {
@@ -468,7 +469,7 @@ static void lead_cb(int rc, const char *id, const struct smsys_err *err, void *u
 static void create_lead(struct ijob *j)
 {
     char lid[37];
-    inbound_uuid(j->id, "lead", NULL, lid);
+    inbound_uuid(j->activity_id, "lead", NULL, lid);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "leadid", lid);
     cJSON_AddStringToObject(o, "lastname", j->src);
@@ -507,7 +508,6 @@ static void add_bind(cJSON *o, const char *nav, const char *set, const char *id)
 static void create_record(struct ijob *j)
 {
     struct inbound *in = j->in;
-    inbound_uuid(j->id, "sms", NULL, j->activity_id);
     cJSON *o = cJSON_CreateObject();
     cJSON *parties = cJSON_CreateArray();
     cJSON *from = cJSON_CreateObject();

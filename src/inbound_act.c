@@ -266,7 +266,7 @@ static void act_case(struct ijob *j)
 {
     const struct kw_rule_def *r = cur_hit(j)->rule;
     if (j->sub == 0) {
-        inbound_uuid(j->id, "case", r->id, j->case_id);
+        inbound_uuid(j->activity_id, "case", r->id, j->case_id);
         const char *desc = j->kw.rest && *j->kw.rest ? j->kw.rest : j->body;
         char title[200];
         /* a title of at most ~60 characters, cut on a character boundary */

@@ -10,8 +10,8 @@
  *
  * Processing: struct inbound takes stored rows and, per row: matches the
  * sender in the phone index, evaluates the keyword rules, creates the
- * incoming SMS record (activityid = UUIDv5 of the row id, so a retry is
- * never a duplicate), puts it in the line's queue, runs the actions and
+ * incoming SMS record (activityid fixed at intake, so a retry is never a
+ * duplicate), puts it in the line's queue, runs the actions and
  * marks the row recorded. A row that fails is retried with backoff and
  * after 5 attempts marked failed with the error (smsysctl inbound show).
  * Run processing in one process only (inbound_start takes the "inbound"
@@ -90,8 +90,10 @@ int inbound_start(struct inbound *in);
 void inbound_stop(struct inbound *in, void (*cb)(void *ud), void *ud);
 void inbound_free(struct inbound *in);
 
-/* The deterministic id of a derived Dynamics row: UUIDv5 over
- * "<kind>:<inbound id>[:<extra>]" in smsys's namespace. */
-void inbound_uuid(int64_t id, const char *kind, const char *extra, char out[37]);
+/* The deterministic id of a Dynamics row derived from an inbound row:
+ * UUIDv5 over "<kind>:<uid>[:<extra>]" in smsys's namespace, uid being
+ * the row's smsys_inbound.uid (also the SMS record's activityid). Used for
+ * the case ("case", rule id) and the lead ("lead"). */
+void inbound_uuid(const char *uid, const char *kind, const char *extra, char out[37]);
 
 #endif
