@@ -66,5 +66,13 @@ int cmd_doctor(struct ctl *ctl, int argc, char **argv);
 int cmd_db_migrate(struct ctl *ctl, int argc, char **argv);
 int cmd_text_info(struct ctl *ctl, int argc, char **argv);
 int cmd_queue_stats(struct ctl *ctl, int argc, char **argv);
+int cmd_inbound_list(struct ctl *ctl, int argc, char **argv);
+int cmd_inbound_show(struct ctl *ctl, int argc, char **argv);
+int cmd_optout_list(struct ctl *ctl, int argc, char **argv);
+int cmd_optout_add(struct ctl *ctl, int argc, char **argv);
+int cmd_optout_remove(struct ctl *ctl, int argc, char **argv);
+int cmd_optout_import(struct ctl *ctl, int argc, char **argv);
+int cmd_optout_export(struct ctl *ctl, int argc, char **argv);
+int cmd_rules_test(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -47,6 +47,26 @@ static const struct ctl_cmd commands[] = {
      "inflight, sent, delivered, retrying, failed, unknown, ...), with the age of the oldest "
      "in each.",
      CTL_JSON, cmd_queue_stats},
+    {"inbound", "list", "[--since TIME] [--limit N]",
+     "List received SMS, newest first: sender, line, state (stored, matched, recorded,\n"
+     "failed) and the record matched.",
+     CTL_JSON, cmd_inbound_list},
+    {"inbound", "show", "ID",
+     "Show one received SMS with its matches, rule results and last error (JSON).", 0,
+     cmd_inbound_show},
+    {"optout", "list", "[--all]", "List opted-out numbers (--all: also those that opted back in).",
+     CTL_JSON, cmd_optout_list},
+    {"optout", "add", "NUMBER [--who NAME]",
+     "Opt a number out of SMS (recorded in the audit history).", 0, cmd_optout_add},
+    {"optout", "remove", "NUMBER [--who NAME]",
+     "Opt a number back in (recorded in the audit history).", 0, cmd_optout_remove},
+    {"optout", "import", "FILE.csv|-",
+     "Import numbers (\"number[,opted_out]\" per line) in one transaction.", 0, cmd_optout_import},
+    {"optout", "export", "", "Print the opt-out list as CSV.", 0, cmd_optout_export},
+    {"rules", "test", "TEXT [--from NUMBER] [--account ID]",
+     "Dry run of the keyword rules on TEXT: which rules fire, the words they matched,\n"
+     "what they would do and the rest of the text. Nothing is changed.",
+     CTL_JSON, cmd_rules_test},
     {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
 };
 
