@@ -148,13 +148,30 @@ static void test_create_update_multiple(void **state)
         204);
     dvres_free(&r);
     assert_int_equal(count_rows(&d, "smsys_smses?$filter=smsys_status+ge+3"), 2);
+    /* UpdateMultiple never creates: a missing row fails the whole request */
+    snprintf(upd, sizeof(upd),
+             "{\"Targets\":[{\"activityid\":\"%s\",\"smsys_status\":9,\"@odata.type\":"
+             "\"Microsoft.Dynamics.CRM.smsys_sms\"},{\"activityid\":"
+             "\"00000000-0000-0000-0000-0000000000ff\",\"smsys_status\":9,\"@odata.type\":"
+             "\"Microsoft.Dynamics.CRM.smsys_sms\"}]}",
+             id0);
+    dv_req(&d, "POST", "smsys_smses/Microsoft.Dynamics.CRM.UpdateMultiple", NULL, upd, &r);
+    dv_assert_error(&r, 404, "0x80040217");
+    dvres_free(&r);
+    assert_int_equal(count_rows(&d, "smsys_smses?$filter=smsys_status+eq+9"), 0);
+    /* UpsertMultiple creates it */
+    assert_int_equal(
+        dv_req(&d, "POST", "smsys_smses/Microsoft.Dynamics.CRM.UpsertMultiple", NULL, upd, &r),
+        204);
+    dvres_free(&r);
+    assert_int_equal(count_rows(&d, "smsys_smses?$filter=smsys_status+eq+9"), 2);
     /* all or nothing: one bad target fails the request and creates nothing */
     const char *bad = "{\"Targets\":[{\"subject\":\"c\",\"@odata.type\":"
                       "\"Microsoft.Dynamics.CRM.smsys_sms\"},{\"subject\":\"d\"}]}";
     dv_req(&d, "POST", "smsys_smses/Microsoft.Dynamics.CRM.CreateMultiple", NULL, bad, &r);
     dv_assert_error(&r, 400, NULL);
     dvres_free(&r);
-    assert_int_equal(count_rows(&d, "smsys_smses"), 2);
+    assert_int_equal(count_rows(&d, "smsys_smses"), 3);
     dv_stop(&d);
 }
 
