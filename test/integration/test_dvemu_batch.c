@@ -232,6 +232,28 @@ static void test_change_tracking(void **state)
     assert_int_equal(emu_req(&d, "GET", delta2, tc, NULL, &r), 200);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "value")), 0);
     emures_free(&r);
+    /* a tracked read pages too: the deltaLink comes with the last page */
+    const char *tcp[] = {"Prefer: odata.track-changes,odata.maxpagesize=1", NULL};
+    char next[2048];
+    snprintf(next, sizeof(next), "smsys_smses?$select=subject");
+    int pages = 0, seen = 0;
+    for (;;) {
+        assert_int_equal(emu_req(&d, "GET", next, tcp, NULL, &r), 200);
+        seen += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "value"));
+        pages++;
+        const char *nl = emu_str(r.json, "@odata.nextLink");
+        if (nl == NULL) {
+            assert_non_null(emu_str(r.json, "@odata.deltaLink"));
+            emures_free(&r);
+            break;
+        }
+        assert_null(emu_str(r.json, "@odata.deltaLink"));
+        snprintf(next, sizeof(next), "%s", nl);
+        emures_free(&r);
+        assert_true(pages < 10);
+    }
+    assert_int_equal(pages, 2);
+    assert_int_equal(seen, 2);
     /* $filter, $orderby, $expand and $top are refused with tracking */
     const char *bad[] = {"smsys_smses?$select=subject&$filter=subject+eq+'x'",
                          "smsys_smses?$orderby=subject", "smsys_smses?$top=1",
