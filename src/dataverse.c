@@ -98,7 +98,8 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
         (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0))
         return -EINVAL;
     if (o->auth == DV_AUTH_CLIENT_CREDENTIALS &&
-        (o->token_url == NULL || o->client_id == NULL || o->client_secret == NULL))
+        (o->token_url == NULL || o->client_id == NULL ||
+         (o->client_secret == NULL && o->cert_file == NULL)))
         return -EINVAL;
     if (o->auth == DV_AUTH_NTLM && (o->username == NULL || o->password == NULL))
         return -EINVAL;
@@ -111,6 +112,7 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
     c->o = *o;
     c->o.url = c->o.api_version = c->o.token_url = c->o.client_id = c->o.client_secret = NULL;
     c->o.scope = c->o.resource = c->o.username = c->o.password = NULL;
+    c->o.cert_file = c->o.key_file = NULL;
 #define DEF(f, v)                                                                                  \
     if (c->o.f == 0)                                                                               \
     c->o.f = (v)
@@ -140,6 +142,8 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
         struct oauth_opts oo = {.token_url = o->token_url,
                                 .client_id = o->client_id,
                                 .client_secret = o->client_secret,
+                                .cert_file = o->cert_file,
+                                .key_file = o->key_file,
                                 .scope = o->scope,
                                 .resource = o->resource,
                                 .insecure = o->insecure};

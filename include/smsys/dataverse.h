@@ -56,8 +56,10 @@ struct dv_opts {
     const char *token_url;
     const char *client_id;
     const char *client_secret;
-    const char *scope;    /* v2 endpoint */
-    const char *resource; /* v1 endpoint / AD FS (instead of scope) */
+    const char *cert_file; /* instead of client_secret: certificate credentials */
+    const char *key_file;  /* (PEM certificate + unencrypted PEM RSA key) */
+    const char *scope;     /* v2 endpoint */
+    const char *resource;  /* v1 endpoint / AD FS (instead of scope) */
     /* ntlm / negotiate */
     const char *username; /* "DOMAIN\\user" */
     const char *password;
