@@ -430,7 +430,10 @@ static void dispatch(struct dv_client *c)
         c->m.throttle_wait_ms += now - c->pause_started;
         c->pause_started = 0;
     }
-    while (c->queue.head && c->inflight.n < c->o.max_concurrency) {
+    /* after a pause, one probe first: if the server still throttles, only
+     * that one request draws a 429 instead of a full window of them */
+    unsigned cap = c->probing ? 1 : c->o.max_concurrency;
+    while (c->queue.head && c->inflight.n < cap) {
         const char *tok = NULL;
         if (c->oauth) {
             tok = oauth_peek(c->oauth);
@@ -550,6 +553,8 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
     uint64_t now = util_now_ms();
     int st = rc == 0 ? resp->status : 0;
     c->m.responses[st >= 200 && st < 600 ? st / 100 : 0]++;
+    if (st != 429)
+        c->probing = 0;
     log_debug("dataverse response", "method=%s status=%d rc=%d attempt=%u ms=%llu", r->method, st,
               rc, r->attempts, (unsigned long long)resp->total_ms);
 
@@ -574,6 +579,7 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
             if (ms > (int64_t)c->o.max_retry_after_s * 1000)
                 ms = (int64_t)c->o.max_retry_after_s * 1000;
             /* global: every request waits, none is sent before it passes */
+            c->probing = 1;
             if (now + (uint64_t)ms > c->paused_until) {
                 c->paused_until = now + (uint64_t)ms;
                 c->m.throttle_pauses++;

@@ -58,6 +58,7 @@ struct dv_client {
 
     uint64_t paused_until; /* 429: nothing is sent before this (monotonic ms) */
     uint64_t pause_started;
+    int probing;         /* after a 429: one request at a time until one is not 429 */
     uint64_t hold_until; /* token endpoint backoff */
     int token_waiting;
     unsigned token_failures;

@@ -69,8 +69,8 @@ int oauth_cert_load(const char *cert_file, const char *key_file, struct oauth_ce
     fclose(f);
     if (k == NULL || EVP_PKEY_base_id(k) != EVP_PKEY_RSA) {
         EVP_PKEY_free(k);
-        return smsys_err_set(err, SMSYS_ECONFIG,
-                             "private key %s: not an unencrypted PEM RSA key", key_file);
+        return smsys_err_set(err, SMSYS_ECONFIG, "private key %s: not an unencrypted PEM RSA key",
+                             key_file);
     }
     struct oauth_cert *c = calloc(1, sizeof *c);
     struct buf t = BUF_INIT;
