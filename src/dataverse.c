@@ -67,6 +67,8 @@ static void gauges(struct dv_client *c)
 {
     c->m.in_flight = c->inflight.n;
     c->m.queued = c->queue.n + c->delayed.n;
+    if (c->prom.on)
+        dv_prom_sync(c);
 }
 
 /* ---- setup ---- */
@@ -113,6 +115,7 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
     c->o.url = c->o.api_version = c->o.token_url = c->o.client_id = c->o.client_secret = NULL;
     c->o.scope = c->o.resource = c->o.username = c->o.password = NULL;
     c->o.cert_file = c->o.key_file = NULL;
+    c->o.metrics_registry = NULL;
 #define DEF(f, v)                                                                                  \
     if (c->o.f == 0)                                                                               \
     c->o.f = (v)
@@ -126,6 +129,8 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
     DEF(max_retry_after_s, 300);
 #undef DEF
     c->rng = uv_hrtime() | 1;
+    if (o->export_metrics)
+        dv_prom_init(c, o->metrics_registry);
     int fail = 0;
     c->username = dup_or_null(o->username, &fail);
     c->password = dup_or_null(o->password, &fail);

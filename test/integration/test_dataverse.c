@@ -10,6 +10,7 @@
 #include "smsys/error.h"
 #include "smsys/http_client.h"
 #include "smsys/log.h"
+#include "smsys/metrics.h"
 #include "smsys/oauth.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
@@ -31,6 +32,7 @@ struct fx {
     struct dv_client *dv;
     int dv_closed, http_closed;
     char url[64], token_url[128];
+    struct metrics *reg; /* a private registry, freed after the client */
 };
 
 static int setup(void **state)
@@ -79,6 +81,8 @@ static int teardown(void **state)
     }
     http_client_close(fx->http, flag_cb, &fx->http_closed);
     assert_int_equal(tu_run_until(&fx->loop, &fx->http_closed, 5000), 0);
+    if (fx->reg)
+        metrics_free(fx->reg);
     dvp_stop(&fx->peer);
     assert_int_equal(tu_run_until(&fx->loop, &fx->peer.closed, 5000), 0);
     while (fx->peer.pending > 0)
@@ -140,6 +144,9 @@ static void test_429_global_pause(void **state)
     struct fx *fx = *state;
     struct dv_opts o = base_opts(fx);
     o.max_concurrency = 2;
+    assert_int_equal(metrics_new(&fx->reg), 0);
+    o.export_metrics = 1;
+    o.metrics_registry = fx->reg;
     open_dv(fx, &o);
     fx->peer.script[0] = 429;
     fx->peer.n_script = 1;
@@ -170,6 +177,15 @@ static void test_429_global_pause(void **state)
     assert_int_equal(m->requests[DV_GET], 7);
     assert_int_equal(m->retries, 1);
     assert_true(p->max_inflight <= 2);
+    /* the same numbers as Prometheus series */
+    struct buf txt = BUF_INIT;
+    assert_int_equal(metrics_render(fx->reg, &txt), 0);
+    assert_non_null(strstr(txt.data, "smsys_dataverse_requests_total{method=\"GET\"} 7\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_throttled_total 1\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_responses_total{class=\"2xx\"} 6\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_inflight 0\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_throttle_wait_seconds_total 2"));
+    buf_free(&txt);
 }
 
 static void test_429_budget(void **state)
