@@ -425,6 +425,13 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
                 ct = res->headers[i].value;
         rc = odata_batch_parse(ct, res->body, res->body_len, &ob, &res->err);
     }
+    if (rc < 0 && res->status >= 200 && res->status < 300 && b->create) {
+        /* the server answered 2xx, so it ran the changeset, but we cannot
+         * tell which rows it created: unknown, not failed */
+        struct smsys_err pe = res->err;
+        smsys_err_set(&res->err, SMSYS_EUNKNOWN, "outcome unknown: %s", pe.detail);
+        rc = SMSYS_EUNKNOWN;
+    }
     if (rc < 0) {
         rows_fail(b, from, rc == SMSYS_ECLOSED ? b->n : to, rc, &res->err);
         if (rc == SMSYS_ECLOSED) {

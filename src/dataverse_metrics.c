@@ -35,8 +35,8 @@ void dv_prom_init(struct dv_client *c, struct metrics *reg)
                                   "Requests that ended in an error.", NULL);
     p->fallbacks = metrics_counter(reg, "smsys_dataverse_batch_fallbacks_total",
                                    "Bulk writes that fell back to $batch.", NULL);
-    p->inflight = metrics_gauge(reg, "smsys_dataverse_inflight",
-                                "Requests in flight to Dataverse.", NULL);
+    p->inflight =
+        metrics_gauge(reg, "smsys_dataverse_inflight", "Requests in flight to Dataverse.", NULL);
     p->queued = metrics_gauge(reg, "smsys_dataverse_queued",
                               "Requests waiting (concurrency cap, Retry-After, backoff).", NULL);
 }

@@ -371,7 +371,7 @@ int oauth_get(struct oauth *t, oauth_token_cb cb, void *ud)
     /* no fetch started here: the timer decides on the next loop turn, so
      * the callback never runs inside this call and a failure to start a
      * request is reported through it like any other failure */
-    if (!t->fetching)
+    if (!t->fetching || usable(t, util_now_ms()))
         uv_timer_start(&t->timer, timer_cb, 0, 0);
     return 0;
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct fx {
     uv_loop_t loop;
@@ -42,7 +43,9 @@ static void start_emu(struct fx *fx, const char *const *extra, size_t n)
     for (size_t i = 0; i < n && k < 22; i++)
         argv[k++] = (char *)extra[i];
     argv[k] = NULL;
-    fx->emu = tu_spawn(argv, "build/test-logs/dvemu-test_dataverse_emu.log", fx->port, 5000);
+    char logf[96];
+    snprintf(logf, sizeof logf, "/tmp/dvemu-test_dataverse_emu-%d.log", (int)getpid());
+    fx->emu = tu_spawn(argv, logf, fx->port, 5000);
     assert_true(fx->emu > 0);
     snprintf(fx->url, sizeof fx->url, "http://127.0.0.1:%d", fx->port);
     snprintf(fx->token_url, sizeof fx->token_url, "http://127.0.0.1:%d/tenant/oauth2/v2.0/token",
