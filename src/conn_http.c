@@ -1,0 +1,795 @@
+/* conn_http.c - the transport half every HTTP connector shares: settings,
+ * rate limiting, dispatch, close, per-message send results. JSON, form and
+ * classification helpers are in conn_http_util.c. */
+#include "smsys/conn_http.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smsys/log.h"
+#include "smsys/text.h"
+#include "smsys/util.h"
+
+/* One queued or in-flight request. */
+struct ch_call {
+    struct conn *c;
+    struct ch_call *next, *prev;
+    struct ch_req r;
+    int has_req; /* 0: a deferred completion, no HTTP */
+    ch_done_fn done;
+    void *ud;
+    struct http_call *hc;
+};
+
+/* A burst of one second's worth of segments goes out at once; after that
+ * calls are spaced at cost / rate. */
+#define CH_BURST_MS 1000.0
+
+static const char *const common_keys[] = {
+    "base_url", "proxy", "timeout_ms", "sender", "rate_per_sec", "webhook_token",
+    "webhook_base_url", NULL};
+
+static int key_known(const char *k, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(k, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int ch_set_str(const cJSON *settings, const char *key, const char *dflt, char **out,
+               struct smsys_err *err)
+{
+    const cJSON *v = settings ? cJSON_GetObjectItemCaseSensitive(settings, key) : NULL;
+    *out = NULL;
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (dflt && (*out = strdup(dflt)) == NULL)
+            return smsys_err_set(err, -ENOMEM, "out of memory");
+        return 0;
+    }
+    if (!cJSON_IsString(v))
+        return smsys_err_set(err, SMSYS_ECONFIG, "setting %s: must be a string", key);
+    if ((*out = strdup(v->valuestring)) == NULL)
+        return smsys_err_set(err, -ENOMEM, "out of memory");
+    return 0;
+}
+
+int ch_set_int(const cJSON *settings, const char *key, long long dflt, long long min,
+               long long max, long long *out, struct smsys_err *err)
+{
+    const cJSON *v = settings ? cJSON_GetObjectItemCaseSensitive(settings, key) : NULL;
+    *out = dflt;
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    long long x;
+    if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+        fabs(v->valuedouble) < 9e15)
+        x = (long long)v->valuedouble;
+    else if (!cJSON_IsString(v) || util_parse_int(v->valuestring, min, max, &x) != 0)
+        return smsys_err_set(err, SMSYS_ECONFIG, "setting %s: must be an integer in %lld..%lld",
+                             key, min, max);
+    if (x < min || x > max)
+        return smsys_err_set(err, SMSYS_ECONFIG, "setting %s: must be an integer in %lld..%lld",
+                             key, min, max);
+    *out = x;
+    return 0;
+}
+
+int ch_set_phone_fmt(const cJSON *settings, const char *key, enum phone_fmt dflt,
+                     enum phone_fmt *out, struct smsys_err *err)
+{
+    const cJSON *v = settings ? cJSON_GetObjectItemCaseSensitive(settings, key) : NULL;
+    *out = dflt;
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsString(v)) {
+        if (strcmp(v->valuestring, "e164") == 0)
+            *out = PHONE_E164;
+        else if (strcmp(v->valuestring, "intl") == 0)
+            *out = PHONE_INTL_NOPLUS;
+        else if (strcmp(v->valuestring, "national") == 0)
+            *out = PHONE_NATIONAL;
+        else
+            goto bad;
+        return 0;
+    }
+bad:
+    return smsys_err_set(err, SMSYS_ECONFIG,
+                         "setting %s: must be \"e164\" (+98...), \"intl\" (98...) or "
+                         "\"national\" (09...)",
+                         key);
+}
+
+static int url_ok(const char *u)
+{
+    return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+}
+
+static void settings_free(struct ch_settings *s)
+{
+    free(s->base_url);
+    free(s->proxy);
+    free(s->sender);
+    free(s->webhook_token);
+    free(s->webhook_base_url);
+}
+
+static int parse_common(struct conn *c, const cJSON *settings, const char *default_base_url,
+                        const char *const *extra_keys, struct smsys_err *err)
+{
+    if (settings && !cJSON_IsObject(settings))
+        return smsys_err_set(err, SMSYS_ECONFIG, "settings: must be a JSON object");
+    for (const cJSON *it = settings ? settings->child : NULL; it; it = it->next)
+        if (!key_known(it->string, common_keys) && !key_known(it->string, extra_keys))
+            return smsys_err_set(err, SMSYS_ECONFIG, "setting %s: unknown key for %s",
+                                 it->string, c->ops->name);
+    struct ch_settings *s = &c->set;
+    int rc = ch_set_str(settings, "base_url", default_base_url, &s->base_url, err);
+    if (!rc && (s->base_url == NULL || !url_ok(s->base_url)))
+        rc = smsys_err_set(err, SMSYS_ECONFIG, "setting base_url: must be an http(s):// URL");
+    if (!rc) {
+        size_t l = strlen(s->base_url);
+        while (l > 0 && s->base_url[l - 1] == '/')
+            s->base_url[--l] = '\0';
+        rc = ch_set_str(settings, "proxy", NULL, &s->proxy, err);
+    }
+    long long t = 0;
+    if (!rc)
+        rc = ch_set_int(settings, "timeout_ms", 0, 0, 600000, &t, err);
+    s->timeout_ms = (unsigned)t;
+    if (!rc)
+        rc = ch_set_str(settings, "sender", NULL, &s->sender, err);
+    if (!rc && s->sender) {
+        char line[PHONE_E164_MAX];
+        struct smsys_err e2;
+        if (phone_normalize_line(s->sender, line, sizeof line, &e2) != 0)
+            return smsys_err_set(err, SMSYS_ECONFIG, "setting sender: %s", e2.detail);
+        free(s->sender);
+        if ((s->sender = strdup(line)) == NULL)
+            return smsys_err_set(err, -ENOMEM, "out of memory");
+    }
+    const cJSON *r = settings ? cJSON_GetObjectItemCaseSensitive(settings, "rate_per_sec") : NULL;
+    if (!rc && r && !cJSON_IsNull(r)) {
+        if (!cJSON_IsNumber(r) || r->valuedouble < 0 || r->valuedouble > 1e6)
+            return smsys_err_set(err, SMSYS_ECONFIG,
+                                 "setting rate_per_sec: must be a number >= 0 (segments per "
+                                 "second, 0 = unlimited)");
+        s->rate_per_sec = r->valuedouble;
+    }
+    if (!rc)
+        rc = ch_set_str(settings, "webhook_token", NULL, &s->webhook_token, err);
+    if (!rc && s->webhook_token && strlen(s->webhook_token) < 16)
+        rc = smsys_err_set(err, SMSYS_ECONFIG,
+                           "setting webhook_token: too short (16 characters at least)");
+    if (!rc)
+        rc = ch_set_str(settings, "webhook_base_url", NULL, &s->webhook_base_url, err);
+    if (!rc && s->webhook_base_url && !url_ok(s->webhook_base_url))
+        rc = smsys_err_set(err, SMSYS_ECONFIG,
+                           "setting webhook_base_url: must be an http(s):// URL");
+    if (!rc && s->webhook_base_url) {
+        size_t l = strlen(s->webhook_base_url);
+        while (l > 0 && s->webhook_base_url[l - 1] == '/')
+            s->webhook_base_url[--l] = '\0';
+    }
+    return rc;
+}
+
+static void conn_free(struct conn *c)
+{
+    if (c->priv_free)
+        c->priv_free(c->priv);
+    settings_free(&c->set);
+    free(c);
+}
+
+int ch_open(const struct conn_env *env, const cJSON *settings, const struct conn_ops *ops,
+            const char *default_base_url, const char *const *extra_keys,
+            int (*parse)(struct conn *c, const cJSON *settings, struct smsys_err *err),
+            struct conn **out, struct smsys_err *err)
+{
+    *out = NULL;
+    if (env == NULL || env->loop == NULL || env->http == NULL)
+        return smsys_err_set(err, -EINVAL, "%s: env needs a loop and an HTTP client", ops->name);
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return smsys_err_set(err, -ENOMEM, "out of memory");
+    c->env = *env;
+    c->ops = ops;
+    int rc = parse_common(c, settings, default_base_url, extra_keys, err);
+    if (!rc && parse)
+        rc = parse(c, settings, err);
+    if (!rc)
+        rc = uv_timer_init(env->loop, &c->timer);
+    if (rc) {
+        conn_free(c);
+        if (err && err->code == 0)
+            smsys_err_set(err, rc, "%s: %s", ops->name, smsys_strerror(rc));
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void call_free(struct ch_call *k)
+{
+    if (k->has_req)
+        ch_req_free(&k->r);
+    free(k);
+}
+
+static void http_done_cb(int rc, struct http_response *resp, void *ud);
+static void maybe_finish(struct conn *c);
+
+static void call_start(struct conn *c, struct ch_call *k)
+{
+    if (!k->has_req) {
+        k->done(c, 0, NULL, k->ud);
+        call_free(k);
+        return;
+    }
+    const char *hdrs[6];
+    size_t nh = 0;
+    char ct[128];
+    if (k->r.content_type) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", k->r.content_type);
+        hdrs[nh++] = ct;
+    }
+    hdrs[nh++] = "Accept: application/json";
+    for (size_t i = 0; i < 4 && k->r.headers[i]; i++)
+        hdrs[nh++] = k->r.headers[i];
+    struct http_request req = {
+        .method = k->r.method,
+        .url = k->r.url.data,
+        .headers = hdrs,
+        .n_headers = nh,
+        .body = k->r.body.data,
+        .body_len = k->r.body.len,
+        .timeout_ms = c->set.timeout_ms,
+        .proxy = c->set.proxy,
+        .auth = k->r.auth,
+        .username = k->r.username,
+        .password = k->r.password,
+    };
+    int rc = http_client_request(c->env.http, &req, http_done_cb, k, &k->hc);
+    if (rc < 0) {
+        k->done(c, rc, NULL, k->ud);
+        call_free(k);
+        return;
+    }
+    /* the URL may carry an API key (Kavenegar): keep only the op name */
+    ch_req_free(&k->r);
+    k->has_req = 0;
+    k->prev = NULL;
+    k->next = c->inflight;
+    if (c->inflight)
+        c->inflight->prev = k;
+    c->inflight = k;
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct conn *c = container_of(t, struct conn, timer);
+    while (c->q_head && !c->closing) {
+        struct ch_call *k = c->q_head;
+        uint64_t now = util_now_ms();
+        if (now < c->pause_until_ms) {
+            uv_timer_start(&c->timer, timer_cb, c->pause_until_ms - now, 0);
+            return;
+        }
+        if (c->set.rate_per_sec > 0 && k->has_req) {
+            double cost = k->r.cost > 0 ? k->r.cost : 1;
+            if (c->tat_ms - CH_BURST_MS > (double)now) {
+                uv_timer_start(&c->timer, timer_cb,
+                               (uint64_t)ceil(c->tat_ms - CH_BURST_MS - (double)now), 0);
+                return;
+            }
+            double base = c->tat_ms > (double)now ? c->tat_ms : (double)now;
+            c->tat_ms = base + cost * 1000.0 / c->set.rate_per_sec;
+        }
+        c->q_head = k->next;
+        if (c->q_head == NULL)
+            c->q_tail = NULL;
+        k->next = NULL;
+        call_start(c, k);
+    }
+}
+
+static void kick(struct conn *c)
+{
+    if (!c->closing && !uv_is_active((uv_handle_t *)&c->timer))
+        uv_timer_start(&c->timer, timer_cb, 0, 0);
+}
+
+static int enqueue(struct conn *c, struct ch_call *k)
+{
+    k->c = c;
+    k->next = NULL;
+    if (c->q_tail)
+        c->q_tail->next = k;
+    else
+        c->q_head = k;
+    c->q_tail = k;
+    kick(c);
+    return 0;
+}
+
+int ch_submit(struct conn *c, struct ch_req *r, ch_done_fn done, void *ud)
+{
+    if (c->closing) {
+        ch_req_free(r);
+        return SMSYS_ECLOSED;
+    }
+    struct ch_call *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        ch_req_free(r);
+        return -ENOMEM;
+    }
+    k->r = *r;
+    memset(r, 0, sizeof *r);
+    k->has_req = 1;
+    k->done = done;
+    k->ud = ud;
+    return enqueue(c, k);
+}
+
+int ch_defer(struct conn *c, ch_done_fn done, void *ud)
+{
+    if (c->closing)
+        return SMSYS_ECLOSED;
+    struct ch_call *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return -ENOMEM;
+    k->done = done;
+    k->ud = ud;
+    return enqueue(c, k);
+}
+
+static void http_done_cb(int rc, struct http_response *resp, void *ud)
+{
+    struct ch_call *k = ud;
+    struct conn *c = k->c;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        c->inflight = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    if (c->closing && rc == -ECANCELED)
+        rc = SMSYS_ECLOSED;
+    k->done(c, rc, resp, k->ud);
+    call_free(k);
+    if (c->closing)
+        maybe_finish(c);
+}
+
+void ch_throttle(struct conn *c, unsigned ms)
+{
+    uint64_t until = util_now_ms() + ms;
+    if (until > c->pause_until_ms)
+        c->pause_until_ms = until;
+}
+
+int ch_req_init(struct conn *c, struct ch_req *r, const char *method, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->method = method;
+    r->cost = 1;
+    int rc = buf_puts(&r->url, c->set.base_url);
+    if (!rc)
+        rc = buf_puts(&r->url, path);
+    if (rc)
+        ch_req_free(r);
+    return rc;
+}
+
+int ch_req_header(struct ch_req *r, const char *name, const char *value)
+{
+    for (size_t i = 0; i < 4; i++) {
+        if (r->headers[i] == NULL) {
+            r->headers[i] = ch_strdupf("%s: %s", name, value);
+            return r->headers[i] ? 0 : -ENOMEM;
+        }
+    }
+    return -E2BIG;
+}
+
+void ch_req_free(struct ch_req *r)
+{
+    buf_free(&r->url);
+    buf_free(&r->body);
+    for (size_t i = 0; i < 4; i++) {
+        free(r->headers[i]);
+        r->headers[i] = NULL;
+    }
+}
+
+/* ---- close ----------------------------------------------------------------- */
+
+static void maybe_finish(struct conn *c)
+{
+    if (!c->timer_closed || c->inflight || c->q_head)
+        return;
+    conn_closed_cb cb = c->close_cb;
+    void *ud = c->close_ud;
+    conn_free(c);
+    if (cb)
+        cb(ud);
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    struct conn *c = container_of((uv_timer_t *)h, struct conn, timer);
+    /* done functions may queue more: ch_submit refuses once closing */
+    while (c->q_head) {
+        struct ch_call *k = c->q_head;
+        c->q_head = k->next;
+        if (c->q_head == NULL)
+            c->q_tail = NULL;
+        k->done(c, SMSYS_ECLOSED, NULL, k->ud);
+        call_free(k);
+    }
+    c->timer_closed = 1;
+    maybe_finish(c);
+}
+
+void ch_close(struct conn *c, conn_closed_cb cb, void *ud)
+{
+    if (c == NULL || c->closing)
+        return;
+    c->closing = 1;
+    c->close_cb = cb;
+    c->close_ud = ud;
+    for (struct ch_call *k = c->inflight; k; k = k->next)
+        http_call_cancel(k->hc); /* -EALREADY: its real result is on its way */
+    uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
+int ch_segments(const char *text, int force_ucs2)
+{
+    struct text_opts o = {.force_ucs2 = force_ucs2};
+    struct text_info ti;
+    if (text_analyze_opts(text, strlen(text), &o, &ti) != 0)
+        return 0;
+    return (int)ti.segments;
+}
+
+static void send_free(struct ch_send *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->m[i].id);
+        free(s->m[i].text);
+        free(s->m[i].provider_id);
+        free(s->m[i].detail);
+    }
+    free(s->m);
+    free(s);
+}
+
+int ch_send_new(struct conn *c, const struct sms_out *msgs, size_t n, enum phone_fmt fmt,
+                conn_sent_cb cb, void *ud, struct ch_send **out)
+{
+    *out = NULL;
+    if (c->closing)
+        return SMSYS_ECLOSED;
+    if (n == 0 || msgs == NULL || cb == NULL)
+        return -EINVAL;
+    struct ch_send *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->m = calloc(n, sizeof *s->m)) == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    s->c = c;
+    s->cb = cb;
+    s->ud = ud;
+    s->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct ch_msg *m = &s->m[i];
+        const struct sms_out *o = &msgs[i];
+        m->id = strdup(o->id ? o->id : "");
+        m->text = strdup(o->text ? o->text : "");
+        if (m->id == NULL || m->text == NULL) {
+            s->n = i + 1;
+            send_free(s);
+            return -ENOMEM;
+        }
+        m->not_before = o->not_before;
+        m->segments = ch_segments(m->text, o->force_ucs2);
+        if (o->to == NULL || phone_format(o->to, fmt, m->to, sizeof m->to) != 0) {
+            ch_send_result(s, i, SMSYS_EPERM, NULL, CONN_ST_FAILED, 0,
+                           "invalid recipient number for this provider");
+            continue;
+        }
+        const char *line = o->from && *o->from ? o->from : c->set.sender;
+        if (line && phone_format(line, fmt, m->from, sizeof m->from) != 0) {
+            ch_send_result(s, i, SMSYS_EPERM, NULL, CONN_ST_FAILED, 0,
+                           "invalid sender line for this provider");
+            continue;
+        }
+        if (m->text[0] == '\0') {
+            ch_send_result(s, i, SMSYS_EPERM, NULL, CONN_ST_FAILED, 0, "empty text");
+            continue;
+        }
+        if (m->segments == 0) {
+            ch_send_result(s, i, SMSYS_EPERM, NULL, CONN_ST_FAILED, 0, "text is not UTF-8");
+            continue;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void ch_send_result(struct ch_send *s, size_t i, int rc, const char *provider_id,
+                    enum conn_status st, int billed, const char *detail)
+{
+    if (i >= s->n)
+        return;
+    struct ch_msg *m = &s->m[i];
+    free(m->provider_id);
+    free(m->detail);
+    m->done = 1;
+    m->rc = rc;
+    m->provider_id = util_strdup0(provider_id);
+    m->status = st;
+    m->billed = billed;
+    m->detail = util_strdup0(detail);
+}
+
+static void send_finish(struct ch_send *s)
+{
+    struct conn_sent *res = calloc(s->n, sizeof *res);
+    if (res == NULL) {
+        /* cannot report: better a loud log than a silent loss */
+        log_error("conn_send_oom", "provider=%s n=%zu", s->c->ops->name, s->n);
+        send_free(s);
+        return;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        struct ch_msg *m = &s->m[i];
+        res[i].id = m->id;
+        res[i].rc = m->done ? m->rc : SMSYS_EUNKNOWN;
+        res[i].provider_id = m->provider_id;
+        res[i].status = m->status;
+        res[i].segments = m->billed ? m->billed : (res[i].rc == 0 ? m->segments : 0);
+        res[i].detail = m->detail;
+    }
+    s->cb(s->ud, res, s->n);
+    free(res);
+    send_free(s);
+}
+
+static void send_release(struct ch_send *s)
+{
+    if (--s->pending == 0)
+        send_finish(s);
+}
+
+static void guard_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+{
+    send_release(ud);
+}
+
+int ch_send_run(struct ch_send *s, size_t max_batch, int same_text,
+                int (*start)(struct ch_batch *b, void *ud), void *ud)
+{
+    if (max_batch == 0)
+        max_batch = 1;
+    /* The guard keeps the callback from firing inside send(). */
+    int rc = ch_defer(s->c, guard_done, s);
+    if (rc) {
+        send_free(s);
+        return rc;
+    }
+    s->pending = 1;
+    s->start = start;
+    s->start_ud = ud;
+    for (size_t i = 0; i < s->n;) {
+        if (s->m[i].done) {
+            i++;
+            continue;
+        }
+        struct ch_batch *b = calloc(1, sizeof *b + max_batch * sizeof b->idx[0]);
+        if (b == NULL) {
+            for (; i < s->n; i++)
+                if (!s->m[i].done)
+                    ch_send_result(s, i, SMSYS_ETEMP, NULL, CONN_ST_UNKNOWN, 0, "out of memory");
+            break;
+        }
+        b->s = s;
+        const struct ch_msg *first = &s->m[i];
+        size_t j = i;
+        for (; j < s->n && b->n < max_batch; j++) {
+            const struct ch_msg *m = &s->m[j];
+            if (m->done)
+                continue;
+            if (m->not_before != first->not_before)
+                break;
+            if (same_text &&
+                (strcmp(m->text, first->text) != 0 || strcmp(m->from, first->from) != 0))
+                break;
+            b->idx[b->n++] = j;
+        }
+        i = j;
+        s->pending++;
+        int src = start(b, ud);
+        if (src < 0) {
+            ch_batch_fail(b, src == SMSYS_ECLOSED ? SMSYS_ECLOSED : SMSYS_ETEMP,
+                          smsys_strerror(src));
+            ch_batch_done(b);
+        }
+    }
+    return 0;
+}
+
+void ch_batch_split(struct ch_batch *b)
+{
+    struct ch_send *s = b->s;
+    for (size_t k = 0; k < b->n; k++) {
+        size_t i = b->idx[k];
+        if (s->m[i].done)
+            continue;
+        struct ch_batch *one = calloc(1, sizeof *one + sizeof one->idx[0]);
+        if (one == NULL) {
+            ch_send_result(s, i, SMSYS_ETEMP, NULL, CONN_ST_UNKNOWN, 0, "out of memory");
+            continue;
+        }
+        one->s = s;
+        one->n = 1;
+        one->idx[0] = i;
+        s->pending++;
+        int rc = s->start(one, s->start_ud);
+        if (rc < 0) {
+            ch_batch_fail(one, rc == SMSYS_ECLOSED ? SMSYS_ECLOSED : SMSYS_ETEMP,
+                          smsys_strerror(rc));
+            ch_batch_done(one);
+        }
+    }
+    free(b);
+    send_release(s);
+}
+
+void ch_batch_fail(struct ch_batch *b, int rc, const char *detail)
+{
+    for (size_t k = 0; k < b->n; k++)
+        if (!b->s->m[b->idx[k]].done)
+            ch_send_result(b->s, b->idx[k], rc, NULL,
+                           rc == SMSYS_EPERM ? CONN_ST_FAILED : CONN_ST_UNKNOWN, 0, detail);
+}
+
+void ch_batch_transport(struct ch_batch *b, int rc, const struct http_response *resp)
+{
+    const char *why = resp && resp->err.detail[0] ? resp->err.detail : smsys_strerror(rc);
+    char d[600];
+    if (http_client_outcome_unknown(rc == SMSYS_ECLOSED ? -ECANCELED : rc, resp)) {
+        snprintf(d, sizeof d, "%s: no reply after the request was sent (%s)",
+                 b->s->c->ops->name, why);
+        ch_batch_fail(b, b->s->idempotent ? SMSYS_ETEMP : SMSYS_EUNKNOWN, d);
+        return;
+    }
+    if (rc == SMSYS_ECLOSED) {
+        ch_batch_fail(b, SMSYS_ECLOSED, "connector closed before the request was sent");
+        return;
+    }
+    snprintf(d, sizeof d, "%s: request failed (%s)", b->s->c->ops->name, why);
+    ch_batch_fail(b, ch_transport_class(rc), d);
+}
+
+void ch_batch_unreadable(struct ch_batch *b, int http_status)
+{
+    char d[200];
+    int hc = ch_http_class(http_status);
+    if (hc == SMSYS_ETHROTTLED || hc == SMSYS_ETEMP) {
+        /* providers.md: 5xx and 429 are temporary; the request was refused */
+        snprintf(d, sizeof d, "%s: HTTP %d", b->s->c->ops->name, http_status);
+        ch_batch_fail(b, hc, d);
+        return;
+    }
+    snprintf(d, sizeof d, "%s: unreadable reply (HTTP %d); the provider may have accepted it",
+             b->s->c->ops->name, http_status);
+    ch_batch_fail(b, b->s->idempotent ? SMSYS_ETEMP : SMSYS_EUNKNOWN, d);
+}
+
+void ch_batch_done(struct ch_batch *b)
+{
+    struct ch_send *s = b->s;
+    for (size_t k = 0; k < b->n; k++)
+        if (!s->m[b->idx[k]].done) {
+            ch_batch_unreadable(b, 0);
+            break;
+        }
+    free(b);
+    send_release(s);
+}
+
+int ch_transport_class(int rc)
+{
+    if (rc == SMSYS_ECLOSED)
+        return SMSYS_ECLOSED;
+    if (rc == SMSYS_EAUTH) /* TLS: the provider could not prove who it is */
+        return SMSYS_EACCOUNT;
+    return SMSYS_ETEMP;
+}
+
+/* ---- status queries ------------------------------------------------------------ */
+
+static void stq_guard_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+{
+    ch_stq_release(ud);
+}
+
+int ch_stq_new(struct conn *c, conn_status_cb cb, void *ud, struct ch_stq **out)
+{
+    *out = NULL;
+    if (c->closing)
+        return SMSYS_ECLOSED;
+    struct ch_stq *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return -ENOMEM;
+    q->c = c;
+    q->cb = cb;
+    q->ud = ud;
+    q->pending = 1;
+    int rc = ch_defer(c, stq_guard_done, q);
+    if (rc) {
+        free(q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+void ch_stq_hold(struct ch_stq *q)
+{
+    q->pending++;
+}
+
+int ch_stq_add(struct ch_stq *q, const char *provider_id, const char *our_id,
+               enum conn_status st, int64_t done_at, const char *detail)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        struct conn_state *p = realloc(q->st, cap * sizeof *p);
+        if (p == NULL)
+            return -ENOMEM;
+        q->st = p;
+        q->cap = cap;
+    }
+    struct conn_state *s = &q->st[q->n];
+    s->provider_id = util_strdup0(provider_id ? provider_id : "");
+    s->our_id = util_strdup0(our_id);
+    s->status = st;
+    s->done_at = done_at;
+    s->detail = util_strdup0(detail);
+    q->n++;
+    return 0;
+}
+
+void ch_stq_result(struct ch_stq *q, int rc, const char *detail)
+{
+    if (rc == 0)
+        q->ok = 1;
+    else if (q->err.code == 0)
+        smsys_err_set(&q->err, rc, "%s", detail ? detail : smsys_strerror(rc));
+}
+
+void ch_stq_release(struct ch_stq *q)
+{
+    if (--q->pending)
+        return;
+    int rc = q->ok || q->err.code == 0 ? 0 : q->err.code;
+    q->cb(q->ud, rc, rc ? NULL : q->st, rc ? 0 : q->n, &q->err);
+    for (size_t i = 0; i < q->n; i++) {
+        free((char *)q->st[i].provider_id);
+        free((char *)q->st[i].our_id);
+        free((char *)q->st[i].detail);
+    }
+    free(q->st);
+    free(q);
+}
