@@ -275,6 +275,7 @@ static void call_start(struct conn *c, struct ch_call *k)
 static void timer_cb(uv_timer_t *t)
 {
     struct conn *c = container_of(t, struct conn, timer);
+    log_debug("ch_timer", "head=%p", (void *)c->q_head);
     while (c->q_head && !c->closing) {
         struct ch_call *k = c->q_head;
         uint64_t now = util_now_ms();
@@ -302,6 +303,7 @@ static void timer_cb(uv_timer_t *t)
 
 static void kick(struct conn *c)
 {
+    log_debug("ch_kick", "active=%d closing=%d", uv_is_active((uv_handle_t *)&c->timer), c->closing);
     if (!c->closing && !uv_is_active((uv_handle_t *)&c->timer))
         uv_timer_start(&c->timer, timer_cb, 0, 0);
 }
