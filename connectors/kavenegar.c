@@ -16,7 +16,7 @@
 #include "smsys/util.h"
 #include "conn_parsers.h"
 
-#define KN_MAX_SEND 200
+#define KN_MAX_SEND   200
 #define KN_MAX_STATUS 500
 
 /* return.status -> class (providers.md) */
@@ -47,9 +47,9 @@ static const struct ch_code kn_codes[] = {
 };
 
 static const struct ch_status_code kn_states[] = {
-    {1, CONN_ST_QUEUED},       {2, CONN_ST_QUEUED},      {4, CONN_ST_SENT},
-    {5, CONN_ST_SENT},         {6, CONN_ST_FAILED},      {10, CONN_ST_DELIVERED},
-    {11, CONN_ST_UNDELIVERED}, {13, CONN_ST_CANCELED},   {14, CONN_ST_BLACKLISTED},
+    {1, CONN_ST_QUEUED},       {2, CONN_ST_QUEUED},    {4, CONN_ST_SENT},
+    {5, CONN_ST_SENT},         {6, CONN_ST_FAILED},    {10, CONN_ST_DELIVERED},
+    {11, CONN_ST_UNDELIVERED}, {13, CONN_ST_CANCELED}, {14, CONN_ST_BLACKLISTED},
     {100, CONN_ST_UNKNOWN},    {-1, CONN_ST_UNKNOWN},
 };
 
@@ -146,8 +146,8 @@ int conn_kavenegar_parse_send(struct ch_batch *b, int http, const char *body, si
                 snprintf(d, sizeof d, "kavenegar status %ld", st);
                 ch_send_result(b->s, b->idx[k], SMSYS_EPERM, id, cs, 0, d);
             } else {
-                ch_send_result(b->s, b->idx[k], 0, id,
-                               cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs, 0, NULL);
+                ch_send_result(b->s, b->idx[k], 0, id, cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs,
+                               0, NULL);
             }
         }
     }
@@ -294,8 +294,7 @@ static void kn_status_done(struct conn *c, int rc, struct http_response *resp, v
     ch_stq_release(q);
 }
 
-static int kn_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb,
-                     void *ud)
+static int kn_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
     struct ch_stq *q;
     int rc = ch_stq_new(c, cb, ud, &q);
@@ -334,14 +333,12 @@ struct kn_cb {
     void *ud;
 };
 
-void conn_kavenegar_parse_inbox(int http, const char *body, size_t len, conn_inbox_cb cb,
-                                void *ud)
+void conn_kavenegar_parse_inbox(int http, const char *body, size_t len, conn_inbox_cb cb, void *ud)
 {
     struct smsys_err err = {0};
     cJSON *root = ch_json_parse(body, len);
     const cJSON *entries = NULL;
-    int rc = root ? kn_envelope(root, http, &entries, err.detail, sizeof err.detail)
-                  : SMSYS_EPROTO;
+    int rc = root ? kn_envelope(root, http, &entries, err.detail, sizeof err.detail) : SMSYS_EPROTO;
     if (root == NULL)
         snprintf(err.detail, sizeof err.detail, "kavenegar: unreadable reply (HTTP %d)", http);
     if (rc) {
@@ -352,7 +349,7 @@ void conn_kavenegar_parse_inbox(int http, const char *body, size_t len, conn_inb
     }
     int n = cJSON_GetArraySize(entries);
     struct conn_mo *mo = calloc(n > 0 ? (size_t)n : 1, sizeof *mo);
-    char (*ids)[64] = calloc(n > 0 ? (size_t)n : 1, sizeof *ids);
+    char(*ids)[64] = calloc(n > 0 ? (size_t)n : 1, sizeof *ids);
     size_t k = 0;
     const cJSON *e, *list = mo && ids ? entries : NULL;
     cJSON_ArrayForEach(e, list)
@@ -445,8 +442,7 @@ void conn_kavenegar_parse_balance(int http, const char *body, size_t len, conn_b
     struct smsys_err err = {0};
     cJSON *root = ch_json_parse(body, len);
     const cJSON *entries = NULL;
-    int rc = root ? kn_envelope(root, http, &entries, err.detail, sizeof err.detail)
-                  : SMSYS_EPROTO;
+    int rc = root ? kn_envelope(root, http, &entries, err.detail, sizeof err.detail) : SMSYS_EPROTO;
     struct conn_balance b = {.unit = "IRR"};
     if (!rc && ch_json_num(ch_json_get(entries, "remaincredit"), &b.amount) != 0) {
         rc = SMSYS_EPROTO;
@@ -468,8 +464,8 @@ static void kn_balance_done(struct conn *c, int rc, struct http_response *resp, 
                       resp ? resp->err.detail : smsys_strerror(rc));
         k->cb.balance(k->ud, err.code, NULL, &err);
     } else {
-        conn_kavenegar_parse_balance(resp->status, resp->body.data, resp->body.len,
-                                     k->cb.balance, k->ud);
+        conn_kavenegar_parse_balance(resp->status, resp->body.data, resp->body.len, k->cb.balance,
+                                     k->ud);
     }
     free(k);
 }
@@ -579,6 +575,6 @@ static int kn_open(const struct conn_env *env, const cJSON *settings, struct con
 {
     if (env == NULL || env->apikey == NULL || env->apikey[0] == '\0')
         return smsys_err_set(err, SMSYS_ECONFIG, "kavenegar: smsys_apikey (the API key) is empty");
-    return ch_open(env, settings, &conn_kavenegar_ops, "https://api.kavenegar.com", NULL, NULL,
-                   out, err);
+    return ch_open(env, settings, &conn_kavenegar_ops, "https://api.kavenegar.com", NULL, NULL, out,
+                   err);
 }

@@ -30,8 +30,8 @@ struct ch_call {
 #define CH_BURST_MS 1000.0
 
 static const char *const common_keys[] = {
-    "base_url", "proxy", "timeout_ms", "sender", "rate_per_sec", "webhook_token",
-    "webhook_base_url", NULL};
+    "base_url",     "proxy",         "timeout_ms",       "sender",
+    "rate_per_sec", "webhook_token", "webhook_base_url", NULL};
 
 static int key_known(const char *k, const char *const *list)
 {
@@ -58,16 +58,15 @@ int ch_set_str(const cJSON *settings, const char *key, const char *dflt, char **
     return 0;
 }
 
-int ch_set_int(const cJSON *settings, const char *key, long long dflt, long long min,
-               long long max, long long *out, struct smsys_err *err)
+int ch_set_int(const cJSON *settings, const char *key, long long dflt, long long min, long long max,
+               long long *out, struct smsys_err *err)
 {
     const cJSON *v = settings ? cJSON_GetObjectItemCaseSensitive(settings, key) : NULL;
     *out = dflt;
     if (v == NULL || cJSON_IsNull(v))
         return 0;
     long long x;
-    if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
-        fabs(v->valuedouble) < 9e15)
+    if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9e15)
         x = (long long)v->valuedouble;
     else if (!cJSON_IsString(v) || util_parse_int(v->valuestring, min, max, &x) != 0)
         return smsys_err_set(err, SMSYS_ECONFIG, "setting %s: must be an integer in %lld..%lld",
@@ -125,8 +124,8 @@ static int parse_common(struct conn *c, const cJSON *settings, const char *defau
         return smsys_err_set(err, SMSYS_ECONFIG, "settings: must be a JSON object");
     for (const cJSON *it = settings ? settings->child : NULL; it; it = it->next)
         if (!key_known(it->string, common_keys) && !key_known(it->string, extra_keys))
-            return smsys_err_set(err, SMSYS_ECONFIG, "setting %s: unknown key for %s",
-                                 it->string, c->ops->name);
+            return smsys_err_set(err, SMSYS_ECONFIG, "setting %s: unknown key for %s", it->string,
+                                 c->ops->name);
     struct ch_settings *s = &c->set;
     int rc = ch_set_str(settings, "base_url", default_base_url, &s->base_url, err);
     if (!rc && (s->base_url == NULL || !url_ok(s->base_url)))
@@ -275,7 +274,6 @@ static void call_start(struct conn *c, struct ch_call *k)
 static void timer_cb(uv_timer_t *t)
 {
     struct conn *c = container_of(t, struct conn, timer);
-    log_debug("ch_timer", "head=%p", (void *)c->q_head);
     while (c->q_head && !c->closing) {
         struct ch_call *k = c->q_head;
         uint64_t now = util_now_ms();
@@ -303,7 +301,6 @@ static void timer_cb(uv_timer_t *t)
 
 static void kick(struct conn *c)
 {
-    log_debug("ch_kick", "active=%d closing=%d", uv_is_active((uv_handle_t *)&c->timer), c->closing);
     if (!c->closing && !uv_is_active((uv_handle_t *)&c->timer))
         uv_timer_start(&c->timer, timer_cb, 0, 0);
 }
@@ -670,8 +667,8 @@ void ch_batch_transport(struct ch_batch *b, int rc, const struct http_response *
     const char *why = resp && resp->err.detail[0] ? resp->err.detail : smsys_strerror(rc);
     char d[600];
     if (http_client_outcome_unknown(rc == SMSYS_ECLOSED ? -ECANCELED : rc, resp)) {
-        snprintf(d, sizeof d, "%s: no reply after the request was sent (%s)",
-                 b->s->c->ops->name, why);
+        snprintf(d, sizeof d, "%s: no reply after the request was sent (%s)", b->s->c->ops->name,
+                 why);
         ch_batch_fail(b, b->s->idempotent ? SMSYS_ETEMP : SMSYS_EUNKNOWN, d);
         return;
     }
@@ -752,8 +749,8 @@ void ch_stq_hold(struct ch_stq *q)
     q->pending++;
 }
 
-int ch_stq_add(struct ch_stq *q, const char *provider_id, const char *our_id,
-               enum conn_status st, int64_t done_at, const char *detail)
+int ch_stq_add(struct ch_stq *q, const char *provider_id, const char *our_id, enum conn_status st,
+               int64_t done_at, const char *detail)
 {
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;

@@ -52,7 +52,7 @@ static const struct {
     const char *name;
     int rc;
 } classes[] = {
-    {"temporary", SMSYS_ETEMP}, {"throttled", SMSYS_ETHROTTLED}, {"permanent", SMSYS_EPERM},
+    {"temporary", SMSYS_ETEMP},  {"throttled", SMSYS_ETHROTTLED}, {"permanent", SMSYS_EPERM},
     {"account", SMSYS_EACCOUNT}, {"unknown", SMSYS_EUNKNOWN},
 };
 

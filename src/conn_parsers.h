@@ -18,8 +18,7 @@ enum conn_status conn_kavenegar_status(long code);
 int conn_kavenegar_class(long code, const char **text);
 int conn_kavenegar_parse_send(struct ch_batch *b, int http, const char *body, size_t len);
 void conn_kavenegar_parse_status(struct ch_stq *q, int http, const char *body, size_t len);
-void conn_kavenegar_parse_inbox(int http, const char *body, size_t len, conn_inbox_cb cb,
-                                void *ud);
+void conn_kavenegar_parse_inbox(int http, const char *body, size_t len, conn_inbox_cb cb, void *ud);
 void conn_kavenegar_parse_balance(int http, const char *body, size_t len, conn_balance_cb cb,
                                   void *ud);
 int conn_kavenegar_webhook_parse(const char *token, const struct http_req *req,

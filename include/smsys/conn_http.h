@@ -89,8 +89,8 @@ void ch_close(struct conn *c, conn_closed_cb cb, void *ud);
  * ch_set_str: *out is a malloc'd copy (or NULL when absent and no dflt). */
 int ch_set_str(const cJSON *settings, const char *key, const char *dflt, char **out,
                struct smsys_err *err);
-int ch_set_int(const cJSON *settings, const char *key, long long dflt, long long min,
-               long long max, long long *out, struct smsys_err *err);
+int ch_set_int(const cJSON *settings, const char *key, long long dflt, long long min, long long max,
+               long long *out, struct smsys_err *err);
 /* "e164" | "intl" | "national" (the phone_fmt names). */
 int ch_set_phone_fmt(const cJSON *settings, const char *key, enum phone_fmt dflt,
                      enum phone_fmt *out, struct smsys_err *err);
@@ -237,8 +237,8 @@ int ch_stq_new(struct conn *c, conn_status_cb cb, void *ud, struct ch_stq **out)
 void ch_stq_hold(struct ch_stq *q);
 /* Drops one hold; the last one calls the callback and frees q. */
 void ch_stq_release(struct ch_stq *q);
-int ch_stq_add(struct ch_stq *q, const char *provider_id, const char *our_id,
-               enum conn_status st, int64_t done_at, const char *detail);
+int ch_stq_add(struct ch_stq *q, const char *provider_id, const char *our_id, enum conn_status st,
+               int64_t done_at, const char *detail);
 /* Records a failed request (the first error is kept), or marks success
  * with rc 0. */
 void ch_stq_result(struct ch_stq *q, int rc, const char *detail);

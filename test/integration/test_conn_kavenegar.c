@@ -168,9 +168,8 @@ static void test_error_classes(void **state)
     cJSON_Delete(m);
     fx_close_conn(f);
     snprintf(f->apikey, sizeof f->apikey, "wrong-key");
-    assert_int_equal(fx_open(f, "kavenegar", "{\"base_url\":\"http://127.0.0.1:%d/kavenegar\"}",
-                             sim_port),
-                     0);
+    assert_int_equal(
+        fx_open(f, "kavenegar", "{\"base_url\":\"http://127.0.0.1:%d/kavenegar\"}", sim_port), 0);
     send_one_expect(f, SMSYS_EACCOUNT, "403");
     fx_balance(f);
     assert_int_equal(f->rc, SMSYS_EACCOUNT);
@@ -209,9 +208,8 @@ static void test_server_error_and_refused(void **state)
     /* nobody listening: never sent, plainly temporary */
     int port = tu_free_port();
     snprintf(f->apikey, sizeof f->apikey, KN_KEY);
-    assert_int_equal(fx_open(f, "kavenegar", "{\"base_url\":\"http://127.0.0.1:%d/kavenegar\"}",
-                             port),
-                     0);
+    assert_int_equal(
+        fx_open(f, "kavenegar", "{\"base_url\":\"http://127.0.0.1:%d/kavenegar\"}", port), 0);
     fx_send(f, 1, to, NULL, NULL);
     assert_int_equal(f->r[0].rc, SMSYS_ETEMP);
 }
@@ -239,11 +237,11 @@ static void test_close_in_flight(void **state)
     f->calls = 0;
     assert_int_equal(f->ops->send(f->c, &m, 1, sent_cb, f), 0);
     int never = 0;
-    tu_run_until(&f->loop, &never, 200); /* let it reach the simulator */
+    run_until(&f->loop, &never, 200); /* let it reach the simulator */
     f->closed = 0;
     f->ops->close(f->c, closed_cb, &f->closed);
     f->c = NULL;
-    assert_int_equal(tu_run_until(&f->loop, &f->closed, 5000), 0);
+    assert_int_equal(run_until(&f->loop, &f->closed, 5000), 0);
     assert_int_equal(f->calls, 1);
     /* sent and cancelled: may have been accepted; localid makes it retryable */
     assert_true(f->r[0].rc == SMSYS_ETEMP || f->r[0].rc == SMSYS_ECLOSED);
@@ -265,7 +263,7 @@ static void test_rate_limit(void **state)
     f->calls = 0;
     while (f->calls < 25) {
         f->fired = 0;
-        assert_int_equal(tu_run_until(&f->loop, &f->fired, 5000), 0);
+        assert_int_equal(run_until(&f->loop, &f->fired, 5000), 0);
     }
     uint64_t took = util_now_ms() - t0;
     print_message("25 sends at 10/s took %llu ms\n", (unsigned long long)took);
