@@ -24,4 +24,21 @@ void conn_kavenegar_parse_balance(int http, const char *body, size_t len, conn_b
 int conn_kavenegar_webhook_parse(const char *token, const struct http_req *req,
                                  struct conn_event **out, size_t *n);
 
+/* generic.c (c must be a generic connector: its settings drive parsing) */
+/* Values a template can use; NULL ones are not available in that op. */
+struct conn_generic_vars {
+    const char *base_url, *apikey, *to, *from, *text, *id, *provider_id;
+    const char *to_array_json, *id_array_json; /* batches: JSON arrays */
+};
+/* esc: 0 raw, 1 URL, 2 JSON, 3 form (see generic.c) */
+int conn_generic_render(struct buf *out, const char *tpl, int esc,
+                        const struct conn_generic_vars *v, struct smsys_err *err);
+int conn_generic_parse_send(struct ch_batch *b, int http, const char *body, size_t len);
+void conn_generic_parse_status(struct conn *c, struct ch_stq *q, const char *pid, int http,
+                               const char *body, size_t len);
+void conn_generic_parse_balance(struct conn *c, int http, const char *body, size_t len,
+                                conn_balance_cb cb, void *ud);
+void conn_generic_parse_inbox(struct conn *c, int http, const char *body, size_t len,
+                              conn_inbox_cb cb, void *ud);
+
 #endif

@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONNECTORS(X) /* X(name) per connector; one registry line each */ X(kavenegar)
+/* X(name) per connector; one registry line each */
+// clang-format off
+#define CONNECTORS(X) \
+    X(kavenegar)      \
+    X(generic)
+// clang-format on
 
 #define DECLARE(n) extern const struct conn_ops conn_##n##_ops;
 CONNECTORS(DECLARE)
