@@ -56,7 +56,6 @@ struct g_priv {
 
 enum g_esc { ESC_RAW, ESC_URL, ESC_JSON, ESC_FORM };
 
-
 static int put_esc(struct buf *b, const char *v, enum g_esc esc)
 {
     switch (esc) {
@@ -74,8 +73,8 @@ static int put_esc(struct buf *b, const char *v, enum g_esc esc)
  * any other brace is literal (JSON bodies need no escaping). name_json is
  * the value as a quoted JSON string. Returns 0, or SMSYS_ECONFIG naming
  * the placeholder, or a buffer error. */
-int conn_generic_render(struct buf *out, const char *tpl, int esc_i, const struct conn_generic_vars *v,
-                        struct smsys_err *err)
+int conn_generic_render(struct buf *out, const char *tpl, int esc_i,
+                        const struct conn_generic_vars *v, struct smsys_err *err)
 {
     enum g_esc esc = (enum g_esc)esc_i;
     const char *p = tpl;
@@ -335,13 +334,13 @@ static int g_send_start(struct ch_batch *b, void *ud)
         rc = -ENOMEM;
     if (!rc) {
         struct conn_generic_vars v = {.base_url = c->set.base_url,
-                           .apikey = c->env.apikey ? c->env.apikey : "",
-                           .to = to.data,
-                           .from = m0->from,
-                           .text = m0->text,
-                           .id = ids.data,
-                           .to_array_json = tj,
-                           .id_array_json = ij};
+                                      .apikey = c->env.apikey ? c->env.apikey : "",
+                                      .to = to.data,
+                                      .from = m0->from,
+                                      .text = m0->text,
+                                      .id = ids.data,
+                                      .to_array_json = tj,
+                                      .id_array_json = ij};
         rc = g_request(c, &g->send, &v, &r, &err);
     }
     free(tj);
@@ -394,8 +393,8 @@ void conn_generic_parse_status(struct conn *c, struct ch_stq *q, const char *pid
     } else if (g_extract(&g->status.value, root, body, v, 1) == 1) {
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(g->status.status_map, v[0]);
         snprintf(d, sizeof d, "generic status %s", v[0]);
-        ch_stq_add(q, pid, NULL, cJSON_IsString(st) ? g_status_name(st->valuestring) : CONN_ST_UNKNOWN,
-                   0, d);
+        ch_stq_add(q, pid, NULL,
+                   cJSON_IsString(st) ? g_status_name(st->valuestring) : CONN_ST_UNKNOWN, 0, d);
         ch_stq_result(q, 0, NULL);
     } else {
         ch_stq_result(q, SMSYS_EPROTO, "generic: no status in the reply");
@@ -424,8 +423,8 @@ static int g_status(struct conn *c, const char *const *ids, size_t n, conn_statu
         return rc;
     for (size_t i = 0; i < n; i++) {
         struct conn_generic_vars v = {.base_url = c->set.base_url,
-                           .apikey = c->env.apikey ? c->env.apikey : "",
-                           .provider_id = ids[i]};
+                                      .apikey = c->env.apikey ? c->env.apikey : "",
+                                      .provider_id = ids[i]};
         struct ch_req r;
         struct smsys_err err;
         struct g_stq *k = calloc(1, sizeof *k);
@@ -498,8 +497,8 @@ static void g_balance_done(struct conn *c, int rc, struct http_response *resp, v
 static int g_simple(struct conn *c, const struct g_op *op, ch_done_fn done, struct g_cb *k)
 {
     struct conn_generic_vars v = {.base_url = c->set.base_url,
-                       .apikey = c->env.apikey ? c->env.apikey : "",
-                       .from = c->set.sender ? c->set.sender : ""};
+                                  .apikey = c->env.apikey ? c->env.apikey : "",
+                                  .from = c->set.sender ? c->set.sender : ""};
     struct ch_req r;
     struct smsys_err err;
     int rc = g_request(c, op, &v, &r, &err);
@@ -587,8 +586,7 @@ static void g_inbox_done(struct conn *c, int rc, struct http_response *resp, voi
                       resp ? resp->err.detail : smsys_strerror(rc));
         k->inbox(k->ud, err.code, NULL, 0, &err);
     } else {
-        conn_generic_parse_inbox(c, resp->status, resp->body.data, resp->body.len, k->inbox,
-                                 k->ud);
+        conn_generic_parse_inbox(c, resp->status, resp->body.data, resp->body.len, k->inbox, k->ud);
     }
     free(k);
 }
@@ -661,12 +659,11 @@ static int ex_parse(const cJSON *o, const char *opname, const char *base, struct
     if (!rc)
         rc = ch_set_str(o, k2, NULL, &re, err);
     if (rc)
-        return smsys_err_set(err, SMSYS_ECONFIG, "setting %s.%s / %s: must be a string", opname,
-                             k1, k2);
+        return smsys_err_set(err, SMSYS_ECONFIG, "setting %s.%s / %s: must be a string", opname, k1,
+                             k2);
     if (e->pointer && e->pointer[0] && e->pointer[0] != '/')
         rc = smsys_err_set(err, SMSYS_ECONFIG,
-                           "setting %s.%s: a JSON pointer starts with '/' (RFC 6901)", opname,
-                           k1);
+                           "setting %s.%s: a JSON pointer starts with '/' (RFC 6901)", opname, k1);
     if (!rc && re) {
         int r = regcomp(&e->re, re, REG_EXTENDED);
         if (r != 0) {
@@ -681,13 +678,32 @@ static int ex_parse(const cJSON *o, const char *opname, const char *base, struct
     return rc;
 }
 
-static const char *const op_keys[] = {
-    "method",        "url",          "content_type",    "body",          "headers",
-    "ok_pointer",    "ok_regex",     "ok_value",        "code_pointer",  "code_regex",
-    "message_pointer", "message_regex", "id_pointer",    "id_regex",      "status_pointer",
-    "status_regex",  "status_map",   "balance_pointer", "balance_regex", "unit",
-    "items_pointer", "from_pointer", "to_pointer",      "text_pointer",  "message_id_pointer",
-    NULL};
+static const char *const op_keys[] = {"method",
+                                      "url",
+                                      "content_type",
+                                      "body",
+                                      "headers",
+                                      "ok_pointer",
+                                      "ok_regex",
+                                      "ok_value",
+                                      "code_pointer",
+                                      "code_regex",
+                                      "message_pointer",
+                                      "message_regex",
+                                      "id_pointer",
+                                      "id_regex",
+                                      "status_pointer",
+                                      "status_regex",
+                                      "status_map",
+                                      "balance_pointer",
+                                      "balance_regex",
+                                      "unit",
+                                      "items_pointer",
+                                      "from_pointer",
+                                      "to_pointer",
+                                      "text_pointer",
+                                      "message_id_pointer",
+                                      NULL};
 
 static int op_parse(const cJSON *settings, const char *name, const char *value_base,
                     struct g_op *op, struct smsys_err *err)
@@ -708,7 +724,7 @@ static int op_parse(const cJSON *settings, const char *name, const char *value_b
     op->present = 1;
     int rc = 0;
 #define STR(key, dst, dflt)                                                                        \
-    if (!rc && (rc = ch_set_str(o, key, dflt, dst, err)) != 0)                                      \
+    if (!rc && (rc = ch_set_str(o, key, dflt, dst, err)) != 0)                                     \
     rc = smsys_err_set(err, SMSYS_ECONFIG, "setting %s.%s: must be a string", name, key)
     STR("method", &op->method, NULL);
     STR("url", &op->url, NULL);
@@ -742,16 +758,16 @@ static int op_parse(const cJSON *settings, const char *name, const char *value_b
         if ((op->headers[i++] = strdup(e->valuestring)) == NULL)
             return smsys_err_set(err, -ENOMEM, "out of memory");
     }
-    if ((rc = ex_parse(o, name, "ok", &op->ok, err)) || (rc = ex_parse(o, name, "code", &op->code, err)) ||
+    if ((rc = ex_parse(o, name, "ok", &op->ok, err)) ||
+        (rc = ex_parse(o, name, "code", &op->code, err)) ||
         (rc = ex_parse(o, name, "message", &op->message, err)) ||
         (rc = ex_parse(o, name, value_base, &op->value, err)))
         return rc;
     const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "status_map");
     if (sm) {
         for (const cJSON *it = cJSON_IsObject(sm) ? sm->child : NULL; it; it = it->next)
-            if (!cJSON_IsString(it) ||
-                (g_status_name(it->valuestring) == CONN_ST_UNKNOWN &&
-                 strcmp(it->valuestring, "unknown") != 0))
+            if (!cJSON_IsString(it) || (g_status_name(it->valuestring) == CONN_ST_UNKNOWN &&
+                                        strcmp(it->valuestring, "unknown") != 0))
                 return smsys_err_set(err, SMSYS_ECONFIG,
                                      "setting %s.status_map.%s: one of queued, sent, delivered, "
                                      "undelivered, failed, blacklisted, canceled, unknown",
@@ -837,8 +853,14 @@ static int g_parse(struct conn *c, const cJSON *s, struct smsys_err *err)
         rc = smsys_err_set(err, SMSYS_ECONFIG,
                            "setting inbox: needs items_pointer and text_pointer");
     if (!rc) {
-        struct conn_generic_vars sv = {.base_url = "", .apikey = "", .to = "", .from = "", .text = "",
-                            .id = "", .to_array_json = "[]", .id_array_json = "[]"};
+        struct conn_generic_vars sv = {.base_url = "",
+                                       .apikey = "",
+                                       .to = "",
+                                       .from = "",
+                                       .text = "",
+                                       .id = "",
+                                       .to_array_json = "[]",
+                                       .id_array_json = "[]"};
         struct conn_generic_vars qv = {.base_url = "", .apikey = "", .provider_id = ""};
         struct conn_generic_vars bv = {.base_url = "", .apikey = "", .from = ""};
         rc = op_check(&g->send, "send", &sv, err);
@@ -878,10 +900,9 @@ const struct conn_ops conn_generic_ops = {
     .close = ch_close,
 };
 
-static const char *const g_keys[] = {"phone_format", "max_batch", "batch_separator",
-                                     "error_default", "error_map", "send",
-                                     "status",       "balance",   "inbox",
-                                     NULL};
+static const char *const g_keys[] = {
+    "phone_format", "max_batch", "batch_separator", "error_default", "error_map",
+    "send",         "status",    "balance",         "inbox",         NULL};
 
 static int g_open(const struct conn_env *env, const cJSON *settings, struct conn **out,
                   struct smsys_err *err)

@@ -792,3 +792,45 @@ void ch_stq_release(struct ch_stq *q)
     free(q->st);
     free(q);
 }
+
+/* ---- one-request operations ------------------------------------------------------ */
+
+void ch_op_fail(const struct ch_op *op, int rc, const char *fmt, ...)
+{
+    struct smsys_err err = {.code = rc};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.detail, sizeof err.detail, fmt, ap);
+    va_end(ap);
+    if (op->inbox)
+        op->inbox(op->ud, rc, NULL, 0, &err);
+    else if (op->balance)
+        op->balance(op->ud, rc, NULL, &err);
+    else if (op->lines)
+        op->lines(op->ud, rc, NULL, 0, &err);
+}
+
+static void op_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+{
+    struct ch_op *op = ud;
+    if (rc < 0 || resp == NULL)
+        ch_op_fail(op, ch_transport_class(rc), "%s: %s", c->ops->name,
+                   resp && resp->err.detail[0] ? resp->err.detail : smsys_strerror(rc));
+    else
+        op->parse(c, op, resp->status, resp->body.data, resp->body.len);
+    free(op);
+}
+
+int ch_op_submit(struct conn *c, struct ch_req *r, const struct ch_op *op)
+{
+    struct ch_op *k = malloc(sizeof *k);
+    if (k == NULL) {
+        ch_req_free(r);
+        return -ENOMEM;
+    }
+    *k = *op;
+    int rc = ch_submit(c, r, op_done, k);
+    if (rc)
+        free(k);
+    return rc;
+}

@@ -24,6 +24,18 @@ void conn_kavenegar_parse_balance(int http, const char *body, size_t len, conn_b
 int conn_kavenegar_webhook_parse(const char *token, const struct http_req *req,
                                  struct conn_event **out, size_t *n);
 
+/* Runs the one-request parsers (inbox / balance / lines) whose callback is
+ * set in cbs on body; used by tests and the fuzz target. */
+
+/* smsir.c */
+enum conn_status conn_smsir_status(long code);
+int conn_smsir_class(long code, int http, const char **text);
+int conn_smsir_parse_send(struct ch_batch *b, int http, const char *body, size_t len);
+void conn_smsir_parse_status(struct ch_stq *q, const char *pid, int http, const char *body,
+                             size_t len);
+void conn_smsir_parse_ops(struct conn *c, int http, const char *body, size_t len,
+                          const struct ch_op *cbs);
+
 /* generic.c (c must be a generic connector: its settings drive parsing) */
 /* Values a template can use; NULL ones are not available in that op. */
 struct conn_generic_vars {

@@ -11,6 +11,7 @@
 // clang-format off
 #define CONNECTORS(X) \
     X(kavenegar)      \
+    X(smsir)          \
     X(generic)
 // clang-format on
 

@@ -243,6 +243,25 @@ int ch_stq_add(struct ch_stq *q, const char *provider_id, const char *our_id, en
  * with rc 0. */
 void ch_stq_result(struct ch_stq *q, int rc, const char *detail);
 
+/* ---- one-request operations (inbox, balance, lines) ------------------- */
+
+/* Exactly one of the callbacks is set. parse reads a reply that arrived
+ * and must call that callback once; transport failures call it from here
+ * with the error class. */
+struct ch_op {
+    conn_inbox_cb inbox;
+    conn_balance_cb balance;
+    conn_lines_cb lines;
+    void *ud;
+    void (*parse)(struct conn *c, struct ch_op *op, int http, const char *body, size_t len);
+};
+
+/* Submits r for op (copied). Returns 0 or what ch_submit returns. */
+int ch_op_submit(struct conn *c, struct ch_req *r, const struct ch_op *op);
+/* Calls op's callback with an error (err detail formatted). */
+void ch_op_fail(const struct ch_op *op, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- classification ------------------------------------------------------ */
 
 /* A provider code and what it means. rc is 0 for success codes. */

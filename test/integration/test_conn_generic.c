@@ -3,7 +3,7 @@
  * form panel (provsim's Kavenegar API, regular expressions). */
 #include "conn_sim.h"
 
-#define H "\"headers\":[\"X-API-KEY: {apikey}\"],"
+#define H  "\"headers\":[\"X-API-KEY: {apikey}\"],"
 #define OK "\"ok_pointer\":\"/status\",\"ok_value\":\"1\",\"message_pointer\":\"/message\","
 
 /* A JSON panel: what a customer would write for an SMS.ir-like API. */
@@ -158,8 +158,7 @@ static void expect_bad(struct fx *f, const char *settings, const char *needle)
     f->c = NULL;
     int rc = fx_open(f, "generic", "%s", settings);
     if (rc != SMSYS_ECONFIG || strstr(f->err.detail, needle) == NULL)
-        fail_msg("settings %s: rc %d detail '%s', want '%s'", settings, rc, f->err.detail,
-                 needle);
+        fail_msg("settings %s: rc %d detail '%s', want '%s'", settings, rc, f->err.detail, needle);
     assert_null(f->c);
 }
 
@@ -170,8 +169,7 @@ static void test_open_validation(void **state)
     expect_bad(f, "{\"base_url\":\"http://x\"}", "send");
     expect_bad(f, "{\"base_url\":\"http://x\",\"send\":{\"url\":\"{base_url}/{recipient}\"}}",
                "{recipient}");
-    expect_bad(f,
-               "{\"base_url\":\"http://x\",\"send\":{\"url\":\"{base_url}/{provider_id}\"}}",
+    expect_bad(f, "{\"base_url\":\"http://x\",\"send\":{\"url\":\"{base_url}/{provider_id}\"}}",
                "provider_id");
     expect_bad(f, "{\"base_url\":\"http://x\",\"send\":{\"url\":\"u\",\"id_regex\":\"(\"}}",
                "send.id_regex");
@@ -183,12 +181,12 @@ static void test_open_validation(void **state)
                "status.status_map.1");
     expect_bad(f, "{\"base_url\":\"http://x\",\"send\":{\"url\":\"u\",\"colour\":1}}",
                "send.colour");
-    expect_bad(f, "{\"base_url\":\"http://x\",\"send\":{\"url\":\"u\"},\"error_map\":{\"1\":\"x\"}}",
+    expect_bad(f,
+               "{\"base_url\":\"http://x\",\"send\":{\"url\":\"u\"},\"error_map\":{\"1\":\"x\"}}",
                "error_map.1");
     expect_bad(f, "{\"base_url\":\"http://x\",\"send\":{\"url\":\"u\"},\"phone_format\":\"local\"}",
                "phone_format");
-    expect_bad(f,
-               "{\"base_url\":\"http://x\",\"send\":{\"url\":\"u\"},\"status\":{\"url\":\"u\"}}",
+    expect_bad(f, "{\"base_url\":\"http://x\",\"send\":{\"url\":\"u\"},\"status\":{\"url\":\"u\"}}",
                "status_pointer");
 }
 
