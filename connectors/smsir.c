@@ -33,8 +33,8 @@ static const struct ch_code ir_codes[] = {
 };
 
 static const struct ch_status_code ir_states[] = {
-    {1, CONN_ST_DELIVERED}, {2, CONN_ST_UNDELIVERED}, {3, CONN_ST_QUEUED},
-    {4, CONN_ST_FAILED},    {5, CONN_ST_SENT},        {6, CONN_ST_FAILED},
+    {1, CONN_ST_DELIVERED},   {2, CONN_ST_UNDELIVERED}, {3, CONN_ST_QUEUED},
+    {4, CONN_ST_FAILED},      {5, CONN_ST_SENT},        {6, CONN_ST_FAILED},
     {7, CONN_ST_BLACKLISTED}, {-1, CONN_ST_UNKNOWN},
 };
 
@@ -258,8 +258,7 @@ static int ir_status(struct conn *c, const char *const *ids, size_t n, conn_stat
 
 /* ---- inbox, balance, lines --------------------------------------------------- */
 
-static void ir_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body,
-                           size_t len)
+static void ir_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
     cJSON *root = ch_json_parse(body, len);
     const cJSON *data = NULL;
@@ -341,8 +340,7 @@ static int ir_balance(struct conn *c, conn_balance_cb cb, void *ud)
     return ch_op_submit(c, &r, &op);
 }
 
-static void ir_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body,
-                           size_t len)
+static void ir_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
     cJSON *root = ch_json_parse(body, len);
     const cJSON *data = NULL;

@@ -36,6 +36,14 @@ void conn_smsir_parse_status(struct ch_stq *q, const char *pid, int http, const 
 void conn_smsir_parse_ops(struct conn *c, int http, const char *body, size_t len,
                           const struct ch_op *cbs);
 
+/* ghasedak.c */
+enum conn_status conn_ghasedak_status(long code);
+int conn_ghasedak_class(long code, const char **text);
+int conn_ghasedak_parse_send(struct ch_batch *b, int http, const char *body, size_t len);
+void conn_ghasedak_parse_status(struct ch_stq *q, int http, const char *body, size_t len);
+void conn_ghasedak_parse_ops(struct conn *c, int http, const char *body, size_t len,
+                             const struct ch_op *cbs);
+
 /* generic.c (c must be a generic connector: its settings drive parsing) */
 /* Values a template can use; NULL ones are not available in that op. */
 struct conn_generic_vars {

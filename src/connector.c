@@ -12,6 +12,7 @@
 #define CONNECTORS(X) \
     X(kavenegar)      \
     X(smsir)          \
+    X(ghasedak)       \
     X(generic)
 // clang-format on
 

@@ -411,6 +411,19 @@ static const cJSON *sim_msg(const cJSON *m, int i)
     return cJSON_GetArrayItem(cJSON_GetObjectItem(m, "messages"), i);
 }
 
+/* The logged message whose field k equals v, or NULL. */
+static const cJSON *sim_find(const cJSON *m, const char *k, const char *v)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(m, "messages"))
+    {
+        const cJSON *x = cJSON_GetObjectItem(e, k);
+        if (cJSON_IsString(x) && strcmp(x->valuestring, v) == 0)
+            return e;
+    }
+    return NULL;
+}
+
 static const char *js(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItem(o, k);

@@ -31,8 +31,7 @@ static void test_send_split_and_format(void **state)
     const cJSON *reqs = cJSON_GetObjectItem(m, "requests");
     assert_int_equal(cJSON_GetArraySize(reqs), 2); /* 100 + 50 */
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "to")) +
-                         cJSON_GetArraySize(
-                             cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 1), "to")),
+                         cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 1), "to")),
                      N);
     assert_string_equal(js(sim_msg(m, 0), "text"), PERSIAN);
     assert_string_equal(js(sim_msg(m, 0), "to"), "09120002000");
