@@ -17,7 +17,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Werror \
              -Wno-unused-parameter -Wmissing-prototypes -Wvla
 CFLAGS    ?= -O2 -g
-CPPFLAGS  += -Iinclude -Isrc -D_GNU_SOURCE $(PKG_CFLAGS)
+CPPFLAGS  += -Iinclude -Isrc -Itest/lib -D_GNU_SOURCE $(PKG_CFLAGS)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -MMD -MP
 LDLIBS    += $(PKG_LIBS) -lhttp_parser -lm -lpthread
 
@@ -71,7 +71,7 @@ $(BUILD)/bin/smsysd: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/smsysd/*.c
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tools/%/*.c)) $(LIB)
+$(BUILD)/bin/%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard tools/$$*/*.c))) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

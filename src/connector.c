@@ -10,6 +10,7 @@
 /* X(name) per connector; one registry line each */
 // clang-format off
 #define CONNECTORS(X) \
+    X(smpp)           \
     X(kavenegar)      \
     X(smsir)          \
     X(ghasedak)       \

@@ -23,6 +23,7 @@
 #include "smsys/http_server.h"
 
 #include "http_server_internal.h"
+#include "http_server_p.h"
 #include "smsys/buf.h"
 #include "smsys/log.h"
 #include "smsys/util.h"
@@ -36,83 +37,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-#define READ_CHUNK        (64 * 1024)
-#define PENDING_MAX       (64 * 1024) /* input kept while a handler runs */
-#define LINGER_MS         2000
-#define KEEP_BUF_MAX      (64 * 1024) /* larger per-connection buffers are freed after use */
-#define BODY_PREALLOC_MAX (256 * 1024)
-#define HDR_OVERHEAD      4 /* ": " and CRLF of each header line */
-#define CONTINUE_TEXT     "HTTP/1.1 100 Continue\r\n\r\n"
-#define DEFAULT_HDR_MAX   (16 * 1024)
-#define DEFAULT_BODY      (1024 * 1024)
-
-enum conn_state { CS_READ, CS_HANDLER, CS_WRITE, CS_LINGER, CS_CLOSED };
-enum hdr_state { HS_NONE, HS_FIELD, HS_VALUE };
-
-struct route {
-    char *method; /* NULL: any */
-    char *prefix;
-    size_t plen;
-    http_handler_cb cb;
-    void *ud;
-};
-
-struct conn;
-
-struct http_resp {
-    struct conn *c;
-    struct buf hdrs; /* "Name: value\r\n" lines added by the handler */
-    int live;        /* between dispatch and http_resp_send */
-};
-
-struct conn {
-    struct http_server *s; /* NULL once the handles are closed */
-    struct conn *prev, *next;
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_write_t wreq; /* the response */
-    uv_write_t creq; /* "100 Continue" */
-    uv_shutdown_t sreq;
-    http_parser parser;
-    enum conn_state state;
-    int nhandles; /* handles not yet through their close callback */
-    unsigned keepalive : 1, in_dispatch : 1, reading : 1, eof : 1, started : 1, head : 1,
-        resume : 1, url_done : 1, fake : 1;
-    enum hdr_state hstate;
-    int err_status; /* set by a parser callback that refuses the request */
-    size_t hdr_bytes;
-    struct buf rb;   /* target, header names and values, path, query: NUL-separated */
-    struct buf body; /* request body */
-    size_t *hoff;    /* name/value offsets into rb, two per header */
-    size_t hoff_cap, nhdr;
-    struct http_header *hdrs;
-    size_t hdrs_cap;
-    struct buf pending; /* unparsed input, from poff */
-    size_t poff;
-    struct buf out;       /* response head (and the unwritten rest of a response) */
-    struct buf *fake_out; /* fake connections write here */
-    struct http_req req;
-    struct http_resp resp;
-    char peer[64];
-};
-
-struct http_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    struct http_server_opts o;
-    struct route *routes;
-    size_t nroutes, routes_cap;
-    struct conn *conns;
-    unsigned nconns;
-    unsigned nhandles; /* listener + rejected sockets + connections not yet closed */
-    int closing, fake, port;
-    void (*close_cb)(void *ud);
-    void *close_ud;
-    time_t date_sec;
-    char date[48];
-    char rdbuf[READ_CHUNK]; /* shared: libuv reads into it and calls read_cb at once */
-};
 
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c, int status);
@@ -158,7 +82,7 @@ static void conn_timer_cb(uv_timer_t *t);
 
 /* Every (re)arm or stop cancels a scheduled resume (see conn_written): the
  * timer has one meaning at a time. */
-static void conn_timer(struct conn *c, uint64_t ms)
+void http_conn_timer(struct conn *c, uint64_t ms)
 {
     c->resume = 0;
     if (!c->fake)
@@ -256,12 +180,12 @@ static void conn_finish(struct conn *c)
         return;
     }
     conn_read_start(c);
-    conn_timer(c, LINGER_MS);
+    http_conn_timer(c, LINGER_MS);
 }
 
 /* ---- writing ----------------------------------------------------------- */
 
-static void conn_reset_request(struct conn *c)
+void http_conn_reset_request(struct conn *c)
 {
     trim_buf(&c->rb, 0);
     trim_buf(&c->body, 0);
@@ -283,13 +207,15 @@ static void conn_written(struct conn *c, int from_write_cb)
         return;
     }
     c->state = CS_READ;
-    conn_reset_request(c);
-    if (c->in_dispatch)
-        return; /* conn_parse's loop goes on with the next request */
+    http_conn_reset_request(c);
+    if (c->in_dispatch) {
+        c->rearm = 1; /* the reader arms the idle timer when its parse ends */
+        return;       /* conn_parse's loop goes on with the next request */
+    }
     if (!from_write_cb && !c->fake && c->poff < c->pending.len) {
         /* http_resp_send was called by user code outside our dispatch: run
          * the next pipelined handler from the loop, not nested in that call. */
-        conn_timer(c, 0);
+        http_conn_timer(c, 0);
         c->resume = 1;
         return;
     }
@@ -365,7 +291,7 @@ static int conn_write(struct conn *c, const char *body, size_t blen)
         return rc;
     }
     c->state = CS_WRITE;
-    conn_timer(c, c->s->o.idle_timeout_ms);
+    http_conn_timer(c, c->s->o.idle_timeout_ms);
     return 0;
 }
 
@@ -390,6 +316,10 @@ static int conn_respond(struct conn *c, int status, const char *ctype, const cha
     rc |= buf_append(o, "\r\nDate: ", 8);
     rc |= buf_puts(o, srv_date(c->s));
     rc |= buf_append(o, "\r\n", 2);
+    if (ctype && strpbrk(ctype, "\r\n")) {
+        log_warn("http content type refused", "reason=\"CR or LF\" peer=%s", c->peer);
+        ctype = NULL; /* no header injection through the handler's type */
+    }
     if (ctype && has_body) {
         rc |= buf_append(o, "Content-Type: ", 14);
         rc |= buf_puts(o, ctype);
@@ -434,120 +364,7 @@ static void conn_fail(struct conn *c, int status)
 
 /* ---- parser callbacks -------------------------------------------------- */
 
-static int hdr_budget(struct conn *c, size_t n)
-{
-    c->hdr_bytes += n;
-    if (c->hdr_bytes > c->s->o.max_header_bytes) {
-        c->err_status = 431;
-        return -1;
-    }
-    return 0;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    struct conn *c = p->data;
-    conn_reset_request(c);
-    c->started = 1;
-    conn_timer(c, c->s->o.read_timeout_ms);
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    if (hdr_budget(c, len))
-        return -1;
-    if (buf_append(&c->rb, at, len)) {
-        c->err_status = 500;
-        return -1;
-    }
-    return 0;
-}
-
-/* Ends the string being collected (target, header name or value). */
-static int end_string(struct conn *c)
-{
-    if (!c->url_done) {
-        c->url_done = 1;
-        return buf_putc(&c->rb, '\0');
-    }
-    if (c->hstate == HS_VALUE) {
-        /* http-parser strips leading blanks of a value but not trailing ones */
-        size_t start = c->hoff[2 * (c->nhdr - 1) + 1];
-        while (c->rb.len > start &&
-               (c->rb.data[c->rb.len - 1] == ' ' || c->rb.data[c->rb.len - 1] == '\t'))
-            c->rb.len--;
-        return buf_putc(&c->rb, '\0');
-    }
-    if (c->hstate == HS_FIELD) {
-        /* a name without value: give it "" */
-        int rc = buf_putc(&c->rb, '\0');
-        c->hoff[2 * (c->nhdr - 1) + 1] = c->rb.len;
-        return rc ? rc : buf_putc(&c->rb, '\0');
-    }
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    if (hdr_budget(c, len))
-        return -1;
-    if (c->hstate != HS_FIELD) {
-        if (end_string(c))
-            goto nomem;
-        if (hdr_budget(c, HDR_OVERHEAD))
-            return -1;
-        if (c->nhdr * 2 + 2 > c->hoff_cap) {
-            size_t cap = c->hoff_cap ? c->hoff_cap * 2 : 32;
-            size_t *n = realloc(c->hoff, cap * sizeof(*n));
-            if (n == NULL)
-                goto nomem;
-            c->hoff = n;
-            c->hoff_cap = cap;
-        }
-        c->hoff[2 * c->nhdr] = c->rb.len;
-        c->hoff[2 * c->nhdr + 1] = c->rb.len;
-        c->nhdr++;
-        c->hstate = HS_FIELD;
-    }
-    if (buf_append(&c->rb, at, len))
-        goto nomem;
-    return 0;
-nomem:
-    c->err_status = 500;
-    return -1;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    if (hdr_budget(c, len))
-        return -1;
-    if (c->hstate != HS_VALUE) {
-        if (buf_putc(&c->rb, '\0'))
-            goto nomem;
-        c->hoff[2 * (c->nhdr - 1) + 1] = c->rb.len;
-        c->hstate = HS_VALUE;
-    }
-    if (buf_append(&c->rb, at, len))
-        goto nomem;
-    return 0;
-nomem:
-    c->err_status = 500;
-    return -1;
-}
-
-static const char *conn_hdr(const struct conn *c, const char *name)
-{
-    for (size_t i = 0; i < c->nhdr; i++)
-        if (strcasecmp(c->rb.data + c->hoff[2 * i], name) == 0)
-            return c->rb.data + c->hoff[2 * i + 1];
-    return NULL;
-}
-
-static void conn_send_continue(struct conn *c)
+void http_conn_send_continue(struct conn *c)
 {
     static const char text[] = CONTINUE_TEXT;
     size_t len = sizeof(text) - 1;
@@ -572,189 +389,7 @@ static void conn_send_continue(struct conn *c)
         conn_close(c);
 }
 
-static int on_headers_complete(http_parser *p)
-{
-    struct conn *c = p->data;
-    if (end_string(c)) {
-        c->err_status = 500;
-        return -1;
-    }
-    c->hstate = HS_NONE;
-    int has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->s->o.max_body_bytes) {
-        c->err_status = 413;
-        return -1;
-    }
-    const char *expect = conn_hdr(c, "Expect");
-    if (expect) {
-        if (strcasecmp(expect, "100-continue") != 0) {
-            c->err_status = 417;
-            return -1;
-        }
-        if (has_body && p->http_major == 1 && p->http_minor >= 1)
-            conn_send_continue(c);
-    }
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 &&
-        buf_append(&c->body, NULL, 0) == 0 && c->body.cap < p->content_length + 1) {
-        /* one allocation instead of doubling; capped, so that a mere
-         * declaration cannot make every connection reserve max_body_bytes */
-        size_t want = (size_t)p->content_length + 1;
-        if (want > BODY_PREALLOC_MAX)
-            want = BODY_PREALLOC_MAX;
-        char *nb = want > c->body.cap ? realloc(c->body.data, want) : NULL;
-        if (nb) {
-            c->body.data = nb;
-            c->body.cap = want;
-        }
-    }
-    c->head = p->method == HTTP_HEAD;
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    if (c->body.len + len > c->s->o.max_body_bytes) {
-        c->err_status = 413;
-        return -1;
-    }
-    if (buf_append(&c->body, at, len)) {
-        c->err_status = 500;
-        return -1;
-    }
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct conn *c = p->data;
-    c->keepalive = http_should_keep_alive(p) && !p->upgrade;
-    c->started = 0;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
 /* ---- routing and dispatch ---------------------------------------------- */
-
-static int method_ok(const struct route *r, const char *method)
-{
-    return r->method == NULL || strcmp(r->method, method) == 0 ||
-           (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
-}
-
-static int prefix_ok(const struct route *r, const char *path)
-{
-    if (strncmp(path, r->prefix, r->plen) == 0)
-        return 1;
-    /* "/api/" also takes "/api" */
-    return r->plen > 1 && r->prefix[r->plen - 1] == '/' && strlen(path) == r->plen - 1 &&
-           strncmp(path, r->prefix, r->plen - 1) == 0;
-}
-
-static void builtin_404_cb(struct http_req *req, struct http_resp *resp, void *ud)
-{
-    static const char msg[] = "{\"error\":\"not found\"}";
-    http_resp_send(resp, 404, "application/json", msg, sizeof(msg) - 1);
-}
-
-static void builtin_405_cb(struct http_req *req, struct http_resp *resp, void *ud)
-{
-    static const char msg[] = "{\"error\":\"method not allowed\"}";
-    struct http_server *s = resp->c->s;
-    char allow[256] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < s->nroutes; i++) {
-        const struct route *r = &s->routes[i];
-        if (r->method == NULL || !prefix_ok(r, req->path) || strstr(allow, r->method))
-            continue;
-        int n = snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", r->method);
-        if (n < 0 || (size_t)n >= sizeof(allow) - used)
-            break;
-        used += (size_t)n;
-    }
-    if (used)
-        http_resp_header(resp, "Allow", allow);
-    http_resp_send(resp, 405, "application/json", msg, sizeof(msg) - 1);
-}
-
-static const struct route *route_find(const struct http_server *s, const char *method,
-                                      const char *path, int *path_matched)
-{
-    const struct route *best = NULL;
-    *path_matched = 0;
-    for (size_t i = 0; i < s->nroutes; i++) {
-        const struct route *r = &s->routes[i];
-        if (!prefix_ok(r, path))
-            continue;
-        *path_matched = 1;
-        if (method_ok(r, method) && (best == NULL || r->plen > best->plen))
-            best = r;
-    }
-    return best;
-}
-
-/* Splits the target into path and query, appending NUL-terminated copies
- * to rb (the target itself stays first in rb). */
-static int conn_split_target(struct conn *c, size_t *path_off, size_t *query_off)
-{
-    static const char zeros[64];
-    const char *t = c->rb.data;
-    size_t ps = 0, pl, qs = 0, ql = 0;
-    int root = 0;
-    if (t[0] == '/' || t[0] == '*') {
-        pl = strcspn(t, "?#");
-        if (t[pl] == '?') {
-            qs = pl + 1;
-            ql = strcspn(t + qs, "#");
-        }
-    } else {
-        /* absolute-form (http://host/path?query) or CONNECT's authority */
-        struct http_parser_url u;
-        http_parser_url_init(&u);
-        if (http_parser_parse_url(t, strlen(t), c->parser.method == HTTP_CONNECT, &u) != 0)
-            return -EINVAL;
-        if (u.field_set & (1 << UF_PATH)) {
-            ps = u.field_data[UF_PATH].off;
-            pl = u.field_data[UF_PATH].len;
-        } else {
-            root = 1;
-            pl = 1;
-        }
-        if (u.field_set & (1 << UF_QUERY)) {
-            qs = u.field_data[UF_QUERY].off;
-            ql = u.field_data[UF_QUERY].len;
-        }
-    }
-    /* grow first, then copy within the (possibly moved) buffer */
-    size_t base = c->rb.len;
-    for (size_t need = pl + ql + 2; need;) {
-        size_t k = need < sizeof(zeros) ? need : sizeof(zeros);
-        if (buf_append(&c->rb, zeros, k))
-            return -ENOMEM;
-        need -= k;
-    }
-    char *d = c->rb.data;
-    if (root)
-        d[base] = '/';
-    else
-        memcpy(d + base, d + ps, pl);
-    d[base + pl] = '\0';
-    memcpy(d + base + pl + 1, d + qs, ql);
-    d[base + pl + 1 + ql] = '\0';
-    *path_off = base;
-    *query_off = base + pl + 1;
-    return 0;
-}
 
 static void conn_dispatch(struct conn *c)
 {
@@ -764,7 +399,7 @@ static void conn_dispatch(struct conn *c)
 
     conn_timer_stop(c);
     c->state = CS_HANDLER;
-    if (conn_split_target(c, &poff, &qoff) != 0) {
+    if (http_target_split(c, &poff, &qoff) != 0) {
         conn_fail(c, 400);
         return;
     }
@@ -794,15 +429,12 @@ static void conn_dispatch(struct conn *c)
     r->body_len = c->body.len;
     r->peer = c->peer;
 
-    int path_matched;
-    const struct route *rt = route_find(s, r->method, r->path, &path_matched);
-    http_handler_cb cb = rt ? rt->cb : path_matched ? builtin_405_cb : builtin_404_cb;
-    r->route_ud = rt ? rt->ud : NULL;
+    http_handler_cb cb = http_route_pick(s, r->method, r->path, &r->route_ud);
     c->resp.c = c;
     c->resp.live = 1;
     buf_reset(&c->resp.hdrs);
     c->in_dispatch = 1;
-    cb(r, &c->resp, rt ? rt->ud : NULL);
+    cb(r, &c->resp, r->route_ud);
     c->in_dispatch = 0;
 }
 
@@ -819,7 +451,7 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
 {
     size_t done = 0;
     while (done < len && c->state == CS_READ) {
-        size_t n = http_parser_execute(&c->parser, &parser_settings, data + done, len - done);
+        size_t n = http_parser_execute(&c->parser, &http_parser_cbs, data + done, len - done);
         done += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
@@ -866,7 +498,8 @@ static void conn_next(struct conn *c)
     }
     conn_read_start(c);
     if (!c->started)
-        conn_timer(c, c->s->o.idle_timeout_ms);
+        http_conn_timer(c, c->s->o.idle_timeout_ms);
+    c->rearm = 0; /* done here */
 }
 
 /* ---- socket callbacks -------------------------------------------------- */
@@ -926,8 +559,11 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         if (n < (size_t)nread && (c->state == CS_HANDLER || c->state == CS_WRITE) && c->keepalive &&
             buf_append(&c->pending, b->base + n, (size_t)nread - n))
             conn_close(c);
-        if (c->state == CS_READ && !c->started)
-            conn_timer(c, c->s->o.idle_timeout_ms);
+        /* only a completed request restarts the idle clock: bytes that
+         * start nothing (stray CRLFs) must not keep a connection alive */
+        if (c->rearm && c->state == CS_READ && !c->started)
+            http_conn_timer(c, c->s->o.idle_timeout_ms);
+        c->rearm = 0;
         return;
     }
     if (buf_append(&c->pending, b->base, (size_t)nread)) {
@@ -944,23 +580,13 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 
 /* ---- accepting ---------------------------------------------------------- */
 
-static void srv_free(struct http_server *s)
-{
-    for (size_t i = 0; i < s->nroutes; i++) {
-        free(s->routes[i].method);
-        free(s->routes[i].prefix);
-    }
-    free(s->routes);
-    free(s);
-}
-
 static void srv_unref(struct http_server *s)
 {
     if (--s->nhandles > 0 || !s->closing)
         return;
     void (*cb)(void *) = s->close_cb;
     void *ud = s->close_ud;
-    srv_free(s);
+    http_srv_free(s);
     if (cb)
         cb(ud);
 }
@@ -1056,63 +682,16 @@ static void srv_connection_cb(uv_stream_t *l, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     peer_name(&c->tcp, c->peer, sizeof(c->peer));
     conn_read_start(c);
-    conn_timer(c, s->o.idle_timeout_ms);
+    http_conn_timer(c, s->o.idle_timeout_ms);
 }
 
 /* ---- public API ----------------------------------------------------------- */
-
-static void opts_defaults(struct http_server_opts *o, const struct http_server_opts *in)
-{
-    *o = *in;
-    o->listen = NULL;
-    if (!o->max_header_bytes)
-        o->max_header_bytes = DEFAULT_HDR_MAX;
-    if (!o->max_body_bytes)
-        o->max_body_bytes = DEFAULT_BODY;
-    if (!o->read_timeout_ms)
-        o->read_timeout_ms = 10000;
-    if (!o->idle_timeout_ms)
-        o->idle_timeout_ms = 60000;
-    if (!o->max_connections)
-        o->max_connections = 1024;
-}
-
-static int parse_listen(const char *s, struct sockaddr_storage *ss)
-{
-    char host[64];
-    const char *port;
-    if (s == NULL)
-        return -EINVAL;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
-            return -EINVAL;
-        memcpy(host, s + 1, (size_t)(end - s - 1));
-        host[end - s - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
-            return -EINVAL;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-        port = colon + 1;
-    }
-    long long p;
-    if (util_parse_int(port, 0, 65535, &p) != 0)
-        return -EINVAL;
-    if (uv_ip4_addr(host, (int)p, (struct sockaddr_in *)ss) == 0)
-        return 0;
-    if (uv_ip6_addr(host, (int)p, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    return -EINVAL;
-}
 
 int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts, struct http_server **out)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    int rc = parse_listen(opts->listen, &ss);
+    int rc = http_listen_parse(opts->listen, &ss);
     if (rc) {
         log_error("http listen address invalid", "listen=\"%s\"",
                   log_q(opts->listen ? opts->listen : ""));
@@ -1122,7 +701,7 @@ int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts, struct
     if (s == NULL)
         return -ENOMEM;
     s->loop = loop;
-    opts_defaults(&s->o, opts);
+    http_opts_defaults(&s->o, opts);
     rc = uv_tcp_init(loop, &s->listener);
     if (rc) {
         free(s);
@@ -1153,32 +732,6 @@ int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts, struct
     return 0;
 }
 
-int http_server_route(struct http_server *s, const char *method, const char *prefix,
-                      http_handler_cb cb, void *ud)
-{
-    if (s->nroutes == s->routes_cap) {
-        size_t cap = s->routes_cap ? s->routes_cap * 2 : 8;
-        struct route *r = realloc(s->routes, cap * sizeof(*r));
-        if (r == NULL)
-            return -ENOMEM;
-        s->routes = r;
-        s->routes_cap = cap;
-    }
-    struct route *r = &s->routes[s->nroutes];
-    r->method = util_strdup0(method);
-    r->prefix = util_strdup0(prefix);
-    if ((method && r->method == NULL) || r->prefix == NULL) {
-        free(r->method);
-        free(r->prefix);
-        return -ENOMEM;
-    }
-    r->plen = strlen(prefix);
-    r->cb = cb;
-    r->ud = ud;
-    s->nroutes++;
-    return 0;
-}
-
 int http_server_port(const struct http_server *s)
 {
     return s->port;
@@ -1186,52 +739,14 @@ int http_server_port(const struct http_server *s)
 
 void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud)
 {
+    if (s->closing)
+        return; /* already closing: the first caller's cb will run */
     s->closing = 1;
     s->close_cb = cb;
     s->close_ud = ud;
     for (struct conn *c = s->conns; c; c = c->next)
         conn_close(c);
     uv_close((uv_handle_t *)&s->listener, srv_handle_closed_cb);
-}
-
-const char *http_req_header(const struct http_req *req, const char *name)
-{
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
-}
-
-static int token_ok(const char *s)
-{
-    if (*s == '\0')
-        return 0;
-    for (; *s; s++)
-        if (*s <= ' ' || *s == ':' || *s == 0x7f)
-            return 0;
-    return 1;
-}
-
-int http_resp_header(struct http_resp *resp, const char *name, const char *value)
-{
-    if (!token_ok(name) || strpbrk(value, "\r\n"))
-        return -EINVAL; /* no header injection */
-    if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Connection") == 0 ||
-        strcasecmp(name, "Transfer-Encoding") == 0)
-        return 0; /* the server owns the framing */
-    struct buf *b = &resp->hdrs;
-    size_t keep = b->len;
-    int rc = buf_puts(b, name);
-    rc |= buf_append(b, ": ", 2);
-    rc |= buf_puts(b, value);
-    rc |= buf_append(b, "\r\n", 2);
-    if (rc) {
-        b->len = keep;
-        if (b->data)
-            b->data[keep] = '\0';
-        return -ENOMEM;
-    }
-    return 0;
 }
 
 int http_resp_send(struct http_resp *resp, int status, const char *content_type, const void *body,
@@ -1253,34 +768,6 @@ int http_resp_send(struct http_resp *resp, int status, const char *content_type,
     return conn_respond(c, status, content_type, body, len, resp->hdrs.data, resp->hdrs.len);
 }
 
-int http_urldecode(char *s, int plus_is_space)
-{
-    char *w = s;
-    for (const char *r = s; *r; r++) {
-        if (*r == '%') {
-            int v = 0;
-            for (int i = 1; i <= 2; i++) {
-                char h = r[i];
-                int d = h >= '0' && h <= '9'   ? h - '0'
-                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                               : -1;
-                if (d < 0)
-                    return -EINVAL;
-                v = v * 16 + d;
-            }
-            *w++ = (char)v;
-            r += 2;
-        } else if (*r == '+' && plus_is_space) {
-            *w++ = ' ';
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = '\0';
-    return (int)(w - s);
-}
-
 /* ---- fake connections (tests, fuzzing) ----------------------------------- */
 
 int http_server_new_fake(const struct http_server_opts *opts, struct http_server **out)
@@ -1288,7 +775,7 @@ int http_server_new_fake(const struct http_server_opts *opts, struct http_server
     struct http_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
-    opts_defaults(&s->o, opts);
+    http_opts_defaults(&s->o, opts);
     s->fake = 1;
     *out = s;
     return 0;
@@ -1331,5 +818,5 @@ int http_server_fake_feed(struct http_server *s, const char *const *chunks, cons
 
 void http_server_free_fake(struct http_server *s)
 {
-    srv_free(s);
+    http_srv_free(s);
 }

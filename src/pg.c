@@ -18,6 +18,7 @@
 
 static void dispatch(struct pg_pool *pool);
 static void maybe_finish(struct pg_pool *pool);
+static void unpin(struct pg_conn *c);
 
 void pgi_reqq_push(struct pg_reqq *q, struct pg_req *r)
 {
@@ -116,8 +117,14 @@ static void kick_cb(uv_timer_t *t)
             pool->close_started = 1;
             struct pg_reqq fail = pool->queue;
             memset(&pool->queue, 0, sizeof(pool->queue));
-            for (unsigned i = 0; i <= pool->opts.size; i++)
-                pgi_conn_shutdown(&pool->conns[i], &fail);
+            for (unsigned i = 0; i <= pool->opts.size; i++) {
+                struct pg_conn *c = &pool->conns[i];
+                pgi_conn_shutdown(c, &fail);
+                /* Released by its holder while a statement was still
+                 * running: nobody will release it again. */
+                if (c->pinned && c->releasing)
+                    unpin(c);
+            }
             uv_close((uv_handle_t *)&pool->sweep, sweep_close_cb);
             struct pg_req *r;
             while ((r = pgi_reqq_pop(&fail)) != NULL)

@@ -93,6 +93,19 @@ struct conn_mo {
     const char *to;          /* our line */
     const char *text;        /* UTF-8, reassembled */
     int64_t received_at;     /* unix seconds, 0 unknown */
+
+    /* Multipart (concatenated) inbound, from connectors that receive parts
+     * (SMPP UDH or SAR). The core stores each part durably, acknowledges
+     * it, and reassembles in any order (src/mo_parts.c). For a part, text
+     * is NULL and raw/raw_len/data_coding carry the payload without its
+     * UDH, so a part boundary inside a character still joins byte-exact.
+     * part_total == 0: a whole message in text. */
+    unsigned part_ref;   /* concatenation reference (8- or 16-bit) */
+    unsigned part_total; /* number of parts, 0 = not a part */
+    unsigned part_seq;   /* 1-based */
+    const void *raw;
+    size_t raw_len;
+    int data_coding; /* SMPP data_coding of raw: 0 GSM-7 (unpacked), 8 UCS-2, ... */
 };
 
 enum conn_event_kind { CONN_EV_STATE = 1, CONN_EV_MO = 2 };

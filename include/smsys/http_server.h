@@ -54,9 +54,11 @@ struct http_server_opts {
 int http_server_new(uv_loop_t *loop, const struct http_server_opts *opts, struct http_server **out);
 
 /* Adds a route: requests whose path starts with prefix (and, when method
- * is not NULL, whose method matches) go to cb. The longest matching prefix
- * wins; an exact match of a prefix ending without '/' is also a match.
- * Unrouted requests get 404. prefix is copied. Returns 0 or -ENOMEM. */
+ * is not NULL, whose method matches; a "GET" route also takes HEAD) go to
+ * cb. The longest matching prefix wins; a prefix ending in '/' also
+ * matches the path without that slash ("/api/" takes "/api"). Unrouted
+ * requests get 404; a path routed only for other methods gets 405 with
+ * Allow. prefix is copied. Returns 0 or -ENOMEM. */
 int http_server_route(struct http_server *s, const char *method, const char *prefix,
                       http_handler_cb cb, void *ud);
 
@@ -64,19 +66,22 @@ int http_server_route(struct http_server *s, const char *method, const char *pre
 int http_server_port(const struct http_server *s);
 
 /* Stops accepting, closes every connection (pending replies are discarded
- * when sent), and calls cb(ud) once all handles are closed. */
+ * when sent), frees s and then calls cb(ud) (cb may be NULL) once all
+ * handles are closed - never inside this call. */
 void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud);
 
 /* Header lookup, case-insensitive; NULL when absent. */
 const char *http_req_header(const struct http_req *req, const char *name);
 
-/* Adds a response header (copied). Content-Length and Connection are set
- * by the server. Returns 0 or -ENOMEM. */
+/* Adds a response header (copied). Content-Length, Connection and
+ * Transfer-Encoding are set by the server (ignored here, returns 0).
+ * Returns 0, -EINVAL (name not a token, CR/LF in value) or -ENOMEM. */
 int http_resp_header(struct http_resp *resp, const char *name, const char *value);
 
 /* Sends the response (body copied) and releases resp. Exactly once per
- * request. content_type may be NULL (no body type). Returns 0, or an error
- * if the connection is gone (resp is released either way). */
+ * request. content_type may be NULL (no body type). Returns 0, -EPIPE if
+ * the connection is gone, or a libuv error if writing failed (resp is
+ * released either way). */
 int http_resp_send(struct http_resp *resp, int status, const char *content_type, const void *body,
                    size_t len);
 

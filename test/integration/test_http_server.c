@@ -43,12 +43,16 @@ struct tresp {
     long content_length; /* -1 when absent */
 };
 
+static int cl_rcvbuf; /* when set: SO_RCVBUF of new client sockets */
+
 static int cl_connect(struct client *cl, int family, int port)
 {
     cl->len = 0;
     cl->fd = socket(family, SOCK_STREAM, 0);
     if (cl->fd < 0)
         return -1;
+    if (cl_rcvbuf)
+        setsockopt(cl->fd, SOL_SOCKET, SO_RCVBUF, &cl_rcvbuf, sizeof(cl_rcvbuf));
     struct timeval tv = {5, 0};
     setsockopt(cl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     int one = 1;
@@ -171,7 +175,7 @@ struct ctx {
     /* results recorded by the client thread */
     int ok;
     int n;
-    struct tresp r[8];
+    struct tresp r[10];
     int eof;
     /* server side */
     struct http_resp *held;
@@ -267,6 +271,20 @@ static void hold_cb(struct http_req *req, struct http_resp *resp, void *ud)
     x->held = resp;
 }
 
+/* Response header rules: injection refused, framing owned by the server. */
+static void hdr_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    struct ctx *x = ud;
+    x->held_rc = 0;
+    x->held_rc |= http_resp_header(resp, "X-Bad", "a\r\nSet-Cookie: x") == -EINVAL ? 0 : 1;
+    x->held_rc |= http_resp_header(resp, "X Bad", "v") == -EINVAL ? 0 : 2;
+    x->held_rc |= http_resp_header(resp, "", "v") == -EINVAL ? 0 : 4;
+    x->held_rc |= http_resp_header(resp, "content-length", "999") == 0 ? 0 : 8;
+    x->held_rc |= http_resp_header(resp, "Connection", "close") == 0 ? 0 : 16;
+    x->held_rc |= http_resp_header(resp, "Location", "/there") == 0 ? 0 : 32;
+    http_resp_send(resp, strcmp(req->query, "204") == 0 ? 204 : 201, "text/plain", "made", 4);
+}
+
 static void start(struct ctx *x, struct http_server_opts *o)
 {
     memset(x, 0, sizeof(*x));
@@ -284,6 +302,7 @@ static void start(struct ctx *x, struct http_server_opts *o)
     assert_int_equal(http_server_route(x->srv, "POST", "/api/v2/post", tag_cb, "api-post"), 0);
     assert_int_equal(http_server_route(x->srv, NULL, "/async", async_cb, x), 0);
     assert_int_equal(http_server_route(x->srv, NULL, "/hold", hold_cb, x), 0);
+    assert_int_equal(http_server_route(x->srv, NULL, "/hdr", hdr_cb, x), 0);
 }
 
 static void closed_cb(void *ud)
@@ -321,9 +340,11 @@ static void cl_routes(struct ctx *x)
         ("PUT /echo/a%20b?q=1&r=%2F HTTP/1.1\r\nHost: a\r\nX-Test: yes  \r\n"
          "Content-Length: 4\r\n\r\nbody"),
         "GET http://example.test/echo/abs?z=9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /hdr HTTP/1.1\r\n\r\n",
+        "GET /hdr?204 HTTP/1.1\r\n\r\n",
     };
     x->ok = cl_connect(&cl, AF_INET, x->port) == 0;
-    for (int i = 0; i < 8 && x->ok; i++) {
+    for (int i = 0; i < 10 && x->ok; i++) {
         x->ok = cl_sends(&cl, reqs[i]) == 0 && cl_response(&cl, 0, &x->r[i]) == 0;
         x->n = i + 1;
     }
@@ -353,6 +374,16 @@ static void test_routes(void **state)
     assert_non_null(strstr(x.r[6].head, "\r\nContent-Type: text/plain\r\n"));
     assert_non_null(strstr(x.r[6].head, "\r\nDate: "));
     assert_string_equal(x.r[7].body, "GET /echo/abs?z=9|||ud");
+    assert_int_equal(x.held_rc, 0);
+    assert_int_equal(x.r[8].status, 201);
+    assert_string_equal(x.r[8].body, "made");
+    assert_non_null(strstr(x.r[8].head, "\r\nLocation: /there\r\n"));
+    assert_null(strstr(x.r[8].head, "999"));
+    assert_null(strstr(x.r[8].head, "Connection"));
+    assert_null(strstr(x.r[8].head, "Set-Cookie"));
+    /* 204: neither body nor Content-Length (and the connection still works) */
+    assert_int_equal(x.r[9].status, 204);
+    assert_int_equal(x.r[9].content_length, -1);
     finish(&x);
 }
 
@@ -456,8 +487,6 @@ static void test_async_disconnect(void **state)
     run_client(&x, cl_async_reset);
     assert_true(x.ok);
     x.held_rc = 1;
-    int one = 1;
-    (void)one;
     for (int i = 0; i < 200 && x.handled == 0; i++)
         uv_run(&x.loop, UV_RUN_ONCE);
     assert_int_equal(x.handled, 1);
@@ -615,6 +644,14 @@ static void cl_slow(struct ctx *x)
             cl_sends(&cl, "GET /hello HTTP/1.1\r\n\r\n") == 0 && cl_response(&cl, 0, &x->r[2]) == 0;
     x->eof &= cl_closed(&cl);
     cl_close(&cl);
+    /* stray CRLFs start no request and do not keep an idle connection */
+    x->ok = x->ok && cl_connect(&cl, AF_INET, x->port) == 0;
+    uint64_t t0 = uv_hrtime();
+    for (int i = 0; i < 12 && x->ok && cl_sends(&cl, "\r\n") == 0; i++)
+        usleep(50 * 1000);
+    x->eof &= cl_closed(&cl);
+    x->n = (int)((uv_hrtime() - t0) / 1000000);
+    cl_close(&cl);
 }
 
 static void test_timeouts(void **state)
@@ -630,6 +667,7 @@ static void test_timeouts(void **state)
     assert_int_equal(x.r[2].status, 200);
     assert_true(x.eof);
     assert_true((uv_hrtime() - t0) / 1000000 >= 200 + 200 + 300);
+    assert_true(x.n < 1000); /* closed after ~300 ms idle, not after 12 x 50 ms + 300 */
     finish(&x);
 }
 
@@ -729,6 +767,185 @@ static void test_expect_continue(void **state)
     assert_int_equal(x.r[1].status, 413);
     assert_int_equal(x.r[2].status, 417);
     finish(&x);
+}
+
+/* A slow handler in front of thousands of pipelined requests: the server
+ * keeps at most PENDING_MAX of them (then stops reading) and still answers
+ * every one, in order. */
+#define FLOOD 3000
+
+static void cl_flood(struct ctx *x)
+{
+    struct client cl;
+    struct buf reqs = BUF_INIT;
+    buf_puts(&reqs, "GET /async/first?ms=100 HTTP/1.1\r\n\r\n");
+    for (int i = 0; i < FLOOD; i++)
+        buf_printf(&reqs, "GET /echo/%d HTTP/1.1\r\n\r\n", i);
+    x->ok = cl_connect(&cl, AF_INET, x->port) == 0 && cl_send(&cl, reqs.data, reqs.len) == 0;
+    buf_free(&reqs);
+    struct tresp r;
+    x->ok = x->ok && cl_response(&cl, 0, &r) == 0 && strcmp(r.body, "late:/async/first") == 0;
+    for (int i = 0; i < FLOOD && x->ok; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "GET /echo/%d?|||ud", i);
+        x->ok = cl_response(&cl, 0, &r) == 0 && strcmp(r.body, want) == 0;
+        x->n = i + 1;
+    }
+    cl_close(&cl);
+}
+
+static void test_pipeline_flood(void **state)
+{
+    struct ctx x;
+    struct http_server_opts o = {0};
+    start(&x, &o);
+    run_client(&x, cl_flood);
+    assert_int_equal(x.n, FLOOD);
+    assert_true(x.ok);
+    assert_int_equal(x.handled, FLOOD + 1);
+    finish(&x);
+}
+
+/* A response far larger than the socket buffers, read slowly: the rest of
+ * what uv_try_write could not take goes out through uv_write. Then the
+ * client half-closes after two pipelined requests and still gets both. */
+#define BIG (6 * 1000 * 1000)
+
+static void cl_big_echo(struct ctx *x)
+{
+    struct client cl;
+    size_t n = BIG;
+    char *body = malloc(n);
+    char hdr[128];
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)('a' + i % 26);
+    snprintf(hdr, sizeof(hdr), "POST /big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+    cl_rcvbuf = 4096; /* a small window keeps most of the response in the server */
+    x->ok = cl_connect(&cl, AF_INET, x->port) == 0 && cl_sends(&cl, hdr) == 0 &&
+            cl_send(&cl, body, n) == 0;
+    cl_rcvbuf = 0;
+    usleep(200 * 1000); /* let the server fill the socket and wait */
+    char *end = NULL;
+    while (x->ok && (end = memmem(cl.buf, cl.len, "\r\n\r\n", 4)) == NULL)
+        x->ok = cl_fill(&cl) > 0;
+    size_t got = 0;
+    if (x->ok) {
+        size_t hl = (size_t)(end - cl.buf) + 4;
+        char want[64];
+        snprintf(want, sizeof(want), "Content-Length: %zu\r\n", n);
+        x->eof = memmem(cl.buf, hl, want, strlen(want)) != NULL;
+        got = cl.len - hl;
+        x->ok = memcmp(cl.buf + hl, body, got) == 0;
+        cl.len = 0;
+    }
+    while (x->ok && got < n) {
+        ssize_t r = recv(cl.fd, cl.buf, 4096, 0); /* small reads */
+        x->ok = r > 0 && memcmp(cl.buf, body + got, (size_t)r) == 0;
+        got += r > 0 ? (size_t)r : 0;
+    }
+    cl.len = 0;
+    x->n = (int)got;
+    free(body);
+    x->ok = x->ok &&
+            cl_sends(&cl, "GET /async/a?ms=30 HTTP/1.1\r\n\r\n"
+                          "GET /echo/b HTTP/1.1\r\n\r\n") == 0 &&
+            shutdown(cl.fd, SHUT_WR) == 0 && cl_response(&cl, 0, &x->r[0]) == 0 &&
+            cl_response(&cl, 0, &x->r[1]) == 0;
+    x->eof = x->eof && cl_closed(&cl);
+    cl_close(&cl);
+}
+
+static void big_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    http_resp_send(resp, 200, "application/octet-stream", req->body, req->body_len);
+}
+
+static void test_big_body_half_close(void **state)
+{
+    struct ctx x;
+    struct http_server_opts o = {.max_body_bytes = 8 * 1000 * 1000};
+    start(&x, &o);
+    assert_int_equal(http_server_route(x.srv, "POST", "/big", big_cb, NULL), 0);
+    run_client(&x, cl_big_echo);
+    assert_int_equal(x.n, BIG);
+    assert_true(x.ok);
+    assert_true(x.eof);
+    assert_string_equal(x.r[0].body, "late:/async/a");
+    assert_string_equal(x.r[1].body, "GET /echo/b?|||ud");
+    finish(&x);
+}
+
+/* A client that asks for a big answer and never reads it is dropped after
+ * idle_timeout_ms instead of holding the response forever. */
+static void cl_no_reader(struct ctx *x)
+{
+    struct client cl;
+    size_t n = BIG;
+    char *body = calloc(1, n);
+    char hdr[128];
+    snprintf(hdr, sizeof(hdr), "POST /big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+    cl_rcvbuf = 4096;
+    x->ok = cl_connect(&cl, AF_INET, x->port) == 0 && cl_sends(&cl, hdr) == 0 &&
+            cl_send(&cl, body, n) == 0;
+    cl_rcvbuf = 0;
+    free(body);
+    usleep(800 * 1000); /* idle_timeout_ms is 300 */
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = recv(cl.fd, cl.buf, sizeof(cl.buf), 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    x->n = (int)got;
+    cl_close(&cl);
+}
+
+static void test_write_timeout(void **state)
+{
+    struct ctx x;
+    struct http_server_opts o = {.max_body_bytes = 8 * 1000 * 1000, .idle_timeout_ms = 300};
+    start(&x, &o);
+    assert_int_equal(http_server_route(x.srv, "POST", "/big", big_cb, NULL), 0);
+    run_client(&x, cl_no_reader);
+    assert_true(x.ok);
+    assert_true(x.n > 0);
+    assert_true(x.n < BIG); /* cut off: the server gave up on this reader */
+    finish(&x);
+}
+
+/* A handler may close the whole server (a simulator's /shutdown). */
+static void stop_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    struct ctx *x = ud;
+    http_server_close(x->srv, closed_cb, x);
+    x->held_rc = http_resp_send(resp, 200, NULL, "", 0);
+}
+
+static void cl_stop(struct ctx *x)
+{
+    struct client cl;
+    x->ok =
+        cl_connect(&cl, AF_INET, x->port) == 0 && cl_sends(&cl, "GET /stop HTTP/1.1\r\n\r\n") == 0;
+    x->eof = cl_closed(&cl);
+    cl_close(&cl);
+}
+
+static void test_close_from_handler(void **state)
+{
+    struct ctx x;
+    struct http_server_opts o = {0};
+    start(&x, &o);
+    assert_int_equal(http_server_route(x.srv, NULL, "/stop", stop_cb, &x), 0);
+    run_client(&x, cl_stop);
+    assert_true(x.ok);
+    assert_true(x.eof);
+    assert_int_equal(tu_run_until(&x.loop, &x.closed, 5000), 0);
+    assert_int_equal(x.held_rc, -EPIPE);
+    uv_close((uv_handle_t *)&x.wake, NULL);
+    uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(tu_loop_handles(&x.loop), 0);
+    assert_int_equal(tu_loop_close(&x.loop), 0);
 }
 
 static void cl_v6(struct ctx *x)
@@ -834,10 +1051,8 @@ static void test_bad_listen(void **state)
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", http_server_port(a));
     o.listen = addr;
     assert_int_equal(http_server_new(&loop, &o, &s), UV_EADDRINUSE);
-    int closed = 0;
-    http_server_close(a, (void (*)(void *))(void *)NULL, NULL);
+    http_server_close(a, NULL, NULL); /* cb may be NULL */
     uv_run(&loop, UV_RUN_DEFAULT);
-    (void)closed;
     assert_int_equal(tu_loop_handles(&loop), 0);
     assert_int_equal(tu_loop_close(&loop), 0);
 }
@@ -861,14 +1076,26 @@ static void test_urldecode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),          cmocka_unit_test(test_keepalive),
-        cmocka_unit_test(test_pipelined),       cmocka_unit_test(test_async_disconnect),
-        cmocka_unit_test(test_malformed),       cmocka_unit_test(test_header_431),
-        cmocka_unit_test(test_body_413),        cmocka_unit_test(test_timeouts),
-        cmocka_unit_test(test_max_connections), cmocka_unit_test(test_head),
-        cmocka_unit_test(test_expect_continue), cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_http10),          cmocka_unit_test(test_close_with_connections),
-        cmocka_unit_test(test_bad_listen),      cmocka_unit_test(test_urldecode),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_pipeline_flood),
+        cmocka_unit_test(test_big_body_half_close),
+        cmocka_unit_test(test_write_timeout),
+        cmocka_unit_test(test_close_from_handler),
+        cmocka_unit_test(test_async_disconnect),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_header_431),
+        cmocka_unit_test(test_body_413),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_head),
+        cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_http10),
+        cmocka_unit_test(test_close_with_connections),
+        cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_urldecode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,355 @@
+/* Integration tests of smsysctl: runs the built binary (fork/exec, no
+ * shell) and checks exit codes and output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "smsys/buf.h"
+#include "smsys/util.h"
+#include "../lib/testutil.h"
+#include "tdb.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+static char good_conf[320], bad_conf[320];
+static char db_name[64], db_conninfo[1024];
+
+/* good_fmt with the test database's conninfo; a password is appended to
+ * prove dumps mask it (the test server does not ask for one). */
+static char good_text[2048];
+static const char good_fmt[] = "[dataverse]\n"
+                               "url = https://contoso.crm4.dynamics.com\n"
+                               "token_url = https://login.example/t/oauth2/v2.0/token\n"
+                               "client_id = app\n"
+                               "client_secret = env:SMSYS_T_CLI_SECRET\n"
+                               "scope = https://contoso.crm4.dynamics.com/.default\n"
+                               "password = LITERAL-PW-9\n"
+                               "username = u\n"
+                               "[postgres]\n"
+                               "conninfo = \"%s password=PG-PW-7\"\n";
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0600);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/smsys-test-cli-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    tdb_create("cli", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
+    snprintf(good_text, sizeof(good_text), good_fmt, db_conninfo);
+    /* build/san/bin/.. is not the source tree: name the migrations. */
+    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
+    snprintf(good_conf, sizeof(good_conf), "%s/good.conf", tmpdir);
+    snprintf(bad_conf, sizeof(bad_conf), "%s/bad.conf", tmpdir);
+    write_file(good_conf, good_text);
+    struct buf b = BUF_INIT;
+    buf_printf(&b, "%s[http]\nlisten = 127.0.0.1:http\n[log]\nlevel = chatty\n", good_text);
+    write_file(bad_conf, b.data);
+    buf_free(&b);
+    setenv("SMSYS_T_CLI_SECRET", "ENV-CS-SECRET-3", 1);
+    unsetenv("SMSYS_CONFIG");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    tdb_drop(db_name);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* What one run of smsysctl produced. */
+struct run {
+    int code; /* exit status, or -1 when it did not exit normally */
+    char *out;
+    char *err;
+};
+
+static char *slurp_fd(int fd)
+{
+    struct buf b = BUF_INIT;
+    char tmp[4096];
+    ssize_t n;
+    lseek(fd, 0, SEEK_SET);
+    while ((n = read(fd, tmp, sizeof(tmp))) > 0)
+        buf_append(&b, tmp, (size_t)n);
+    close(fd);
+    return buf_steal(&b);
+}
+
+/* Runs smsysctl with the NULL-terminated args. */
+static struct run ctl(const char *arg0, ...)
+{
+    const char *argv[32];
+    int argc = 0;
+    argv[argc++] = tu_bin("smsysctl");
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && argc < 31; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    char p1[300], p2[300];
+    snprintf(p1, sizeof(p1), "%s/out.XXXXXX", tmpdir);
+    snprintf(p2, sizeof(p2), "%s/err.XXXXXX", tmpdir);
+    int fo = mkstemp(p1), fe = mkstemp(p2);
+    assert_true(fo >= 0 && fe >= 0);
+    unlink(p1);
+    unlink(p2);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp_fd(fo), slurp_fd(fe)};
+    return r;
+}
+
+static void run_free(struct run *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void expect(struct run r, int code, const char *in_out, const char *in_err)
+{
+    if (r.code != code || (in_out && strstr(r.out, in_out) == NULL) ||
+        (in_err && strstr(r.err, in_err) == NULL))
+        fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwanted out '%s' err '%s'", r.code,
+                 code, r.out, r.err, in_out ? in_out : "", in_err ? in_err : "");
+    run_free(&r);
+}
+
+static void test_help_everywhere(void **state)
+{
+    (void)state;
+    expect(ctl("--help", NULL), 0, "usage: smsysctl", NULL);
+    expect(ctl("help", NULL), 0, "Commands:", NULL);
+    expect(ctl("help", "config", NULL), 0, "Subcommands:", NULL);
+    expect(ctl("help", "config", "dump", NULL), 0, "Secrets are shown as ***", NULL);
+    expect(ctl("config", "--help", NULL), 0, "check", NULL);
+    expect(ctl("db", "--help", NULL), 0, "migrate", NULL);
+    const char *cmds[][2] = {{"config", "check"}, {"config", "keys"}, {"config", "dump"},
+                             {"doctor", NULL},    {"db", "migrate"},  {"version", NULL}};
+    for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
+        struct run r = cmds[i][1] ? ctl(cmds[i][0], cmds[i][1], "--help", NULL)
+                                  : ctl(cmds[i][0], "--help", NULL);
+        if (r.code != 0 || strstr(r.out, "usage: smsysctl") == NULL)
+            fail_msg("%s %s --help: exit %d: %s", cmds[i][0], cmds[i][1] ? cmds[i][1] : "", r.code,
+                     r.out);
+        run_free(&r);
+    }
+    /* --help wins even over a config that does not exist. */
+    expect(ctl("--config", "/nonexistent", "doctor", "-h", NULL), 0, "usage:", NULL);
+    expect(ctl("--version", NULL), 0, "smsysctl ", NULL);
+    expect(ctl("version", NULL), 0, "smsysctl ", NULL);
+    expect(ctl("version", "--json", NULL), 0, "\"version\"", NULL);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    expect(ctl(NULL), 2, NULL, "usage: smsysctl");
+    expect(ctl("frobnicate", NULL), 2, NULL, "unknown command 'frobnicate'");
+    expect(ctl("config", NULL), 2, NULL, "Subcommands:");
+    expect(ctl("config", "nope", NULL), 2, NULL, "unknown subcommand 'config nope'");
+    expect(ctl("config", "check", "a", "b", NULL), 2, NULL, "too many arguments");
+    expect(ctl("config", "check", "--strict", NULL), 2, NULL, "unknown option '--strict'");
+    expect(ctl("config", "keys", "--markdown", "--json", NULL), 2, NULL, "exclude each other");
+    expect(ctl("db", "migrate", "--bogus", NULL), 2, NULL, "unexpected argument '--bogus'");
+    expect(ctl("--json", "db", "migrate", NULL), 2, NULL, "--json is not supported");
+    expect(ctl("--config", NULL), 2, NULL, "--config needs a FILE");
+    expect(ctl("--bogus", "doctor", NULL), 2, NULL, "unknown option '--bogus'");
+    expect(ctl("version", "extra", NULL), 2, NULL, "unexpected argument 'extra'");
+    expect(ctl("help", "nothing", NULL), 2, NULL, "unknown command 'nothing'");
+}
+
+static void test_config_check(void **state)
+{
+    (void)state;
+    expect(ctl("config", "check", good_conf, NULL), 0, ": ok", NULL);
+    expect(ctl("--config", good_conf, "config", "check", NULL), 0, ": ok", NULL);
+    /* Both errors, each with its line, then the verdict. */
+    struct run r = ctl("config", "check", bad_conf, NULL);
+    char l12[400], l14[400];
+    snprintf(l12, sizeof(l12), "%s:12: http.listen", bad_conf);
+    snprintf(l14, sizeof(l14), "%s:14: log.level", bad_conf);
+    if (r.code != 1 || !strstr(r.err, l12) || !strstr(r.err, l14) || !strstr(r.out, "2 errors"))
+        fail_msg("exit %d\nout: %s\nerr: %s", r.code, r.out, r.err);
+    run_free(&r);
+    /* --json carries the same, machine-readable. */
+    r = ctl("--json", "config", "check", bad_conf, NULL);
+    assert_int_equal(r.code, 1);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "valid")));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "errors")), 2);
+    cJSON_Delete(j);
+    run_free(&r);
+    expect(ctl("config", "check", "/nonexistent/smsys.conf", NULL), 1, NULL, "cannot open");
+    /* An unset env: reference is a failure naming the variable. */
+    unsetenv("SMSYS_T_CLI_SECRET");
+    expect(ctl("config", "check", good_conf, NULL), 1, NULL, "'SMSYS_T_CLI_SECRET' is not set");
+    setenv("SMSYS_T_CLI_SECRET", "ENV-CS-SECRET-3", 1);
+    /* $SMSYS_CONFIG is the default file. */
+    setenv("SMSYS_CONFIG", bad_conf, 1);
+    expect(ctl("config", "check", NULL), 1, NULL, "log.level");
+    unsetenv("SMSYS_CONFIG");
+}
+
+static void test_config_dump_masks(void **state)
+{
+    (void)state;
+    const char *secrets[] = {"ENV-CS-SECRET-3", "LITERAL-PW-9", "PG-PW-7"};
+    for (int json = 0; json < 2; json++) {
+        struct run r = json ? ctl("--config", good_conf, "config", "dump", "--json", NULL)
+                            : ctl("--config", good_conf, "config", "dump", NULL);
+        assert_int_equal(r.code, 0);
+        for (size_t i = 0; i < ARRAY_LEN(secrets); i++)
+            if (strstr(r.out, secrets[i]) || strstr(r.err, secrets[i]))
+                fail_msg("secret %s in dump:\n%s", secrets[i], r.out);
+        assert_non_null(strstr(r.out, "***"));
+        assert_non_null(strstr(r.out, "contoso.crm4.dynamics.com"));
+        if (json) {
+            cJSON *j = cJSON_Parse(r.out);
+            assert_non_null(j);
+            cJSON *dv = cJSON_GetObjectItem(j, "dataverse");
+            assert_string_equal(cJSON_GetObjectItem(dv, "client_secret")->valuestring, "***");
+            cJSON_Delete(j);
+        }
+        run_free(&r);
+    }
+    expect(ctl("--config", bad_conf, "config", "dump", NULL), 1, NULL, "bad.conf:12:");
+}
+
+static void test_config_keys(void **state)
+{
+    (void)state;
+    struct run r = ctl("config", "keys", NULL);
+    assert_int_equal(r.code, 0);
+    const char *keys[] = {"dataverse.url",
+                          "dataverse.client_secret",
+                          "dataverse.resource",
+                          "dataverse.insecure_skip_verify",
+                          "service.grace_period_ms",
+                          "postgres.pool_size",
+                          "http.max_body_bytes",
+                          "sending.quiet_hours",
+                          "log.format"};
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        if (strstr(r.out, keys[i]) == NULL)
+            fail_msg("config keys lacks %s", keys[i]);
+    run_free(&r);
+    r = ctl("config", "keys", "--json", NULL);
+    assert_int_equal(r.code, 0);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_true(cJSON_IsArray(j));
+    assert_true(cJSON_GetArraySize(j) >= 25);
+    cJSON_Delete(j);
+    run_free(&r);
+    expect(ctl("config", "keys", "--markdown", NULL), 0, "### [dataverse]", NULL);
+}
+
+static void test_doctor(void **state)
+{
+    (void)state;
+    struct run r = ctl("--config", good_conf, "doctor", NULL);
+    assert_int_equal(r.code, 0);
+    assert_true(strncmp(r.out, "ok    config ", 13) == 0);
+    assert_non_null(strstr(r.out, "skip  dynamics: sign in and WhoAmI"));
+    assert_non_null(strstr(r.out, "\nok    postgresql: connected to database smsys_t_cli_"));
+    assert_non_null(strstr(r.out, "\nok    postgresql: schema version "));
+    run_free(&r);
+
+    /* PostgreSQL down: a FAIL with the libpq reason, and the checks that
+     * need it are skipped. */
+    char down[400], text[2600];
+    snprintf(down, sizeof(down), "%s/down.conf", tmpdir);
+    snprintf(text, sizeof(text), "%s[postgres]\nconninfo = host=127.0.0.1 port=%d dbname=x\n",
+             good_text, tu_free_port());
+    /* Replace, not add: the key may appear once. */
+    char *dup = strstr(text, "[postgres]\nconninfo = ");
+    assert_non_null(dup);
+    memmove(dup, strchr(dup + 11, '\n') + 1, strlen(strchr(dup + 11, '\n') + 1) + 1);
+    write_file(down, text);
+    r = ctl("--config", down, "doctor", NULL);
+    if (r.code != 1 || !strstr(r.out, "FAIL  postgresql: connect") ||
+        !strstr(r.out, "Connection refused") ||
+        !strstr(r.out, "skip  postgresql: schema version matches this build  — needs PostgreSQL"))
+        fail_msg("exit %d: %s", r.code, r.out);
+    run_free(&r);
+
+    r = ctl("--config", bad_conf, "doctor", NULL);
+    assert_int_equal(r.code, 1);
+    assert_true(strncmp(r.out, "FAIL  config ", 13) == 0);
+    assert_non_null(strstr(r.out, "— "));
+    assert_non_null(strstr(r.out, "smsysctl config check"));
+    run_free(&r);
+    r = ctl("--config", bad_conf, "doctor", "--json", NULL);
+    assert_int_equal(r.code, 1);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "ok")));
+    cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "checks"), 0);
+    assert_string_equal(cJSON_GetObjectItem(first, "status")->valuestring, "FAIL");
+    cJSON_Delete(j);
+    run_free(&r);
+}
+
+static void test_db_migrate(void **state)
+{
+    (void)state;
+    /* A bad config fails before any database work. */
+    expect(ctl("--config", bad_conf, "db", "migrate", "--dry-run", NULL), 1, NULL, "bad.conf:12:");
+    /* A fresh database: dry run lists, changes nothing; then apply; then
+     * nothing is left. */
+    expect(ctl("--config", good_conf, "db", "migrate", "--dry-run", NULL), 0,
+           "pending (nothing changed: --dry-run)", "migration pending version=1");
+    expect(ctl("--config", good_conf, "doctor", NULL), 1,
+           "FAIL  postgresql: schema version 0, this build needs", NULL);
+    expect(ctl("--config", good_conf, "db", "migrate", NULL), 0, "applied",
+           "migration applied version=1");
+    expect(ctl("--config", good_conf, "db", "migrate", NULL), 0, "database schema is up to date",
+           NULL);
+    expect(ctl("--config", good_conf, "db", "migrate", "--dry-run", NULL), 0,
+           "database schema is up to date", NULL);
+    /* Migrations that cannot be found are a failure naming where it looked. */
+    setenv("SMSYS_SQL_DIR", "/nonexistent/sql", 1);
+    expect(ctl("--config", good_conf, "db", "migrate", NULL), 1, NULL, "/nonexistent/sql");
+    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_everywhere), cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_config_check),    cmocka_unit_test(test_config_dump_masks),
+        cmocka_unit_test(test_config_keys),     cmocka_unit_test(test_db_migrate),
+        cmocka_unit_test(test_doctor),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,60 @@
+/* ctl.h - internals of smsysctl, the admin CLI.
+ *
+ * Every command is one row of the table in main.c: name, optional
+ * subcommand, usage, help and a handler. The dispatcher handles --help
+ * (on every command) and --json (on commands that output data) before the
+ * handler runs, so handlers only parse their own options. */
+#ifndef SMSYSCTL_CTL_H
+#define SMSYSCTL_CTL_H
+
+#include <stdio.h>
+
+#include "smsys/buf.h"
+#include "smsys/config.h"
+
+/* Exit codes, as interfaces.md promises to scripts. */
+enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
+
+#define CTL_DEFAULT_CONFIG "/etc/smsys/smsys.conf"
+
+struct ctl {
+    const char *config_path; /* --config, else $SMSYS_CONFIG, else the default */
+    int json;                /* --json given (only for CTL_JSON commands) */
+    const struct ctl_cmd *cmd;
+};
+
+enum { CTL_JSON = 1 << 0 /* the command prints data and accepts --json */ };
+
+struct ctl_cmd {
+    const char *name;
+    const char *sub;   /* NULL: no subcommand */
+    const char *usage; /* arguments after "smsysctl NAME [SUB]" */
+    const char *help;  /* what it does; printed by --help */
+    unsigned flags;
+    /* argv holds the command's own arguments (--help and --json removed);
+     * returns an exit code. */
+    int (*run)(struct ctl *ctl, int argc, char **argv);
+};
+
+/* Prints "smsysctl: MESSAGE" and the command's usage to stderr; returns
+ * CTL_USAGE. */
+int ctl_usage_error(const struct ctl *ctl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "smsysctl: MESSAGE" to stderr; returns CTL_FAIL. */
+int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Loads ctl->config_path; on failure prints the error and returns NULL.
+ * The caller frees the config with config_free. */
+struct smsys_config *ctl_load_config(const struct ctl *ctl);
+
+/* Writes b to stdout. */
+void ctl_out(const struct buf *b);
+
+int cmd_config_check(struct ctl *ctl, int argc, char **argv);
+int cmd_config_keys(struct ctl *ctl, int argc, char **argv);
+int cmd_config_dump(struct ctl *ctl, int argc, char **argv);
+int cmd_doctor(struct ctl *ctl, int argc, char **argv);
+int cmd_db_migrate(struct ctl *ctl, int argc, char **argv);
+
+#endif

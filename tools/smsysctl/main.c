@@ -1,0 +1,266 @@
+/* smsysctl - the smsys admin CLI: global options, the command table and
+ * the dispatcher. Commands live in cmd_*.c. */
+#include "ctl.h"
+
+#include "smsys/util.h"
+#include "smsys/version.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmd_version(struct ctl *ctl, int argc, char **argv);
+
+/* The whole CLI. Commands sharing a name are grouped under it in help. */
+static const struct ctl_cmd commands[] = {
+    {"config", "check", "[FILE]",
+     "Validate a configuration file (default: the --config file). Prints every error as "
+     "FILE:LINE: problem, and warnings. Exit 0 when valid, 1 when not.",
+     CTL_JSON, cmd_config_check},
+    {"config", "keys", "[--markdown]",
+     "List every configuration key: type, range or choices, default, whether a change "
+     "applies on SIGHUP (live), and what it does. --markdown prints the reference table of "
+     "docs/configuration.md.",
+     CTL_JSON, cmd_config_keys},
+    {"config", "dump", "",
+     "Print the effective configuration (file plus defaults, env:/file: resolved) as a config "
+     "file. Secrets are shown as ***.",
+     CTL_JSON, cmd_config_dump},
+    {"doctor", NULL, "",
+     "Check the installation: configuration, PostgreSQL and schema version, Dynamics sign-in "
+     "(WhoAmI), provider accounts. Prints one line per check: ok|FAIL|skip|warn, what, and how "
+     "to fix it. Exit 1 when a check failed.",
+     CTL_JSON, cmd_doctor},
+    {"db", "migrate", "[--dry-run]",
+     "Apply the pending SQL migrations to the [postgres] database, in one transaction each. "
+     "--dry-run lists what would be applied and changes nothing.",
+     0, cmd_db_migrate},
+    {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
+};
+
+static int cmd_version(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc > 0)
+        return ctl_usage_error(ctl, "unexpected argument '%s'", argv[0]);
+    if (ctl->json)
+        printf("{\"program\":\"smsysctl\",\"version\":\"%s\"}\n", SMSYS_VERSION);
+    else
+        printf("smsysctl %s\n", SMSYS_VERSION);
+    return CTL_OK;
+}
+
+static void print_cmd_usage(FILE *f, const struct ctl_cmd *c)
+{
+    fprintf(f, "usage: smsysctl [--config FILE] %s%s%s%s%s%s\n", c->name, c->sub ? " " : "",
+            c->sub ? c->sub : "", (c->flags & CTL_JSON) ? " [--json]" : "", *c->usage ? " " : "",
+            c->usage);
+}
+
+static void print_main_usage(FILE *f)
+{
+    fprintf(f, "usage: smsysctl [--config FILE] [--json] COMMAND [ARGS...]\n"
+               "       smsysctl --help | --version\n\n"
+               "Commands:\n");
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s%s%s", commands[i].name, commands[i].sub ? " " : "",
+                 commands[i].sub ? commands[i].sub : "");
+        fprintf(f, "  %-16s %s\n", name, commands[i].usage);
+    }
+    fprintf(f,
+            "\nOptions:\n"
+            "  --config FILE   configuration file (default: $SMSYS_CONFIG, else " CTL_DEFAULT_CONFIG
+            ")\n"
+            "  --json          machine-readable output, for commands that print data\n"
+            "  --help          help; also after any command: smsysctl config check --help\n"
+            "\nExit status: 0 ok, 1 failure, 2 usage error.\n");
+}
+
+static void print_group_help(FILE *f, const char *name)
+{
+    fprintf(f, "usage: smsysctl [--config FILE] %s SUBCOMMAND [ARGS...]\n\nSubcommands:\n", name);
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            fprintf(f, "  %-10s %s\n", commands[i].sub, commands[i].usage);
+    fprintf(f, "\nRun 'smsysctl %s SUBCOMMAND --help' for details.\n", name);
+}
+
+static void print_cmd_help(const struct ctl_cmd *c)
+{
+    print_cmd_usage(stdout, c);
+    printf("\n%s\n", c->help);
+    if (c->flags & CTL_JSON)
+        printf("\n--json prints the result as JSON.\n");
+}
+
+int ctl_usage_error(const struct ctl *ctl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("smsysctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (ctl && ctl->cmd)
+        print_cmd_usage(stderr, ctl->cmd);
+    return CTL_USAGE;
+}
+
+int ctl_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("smsysctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CTL_FAIL;
+}
+
+struct smsys_config *ctl_load_config(const struct ctl *ctl)
+{
+    struct smsys_config *cfg = NULL;
+    struct smsys_err err = {0};
+    if (config_load(ctl->config_path, &cfg, &err) != 0) {
+        ctl_fail("%s", err.detail);
+        return NULL;
+    }
+    return cfg;
+}
+
+void ctl_out(const struct buf *b)
+{
+    if (b->data)
+        fwrite(b->data, 1, b->len, stdout);
+}
+
+static int is_group(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0 && commands[i].sub)
+            return 1;
+    return 0;
+}
+
+static const struct ctl_cmd *find_cmd(const char *name, const char *sub)
+{
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+        const struct ctl_cmd *c = &commands[i];
+        if (strcmp(c->name, name) != 0)
+            continue;
+        if (c->sub == NULL || (sub && strcmp(c->sub, sub) == 0))
+            return c;
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl ctl = {0};
+    ctl.config_path = getenv("SMSYS_CONFIG");
+    if (ctl.config_path == NULL || *ctl.config_path == '\0')
+        ctl.config_path = CTL_DEFAULT_CONFIG;
+
+    /* Global options, up to the command name. */
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_main_usage(stdout);
+            return CTL_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("smsysctl %s\n", SMSYS_VERSION);
+            return CTL_OK;
+        } else if (strcmp(a, "--json") == 0) {
+            ctl.json = 1;
+        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+            if (i + 1 >= argc)
+                return ctl_usage_error(NULL, "--config needs a FILE");
+            ctl.config_path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            ctl.config_path = a + 9;
+        } else {
+            ctl_usage_error(NULL, "unknown option '%s'", a);
+            print_main_usage(stderr);
+            return CTL_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_main_usage(stderr);
+        return CTL_USAGE;
+    }
+    const char *name = argv[i++];
+    if (strcmp(name, "help") == 0) {
+        if (i >= argc) {
+            print_main_usage(stdout);
+            return CTL_OK;
+        }
+        name = argv[i];
+        const struct ctl_cmd *c = find_cmd(name, i + 1 < argc ? argv[i + 1] : NULL);
+        if (c && (c->sub == NULL || i + 1 < argc)) {
+            print_cmd_help(c);
+            return CTL_OK;
+        }
+        if (is_group(name)) {
+            print_group_help(stdout, name);
+            return CTL_OK;
+        }
+        return ctl_usage_error(NULL, "unknown command '%s'", name);
+    }
+    const struct ctl_cmd *cmd = NULL;
+    if (is_group(name)) {
+        if (i >= argc || argv[i][0] == '-') {
+            int help = i < argc && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0);
+            print_group_help(help ? stdout : stderr, name);
+            return help ? CTL_OK : CTL_USAGE;
+        }
+        cmd = find_cmd(name, argv[i]);
+        if (cmd == NULL) {
+            fprintf(stderr, "smsysctl: unknown subcommand '%s %s'\n", name, argv[i]);
+            print_group_help(stderr, name);
+            return CTL_USAGE;
+        }
+        i++;
+    } else {
+        cmd = find_cmd(name, NULL);
+        if (cmd == NULL) {
+            fprintf(stderr, "smsysctl: unknown command '%s'\n", name);
+            print_main_usage(stderr);
+            return CTL_USAGE;
+        }
+    }
+    ctl.cmd = cmd;
+
+    /* --help anywhere wins; --json is taken out here so handlers never
+     * see it. Everything after "--" is passed through untouched. */
+    char **rest = calloc((size_t)(argc - i) + 1, sizeof(*rest));
+    if (rest == NULL)
+        return ctl_fail("out of memory");
+    int n = 0, dashdash = 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!dashdash && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+            free(rest);
+            print_cmd_help(cmd);
+            return CTL_OK;
+        }
+        if (!dashdash && strcmp(a, "--json") == 0) {
+            ctl.json = 1;
+            continue;
+        }
+        if (!dashdash && strcmp(a, "--") == 0) {
+            dashdash = 1;
+            continue;
+        }
+        rest[n++] = argv[i];
+    }
+    if (ctl.json && !(cmd->flags & CTL_JSON)) {
+        free(rest);
+        return ctl_usage_error(&ctl, "--json is not supported here: this command prints no data");
+    }
+    int rc = cmd->run(&ctl, n, rest);
+    free(rest);
+    fflush(stdout);
+    return rc;
+}
