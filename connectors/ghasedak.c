@@ -15,9 +15,9 @@
 #include "smsys/conn_http.h"
 #include "conn_parsers.h"
 
-#define GH_MAX_SEND 100
+#define GH_MAX_SEND   100
 #define GH_MAX_STATUS 100
-#define GH_PATH "/rest/api/v1/WebService/"
+#define GH_PATH       "/rest/api/v1/WebService/"
 
 static const struct ch_code gh_codes[] = {
     {200, 0, "ok"},
@@ -32,12 +32,12 @@ static const struct ch_code gh_codes[] = {
 };
 
 static const struct ch_status_code gh_states[] = {
-    {0, CONN_ST_QUEUED},       {2, CONN_ST_QUEUED},      {3, CONN_ST_QUEUED},
-    {10, CONN_ST_QUEUED},      {11, CONN_ST_QUEUED},     {17, CONN_ST_QUEUED},
-    {9, CONN_ST_QUEUED},       {1, CONN_ST_FAILED},      {4, CONN_ST_SENT},
-    {6, CONN_ST_FAILED},       {16, CONN_ST_FAILED},     {7, CONN_ST_CANCELED},
+    {0, CONN_ST_QUEUED},       {2, CONN_ST_QUEUED},       {3, CONN_ST_QUEUED},
+    {10, CONN_ST_QUEUED},      {11, CONN_ST_QUEUED},      {17, CONN_ST_QUEUED},
+    {9, CONN_ST_QUEUED},       {1, CONN_ST_FAILED},       {4, CONN_ST_SENT},
+    {6, CONN_ST_FAILED},       {16, CONN_ST_FAILED},      {7, CONN_ST_CANCELED},
     {8, CONN_ST_BLACKLISTED},  {12, CONN_ST_BLACKLISTED}, {15, CONN_ST_BLACKLISTED},
-    {13, CONN_ST_UNDELIVERED}, {14, CONN_ST_DELIVERED},  {-1, CONN_ST_UNKNOWN},
+    {13, CONN_ST_UNDELIVERED}, {14, CONN_ST_DELIVERED},   {-1, CONN_ST_UNKNOWN},
 };
 
 enum conn_status conn_ghasedak_status(long code)
@@ -178,8 +178,8 @@ static int gh_send_start(struct ch_batch *b, void *ud)
     char *js = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     struct ch_req r;
-    int rc = js ? gh_req(c, &r, "POST", b->n == 1 ? "SendSingleSMS" : "SendPairToPairSMS")
-                : -ENOMEM;
+    int rc =
+        js ? gh_req(c, &r, "POST", b->n == 1 ? "SendSingleSMS" : "SendPairToPairSMS") : -ENOMEM;
     if (!rc)
         rc = buf_puts(&r.body, js);
     free(js);
@@ -241,8 +241,7 @@ static void gh_status_done(struct conn *c, int rc, struct http_response *resp, v
     ch_stq_release(q);
 }
 
-static int gh_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb,
-                     void *ud)
+static int gh_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
     struct ch_stq *q;
     int rc = ch_stq_new(c, cb, ud, &q);
@@ -275,8 +274,7 @@ static int gh_status(struct conn *c, const char *const *ids, size_t n, conn_stat
 
 /* ---- inbox, balance -------------------------------------------------------------- */
 
-static void gh_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body,
-                           size_t len)
+static void gh_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
     cJSON *root = ch_json_parse(body, len);
     const cJSON *data = NULL;

@@ -44,6 +44,15 @@ void conn_ghasedak_parse_status(struct ch_stq *q, int http, const char *body, si
 void conn_ghasedak_parse_ops(struct conn *c, int http, const char *body, size_t len,
                              const struct ch_op *cbs);
 
+/* melipayamak.c */
+enum conn_status conn_melipayamak_status(long code);
+int conn_melipayamak_class(long code, const char **text);
+int conn_melipayamak_parse_send(struct ch_batch *b, int http, const char *body, size_t len);
+void conn_melipayamak_parse_status(struct ch_stq *q, const char *pid, int http, const char *body,
+                                   size_t len);
+void conn_melipayamak_parse_ops(struct conn *c, int http, const char *body, size_t len,
+                                const struct ch_op *cbs);
+
 /* generic.c (c must be a generic connector: its settings drive parsing) */
 /* Values a template can use; NULL ones are not available in that op. */
 struct conn_generic_vars {

@@ -14,6 +14,7 @@
     X(kavenegar)      \
     X(smsir)          \
     X(ghasedak)       \
+    X(melipayamak)    \
     X(generic)
 // clang-format on
 
