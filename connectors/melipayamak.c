@@ -43,10 +43,10 @@ static const struct ch_code mp_codes[] = {
 /* 0 is "sent to the operator" in the docs, but panels report it before the
  * operator has answered: treat it as still queued (not final either way). */
 static const struct ch_status_code mp_states[] = {
-    {0, CONN_ST_QUEUED},       {1, CONN_ST_DELIVERED},  {2, CONN_ST_UNDELIVERED},
-    {3, CONN_ST_FAILED},       {8, CONN_ST_SENT},       {16, CONN_ST_UNDELIVERED},
-    {35, CONN_ST_BLACKLISTED}, {100, CONN_ST_UNKNOWN},  {200, CONN_ST_SENT},
-    {300, CONN_ST_FAILED},     {500, CONN_ST_FAILED},   {-1, CONN_ST_UNKNOWN},
+    {0, CONN_ST_QUEUED},       {1, CONN_ST_DELIVERED}, {2, CONN_ST_UNDELIVERED},
+    {3, CONN_ST_FAILED},       {8, CONN_ST_SENT},      {16, CONN_ST_UNDELIVERED},
+    {35, CONN_ST_BLACKLISTED}, {100, CONN_ST_UNKNOWN}, {200, CONN_ST_SENT},
+    {300, CONN_ST_FAILED},     {500, CONN_ST_FAILED},  {-1, CONN_ST_UNKNOWN},
 };
 
 enum conn_status conn_melipayamak_status(long code)
@@ -227,14 +227,12 @@ static void mp_status_done(struct conn *c, int rc, struct http_response *resp, v
     if (rc < 0 || resp == NULL)
         ch_stq_result(k->q, ch_transport_class(rc), resp ? resp->err.detail : smsys_strerror(rc));
     else
-        conn_melipayamak_parse_status(k->q, k->pid, resp->status, resp->body.data,
-                                      resp->body.len);
+        conn_melipayamak_parse_status(k->q, k->pid, resp->status, resp->body.data, resp->body.len);
     ch_stq_release(k->q);
     free(k);
 }
 
-static int mp_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb,
-                     void *ud)
+static int mp_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
     struct ch_stq *q;
     int rc = ch_stq_new(c, cb, ud, &q);
@@ -265,8 +263,7 @@ static int mp_status(struct conn *c, const char *const *ids, size_t n, conn_stat
 
 /* ---- inbox, balance, lines ------------------------------------------------------- */
 
-static void mp_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body,
-                           size_t len)
+static void mp_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
     cJSON *root = ch_json_parse(body, len);
     const char *value;
@@ -365,8 +362,7 @@ static int mp_balance(struct conn *c, conn_balance_cb cb, void *ud)
     return ch_op_submit(c, &r, &o);
 }
 
-static void mp_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body,
-                           size_t len)
+static void mp_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
     cJSON *root = ch_json_parse(body, len);
     const char *value;

@@ -53,6 +53,20 @@ void conn_melipayamak_parse_status(struct ch_stq *q, const char *pid, int http, 
 void conn_melipayamak_parse_ops(struct conn *c, int http, const char *body, size_t len,
                                 const struct ch_op *cbs);
 
+/* twilio.c */
+enum conn_status conn_twilio_status(const char *s);
+int conn_twilio_class(long code, int http, const char **text);
+int conn_twilio_parse_send(struct ch_batch *b, int http, const char *body, size_t len);
+void conn_twilio_parse_status(struct ch_stq *q, const char *pid, int http, const char *body,
+                              size_t len);
+void conn_twilio_parse_ops(struct conn *c, int http, const char *body, size_t len,
+                           const struct ch_op *cbs);
+/* base64(HMAC-SHA1(token, url + sorted key/value pairs)) into out (>= 29). */
+int conn_twilio_signature(const char *token, const char *url, const struct ch_form *f, char *out,
+                          size_t outlen);
+int conn_twilio_webhook_parse(const char *token, const char *base_url, const struct http_req *req,
+                              struct conn_event **out, size_t *n);
+
 /* generic.c (c must be a generic connector: its settings drive parsing) */
 /* Values a template can use; NULL ones are not available in that op. */
 struct conn_generic_vars {

@@ -15,6 +15,7 @@
     X(smsir)          \
     X(ghasedak)       \
     X(melipayamak)    \
+    X(twilio)         \
     X(generic)
 // clang-format on
 

@@ -38,9 +38,9 @@ static void test_send_status_inbox_balance_lines(void **state)
     assert_int_equal(f->r[0].st, CONN_ST_QUEUED);
     assert_int_equal(fx_wait_final(f, pid, 3000), CONN_ST_DELIVERED);
 
-    cJSON_Delete(sim_call(f, "POST", "/_sim/inbox",
-                          "{\"provider\":\"melipayamak\",\"from\":\"09121234567\",\"text\":\"" PERSIAN
-                          "\"}"));
+    cJSON_Delete(sim_call(
+        f, "POST", "/_sim/inbox",
+        "{\"provider\":\"melipayamak\",\"from\":\"09121234567\",\"text\":\"" PERSIAN "\"}"));
     fx_inbox(f);
     assert_int_equal(f->rc, 0);
     assert_int_equal(f->n_mo, 1);
