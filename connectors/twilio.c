@@ -59,11 +59,11 @@ enum conn_status conn_twilio_status(const char *s)
         const char *name;
         enum conn_status st;
     } map[] = {
-        {"accepted", CONN_ST_QUEUED},  {"scheduled", CONN_ST_QUEUED},
-        {"queued", CONN_ST_QUEUED},    {"sending", CONN_ST_QUEUED},
-        {"sent", CONN_ST_SENT},        {"delivered", CONN_ST_DELIVERED},
-        {"read", CONN_ST_DELIVERED},   {"undelivered", CONN_ST_UNDELIVERED},
-        {"failed", CONN_ST_FAILED},    {"canceled", CONN_ST_CANCELED},
+        {"accepted", CONN_ST_QUEUED}, {"scheduled", CONN_ST_QUEUED},
+        {"queued", CONN_ST_QUEUED},   {"sending", CONN_ST_QUEUED},
+        {"sent", CONN_ST_SENT},       {"delivered", CONN_ST_DELIVERED},
+        {"read", CONN_ST_DELIVERED},  {"undelivered", CONN_ST_UNDELIVERED},
+        {"failed", CONN_ST_FAILED},   {"canceled", CONN_ST_CANCELED},
     };
     for (size_t i = 0; s && i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].name, s) == 0)
@@ -140,8 +140,7 @@ int conn_twilio_parse_send(struct ch_batch *b, int http, const char *body, size_
             if (cs == CONN_ST_FAILED)
                 ch_send_result(b->s, b->idx[0], SMSYS_EPERM, sid, cs, 0, "twilio: failed");
             else
-                ch_send_result(b->s, b->idx[0], 0, sid,
-                               cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs,
+                ch_send_result(b->s, b->idx[0], 0, sid, cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs,
                                segs > 0 && segs < 1000 ? (int)segs : 0, NULL);
         }
     }
@@ -214,8 +213,8 @@ void conn_twilio_parse_status(struct ch_stq *q, const char *pid, int http, const
         const char *known = NULL;
         if (ec)
             conn_twilio_class(ec, 400, &known);
-        snprintf(d, sizeof d, "twilio %s%s%ld%s%s", st, ec ? " error " : "", ec,
-                 known ? ": " : "", known ? known : "");
+        snprintf(d, sizeof d, "twilio %s%s%ld%s%s", st, ec ? " error " : "", ec, known ? ": " : "",
+                 known ? known : "");
         if (!ec)
             snprintf(d, sizeof d, "twilio %s", st);
         ch_stq_add(q, pid, NULL, conn_twilio_status(st), 0, d);
@@ -242,8 +241,7 @@ static void tw_status_done(struct conn *c, int rc, struct http_response *resp, v
     free(k);
 }
 
-static int tw_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb,
-                     void *ud)
+static int tw_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
     struct ch_stq *q;
     int rc = ch_stq_new(c, cb, ud, &q);
@@ -313,8 +311,7 @@ static int tw_balance(struct conn *c, conn_balance_cb cb, void *ud)
     return ch_op_submit(c, &r, &o);
 }
 
-static void tw_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body,
-                           size_t len)
+static void tw_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
     cJSON *root = ch_json_parse(body, len);
     char d[400];
@@ -333,7 +330,8 @@ static void tw_parse_lines(struct conn *c, struct ch_op *op, int http, const cha
         const cJSON *e;
         cJSON_ArrayForEach(e, arr)
         {
-            const cJSON *num = ch_json_get(e, "phone_number"), *fn = ch_json_get(e, "friendly_name");
+            const cJSON *num = ch_json_get(e, "phone_number"),
+                        *fn = ch_json_get(e, "friendly_name");
             if (!cJSON_IsString(num))
                 continue;
             l[k].number = num->valuestring;

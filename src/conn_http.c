@@ -143,13 +143,23 @@ static int parse_common(struct conn *c, const cJSON *settings, const char *defau
     if (!rc)
         rc = ch_set_str(settings, "sender", NULL, &s->sender, err);
     if (!rc && s->sender) {
+        /* A line is used exactly as the provider issued it: Iranian service
+         * lines ("9821000000", "3000...") look like mobile numbers to a
+         * phone parser. Only an international form is normalised. */
         char line[PHONE_E164_MAX];
         struct smsys_err e2;
-        if (phone_normalize_line(s->sender, line, sizeof line, &e2) != 0)
-            return smsys_err_set(err, SMSYS_ECONFIG, "setting sender: %s", e2.detail);
-        free(s->sender);
-        if ((s->sender = strdup(line)) == NULL)
-            return smsys_err_set(err, -ENOMEM, "out of memory");
+        if (s->sender[0] == '+') {
+            if (phone_normalize(s->sender, NULL, line, sizeof line, &e2) != 0)
+                return smsys_err_set(err, SMSYS_ECONFIG, "setting sender: %s", e2.detail);
+            free(s->sender);
+            if ((s->sender = strdup(line)) == NULL)
+                return smsys_err_set(err, -ENOMEM, "out of memory");
+        } else {
+            size_t l = strspn(s->sender, "0123456789");
+            if (l < 3 || l > 15 || s->sender[l] != '\0')
+                return smsys_err_set(err, SMSYS_ECONFIG,
+                                     "setting sender: a line is 3-15 digits, or +E.164");
+        }
     }
     const cJSON *r = settings ? cJSON_GetObjectItemCaseSensitive(settings, "rate_per_sec") : NULL;
     if (!rc && r && !cJSON_IsNull(r)) {

@@ -67,6 +67,14 @@ int conn_twilio_signature(const char *token, const char *url, const struct ch_fo
 int conn_twilio_webhook_parse(const char *token, const char *base_url, const struct http_req *req,
                               struct conn_event **out, size_t *n);
 
+/* asanak.c */
+enum conn_status conn_asanak_status(long code);
+int conn_asanak_class(long code, const char **text);
+int conn_asanak_parse_send(struct ch_batch *b, int http, const char *body, size_t len);
+void conn_asanak_parse_status(struct ch_stq *q, int http, const char *body, size_t len);
+void conn_asanak_parse_ops(struct conn *c, int http, const char *body, size_t len,
+                           const struct ch_op *cbs);
+
 /* generic.c (c must be a generic connector: its settings drive parsing) */
 /* Values a template can use; NULL ones are not available in that op. */
 struct conn_generic_vars {

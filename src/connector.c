@@ -16,6 +16,7 @@
     X(ghasedak)       \
     X(melipayamak)    \
     X(twilio)         \
+    X(asanak)         \
     X(generic)
 // clang-format on
 
