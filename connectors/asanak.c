@@ -13,7 +13,7 @@
 #include "smsys/conn_http.h"
 #include "conn_parsers.h"
 
-#define AS_MAX_SEND 100
+#define AS_MAX_SEND   100
 #define AS_MAX_STATUS 100
 
 struct as_priv {
@@ -40,7 +40,7 @@ static const struct ch_code as_codes[] = {
 /* providers.md documents only 6 = delivered; the rest follows the panel's
  * delivery page (and provsim): 1 queued, 2 at the operator, 7 undelivered. */
 static const struct ch_status_code as_states[] = {
-    {1, CONN_ST_QUEUED},      {2, CONN_ST_SENT},   {6, CONN_ST_DELIVERED},
+    {1, CONN_ST_QUEUED},      {2, CONN_ST_SENT},     {6, CONN_ST_DELIVERED},
     {7, CONN_ST_UNDELIVERED}, {-1, CONN_ST_UNKNOWN},
 };
 
@@ -216,8 +216,7 @@ static void as_status_done(struct conn *c, int rc, struct http_response *resp, v
     ch_stq_release(q);
 }
 
-static int as_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb,
-                     void *ud)
+static int as_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
     struct ch_stq *q;
     int rc = ch_stq_new(c, cb, ud, &q);
@@ -339,6 +338,6 @@ static int as_open(const struct conn_env *env, const cJSON *settings, struct con
 {
     if (env == NULL || env->apikey == NULL || env->apikey[0] == '\0')
         return smsys_err_set(err, SMSYS_ECONFIG, "asanak: smsys_apikey (the password) is empty");
-    return ch_open(env, settings, &conn_asanak_ops, "https://sms.asanak.ir", as_keys, as_parse,
-                   out, err);
+    return ch_open(env, settings, &conn_asanak_ops, "https://sms.asanak.ir", as_keys, as_parse, out,
+                   err);
 }

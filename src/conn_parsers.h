@@ -10,6 +10,9 @@
 #include "smsys/conn_http.h"
 #include "smsys/http_server.h"
 
+extern const struct conn_ops conn_kavenegar_ops, conn_smsir_ops, conn_ghasedak_ops,
+    conn_melipayamak_ops, conn_asanak_ops, conn_twilio_ops, conn_generic_ops;
+
 /* Each parse_send records results for the messages of b and returns 0 (the
  * caller then calls ch_batch_done), or 1 when it passed b on (split). */
 
