@@ -350,9 +350,8 @@ static void test_generic_render(void **state)
     buf_reset(&b);
     /* JSON body: escaped inside quotes, _json adds the quotes; JSON braces
      * are literal */
-    assert_int_equal(conn_generic_render(&b, "{\"t\":\"{text}\",\"u\":{text_json},\"x\":{}}", 2, &v,
-                                         &err),
-                     0);
+    assert_int_equal(
+        conn_generic_render(&b, "{\"t\":\"{text}\",\"u\":{text_json},\"x\":{}}", 2, &v, &err), 0);
     assert_string_equal(b.data, "{\"t\":\"a \\\"q\\\" & b=c\\nسلام\",\"u\":\"a \\\"q\\\" & "
                                 "b=c\\nسلام\",\"x\":{}}");
     cJSON *j = cJSON_Parse(b.data);
@@ -434,18 +433,18 @@ static void test_twilio_signature_vector(void **state)
     /* wrong token, other URL, tampered body, missing header: all EAUTH */
     assert_int_equal(conn_twilio_webhook_parse("other", "https://example.test", &req, &ev, &n),
                      SMSYS_EAUTH);
-    assert_int_equal(conn_twilio_webhook_parse("secret-token", "http://example.test", &req, &ev,
-                                               &n),
-                     SMSYS_EAUTH);
+    assert_int_equal(
+        conn_twilio_webhook_parse("secret-token", "http://example.test", &req, &ev, &n),
+        SMSYS_EAUTH);
     req.body_len -= 1;
-    assert_int_equal(conn_twilio_webhook_parse("secret-token", "https://example.test", &req, &ev,
-                                               &n),
-                     SMSYS_EAUTH);
+    assert_int_equal(
+        conn_twilio_webhook_parse("secret-token", "https://example.test", &req, &ev, &n),
+        SMSYS_EAUTH);
     req.body_len += 1;
     req.nheaders = 0;
-    assert_int_equal(conn_twilio_webhook_parse("secret-token", "https://example.test", &req, &ev,
-                                               &n),
-                     SMSYS_EAUTH);
+    assert_int_equal(
+        conn_twilio_webhook_parse("secret-token", "https://example.test", &req, &ev, &n),
+        SMSYS_EAUTH);
 }
 
 static void test_kavenegar_webhook(void **state)
