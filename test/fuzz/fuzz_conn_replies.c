@@ -73,8 +73,8 @@ static void fuzz_send(struct conn *c, send_parser p, int http, const char *body,
                            {.id = "b", .to = "+989122222222", .text = "x"},
                            {.id = "c", .to = "+989123333333", .text = "x"}};
     struct ch_send *s;
-    if (ch_send_new(c, m, 3, PHONE_NATIONAL, sent_cb, c->ops == &conn_generic_ops ? NULL : c,
-                    &s) != 0)
+    if (ch_send_new(c, m, 3, PHONE_NATIONAL, sent_cb, c->ops == &conn_generic_ops ? NULL : c, &s) !=
+        0)
         abort();
     s->pending = 1;
     s->start = no_start;
@@ -148,12 +148,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     body[size - 2] = '\0';
     size_t len = size - 2;
 
-    static const struct conn_ops *const ops[] = {&conn_kavenegar_ops,   &conn_smsir_ops,
-                                                 &conn_ghasedak_ops,    &conn_melipayamak_ops,
-                                                 &conn_asanak_ops,      &conn_twilio_ops};
-    static const send_parser sends[] = {conn_kavenegar_parse_send,   conn_smsir_parse_send,
-                                        conn_ghasedak_parse_send,    conn_melipayamak_parse_send,
-                                        conn_asanak_parse_send,      conn_twilio_parse_send};
+    static const struct conn_ops *const ops[] = {&conn_kavenegar_ops, &conn_smsir_ops,
+                                                 &conn_ghasedak_ops,  &conn_melipayamak_ops,
+                                                 &conn_asanak_ops,    &conn_twilio_ops};
+    static const send_parser sends[] = {conn_kavenegar_parse_send, conn_smsir_parse_send,
+                                        conn_ghasedak_parse_send,  conn_melipayamak_parse_send,
+                                        conn_asanak_parse_send,    conn_twilio_parse_send};
     struct conn c;
     memset(&c, 0, sizeof c);
     struct ch_op all = {.ud = NULL};
@@ -170,12 +170,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c.ops = ops[which - 6];
         struct ch_stq *q = new_q(&c);
         switch (which - 6) {
-        case 0: conn_kavenegar_parse_status(q, http, body, len); break;
-        case 1: conn_smsir_parse_status(q, "1", http, body, len); break;
-        case 2: conn_ghasedak_parse_status(q, http, body, len); break;
-        case 3: conn_melipayamak_parse_status(q, "1", http, body, len); break;
-        case 4: conn_asanak_parse_status(q, http, body, len); break;
-        default: conn_twilio_parse_status(q, "SM1", http, body, len); break;
+        case 0:
+            conn_kavenegar_parse_status(q, http, body, len);
+            break;
+        case 1:
+            conn_smsir_parse_status(q, "1", http, body, len);
+            break;
+        case 2:
+            conn_ghasedak_parse_status(q, http, body, len);
+            break;
+        case 3:
+            conn_melipayamak_parse_status(q, "1", http, body, len);
+            break;
+        case 4:
+            conn_asanak_parse_status(q, http, body, len);
+            break;
+        default:
+            conn_twilio_parse_status(q, "SM1", http, body, len);
+            break;
         }
         ch_stq_release(q);
     } else if (which < 18) {
@@ -199,7 +211,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             conn_melipayamak_parse_ops(&c, http, body, len, &op_bal);
             conn_melipayamak_parse_ops(&c, http, body, len, &op_lines);
             break;
-        case 4: conn_asanak_parse_ops(&c, http, body, len, &op_bal); break;
+        case 4:
+            conn_asanak_parse_ops(&c, http, body, len, &op_bal);
+            break;
         default:
             conn_twilio_parse_ops(&c, http, body, len, &op_bal);
             conn_twilio_parse_ops(&c, http, body, len, &op_lines);

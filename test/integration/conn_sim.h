@@ -231,6 +231,9 @@ static cJSON *sim_messages(struct fx *f, const char *provider)
 /* ---- connector wrappers ---- */
 
 static int fx_open(struct fx *f, const char *name, const char *settings_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fx_open(struct fx *f, const char *name, const char *settings_fmt, ...)
 {
     char js[2048];
     va_list ap;

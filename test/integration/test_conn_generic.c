@@ -7,42 +7,42 @@
 #define OK "\"ok_pointer\":\"/status\",\"ok_value\":\"1\",\"message_pointer\":\"/message\","
 
 /* A JSON panel: what a customer would write for an SMS.ir-like API. */
-static const char json_panel[] =
-    "{\"base_url\":\"http://127.0.0.1:%d/smsir/v1\",\"sender\":\"30007732000000\","
-    "\"phone_format\":\"national\",\"max_batch\":2,"
-    "\"send\":{\"method\":\"POST\",\"url\":\"{base_url}/send/bulk\","
-    "\"content_type\":\"application/json\"," H OK
-    "\"body\":\"{\\\"lineNumber\\\":\\\"{from}\\\",\\\"messageText\\\":{text_json},"
-    "\\\"mobiles\\\":{to_array_json}}\","
-    "\"id_pointer\":\"/data/messageIds\"},"
-    "\"status\":{\"url\":\"{base_url}/send/{provider_id}\"," H OK
-    "\"status_pointer\":\"/data/deliveryState\",\"status_map\":{\"1\":\"delivered\","
-    "\"2\":\"undelivered\",\"3\":\"queued\",\"4\":\"queued\",\"5\":\"sent\",\"6\":\"failed\","
-    "\"7\":\"blacklisted\"}},"
-    "\"balance\":{\"url\":\"{base_url}/credit\"," H OK "\"balance_pointer\":\"/data\"},"
-    "\"inbox\":{\"url\":\"{base_url}/receive/latest?count=100\"," H OK
-    "\"items_pointer\":\"/data\",\"text_pointer\":\"/messageText\",\"from_pointer\":\"/mobile\","
-    "\"to_pointer\":\"/number\"},"
-    "\"error_map\":{\"10\":\"account\",\"102\":\"account\",\"104\":\"permanent\","
-    "\"20\":\"throttled\",\"101\":\"permanent\"}}";
+#define JSON_PANEL                                                                                 \
+    "{\"base_url\":\"http://127.0.0.1:%d/smsir/v1\",\"sender\":\"30007732000000\","                \
+    "\"phone_format\":\"national\",\"max_batch\":2,"                                               \
+    "\"send\":{\"method\":\"POST\",\"url\":\"{base_url}/send/bulk\","                              \
+    "\"content_type\":\"application/json\"," H OK                                                  \
+    "\"body\":\"{\\\"lineNumber\\\":\\\"{from}\\\",\\\"messageText\\\":{text_json},"               \
+    "\\\"mobiles\\\":{to_array_json}}\","                                                          \
+    "\"id_pointer\":\"/data/messageIds\"},"                                                        \
+    "\"status\":{\"url\":\"{base_url}/send/{provider_id}\"," H OK                                  \
+    "\"status_pointer\":\"/data/deliveryState\",\"status_map\":{\"1\":\"delivered\","              \
+    "\"2\":\"undelivered\",\"3\":\"queued\",\"4\":\"queued\",\"5\":\"sent\",\"6\":\"failed\","     \
+    "\"7\":\"blacklisted\"}},"                                                                     \
+    "\"balance\":{\"url\":\"{base_url}/credit\"," H OK "\"balance_pointer\":\"/data\"},"           \
+    "\"inbox\":{\"url\":\"{base_url}/receive/latest?count=100\"," H OK                             \
+    "\"items_pointer\":\"/data\",\"text_pointer\":\"/messageText\",\"from_pointer\":\"/mobile\","  \
+    "\"to_pointer\":\"/number\"},"                                                                 \
+    "\"error_map\":{\"10\":\"account\",\"102\":\"account\",\"104\":\"permanent\","                 \
+    "\"20\":\"throttled\",\"101\":\"permanent\"}}"
 
 /* A form panel read with regular expressions (Kavenegar's API shape). */
-static const char form_panel[] =
-    "{\"base_url\":\"http://127.0.0.1:%d/kavenegar/v1\",\"sender\":\"10004346\","
-    "\"send\":{\"url\":\"{base_url}/{apikey}/sms/send.json\","
-    "\"content_type\":\"application/x-www-form-urlencoded\","
-    "\"body\":\"receptor={to}&message={text}&sender={from}\","
-    "\"ok_regex\":\"\\\"status\\\":([0-9]+)\",\"ok_value\":\"200\","
-    "\"id_regex\":\"\\\"messageid\\\":([0-9]+)\"},"
-    "\"balance\":{\"url\":\"{base_url}/{apikey}/account/info.json\","
-    "\"ok_regex\":\"\\\"status\\\":([0-9]+)\",\"ok_value\":\"200\","
-    "\"balance_regex\":\"\\\"remaincredit\\\":([0-9.]+)\",\"unit\":\"IRR\"},"
-    "\"error_map\":{\"418\":\"account\",\"411\":\"permanent\",\"429\":\"throttled\"}}";
+#define FORM_PANEL                                                                                 \
+    "{\"base_url\":\"http://127.0.0.1:%d/kavenegar/v1\",\"sender\":\"10004346\","                  \
+    "\"send\":{\"url\":\"{base_url}/{apikey}/sms/send.json\","                                     \
+    "\"content_type\":\"application/x-www-form-urlencoded\","                                      \
+    "\"body\":\"receptor={to}&message={text}&sender={from}\","                                     \
+    "\"ok_regex\":\"\\\"status\\\":([0-9]+)\",\"ok_value\":\"200\","                               \
+    "\"id_regex\":\"\\\"messageid\\\":([0-9]+)\"},"                                                \
+    "\"balance\":{\"url\":\"{base_url}/{apikey}/account/info.json\","                              \
+    "\"ok_regex\":\"\\\"status\\\":([0-9]+)\",\"ok_value\":\"200\","                               \
+    "\"balance_regex\":\"\\\"remaincredit\\\":([0-9.]+)\",\"unit\":\"IRR\"},"                      \
+    "\"error_map\":{\"418\":\"account\",\"411\":\"permanent\",\"429\":\"throttled\"}}"
 
 static void open_json(struct fx *f)
 {
     snprintf(f->apikey, sizeof f->apikey, "demo-smsir-key");
-    if (fx_open(f, "generic", json_panel, sim_port) != 0)
+    if (fx_open(f, "generic", JSON_PANEL, sim_port) != 0)
         fail_msg("open: %s", f->err.detail);
 }
 
@@ -118,7 +118,7 @@ static void test_json_error_map(void **state)
     assert_non_null(strstr(f->r[0].detail, "104"));
     fx_close_conn(f);
     snprintf(f->apikey, sizeof f->apikey, "bad");
-    assert_int_equal(fx_open(f, "generic", json_panel, sim_port), 0);
+    assert_int_equal(fx_open(f, "generic", JSON_PANEL, sim_port), 0);
     sim_config(f, "{}");
     fx_send(f, 1, to, NULL, NULL);
     assert_int_equal(f->r[0].rc, SMSYS_EACCOUNT); /* 10 or HTTP 401 */
@@ -129,7 +129,7 @@ static void test_form_regex_panel(void **state)
     struct fx *f = *state;
     sim_config(f, "{}");
     snprintf(f->apikey, sizeof f->apikey, "demo-kavenegar-key");
-    if (fx_open(f, "generic", form_panel, sim_port) != 0)
+    if (fx_open(f, "generic", FORM_PANEL, sim_port) != 0)
         fail_msg("open: %s", f->err.detail);
     const char *to[] = {"+989121234567"};
     const char *txt[] = {"a&b=c + " PERSIAN}; /* form escaping */
