@@ -1,6 +1,8 @@
 /* Kavenegar connector against provsim over real loopback HTTP. */
 #include "conn_sim.h"
 
+#include "smsys/http_server.h"
+
 #define KN_KEY "demo-kavenegar-key"
 
 static void open_kn(struct fx *f, const char *extra)
@@ -290,6 +292,94 @@ static void test_open_validation(void **state)
     f->c = NULL;
 }
 
+/* Kavenegar pushes receipts and inbound to the panel's callback URL; ours
+ * carries ?token=<webhook_token>. A real http_server receives provsim's
+ * pushes and hands them to the connector's webhook op. */
+struct kn_hooks {
+    struct fx *f;
+    int states, mos, refused, delivered;
+    char text[400];
+};
+
+static struct kn_hooks kh;
+
+static void kn_hook_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    struct conn_event *ev;
+    size_t n;
+    int rc = kh.f->c ? kh.f->ops->webhook(kh.f->c, req, &ev, &n) : -EINVAL;
+    if (rc == 0) {
+        if (ev[0].kind == CONN_EV_STATE) {
+            kh.states++;
+            kh.delivered += ev[0].u.state.status == CONN_ST_DELIVERED;
+        } else {
+            kh.mos++;
+            snprintf(kh.text, sizeof kh.text, "%s", ev[0].u.mo.text);
+        }
+        conn_events_free(ev, n);
+    } else if (rc == SMSYS_EAUTH) {
+        kh.refused++;
+    }
+    http_resp_send(resp, rc == 0 ? 200 : 403, "text/plain", "", 0);
+}
+
+static void kn_srv_closed(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+static void wait_for(struct fx *f, const int *v, int want)
+{
+    uint64_t end = util_now_ms() + 3000;
+    while (*v < want && util_now_ms() < end) {
+        int never = 0;
+        run_until(&f->loop, &never, 50);
+    }
+}
+
+static void test_webhook_token(void **state)
+{
+    struct fx *f = *state;
+    struct http_server *srv;
+    struct http_server_opts o = {.listen = "127.0.0.1:0"};
+    assert_int_equal(http_server_new(&f->loop, &o, &srv), 0);
+    assert_int_equal(http_server_route(srv, "POST", "/hook/kn", kn_hook_cb, NULL), 0);
+    memset(&kh, 0, sizeof kh);
+    kh.f = f;
+    char cfg[300];
+    snprintf(cfg, sizeof cfg,
+             "{\"receipt_delay_ms\":300,\"outcome\":{\"delivered\":100,\"undelivered\":0},"
+             "\"kavenegar\":{\"callback_url\":\"http://127.0.0.1:%d/hook/kn?token="
+             "s3cret-token-0123456789\"}}",
+             http_server_port(srv));
+    sim_config(f, cfg);
+    open_kn(f, ",\"webhook_token\":\"s3cret-token-0123456789\"");
+    const char *to[] = {"+989121234567"};
+    fx_send(f, 1, to, NULL, NULL);
+    assert_int_equal(f->r[0].rc, 0);
+    wait_for(f, &kh.delivered, 1);
+    assert_int_equal(kh.delivered, 1);
+    assert_int_equal(kh.refused, 0);
+    cJSON_Delete(sim_call(f, "POST", "/_sim/inbox",
+                          "{\"provider\":\"kavenegar\",\"from\":\"09121234567\",\"text\":\"" PERSIAN
+                          "\"}"));
+    wait_for(f, &kh.mos, 1);
+    assert_int_equal(kh.mos, 1);
+    assert_string_equal(kh.text, PERSIAN);
+    /* another account's token: every push refused */
+    fx_close_conn(f);
+    open_kn(f, ",\"webhook_token\":\"another-token-0123456789\"");
+    cJSON_Delete(sim_call(f, "POST", "/_sim/inbox",
+                          "{\"provider\":\"kavenegar\",\"from\":\"09121234567\",\"text\":\"x\"}"));
+    wait_for(f, &kh.refused, 1);
+    assert_int_equal(kh.refused, 1);
+    assert_int_equal(kh.mos, 1);
+    fx_close_conn(f);
+    int closed = 0;
+    http_server_close(srv, kn_srv_closed, &closed);
+    assert_int_equal(run_until(&f->loop, &closed, 5000), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -308,6 +398,7 @@ int main(void)
         T(test_close_in_flight),
         T(test_rate_limit),
         T(test_open_validation),
+        T(test_webhook_token),
     };
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));
