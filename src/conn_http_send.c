@@ -220,6 +220,10 @@ void ch_batch_split(struct ch_batch *b)
 
 void ch_batch_fail(struct ch_batch *b, int rc, const char *detail)
 {
+    /* the core pauses or fails over the account on these (connector.h) */
+    const struct conn_env *env = &b->s->c->env;
+    if ((rc == SMSYS_EACCOUNT || rc == SMSYS_ETHROTTLED) && env->health)
+        env->health(env->ud, rc, detail);
     for (size_t k = 0; k < b->n; k++)
         if (!b->s->m[b->idx[k]].done)
             ch_send_result(b->s, b->idx[k], rc, NULL,

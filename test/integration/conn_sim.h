@@ -126,7 +126,16 @@ struct fx {
     char line[4][64];
     size_t n_lines;
     int closed;
+    int health_rc; /* last env->health() report */
+    int health_calls;
 };
+
+static void health_cb(void *ud, int rc, const char *detail)
+{
+    struct fx *f = ud;
+    f->health_rc = rc;
+    f->health_calls++;
+}
 
 static int fx_setup(void **state)
 {
@@ -247,6 +256,8 @@ static int fx_open(struct fx *f, const char *name, const char *settings_fmt, ...
     f->env.account_id = "00000000-0000-0000-0000-000000000001";
     f->env.account_name = "test";
     f->env.apikey = f->apikey;
+    f->env.health = health_cb;
+    f->env.ud = f;
     cJSON *s = cJSON_Parse(js);
     assert_non_null(s);
     int rc = f->ops->open(&f->env, s, &f->c, &f->err);

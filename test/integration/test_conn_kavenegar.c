@@ -155,8 +155,12 @@ static void test_error_classes(void **state)
     send_one_expect(f, SMSYS_ETHROTTLED, "429");
     sim_config(f, "{\"kavenegar\":{\"busy\":true}}");
     send_one_expect(f, SMSYS_ETEMP, "409");
+    assert_int_equal(f->health_rc, SMSYS_ETHROTTLED); /* reported to the core */
     sim_config(f, "{\"kavenegar\":{\"no_credit\":true}}");
+    f->health_calls = 0;
     send_one_expect(f, SMSYS_EACCOUNT, "418");
+    assert_int_equal(f->health_calls, 1); /* account-wide: the core stops the account */
+    assert_int_equal(f->health_rc, SMSYS_EACCOUNT);
     sim_config(f, "{\"kavenegar\":{\"bad_numbers\":\"*0000\"}}");
     /* one bad number in a batch: the others still go, once each */
     const char *to[] = {"+989121110000", "+989121234567", "+989127654321"};
