@@ -253,6 +253,49 @@ static void test_close_in_flight(void **state)
     assert_true(f->r[0].rc == SMSYS_ETEMP || f->r[0].rc == SMSYS_ECLOSED);
 }
 
+/* close() while sends wait behind the rate limiter: each send's callback
+ * fires once, the waiting ones with SMSYS_ECLOSED, all before the close
+ * callback; nothing of them reached the provider. */
+static int close_order_ok;
+
+static void count_sent_cb(void *ud, const struct conn_sent *res, size_t n)
+{
+    struct fx *f = ud;
+    f->calls++;
+    if (f->closed)
+        close_order_ok = 0; /* after the close callback: rule 8 broken */
+    if (res[0].rc == SMSYS_ECLOSED)
+        f->n++;
+}
+
+static void test_close_with_queued(void **state)
+{
+    struct fx *f = *state;
+    sim_config(f, "{}");
+    open_kn(f, ",\"rate_per_sec\":1");
+    struct sms_out m = {.id = "q", .to = "+989121234567", .text = "hi"};
+    f->calls = 0;
+    f->n = 0;
+    close_order_ok = 1;
+    static const char *const ids[] = {"q0", "q1", "q2", "q3"}; /* localid dedups equal ids */
+    for (int i = 0; i < 4; i++) { /* 2 go at once (1 + a second's worth), 2 wait */
+        m.id = ids[i];
+        assert_int_equal(f->ops->send(f->c, &m, 1, count_sent_cb, f), 0);
+    }
+    int never = 0;
+    run_until(&f->loop, &never, 100);
+    f->closed = 0;
+    f->ops->close(f->c, closed_cb, &f->closed);
+    f->c = NULL;
+    assert_int_equal(run_until(&f->loop, &f->closed, 5000), 0);
+    assert_int_equal(f->calls, 4);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(close_order_ok, 1);
+    cJSON *msgs = sim_messages(f, "kavenegar");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(msgs, "messages")), 2);
+    cJSON_Delete(msgs);
+}
+
 /* rate_per_sec: 10 segments/s with a one-second burst: 25 single-segment
  * sends take at least 1.4 s. */
 static void test_rate_limit(void **state)
@@ -401,6 +444,7 @@ int main(void)
         T(test_bad_recipient_local),
         T(test_close_in_flight),
         T(test_rate_limit),
+        T(test_close_with_queued),
         T(test_open_validation),
         T(test_webhook_token),
     };
