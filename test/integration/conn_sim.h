@@ -126,6 +126,7 @@ struct fx {
     char line[4][64];
     size_t n_lines;
     int closed;
+    size_t n_ok;   /* accepted messages in the last send callback */
     int health_rc; /* last env->health() report */
     int health_calls;
 };
@@ -270,6 +271,9 @@ static void sent_cb(void *ud, const struct conn_sent *res, size_t n)
     struct fx *f = ud;
     f->calls++;
     f->n = n;
+    f->n_ok = 0;
+    for (size_t i = 0; i < n; i++)
+        f->n_ok += res[i].rc == 0;
     for (size_t i = 0; i < n && i < MAXRES; i++) {
         struct res1 *r = &f->r[i];
         snprintf(r->id, sizeof r->id, "%s", res[i].id);

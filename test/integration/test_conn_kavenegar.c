@@ -70,6 +70,31 @@ static void test_send_batch_split(void **state)
     cJSON_Delete(m);
 }
 
+/* Measured, not a benchmark: 5000 recipients in one send() (25 requests
+ * of 200, all queued at once) over loopback to provsim. */
+static void test_throughput(void **state)
+{
+    struct fx *f = *state;
+    sim_config(f, "{}");
+    open_kn(f, NULL);
+    enum { N = 5000 };
+    static char nums[N][20];
+    static const char *to[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(nums[i], sizeof nums[i], "+98912%07d", 100000 + i);
+        to[i] = nums[i];
+    }
+    uint64_t t0 = util_now_ms();
+    fx_send(f, N, to, NULL, NULL);
+    uint64_t ms = util_now_ms() - t0;
+    assert_int_equal(f->n_ok, N);
+    print_message("5000 messages in %llu ms (%.0f msg/s)\n", (unsigned long long)ms,
+                  ms ? N * 1000.0 / (double)ms : 0.0);
+    cJSON *m = sim_messages(f, "kavenegar");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(m, "requests")), N / 200);
+    cJSON_Delete(m);
+}
+
 static void test_sendarray_mixed_texts(void **state)
 {
     struct fx *f = *state;
@@ -434,6 +459,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_send_single_persian),
         T(test_send_batch_split),
+        T(test_throughput),
         T(test_sendarray_mixed_texts),
         T(test_status_progression),
         T(test_inbox),
