@@ -686,6 +686,12 @@ static void round_cb(void *ud, int rc, unsigned processed, const struct smsys_er
     arm(in, processed >= in->o.batch ? 0 : in->o.interval_ms);
 }
 
+static void run_round(struct inbound *in)
+{
+    if (inbound_run_once(in, round_cb, in) < 0)
+        arm(in, in->o.interval_ms);
+}
+
 static void index_cb(void *ud, int rc, unsigned long rows, const struct smsys_err *err)
 {
     struct inbound *in = ud;
@@ -695,6 +701,8 @@ static void index_cb(void *ud, int rc, unsigned long rows, const struct smsys_er
         log_warn("phone index refresh failed", "detail=%s", log_q(err ? err->detail : ""));
     else
         log_debug("phone index refreshed", "rows=%lu", rows);
+    if (!in->stopping)
+        run_round(in);
 }
 
 static void leader_lost_cb(struct queue_leader *ld, void *ud)
@@ -734,12 +742,15 @@ static void tick_cb(uv_timer_t *t)
             arm(in, in->o.interval_ms);
         return;
     }
+    /* The index is refreshed before the round, so the first round after
+     * start sees the loaded index and later rounds see recent changes. */
     if (in->pi && !in->index_busy &&
         (in->index_at_ms == 0 || util_now_ms() - in->index_at_ms >= in->o.index_interval_ms) &&
-        phone_index_refresh(in->pi, index_cb, in) == 0)
+        phone_index_refresh(in->pi, index_cb, in) == 0) {
         in->index_busy = 1;
-    if (inbound_run_once(in, round_cb, in) < 0)
-        arm(in, in->o.interval_ms);
+        return;
+    }
+    run_round(in);
 }
 
 static void arm(struct inbound *in, uint64_t ms)

@@ -13,10 +13,7 @@
 
 #include "../lib/testutil.h"
 #include "mo_db.h"
-/* dvemu_client.h has a blocking dv_create of its own: rename it here. */
-#define dv_create dvemu_create
 #include "dvemu_client.h"
-#undef dv_create
 
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
@@ -24,8 +21,9 @@
 #include "smsys/keyword.h"
 #include "smsys/phone_index.h"
 #include "smsys/queue.h"
+#include "smsys/util.h"
 
-static struct dv emu; /* one dvemu for the whole program */
+static struct emuproc emu; /* one dvemu for the whole program */
 
 struct fx {
     struct tdb *db;
@@ -54,7 +52,7 @@ static void db_exec(const struct tdb *t, const char *sql)
 static const char *em_create(const char *set, const char *body)
 {
     static char id[64];
-    snprintf(id, sizeof(id), "%s", dvemu_create(&emu, set, body));
+    snprintf(id, sizeof(id), "%s", emu_create(&emu, set, body));
     return id;
 }
 
@@ -71,13 +69,13 @@ static cJSON *em_get(const char *path_in)
         }
     }
     path[n] = '\0';
-    struct dvres r;
-    dv_req(&emu, "GET", path, NULL, NULL, &r);
+    struct emures r;
+    emu_req(&emu, "GET", path, NULL, NULL, &r);
     if (r.status != 200)
         fail_msg("GET %s -> %ld %s", path, r.status, r.body.data ? r.body.data : "");
     cJSON *j = r.json;
     r.json = NULL;
-    dvres_free(&r);
+    emures_free(&r);
     return j;
 }
 
@@ -90,10 +88,10 @@ static void em_delete_all(const char *set, const char *key)
     cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(j, "value"))
     {
         char p[200];
-        snprintf(p, sizeof(p), "%s(%s)", set, dv_str(row, key));
-        struct dvres r;
-        dv_req(&emu, "DELETE", p, NULL, NULL, &r);
-        dvres_free(&r);
+        snprintf(p, sizeof(p), "%s(%s)", set, emu_str(row, key));
+        struct emures r;
+        emu_req(&emu, "DELETE", p, NULL, NULL, &r);
+        emures_free(&r);
     }
     cJSON_Delete(j);
 }
@@ -102,14 +100,14 @@ static int group_setup(void **state)
 {
     (void)state;
     const char *args[] = {"--action", "new_SmsKeyword", NULL};
-    dv_start(&emu, args);
+    emu_start(&emu, args);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    dv_stop(&emu);
+    emu_stop(&emu);
     return 0;
 }
 
@@ -132,7 +130,7 @@ static struct fx *fx_open(void **state, enum inbound_unmatched unmatched)
     assert_int_equal(dv_new(&f->loop, f->http, &o, &f->dv), 0);
     assert_int_equal(queue_new(&f->loop, f->pool, NULL, &f->q), 0);
     assert_int_equal(phone_index_new(f->pool, f->dv, NULL, 0, "IR", &f->pi), 0);
-    struct inbound_opts io = {.unmatched = unmatched};
+    struct inbound_opts io = {.unmatched = unmatched, .interval_ms = 100};
     assert_int_equal(inbound_new(&f->loop, f->pool, f->dv, f->q, f->pi, &io, &f->in), 0);
 
     snprintf(
@@ -359,16 +357,16 @@ static void test_match_and_record(void **state)
     assert_int_equal(num(s, "smsys_direction"), 2);
     assert_int_equal(num(s, "smsys_status"), 8);
     assert_int_equal(num(s, "statecode"), 1);
-    assert_string_equal(dv_str(s, "description"), "سلام، وقت بخیر");
-    assert_string_equal(dv_str(s, "smsys_phonenumber"), "+989121234567");
-    assert_string_equal(dv_str(s, "smsys_sendernumber"), "3000123");
-    assert_string_equal(dv_str(s, "_regardingobjectid_value"), contact);
-    assert_string_equal(dv_str(s, "_ownerid_value"), f->user);
+    assert_string_equal(emu_str(s, "description"), "سلام، وقت بخیر");
+    assert_string_equal(emu_str(s, "smsys_phonenumber"), "+989121234567");
+    assert_string_equal(emu_str(s, "smsys_sendernumber"), "3000123");
+    assert_string_equal(emu_str(s, "_regardingobjectid_value"), contact);
+    assert_string_equal(emu_str(s, "_ownerid_value"), f->user);
     const cJSON *from = party(s, 1), *to = party(s, 2);
     assert_non_null(from);
     assert_non_null(to);
-    assert_string_equal(dv_str(from, "_partyid_value"), contact);
-    assert_string_equal(dv_str(to, "_partyid_value"), f->user);
+    assert_string_equal(emu_str(from, "_partyid_value"), contact);
+    assert_string_equal(emu_str(to, "_partyid_value"), f->user);
     cJSON_Delete(s);
     fx_close(f);
 }
@@ -393,7 +391,7 @@ static void test_multiple_matches(void **state)
     snprintf(want, sizeof(want), "lead:%s", lead);
     assert_string_equal(v, want);
     cJSON *s = sms_of(f, a.id);
-    assert_non_null(strstr(dv_str(s, "description"), contact));
+    assert_non_null(strstr(emu_str(s, "description"), contact));
     cJSON_Delete(s);
     row_value(f, a.id, "others->0->>'table'", v, sizeof(v));
     assert_string_equal(v, "contact");
@@ -420,8 +418,8 @@ static void test_no_match(void **state)
     struct acc a = accept_sync(f, "m-none-1", "09127770001", "who am i", 0);
     round_sync(f);
     cJSON *s = sms_of(f, a.id);
-    assert_null(dv_str(s, "_regardingobjectid_value"));
-    assert_string_equal(dv_str(party(s, 1), "addressused"), "+989127770001");
+    assert_null(emu_str(s, "_regardingobjectid_value"));
+    assert_string_equal(emu_str(party(s, 1), "addressused"), "+989127770001");
     cJSON_Delete(s);
     fx_close(f);
 
@@ -435,10 +433,10 @@ static void test_no_match(void **state)
     inbound_uuid(uid, "lead", NULL, lid);
     snprintf(path, sizeof(path), "leads(%s)?$select=mobilephone", lid);
     cJSON *l = em_get(path);
-    assert_string_equal(dv_str(l, "mobilephone"), "+989127770002");
+    assert_string_equal(emu_str(l, "mobilephone"), "+989127770002");
     cJSON_Delete(l);
     s = sms_of(f, b.id);
-    assert_string_equal(dv_str(s, "_regardingobjectid_value"), lid);
+    assert_string_equal(emu_str(s, "_regardingobjectid_value"), lid);
     cJSON_Delete(s);
     fx_close(f);
 }
@@ -480,8 +478,8 @@ static void test_spec_case_example(void **state)
     char cid[37], path[300];
     /* the case id is UUIDv5 of the row and the rule id */
     cJSON *rl = em_get("smsys_keywordrules?$select=smsys_name&$filter=smsys_name eq 'problem'");
-    const char *rid = dv_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rl, "value"), 0),
-                             "smsys_keywordruleid");
+    const char *rid = emu_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rl, "value"), 0),
+                              "smsys_keywordruleid");
     assert_non_null(rid);
     char uid[37];
     uid_of(f, a.id, uid);
@@ -489,16 +487,16 @@ static void test_spec_case_example(void **state)
     cJSON_Delete(rl);
     snprintf(path, sizeof(path), "incidents(%s)?$select=title,description,_customerid_value", cid);
     cJSON *c = em_get(path);
-    assert_string_equal(dv_str(c, "description"),
+    assert_string_equal(emu_str(c, "description"),
                         "فرم‌های برنامه ذخیره نمی‌شوند");
-    assert_string_equal(dv_str(c, "_customerid_value"), contact);
+    assert_string_equal(emu_str(c, "_customerid_value"), contact);
     cJSON_Delete(c);
     snprintf(path, sizeof(path), "queueitems?$select=_objectid_value&$filter=_queueid_value eq %s",
              queue);
     cJSON *qi = em_get(path);
     const cJSON *vals = cJSON_GetObjectItemCaseSensitive(qi, "value");
     assert_int_equal(cJSON_GetArraySize(vals), 1);
-    assert_string_equal(dv_str(cJSON_GetArrayItem(vals, 0), "_objectid_value"), cid);
+    assert_string_equal(emu_str(cJSON_GetArrayItem(vals, 0), "_objectid_value"), cid);
     cJSON_Delete(qi);
     fx_close(f);
 }
@@ -629,15 +627,15 @@ static void test_index_delta(void **state)
              sizeof(v));
     assert_string_equal(v, "3");
 
-    struct dvres r;
+    struct emures r;
     snprintf(path, sizeof(path), "contacts(%s)", a);
-    dv_req(&emu, "PATCH", path, NULL, "{\"mobilephone\":\"0912 111 0009\"}", &r);
+    emu_req(&emu, "PATCH", path, NULL, "{\"mobilephone\":\"0912 111 0009\"}", &r);
     assert_int_equal(r.status, 204);
-    dvres_free(&r);
+    emures_free(&r);
     snprintf(path, sizeof(path), "contacts(%s)", b);
-    dv_req(&emu, "DELETE", path, NULL, NULL, &r);
+    emu_req(&emu, "DELETE", path, NULL, NULL, &r);
     assert_int_equal(r.status, 204);
-    dvres_free(&r);
+    emures_free(&r);
     char c[40];
     snprintf(c, sizeof(c), "%s",
              em_create("contacts", "{\"lastname\":\"C\",\"telephone2\":\"+98 912 111 0003\"}"));
@@ -648,6 +646,53 @@ static void test_index_delta(void **state)
              " WHERE number LIKE '+98912111000_'",
              v, sizeof(v));
     assert_string_equal(v, "+989121110003/telephone2,+989121110009/mobilephone");
+    fx_close(f);
+}
+
+struct poll {
+    uv_timer_t t;
+    struct fx *f;
+    int64_t id;
+    int done;
+};
+
+static void poll_cb(uv_timer_t *t)
+{
+    struct poll *p = container_of(t, struct poll, t);
+    char v[32];
+    row_value(p->f, p->id, "state", v, sizeof(v));
+    if (strcmp(v, "recorded") == 0) {
+        p->done = 1;
+        uv_timer_stop(t);
+    }
+}
+
+static void stopped_cb(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* inbound_start: the leader loop picks a new message up by itself (and
+ * refreshes the index first), and stops leaving no handle behind. */
+static void test_leader_loop(void **state)
+{
+    struct fx *f = fx_open(state, INBOUND_UNMATCHED_LEAVE);
+    char contact[40];
+    snprintf(contact, sizeof(contact), "%s",
+             em_create("contacts", "{\"lastname\":\"Loop\",\"mobilephone\":\"09124440001\"}"));
+    struct acc a = accept_sync(f, "m-loop", "09124440001", "درود", 0);
+    assert_int_equal(inbound_start(f->in), 0);
+    struct poll p = {.f = f, .id = a.id};
+    uv_timer_init(&f->loop, &p.t);
+    uv_timer_start(&p.t, poll_cb, 100, 100);
+    assert_int_equal(tu_run_until(&f->loop, &p.done, 15000), 0);
+    uv_close((uv_handle_t *)&p.t, NULL);
+    char v[100];
+    row_value(f, a.id, "matched_id::text", v, sizeof(v));
+    assert_string_equal(v, contact);
+    int stopped = 0;
+    inbound_stop(f->in, stopped_cb, &stopped);
+    assert_int_equal(tu_run_until(&f->loop, &stopped, 10000), 0);
     fx_close(f);
 }
 
@@ -663,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_optout_optin, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_call_action, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_index_delta, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(test_leader_loop, db_setup, db_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
