@@ -137,6 +137,8 @@ int inbound_new(uv_loop_t *loop, struct pg_pool *pool, struct dv_client *dv, str
         in->o = *opts;
     if (in->o.batch == 0)
         in->o.batch = 50;
+    if (in->o.parallel == 0)
+        in->o.parallel = 8;
     if (in->o.interval_ms == 0)
         in->o.interval_ms = 5000;
     if (in->o.index_interval_ms == 0)
@@ -163,7 +165,7 @@ static void jobs_free(struct inbound *in)
     }
     free(in->jobs);
     in->jobs = NULL;
-    in->njobs = in->cur = 0;
+    in->njobs = in->running = in->ndone = 0;
 }
 
 void inbound_free(struct inbound *in)
@@ -199,15 +201,39 @@ static void round_done(struct inbound *in, int rc, const struct smsys_err *err)
     cb(in->ud, rc, n, err);
 }
 
-static void next_job(struct inbound *in)
+/* Starts due jobs: at most `parallel` at once, and never two of one
+ * sender at a time, so one sender's messages (an opt-out, then an opt-in)
+ * take effect in the order they arrived. The round ends when all are done. */
+static void pump(struct inbound *in)
 {
-    if (in->cur >= in->njobs) {
+    if (in->ndone == in->njobs) {
         round_done(in, 0, NULL);
         return;
     }
-    struct ijob *j = &in->jobs[in->cur];
-    j->step = 0;
-    ijob_run(j);
+    for (size_t i = 0; i < in->njobs && in->running < in->o.parallel; i++) {
+        struct ijob *j = &in->jobs[i];
+        if (j->phase != 0)
+            continue;
+        int blocked = 0;
+        for (size_t k = 0; k < i && !blocked; k++)
+            blocked = in->jobs[k].phase != 2 && strcmp(in->jobs[k].src, j->src) == 0;
+        if (blocked)
+            continue;
+        j->phase = 1;
+        j->step = 0;
+        in->running++;
+        ijob_run(j);
+    }
+}
+
+static void job_done(struct ijob *j)
+{
+    struct inbound *in = j->in;
+    j->phase = 2;
+    in->running--;
+    in->ndone++;
+    in->processed++;
+    pump(in);
 }
 
 static char *dupv(PGresult *res, int row, int col)
@@ -270,7 +296,7 @@ static void claimed_cb(int rc, PGresult *res, const struct smsys_err *err, void 
         }
     }
     qsort(in->jobs, in->njobs, sizeof(*in->jobs), cmp_job);
-    next_job(in);
+    pump(in);
 }
 
 /* Claims due rows for this round (attempt counted and the next try
@@ -394,13 +420,10 @@ static void saved_cb(int rc, PGresult *res, const struct smsys_err *err, void *u
 {
     (void)res;
     struct ijob *j = ud;
-    struct inbound *in = j->in;
     if (rc < 0)
         log_error("inbound row not saved", "id=%" PRId64 " detail=%s", j->id,
                   log_q(err ? err->detail : ""));
-    in->processed++;
-    in->cur++;
-    next_job(in);
+    job_done(j);
 }
 
 static void save(struct ijob *j)
@@ -437,9 +460,9 @@ static void save(struct ijob *j)
     free(rjson);
     cJSON_Delete(others);
     if (rc < 0) {
-        struct smsys_err e = {.code = rc};
-        snprintf(e.detail, sizeof(e.detail), "inbound save: %s", smsys_strerror(rc));
-        round_done(j->in, rc, &e);
+        /* The row stays due and is taken again after its backoff. */
+        log_error("inbound row not saved", "id=%" PRId64 " rc=%d", j->id, rc);
+        job_done(j);
     }
 }
 

@@ -22,6 +22,7 @@ struct ijob {
     struct kw_result kw;
     int have_kw;
     cJSON *results; /* rule results, saved on the row */
+    int phase;      /* 0 waiting, 1 running, 2 done */
     int step;
     size_t hit, sub; /* action cursor */
     int act_rc;      /* first error of the current action */
@@ -45,7 +46,7 @@ struct inbound {
 
     int busy;
     struct ijob *jobs;
-    size_t njobs, cur;
+    size_t njobs, running, ndone;
     unsigned processed;
     inbound_done_cb cb;
     void *ud;

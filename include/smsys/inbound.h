@@ -12,7 +12,8 @@
  * sender in the phone index, evaluates the keyword rules, creates the
  * incoming SMS record (activityid fixed at intake, so a retry is never a
  * duplicate), puts it in the line's queue, runs the actions and
- * marks the row recorded. A row that fails is retried with backoff and
+ * marks the row recorded; up to `parallel` rows at once, one sender's
+ * rows one after the other in arrival order. A row that fails is retried with backoff and
  * after 5 attempts marked failed with the error (smsysctl inbound show).
  * Run processing in one process only (inbound_start takes the "inbound"
  * leader lock).
@@ -60,6 +61,7 @@ struct inbound_opts {
     enum inbound_unmatched unmatched;
     const char *default_country; /* NULL: "IR" */
     unsigned batch;              /* rows per round [50] */
+    unsigned parallel;           /* rows processed at once (one per sender) [8] */
     unsigned interval_ms;        /* inbound_start: poll when no NOTIFY comes [5000] */
     unsigned index_interval_ms;  /* inbound_start: phone index refresh [60000] */
 };
@@ -76,7 +78,8 @@ int inbound_new(uv_loop_t *loop, struct pg_pool *pool, struct dv_client *dv, str
 typedef void (*inbound_done_cb)(void *ud, int rc, unsigned processed, const struct smsys_err *err);
 
 /* One round: reloads the keyword rules and account separators from
- * Dynamics, then processes up to batch due rows, one after the other.
+ * Dynamics, then processes up to batch due rows (parallel at once, a
+ * sender's rows in order).
  * -EBUSY while a round runs. */
 int inbound_run_once(struct inbound *in, inbound_done_cb cb, void *ud);
 

@@ -584,6 +584,17 @@ static void test_optout_optin(void **state)
              " WHERE number = '+989128880001'",
              v, sizeof(v));
     assert_string_equal(v, "true,false");
+
+    /* opt-out then opt-in in one round: one sender's rows run in order */
+    accept_sync(f, "m-out2", "09128880002", "STOP", 0);
+    accept_sync(f, "m-x", "09128880003", "x", 0);
+    accept_sync(f, "m-in2", "09128880002", "start", 0);
+    assert_int_equal(round_sync(f), 3);
+    db_value(f->db,
+             "SELECT string_agg(opted_out::text, ',' ORDER BY id) FROM smsys_optout_history"
+             " WHERE number = '+989128880002'",
+             v, sizeof(v));
+    assert_string_equal(v, "true,false");
     fx_close(f);
 }
 
