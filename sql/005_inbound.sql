@@ -156,16 +156,31 @@ CREATE TABLE smsys_optout_history (
 );
 CREATE INDEX smsys_optout_history_number ON smsys_optout_history (number, id);
 
+-- Sets a number's state with an audit row. Opting out also blocks the
+-- messages to that number still waiting in the queue (Queued, Retrying),
+-- a bulk send's included, except replies to the sender's own message.
 CREATE FUNCTION smsys_optout_set(num text, out_ boolean, src text, by_ text, txt text,
                                  inb bigint)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+BEGIN
     INSERT INTO smsys_optout_history (number, opted_out, source, who, body, inbound_id)
     VALUES (num, out_, src, coalesce(by_, ''), txt, inb);
     INSERT INTO smsys_optout (number, opted_out, source, who, at, body)
     VALUES (num, out_, src, coalesce(by_, ''), now(), txt)
     ON CONFLICT (number) DO UPDATE SET opted_out = EXCLUDED.opted_out,
         source = EXCLUDED.source, who = EXCLUDED.who, at = EXCLUDED.at, body = EXCLUDED.body;
-$$;
+    IF out_ THEN
+        WITH b AS (
+            UPDATE smsys_message m SET state = 10, last_error = smsys_optout_blocked(num),
+                   final_at = now(), updated_at = now()
+             WHERE m.recipient = num AND m.state IN (3, 7) AND m.idem_key NOT LIKE 'inbound:%'
+            RETURNING m.id)
+        SELECT array_agg(b.id) INTO ids FROM b;
+        PERFORM smsys_q_wb(ids);
+    END IF;
+END $$;
 
 -- For outbound (pickup, bulk): NULL when num may be sent to, else the
 -- reason to record as smsys_lasterror with status Blocked.
@@ -175,3 +190,25 @@ LANGUAGE sql STABLE AS $$
            || ' on ' || to_char(o.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
       FROM smsys_optout o WHERE o.number = num AND o.opted_out
 $$;
+
+-- Every new outbound message to an opted-out number is born Blocked, with
+-- the reason, whichever path enqueued it (pickup, bulk, API): one primary
+-- key lookup per insert. Replies to the sender's own message (idempotency
+-- key "inbound:...", e.g. the opt-out confirmation) are let through.
+CREATE FUNCTION smsys_optout_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    why text;
+BEGIN
+    IF NEW.state IN (3, 7) AND NEW.idem_key NOT LIKE 'inbound:%' THEN
+        why := smsys_optout_blocked(NEW.recipient);
+        IF why IS NOT NULL THEN
+            NEW.state := 10;
+            NEW.last_error := why;
+            NEW.final_at := now();
+        END IF;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER smsys_message_optout BEFORE INSERT ON smsys_message
+    FOR EACH ROW EXECUTE FUNCTION smsys_optout_guard();

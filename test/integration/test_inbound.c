@@ -291,6 +291,40 @@ static int num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? (int)v->valuedouble : -1;
 }
 
+struct enq {
+    int done, rc;
+};
+
+static void enq_cb(int rc, const struct queue_enq_res *res, size_t n, const struct smsys_err *err,
+                   void *ud)
+{
+    (void)res;
+    (void)n;
+    struct enq *e = ud;
+    if (rc < 0)
+        fprintf(stderr, "enqueue: %d %s\n", rc, err ? err->detail : "");
+    e->rc = rc;
+    e->done = 1;
+}
+
+/* Enqueues one outbound message as pickup or a bulk send would. */
+static void enqueue_sync(struct fx *f, const char *key, const char *to)
+{
+    char act[37];
+    util_uuid4(act);
+    struct queue_new m = {.idem_key = key,
+                          .activity_id = act,
+                          .account_id = f->setting,
+                          .recipient = to,
+                          .body = "promo",
+                          .segments = 1,
+                          .state = QUEUE_QUEUED};
+    struct enq e = {0};
+    assert_int_equal(queue_enqueue(f->q, &m, 1, enq_cb, &e), 0);
+    assert_int_equal(tu_run_until(&f->loop, &e.done, 10000), 0);
+    assert_int_equal(e.rc, 0);
+}
+
 /* ---- tests ---- */
 
 /* The same inbound delivered twice is one row and one record: by provider
@@ -558,8 +592,21 @@ static void test_optout_optin(void **state)
     refresh_sync(f);
     db_value(f->db, "SELECT coalesce(smsys_optout_blocked('+989128880001'), 'ok')", v, sizeof(v));
     assert_string_equal(v, "ok");
+    enqueue_sync(f, "bulk:waiting", "+989128880001"); /* queued before the opt-out */
     accept_sync(f, "m-out", "09128880001", "لغو۱۱", 0);
     round_sync(f);
+    /* no further SMS: the waiting one and any new one (bulk included) are Blocked */
+    enqueue_sync(f, "bulk:after", "+989128880001");
+    db_value(f->db,
+             "SELECT string_agg(state || ' ' || left(last_error, 29), ',' ORDER BY idem_key)"
+             " FROM smsys_message WHERE recipient = '+989128880001'",
+             v, sizeof(v));
+    assert_string_equal(v, "10 recipient opted out by SMS on,10 recipient opted out by SMS on");
+    db_value(f->db,
+             "SELECT count(*) FROM smsys_writeback w JOIN smsys_message m USING (activity_id)"
+             " WHERE m.recipient = '+989128880001' AND w.fields->>'smsys_status' = '10'",
+             v, sizeof(v));
+    assert_string_equal(v, "2");
     snprintf(path, sizeof(path), "contacts(%s)?$select=smsys_donotsms", contact);
     cJSON *c = em_get(path);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "smsys_donotsms")));
@@ -579,6 +626,10 @@ static void test_optout_optin(void **state)
     cJSON_Delete(c);
     db_value(f->db, "SELECT coalesce(smsys_optout_blocked('+989128880001'), 'ok')", v, sizeof(v));
     assert_string_equal(v, "ok");
+    enqueue_sync(f, "bulk:optedin", "+989128880001");
+    db_value(f->db, "SELECT state FROM smsys_message WHERE idem_key = 'bulk:optedin'", v,
+             sizeof(v));
+    assert_string_equal(v, "3");
     db_value(f->db,
              "SELECT string_agg(opted_out::text, ',' ORDER BY id) FROM smsys_optout_history"
              " WHERE number = '+989128880001'",
