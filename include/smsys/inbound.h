@@ -51,6 +51,26 @@ typedef void (*inbound_accept_cb)(void *ud, int rc, int64_t id, int inserted,
 int inbound_accept(struct pg_pool *pool, const char *account_id, const struct conn_mo *mo,
                    const char *default_country, inbound_accept_cb cb, void *ud);
 
+/* The connector manager's whole CONN_EV_MO handling (src/inbound_mo.c):
+ * a whole message is stored with inbound_accept and then acknowledged; a
+ * part goes to mo_parts (acknowledged once committed) and, when it
+ * completes its group, the message is stored with provider id
+ * "mo-part-group:<group id>" and the group marked done. ack(token, rc) is
+ * called exactly once (rc < 0: refuse, the provider redelivers). Returns
+ * 0, or < 0 without calling ack. */
+int inbound_on_mo(struct pg_pool *pool, const char *account_id, const struct conn_mo *mo,
+                  const char *default_country, conn_ack_fn ack, void *token);
+
+/* stored = messages handed to inbound_accept. */
+typedef void (*inbound_sweep_cb)(void *ud, int rc, unsigned stored, const struct smsys_err *err);
+
+/* Stores completed multipart groups left behind by a crash
+ * (mo_parts_sweep) and incomplete groups older than older_than_s with
+ * their "[…]" markers (mo_parts_expire), marking each done. Call at start
+ * and then every minute or so. */
+int inbound_sweep_parts(struct pg_pool *pool, unsigned older_than_s, const char *default_country,
+                        inbound_sweep_cb cb, void *ud);
+
 /* What to do with a message whose sender matches no record. */
 enum inbound_unmatched {
     INBOUND_UNMATCHED_LEAVE = 0, /* record unlinked (regarding empty, from = the number) */
