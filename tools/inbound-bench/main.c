@@ -203,12 +203,12 @@ int main(int argc, char **argv)
 
     uv_loop_t loop;
     uv_loop_init(&loop);
-    struct pg_pool *pool;
-    struct http_client *http;
-    struct dv_client *dv;
-    struct queue *q;
-    struct phone_index *pi;
-    struct inbound *in;
+    struct pg_pool *pool = NULL;
+    struct http_client *http = NULL;
+    struct dv_client *dv = NULL;
+    struct queue *q = NULL;
+    struct phone_index *pi = NULL;
+    struct inbound *in = NULL;
     char token_url[300];
     snprintf(token_url, sizeof(token_url), "%s/t/oauth2/v2.0/token", url);
     struct dv_opts o = {.url = url,
