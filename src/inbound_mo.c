@@ -226,3 +226,90 @@ int inbound_sweep_parts(struct pg_pool *pool, unsigned older_than_s, const char 
         free(s);
     return rc;
 }
+
+/* ---- inbox polling ---- */
+
+struct poll {
+    struct pg_pool *pool;
+    char *account_id;
+    char country[8];
+    unsigned fetched, inserted, pending;
+    int rc, listed;
+    struct smsys_err err;
+    inbound_poll_cb cb;
+    void *ud;
+};
+
+static void poll_finish(struct poll *p)
+{
+    if (p->rc < 0)
+        log_error("inbox messages fetched but not stored", "account=%s fetched=%u stored=%u "
+                  "error=%s", p->account_id, p->fetched, p->inserted, log_q(p->err.detail));
+    p->cb(p->ud, p->rc, p->fetched, p->inserted, p->rc < 0 ? &p->err : NULL);
+    free(p->account_id);
+    free(p);
+}
+
+static void poll_acc_cb(void *ud, int rc, int64_t id, int inserted, const struct smsys_err *err)
+{
+    (void)id;
+    struct poll *p = ud;
+    p->pending--;
+    if (rc < 0 && p->rc == 0) {
+        p->rc = rc;
+        p->err = err ? *err : (struct smsys_err){.code = rc};
+    }
+    p->inserted += rc == 0 && inserted;
+    if (p->pending == 0 && p->listed)
+        poll_finish(p);
+}
+
+static void inbox_cb(void *ud, int rc, const struct conn_mo *mo, size_t n,
+                     const struct smsys_err *err)
+{
+    struct poll *p = ud;
+    if (rc < 0) {
+        p->cb(p->ud, rc, 0, 0, err);
+        free(p->account_id);
+        free(p);
+        return;
+    }
+    p->fetched = (unsigned)n;
+    for (size_t i = 0; i < n; i++) {
+        int arc = inbound_accept(p->pool, p->account_id, &mo[i], p->country, poll_acc_cb, p);
+        if (arc == 0) {
+            p->pending++;
+        } else if (p->rc == 0) {
+            p->rc = arc;
+            p->err.code = arc;
+            snprintf(p->err.detail, sizeof(p->err.detail), "message %zu: %s", i,
+                     smsys_strerror(arc));
+        }
+    }
+    p->listed = 1;
+    if (p->pending == 0)
+        poll_finish(p);
+}
+
+int inbound_poll_inbox(struct pg_pool *pool, const char *account_id, const struct conn_ops *ops,
+                       struct conn *conn, const char *default_country, inbound_poll_cb cb,
+                       void *ud)
+{
+    if (ops->inbox == NULL)
+        return -ENOTSUP;
+    struct poll *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->account_id = strdup(account_id)) == NULL) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->pool = pool;
+    snprintf(p->country, sizeof(p->country), "%s", default_country ? default_country : "");
+    p->cb = cb;
+    p->ud = ud;
+    int rc = ops->inbox(conn, inbox_cb, p);
+    if (rc < 0) {
+        free(p->account_id);
+        free(p);
+    }
+    return rc;
+}

@@ -71,6 +71,22 @@ typedef void (*inbound_sweep_cb)(void *ud, int rc, unsigned stored, const struct
 int inbound_sweep_parts(struct pg_pool *pool, unsigned older_than_s, const char *default_country,
                         inbound_sweep_cb cb, void *ud);
 
+/* fetched = messages the provider returned, inserted = new ones (the rest
+ * were already stored). */
+typedef void (*inbound_poll_cb)(void *ud, int rc, unsigned fetched, unsigned inserted,
+                                const struct smsys_err *err);
+
+/* Inbox polling (F20), for connectors with ops->inbox: fetches the
+ * provider's unread messages and stores each with inbound_accept. Call it
+ * every smsys_inboundinterval seconds per account. Providers mark messages
+ * read when they hand them out, so a message fetched and then not stored
+ * (PostgreSQL down, crash in between) cannot be fetched again: cb's rc
+ * says so and the error is logged with the count. Returns 0, -ENOTSUP
+ * (no inbox API), or the connector's error. */
+int inbound_poll_inbox(struct pg_pool *pool, const char *account_id, const struct conn_ops *ops,
+                       struct conn *conn, const char *default_country, inbound_poll_cb cb,
+                       void *ud);
+
 /* What to do with a message whose sender matches no record. */
 enum inbound_unmatched {
     INBOUND_UNMATCHED_LEAVE = 0, /* record unlinked (regarding empty, from = the number) */

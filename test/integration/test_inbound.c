@@ -15,6 +15,7 @@
 #include "mo_db.h"
 #include "dvemu_client.h"
 
+#include "smsys/connector.h"
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/inbound.h"
@@ -25,6 +26,8 @@
 #include "smsys/util.h"
 
 static struct emuproc emu; /* one dvemu for the whole program */
+static pid_t sim_pid;      /* and one provsim */
+static int sim_port;
 
 struct fx {
     struct tdb *db;
@@ -102,13 +105,21 @@ static int group_setup(void **state)
     (void)state;
     const char *args[] = {"--action", "new_SmsKeyword", NULL};
     emu_start(&emu, args);
-    return 0;
+    sim_port = tu_free_port();
+    char listen[64], logf[128];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", sim_port);
+    snprintf(logf, sizeof(logf), "/tmp/inbound-provsim-%d.log", (int)getpid());
+    char *argv[] = {(char *)tu_bin("provsim"), "--listen", listen, NULL};
+    sim_pid = tu_spawn(argv, logf, sim_port, 10000);
+    return sim_pid > 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     emu_stop(&emu);
+    if (sim_pid > 0)
+        tu_stop(sim_pid);
     return 0;
 }
 
@@ -802,6 +813,98 @@ static void test_on_mo(void **state)
     fx_close(f);
 }
 
+struct pollr {
+    int done, rc;
+    unsigned fetched, inserted;
+};
+
+static void pollr_cb(void *ud, int rc, unsigned fetched, unsigned inserted,
+                     const struct smsys_err *err)
+{
+    struct pollr *p = ud;
+    if (rc < 0)
+        fprintf(stderr, "poll: %d %s\n", rc, err ? err->detail : "");
+    p->rc = rc;
+    p->fetched = fetched;
+    p->inserted = inserted;
+    p->done = 1;
+}
+
+static void no_health(void *ud, int rc, const char *detail)
+{
+    (void)ud;
+    (void)rc;
+    (void)detail;
+}
+
+static void kn_closed_cb(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* F20 inbox polling through the real Kavenegar connector against
+ * provsim: fetched messages are stored (read once), then recorded on the
+ * matching contact by the next round. */
+static void test_inbox_poll(void **state)
+{
+    struct fx *f = fx_open(state, INBOUND_UNMATCHED_LEAVE);
+    char contact[40];
+    snprintf(contact, sizeof(contact), "%s",
+             em_create("contacts", "{\"lastname\":\"Inbox\",\"mobilephone\":\"09125556677\"}"));
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/inbox", sim_port);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    const char *msgs[] = {"{\"provider\":\"kavenegar\",\"from\":\"09125556677\",\"text\":\"پیگیری سفارش\"}",
+                          "{\"provider\":\"kavenegar\",\"from\":\"09125556677\",\"text\":\"ممنون\"}"};
+    for (int i = 0; i < 2; i++) {
+        struct emures r;
+        emu_req_full(&emu, "POST", url, h, msgs[i], strlen(msgs[i]), 0, &r);
+        assert_int_equal(r.status, 200);
+        emures_free(&r);
+    }
+    const struct conn_ops *ops = connector_find("kavenegar");
+    assert_non_null(ops);
+    struct conn_env env = {.loop = &f->loop,
+                           .http = f->http,
+                           .account_id = f->setting,
+                           .account_name = "kn",
+                           .apikey = "demo-kavenegar-key",
+                           .health = no_health};
+    char settings[200];
+    snprintf(settings, sizeof(settings),
+             "{\"base_url\":\"http://127.0.0.1:%d/kavenegar\",\"sender\":\"10004346\"}", sim_port);
+    cJSON *js = cJSON_Parse(settings);
+    struct conn *c = NULL;
+    struct smsys_err err = {0};
+    assert_int_equal(ops->open(&env, js, &c, &err), 0);
+    cJSON_Delete(js);
+    struct pollr p = {0};
+    assert_int_equal(inbound_poll_inbox(f->pool, f->setting, ops, c, "IR", pollr_cb, &p), 0);
+    assert_int_equal(tu_run_until(&f->loop, &p.done, 10000), 0);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.fetched, 2);
+    assert_int_equal(p.inserted, 2);
+    struct pollr p2 = {0};
+    assert_int_equal(inbound_poll_inbox(f->pool, f->setting, ops, c, "IR", pollr_cb, &p2), 0);
+    assert_int_equal(tu_run_until(&f->loop, &p2.done, 10000), 0);
+    assert_int_equal(p2.fetched, 0); /* read once */
+    int closed = 0;
+    ops->close(c, kn_closed_cb, &closed);
+    assert_int_equal(tu_run_until(&f->loop, &closed, 10000), 0);
+
+    refresh_sync(f);
+    assert_int_equal(round_sync(f), 2);
+    char v[200];
+    db_value(f->db,
+             "SELECT count(*) || ' ' || min(dst) || ' ' || min(matched_id::text) FROM smsys_inbound"
+             " WHERE state = 'recorded'",
+             v, sizeof(v));
+    char want[100];
+    snprintf(want, sizeof(want), "2 10004346 %s", contact);
+    assert_string_equal(v, want);
+    fx_close(f);
+}
+
 struct poll {
     uv_timer_t t;
     struct fx *f;
@@ -863,6 +966,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_index_delta, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_leader_loop, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_on_mo, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_poll, db_setup, db_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
