@@ -566,8 +566,8 @@ int queue_record_results(struct queue *q, const struct queue_result *res, size_t
 
 /* ---- reap, retry, stats ----------------------------------------------- */
 
-static int count_call(struct queue *q, const char *name, const char *sql, int np,
-                      const char *const *p, queue_count_cb cb, void *ud)
+int q_count_call(struct queue *q, const char *name, const char *sql, int np, const char *const *p,
+                 queue_count_cb cb, void *ud)
 {
     if (q == NULL || cb == NULL)
         return -EINVAL;
@@ -585,7 +585,7 @@ int queue_reap(struct queue *q, unsigned limit, queue_count_cb cb, void *ud)
         return -EINVAL;
     snprintf(lim, sizeof(lim), "%u", limit);
     const char *p[1] = {lim};
-    return count_call(q, "smsys_q_reap", "SELECT smsys_q_reap($1::int4)", 1, p, cb, ud);
+    return q_count_call(q, "smsys_q_reap", "SELECT smsys_q_reap($1::int4)", 1, p, cb, ud);
 }
 
 int queue_retry_failed(struct queue *q, int64_t since_us, int include_unknown, queue_count_cb cb,
@@ -596,10 +596,10 @@ int queue_retry_failed(struct queue *q, int64_t since_us, int include_unknown, q
         return -EINVAL;
     snprintf(since, sizeof(since), "%lld", (long long)since_us);
     const char *p[2] = {since, include_unknown ? "t" : "f"};
-    return count_call(q, "smsys_q_retry",
-                      "SELECT smsys_q_retry(CASE WHEN $1::int8 = 0 THEN NULL "
-                      "ELSE to_timestamp($1::int8 / 1e6) END, $2::bool)",
-                      2, p, cb, ud);
+    return q_count_call(q, "smsys_q_retry",
+                        "SELECT smsys_q_retry(CASE WHEN $1::int8 = 0 THEN NULL "
+                        "ELSE to_timestamp($1::int8 / 1e6) END, $2::bool)",
+                        2, p, cb, ud);
 }
 
 int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_count_cb cb,
@@ -612,8 +612,8 @@ int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_c
     for (size_t i = 0; i < n; i++)
         qa_int(&a, ids[i]);
     const char *p[1] = {qa_end(&a)};
-    int rc = p[0] ? count_call(q, "smsys_q_resolve", "SELECT smsys_q_resolve_unknown($1::int8[])",
-                               1, p, cb, ud)
+    int rc = p[0] ? q_count_call(q, "smsys_q_resolve", "SELECT smsys_q_resolve_unknown($1::int8[])",
+                                 1, p, cb, ud)
                   : -ENOMEM;
     qa_free(&a);
     return rc;
@@ -635,7 +635,7 @@ int queue_cancel(struct queue *q, const char *const *activity_ids, size_t n, que
     }
     const char *p[1] = {qa_end(&a)};
     int rc =
-        p[0] ? count_call(q, "smsys_q_cancel", "SELECT smsys_q_cancel($1::uuid[])", 1, p, cb, ud)
+        p[0] ? q_count_call(q, "smsys_q_cancel", "SELECT smsys_q_cancel($1::uuid[])", 1, p, cb, ud)
              : -ENOMEM;
     qa_free(&a);
     return rc;
@@ -649,8 +649,9 @@ int queue_purge(struct queue *q, int64_t before_us, unsigned limit, queue_count_
     snprintf(before, sizeof(before), "%lld", (long long)before_us);
     snprintf(lim, sizeof(lim), "%u", limit);
     const char *p[2] = {before, lim};
-    return count_call(q, "smsys_q_purge",
-                      "SELECT smsys_q_purge(to_timestamp($1::int8 / 1e6), $2::int4)", 2, p, cb, ud);
+    return q_count_call(q, "smsys_q_purge",
+                        "SELECT smsys_q_purge(to_timestamp($1::int8 / 1e6), $2::int4)", 2, p, cb,
+                        ud);
 }
 
 static void stats_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
