@@ -628,6 +628,16 @@ void connmgr_each(struct connmgr *m, void (*fn)(void *ud, const struct connmgr_a
     }
 }
 
+int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_account *out)
+{
+    for (struct acct *a = m->accts; a; a = a->next)
+        if (!a->closing && a->conn && strcmp(a->id, account_id) == 0) {
+            *out = (struct connmgr_account){a->id, a->name, a->ops, a->conn, a->inbound_s};
+            return 0;
+        }
+    return -ENOENT;
+}
+
 static void drained_one(struct connmgr *m)
 {
     if (m->ndrain > 0 && --m->ndrain == 0 && m->drain_cb) {

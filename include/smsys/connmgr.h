@@ -73,6 +73,10 @@ void connmgr_refresh(struct connmgr *m);
 void connmgr_each(struct connmgr *m, void (*fn)(void *ud, const struct connmgr_account *a),
                   void *ud);
 
+/* Fills *out with the open account account_id (valid until the loop runs
+ * again). Returns 0 or -ENOENT (unknown, closing or not opened). */
+int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_account *out);
+
 /* Stops every sender from claiming and calls cb(ud) once their batches are
  * all answered and recorded (bound it with the grace period). */
 void connmgr_drain(struct connmgr *m, void (*cb)(void *ud), void *ud);
