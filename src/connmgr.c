@@ -397,8 +397,7 @@ static struct acct *acct_new(struct connmgr *m, PGresult *res, int row)
     a->config = strdup(PQgetvalue(res, row, 3));
     a->keysrc = strdup(PQgetvalue(res, row, 4));
     long long v = 0;
-    a->inbound_s =
-        util_parse_int(PQgetvalue(res, row, 5), 1, 86400, &v) == 0 ? (unsigned)v : 60;
+    a->inbound_s = util_parse_int(PQgetvalue(res, row, 5), 1, 86400, &v) == 0 ? (unsigned)v : 60;
     if (!a->id || !a->name || !a->provider || !a->config || !a->keysrc) {
         free(a->id);
         free(a->name);

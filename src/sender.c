@@ -81,6 +81,14 @@ static void free_pres(struct pres *p, size_t n)
     }
 }
 
+static void rec_clear(struct sender *s)
+{
+    free_pres(s->rec, s->nrec);
+    free(s->rec);
+    s->rec = NULL;
+    s->nrec = 0;
+}
+
 static char *dup_or_null(const char *v)
 {
     return v ? strdup(v) : NULL;
@@ -162,8 +170,8 @@ static void sent_cb(void *ud, const struct conn_sent *res, size_t n)
                      s->account_name, log_q(res[i].id ? res[i].id : ""));
             continue;
         }
-        push_result(s, id, res[i].rc, res[i].rc == 0 ? res[i].provider_id : NULL,
-                    res[i].segments, res[i].detail);
+        push_result(s, id, res[i].rc, res[i].rc == 0 ? res[i].provider_id : NULL, res[i].segments,
+                    res[i].detail);
         if (s->m.send_latency)
             metrics_observe(s->m.send_latency, secs);
     }
@@ -254,8 +262,8 @@ static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struc
     if (src < 0) {
         char why[160];
         snprintf(why, sizeof(why), "connector did not take the batch: %s", smsys_strerror(src));
-        log_warn("send refused by the connector", "account=%s n=%zu error=\"%s\"",
-                 s->account_name, n, smsys_strerror(src));
+        log_warn("send refused by the connector", "account=%s n=%zu error=\"%s\"", s->account_name,
+                 n, smsys_strerror(src));
         for (size_t i = 0; i < n; i++)
             push_result(s, msgs[i].id, src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why);
         if (b)
@@ -300,8 +308,7 @@ static void record_cb(int rc, const struct queue_outcome *o, size_t n, const str
                  log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)),
                  s->closing ? " action=dropped" : " action=retry");
         if (s->closing || rc == SMSYS_ECLOSED) {
-            free_pres(s->rec, s->nrec);
-            s->nrec = 0;
+            rec_clear(s);
         } else {
             s->record_wait = 1;
             arm_timer(s, s->record_retry_ms);
@@ -346,8 +353,7 @@ static void record_cb(int rc, const struct queue_outcome *o, size_t n, const str
     if (cnt[4])
         log_warn("account-wide error: messages back to the queue", "account=%s n=%" PRIu64,
                  s->account_name, cnt[4]);
-    free_pres(s->rec, s->nrec);
-    s->nrec = 0;
+    rec_clear(s);
     flush(s);
     /* Retrying rows are not notified: an idle sender claims on its timer. */
     maybe_claim(s);
@@ -389,11 +395,10 @@ static void flush(struct sender *s)
     int rc = queue_record_results(s->q, r, s->nrec, record_cb, s);
     free(r);
     if (rc < 0) {
-        log_warn("recording send results not issued", "account=%s error=\"%s\"",
-                 s->account_name, smsys_strerror(rc));
+        log_warn("recording send results not issued", "account=%s error=\"%s\"", s->account_name,
+                 smsys_strerror(rc));
         if (s->closing) {
-            free_pres(s->rec, s->nrec);
-            s->nrec = 0;
+            rec_clear(s);
         } else {
             s->record_wait = 1;
             arm_timer(s, s->record_retry_ms);

@@ -21,9 +21,9 @@
 struct tracker;
 
 struct tracker_opts {
-    unsigned tick_ms;   /* scheduling granularity and leader retry [1000] */
-    unsigned expire_ms; /* queue_expire_receipts period [60000] */
-    unsigned batch;     /* provider ids per status call [500] */
+    unsigned tick_ms;      /* scheduling granularity and leader retry [1000] */
+    unsigned expire_ms;    /* queue_expire_receipts period [60000] */
+    unsigned batch;        /* provider ids per status call [500] */
     struct metric *polled; /* counter of states obtained by polling; may be NULL */
 };
 

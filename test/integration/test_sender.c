@@ -277,10 +277,10 @@ static void test_temporary_retried_max_times(void **state)
     enqueue(&e, 3, "7777");
     enqueue(&e, 3, "");
     e.m = mgr_start(&e, e.pool, e.q, "t2");
-    assert_int_equal(
-        wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 6 AND attempts = 3", 3,
-                 20000),
-        0);
+    assert_int_equal(wait_sql(&e,
+                              "SELECT count(*) FROM smsys_message WHERE state = 6 AND attempts = 3",
+                              3, 20000),
+                     0);
     assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 3, 20000),
                      0);
     /* max_retries 2: the first try and two re-sends, no more */
@@ -299,10 +299,10 @@ static void test_permanent_fails_at_once(void **state)
     env_up(&e, flags, 3);
     enqueue(&e, 2, "0000");
     e.m = mgr_start(&e, e.pool, e.q, "t3");
-    assert_int_equal(
-        wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 6 AND attempts = 1", 2,
-                 20000),
-        0);
+    assert_int_equal(wait_sql(&e,
+                              "SELECT count(*) FROM smsys_message WHERE state = 6 AND attempts = 1",
+                              2, 20000),
+                     0);
     assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_message WHERE last_error LIKE "
                                  "'%0x0000000b%'"),
                      2);
@@ -387,8 +387,8 @@ static void test_two_instances_send_once(void **state)
     enqueue(&e, 1000, "");
     e.m = mgr_start(&e, e.pool, e.q, "a");
     e.m2 = mgr_start(&e, e.pool2, e.q2, "b");
-    assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 1000, 30000),
-                     0);
+    assert_int_equal(
+        wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 1000, 30000), 0);
     int total = 0;
     assert_int_equal(sim_max_per_dst(&e, &total), 1);
     assert_int_equal(total, 1000);
