@@ -29,20 +29,20 @@ static const double latency_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 static void make_metrics(struct comp_conn *c)
 {
-    c->sm.sent = metrics_counter(NULL, "smsys_messages_sent_total",
-                                 "Messages accepted by a provider", NULL);
-    c->sm.failed = metrics_counter(NULL, "smsys_messages_failed_total",
-                                   "Messages failed at hand-over (permanent or retries used up)",
-                                   NULL);
+    c->sm.sent =
+        metrics_counter(NULL, "smsys_messages_sent_total", "Messages accepted by a provider", NULL);
+    c->sm.failed =
+        metrics_counter(NULL, "smsys_messages_failed_total",
+                        "Messages failed at hand-over (permanent or retries used up)", NULL);
     c->sm.retries = metrics_counter(NULL, "smsys_messages_retries_total",
                                     "Temporary send errors scheduled for a retry", NULL);
     c->sm.unknown = metrics_counter(NULL, "smsys_messages_unknown_total",
                                     "Hand-overs with an unknown outcome (not resent)", NULL);
     c->sm.requeued = metrics_counter(NULL, "smsys_messages_requeued_total",
                                      "Messages given back after an account-wide error", NULL);
-    c->sm.send_latency = metrics_histogram(
-        NULL, "smsys_send_latency_seconds", "From claim to the provider's answer", NULL,
-        latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]));
+    c->sm.send_latency =
+        metrics_histogram(NULL, "smsys_send_latency_seconds", "From claim to the provider's answer",
+                          NULL, latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]));
     c->receipts = metrics_counter(NULL, "smsys_receipts_total",
                                   "Delivery receipts stored (pushed by providers)", NULL);
 }
@@ -83,8 +83,7 @@ static int conn_start(struct service *svc, void *ud, struct smsys_err *err)
     };
     rc = connmgr_new(service_loop(svc), d->pg, d->queue, d->http, &o, &d->connmgr);
     if (rc)
-        return smsys_err_set(err, rc, "cannot start the connector manager: %s",
-                             smsys_strerror(rc));
+        return smsys_err_set(err, rc, "cannot start the connector manager: %s", smsys_strerror(rc));
     return 0;
 }
 

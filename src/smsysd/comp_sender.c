@@ -69,11 +69,11 @@ static int snd_start(struct service *svc, void *ud, struct smsys_err *err)
 {
     struct comp_sender *c = ud;
     (void)err;
-    c->depth = metrics_gauge(NULL, "smsys_queue_depth", "Messages waiting (Queued + Retrying)",
-                             NULL);
+    c->depth =
+        metrics_gauge(NULL, "smsys_queue_depth", "Messages waiting (Queued + Retrying)", NULL);
     c->retrying = metrics_gauge(NULL, "smsys_queue_retrying", "Messages waiting for a retry", NULL);
-    c->inflight = metrics_gauge(NULL, "smsys_queue_inflight", "Messages claimed, being handed over",
-                                NULL);
+    c->inflight =
+        metrics_gauge(NULL, "smsys_queue_inflight", "Messages claimed, being handed over", NULL);
     c->oldest = metrics_gauge(NULL, "smsys_queue_oldest_seconds",
                               "Age of the oldest waiting message", NULL);
     uv_timer_init(service_loop(svc), &c->timer);

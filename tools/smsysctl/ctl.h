@@ -56,5 +56,8 @@ int cmd_config_keys(struct ctl *ctl, int argc, char **argv);
 int cmd_config_dump(struct ctl *ctl, int argc, char **argv);
 int cmd_doctor(struct ctl *ctl, int argc, char **argv);
 int cmd_db_migrate(struct ctl *ctl, int argc, char **argv);
+int cmd_send(struct ctl *ctl, int argc, char **argv);
+int cmd_queue_stats(struct ctl *ctl, int argc, char **argv);
+int cmd_queue_retry(struct ctl *ctl, int argc, char **argv);
 
 #endif
