@@ -1,9 +1,11 @@
 /* comp_http.c - the HTTP endpoint of smsysd as a service component:
- * /healthz (service_health); /metrics joins when the metrics module lands.
+ * /healthz (service_health) and /metrics (the process-wide registry).
  * Provider webhooks will add their routes to the same server. */
 #include "smsysd.h"
 
 #include "smsys/http_server.h"
+#include "smsys/metrics.h"
+#include "smsys/version.h"
 #include "smsys/log.h"
 
 #include <stdlib.h>
@@ -45,7 +47,12 @@ static int http_start(struct service *svc, void *ud, struct smsys_err *err)
     if (rc)
         return smsys_err_set(err, rc, "cannot listen on %s: %s", cfg->http.listen,
                              smsys_strerror(rc));
-    if ((rc = http_server_route(h->srv, "GET", "/healthz", healthz_cb, h)) != 0) {
+    /* Always present, so a scrape shows which build answers. */
+    metrics_set(metrics_gauge(NULL, "smsys_build_info", "smsysd build; the value is always 1",
+                              (const char *[]){"version", SMSYS_VERSION, NULL}),
+                1);
+    if ((rc = http_server_route(h->srv, "GET", "/healthz", healthz_cb, h)) != 0 ||
+        (rc = http_server_route(h->srv, "GET", "/metrics", metrics_http_handler, NULL)) != 0) {
         /* A failed start is never closed by the service: do it here. */
         http_server_close(h->srv, discard_closed_cb, NULL);
         h->srv = NULL;

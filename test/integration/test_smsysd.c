@@ -265,6 +265,10 @@ static void test_healthz(void **state)
     assert_non_null(strstr(body, "\"instance\":\"test-node\""));
     assert_non_null(strstr(body, "\"pg\":\"ok "));
     free(body);
+    assert_int_equal(http_get("/metrics", &body), 200);
+    assert_non_null(strstr(body, "# TYPE smsys_build_info gauge"));
+    assert_non_null(strstr(body, "smsys_build_info{version=\""));
+    free(body);
     assert_int_equal(http_get("/nothing", &body), 404);
     free(body);
     int st = tu_stop(pid);
