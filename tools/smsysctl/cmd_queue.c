@@ -33,6 +33,10 @@ struct cq {
 static int cq_open(struct cq *c, const struct smsys_config *cfg)
 {
     memset(c, 0, sizeof(*c));
+    /* The pool's connection chatter is for the service log, not for an
+     * operator's terminal: warnings and errors only. */
+    if (!log_enabled(LOG_DEBUG))
+        log_setup(LOG_WARN, LOG_TEXT, stderr);
     if (uv_loop_init(&c->loop) != 0)
         return -1;
     if (pg_pool_new(&c->loop, cfg->postgres.conninfo, 1, &c->pool) != 0 ||
@@ -235,12 +239,12 @@ int cmd_send(struct ctl *ctl, int argc, char **argv)
     int code = CTL_FAIL;
     /* The account: by name, else the default, else the only enabled one. */
     const char *params[1] = {account};
-    PGresult *r = cq_sql(
-        &c,
-        account ? "SELECT id::text, name FROM smsys_account WHERE name = $1 OR id::text = $1"
-                : "SELECT id::text, name FROM smsys_account WHERE enabled"
-                  " ORDER BY is_default DESC, name LIMIT 2",
-        account ? 1 : 0, account ? params : NULL);
+    PGresult *r =
+        cq_sql(&c,
+               account ? "SELECT id::text, name FROM smsys_account WHERE name = $1 OR id::text = $1"
+                       : "SELECT id::text, name FROM smsys_account WHERE enabled"
+                         " ORDER BY is_default DESC, name LIMIT 2",
+               account ? 1 : 0, account ? params : NULL);
     if (r == NULL) {
         ctl_fail("cannot read accounts: %s", c.err);
         goto out;
@@ -323,9 +327,9 @@ static void stats_cb(int rc, const struct queue_stat *rows, size_t n, const stru
     if (s->json) {
         buf_puts(&s->out, "[");
         for (size_t i = 0; i < n; i++) {
-            buf_puts(&s->out, i ? ",{\"account\":" : "{\"account\":");
+            buf_puts(&s->out, i ? ",{\"account\":\"" : "{\"account\":\"");
             buf_put_jsonstr(&s->out, acct_name(s->names, rows[i].account_id));
-            buf_printf(&s->out, ",\"state\":\"%s\",\"count\":%" PRId64 ",\"oldest_s\":%.1f}",
+            buf_printf(&s->out, "\",\"state\":\"%s\",\"count\":%" PRId64 ",\"oldest_s\":%.1f}",
                        state_name(rows[i].state), rows[i].count, rows[i].oldest_s);
         }
         buf_puts(&s->out, "]\n");
@@ -397,8 +401,10 @@ static int64_t parse_since(const char *s)
         num[len - 1] = '\0';
         if (util_parse_int(num, 0, 100000000, &v) != 0)
             return -1;
-        long long mult = s[len - 1] == 's' ? 1 : s[len - 1] == 'm' ? 60 : s[len - 1] == 'h' ? 3600
-                                                                                            : 86400;
+        long long mult = s[len - 1] == 's'   ? 1
+                         : s[len - 1] == 'm' ? 60
+                         : s[len - 1] == 'h' ? 3600
+                                             : 86400;
         struct timeval tv;
         gettimeofday(&tv, NULL);
         return ((int64_t)tv.tv_sec - v * mult) * 1000000 + tv.tv_usec;
@@ -426,9 +432,8 @@ int cmd_queue_retry(struct ctl *ctl, int argc, char **argv)
         else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
             since = parse_since(argv[++i]);
             if (since < 0)
-                return ctl_usage_error(ctl,
-                                       "--since wants 2h, 30m, 1d or 2026-11-28T08:00:00Z, not '%s'",
-                                       argv[i]);
+                return ctl_usage_error(
+                    ctl, "--since wants 2h, 30m, 1d or 2026-11-28T08:00:00Z, not '%s'", argv[i]);
         } else
             return ctl_usage_error(ctl, "unexpected or incomplete argument '%s'", argv[i]);
     }
