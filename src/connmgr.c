@@ -31,6 +31,7 @@ struct acct {
 
     uv_timer_t evtimer;
     struct pev *ev, *applying;
+    struct conn_state *apply_st; /* the applying batch as the queue wants it */
     size_t nev, capev, napplying;
     int applying_busy;
 
@@ -141,6 +142,8 @@ static void applied_cb(int rc, int matched, int changed, const struct smsys_err 
               matched, changed);
     pev_free(a->applying, a->napplying);
     free(a->applying);
+    free(a->apply_st);
+    a->apply_st = NULL;
     a->applying = NULL;
     a->napplying = 0;
     a->applying_busy = 0;
@@ -159,13 +162,15 @@ static void flush_events(struct acct *a)
     a->napplying = a->nev;
     a->ev = NULL;
     a->nev = a->capev = 0;
-    struct conn_state *st = malloc(a->napplying * sizeof(*st));
+    a->apply_st = malloc(a->napplying * sizeof(*a->apply_st));
     int rc = -ENOMEM;
-    if (st) {
+    if (a->apply_st) {
         for (size_t i = 0; i < a->napplying; i++)
-            st[i] = a->applying[i].st;
-        rc = queue_apply_states(a->m->q, a->id, st, a->napplying, applied_cb, a);
-        free(st);
+            a->apply_st[i] = a->applying[i].st;
+        /* Through the sender's lane when there is one (see sender.h). */
+        rc = a->sender
+                 ? sender_apply_states(a->sender, a->apply_st, a->napplying, applied_cb, a)
+                 : queue_apply_states(a->m->q, a->id, a->apply_st, a->napplying, applied_cb, a);
     }
     if (rc == 0) {
         a->applying_busy = 1;
@@ -178,6 +183,8 @@ static void flush_events(struct acct *a)
         a->applying[i].ack(a->applying[i].token, rc);
     pev_free(a->applying, a->napplying);
     free(a->applying);
+    free(a->apply_st);
+    a->apply_st = NULL;
     a->applying = NULL;
     a->napplying = 0;
 }

@@ -55,6 +55,13 @@ struct sender {
     int recording;
     int record_wait; /* a failed record waits for the timer */
 
+    /* A receipt batch waiting for, or using, the database lane. */
+    const struct conn_state *ap_st;
+    size_t ap_n;
+    queue_receipts_cb ap_cb;
+    void *ap_ud;
+    int ap_waiting, applying;
+
     int draining, closing;
     void (*drain_cb)(void *);
     void *drain_ud;
@@ -360,9 +367,65 @@ static void record_cb(int rc, const struct queue_outcome *o, size_t n, const str
     check_done(s);
 }
 
+static void applied_cb(int rc, int matched, int changed, const struct smsys_err *err, void *ud)
+{
+    struct sender *s = ud;
+    queue_receipts_cb cb = s->ap_cb;
+    s->applying = 0;
+    s->ap_cb = NULL;
+    cb(rc, matched, changed, err, s->ap_ud);
+    flush(s);
+    check_done(s);
+}
+
+/* Issues the waiting receipt batch; 1 when the lane is now taken. */
+static int lane_apply(struct sender *s)
+{
+    if (!s->ap_waiting)
+        return 0;
+    s->ap_waiting = 0;
+    int rc = queue_apply_states(s->q, s->account_id, s->ap_st, s->ap_n, applied_cb, s);
+    if (rc < 0) {
+        queue_receipts_cb cb = s->ap_cb;
+        s->ap_cb = NULL;
+        struct smsys_err e = {.code = rc};
+        cb(rc, 0, 0, &e, s->ap_ud);
+        return 0;
+    }
+    s->applying = 1;
+    return 1;
+}
+
+int sender_apply_states(struct sender *s, const struct conn_state *st, size_t n,
+                        queue_receipts_cb cb, void *ud)
+{
+    if (s->ap_cb || s->closing > 1)
+        return -EBUSY;
+    s->ap_st = st;
+    s->ap_n = n;
+    s->ap_cb = cb;
+    s->ap_ud = ud;
+    if (s->recording || s->applying) {
+        s->ap_waiting = 1; /* issued by flush() when the record returns */
+        return 0;
+    }
+    int rc = queue_apply_states(s->q, s->account_id, st, n, applied_cb, s);
+    if (rc < 0) {
+        s->ap_cb = NULL;
+        return rc;
+    }
+    s->applying = 1;
+    return 0;
+}
+
 static void flush(struct sender *s)
 {
-    if (s->recording || s->record_wait)
+    if (s->recording || s->applying)
+        return;
+    /* Receipts first: they only wait for one record call. */
+    if (lane_apply(s))
+        return;
+    if (s->record_wait)
         return;
     if (s->nrec == 0) {
         if (s->npend == 0)
@@ -427,7 +490,7 @@ static void timer_closed_cb(uv_handle_t *h)
 
 static void check_done(struct sender *s)
 {
-    int busy = s->claiming || s->batches_out || s->recording;
+    int busy = s->claiming || s->batches_out || s->recording || s->applying || s->ap_cb;
     if (s->draining && s->drain_cb && !busy && s->npend == 0 && s->nrec == 0) {
         void (*cb)(void *) = s->drain_cb;
         s->drain_cb = NULL;
@@ -461,7 +524,10 @@ int sender_new(uv_loop_t *loop, struct queue *q, const struct conn_ops *ops, str
     s->account_name = strdup(opts->account_name ? opts->account_name : opts->account_id);
     s->owner = strdup(opts->owner ? opts->owner : "smsysd");
     unsigned maxb = ops->max_batch ? (unsigned)ops->max_batch : 200;
-    s->batch = opts->batch ? opts->batch : (maxb < 200 ? maxb : 200);
+    /* Never more per claim than the connector takes in one call. */
+    s->batch = opts->batch ? opts->batch : 200;
+    if (s->batch > maxb)
+        s->batch = maxb;
     s->pipeline = opts->pipeline ? opts->pipeline : 4;
     s->lease_ms = opts->lease_ms ? opts->lease_ms : 60000;
     s->idle_ms = opts->idle_ms ? opts->idle_ms : 1000;

@@ -72,6 +72,16 @@ void sender_drain(struct sender *s, void (*cb)(void *ud), void *ud);
  * (their leases turn them into unknown outcomes). */
 void sender_close(struct sender *s, void (*cb)(void *ud), void *ud);
 
+/* Stores receipts of this account through the sender's database lane, so
+ * a receipt batch and a results batch of the same account never run
+ * concurrently: under READ COMMITTED two such transactions cannot see each
+ * other's rows, and a receipt that raced its own submit result would stay
+ * unmatched. st must stay valid until cb. One call at a time (the
+ * manager keeps at most one receipt batch in flight per account). Returns
+ * 0 (cb later) or -EBUSY. */
+int sender_apply_states(struct sender *s, const struct conn_state *st, size_t n,
+                        queue_receipts_cb cb, void *ud);
+
 void sender_stats(const struct sender *s, struct sender_stats *out);
 
 #endif

@@ -202,8 +202,8 @@ static void test_send_stats_retry(void **state)
     expect(ctl((const char *[]){"queue", "stats", "--json", NULL}), 0,
            "{\"account\":\"main\",\"state\":\"Queued\",\"count\":1", NULL);
     expect(ctl((const char *[]){"queue", "stats", NULL}), 0, "Queued", NULL);
-    expect(ctl((const char *[]){"send", "--to", "09121234567", "--text", "x", "--account",
-                                "nosuch", NULL}),
+    expect(ctl((const char *[]){"send", "--to", "09121234567", "--text", "x", "--account", "nosuch",
+                                NULL}),
            1, NULL, "no account named");
 
     /* Failed a day ago and just now: --since 1h takes only the recent one */
@@ -217,8 +217,10 @@ static void test_send_stats_retry(void **state)
             "WHERE body = 'old'");
     expect(ctl((const char *[]){"queue", "retry", "--failed", "--since", "1h", NULL}), 0,
            "1 message back in the queue", NULL);
-    snprintf(q, sizeof(q), "SELECT count(*) FROM smsys_message WHERE id = %lld AND state = 3 AND "
-                           "attempts = 0", id);
+    snprintf(q, sizeof(q),
+             "SELECT count(*) FROM smsys_message WHERE id = %lld AND state = 3 AND "
+             "attempts = 0",
+             id);
     assert_int_equal(q_int(q), 1);
     expect(ctl((const char *[]){"queue", "retry", "--failed", "--json", NULL}), 0,
            "{\"requeued\":1}", NULL);
