@@ -6,6 +6,7 @@
 #include "smsys/util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ struct tracker {
     uv_timer_t timer;
     struct queue_leader *ld;
     int trying, busy, closing, expiring;
-    uint64_t last_expire_ns;
+    uint64_t last_expire_ns, last_sweep_ns;
     struct slot *slots;
     void (*close_cb)(void *);
     void *close_ud;
@@ -184,6 +185,133 @@ static void each_cb(void *ud, const struct connmgr_account *a)
     t->busy++;
 }
 
+/* --- re-matching receipts that raced their submit result ----------------
+ * A receipt stored while another process's results transaction for the
+ * same message was still open sees no provider id and stays unmatched;
+ * that transaction in turn did not see the receipt. The sweep finds such
+ * receipts (unmatched, not yet swept, whose id now matches a Sent or
+ * Unknown message of the account), applies them again through the queue
+ * and marks the old rows swept (applied_at) so they are not taken twice. */
+
+struct sweepctx {
+    struct tracker *t;
+    char account[64];
+    struct conn_state *st;
+    char **strs;
+    size_t n;
+    char *rids; /* "{1,2,3}" */
+};
+
+static void sweep_free(struct sweepctx *c)
+{
+    for (size_t i = 0; i < c->n * 3; i++)
+        free(c->strs[i]);
+    free(c->strs);
+    free(c->st);
+    free(c->rids);
+    c->t->busy--;
+    maybe_finish(c->t);
+    free(c);
+}
+
+static void swept_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
+{
+    struct sweepctx *c = ud;
+    (void)res;
+    if (rc < 0)
+        log_warn("cannot mark swept receipts", "account=%s error=\"%s\"", c->account,
+                 log_q(errtext(rc, err)));
+    sweep_free(c);
+}
+
+static void sweep_applied_cb(int rc, int matched, int changed, const struct smsys_err *err,
+                             void *ud)
+{
+    struct sweepctx *c = ud;
+    if (rc < 0) {
+        log_warn("re-matching receipts failed", "account=%s error=\"%s\"", c->account,
+                 log_q(errtext(rc, err)));
+        sweep_free(c);
+        return;
+    }
+    log_info("late-matched receipts applied", "account=%s n=%zu matched=%d changed=%d", c->account,
+             c->n, matched, changed);
+    const char *params[1] = {c->rids};
+    if (pg_query(c->t->pg,
+                 "UPDATE smsys_receipt SET applied_at = now() WHERE id = ANY ($1::bigint[])"
+                 " AND message_id IS NULL",
+                 1, params, swept_cb, c) != 0)
+        sweep_free(c);
+}
+
+static void sweep_rows_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
+{
+    struct sweepctx *c = ud;
+    int n = rc == 0 ? PQntuples(res) : 0;
+    if (rc < 0)
+        log_warn("receipt sweep failed", "account=%s error=\"%s\"", c->account,
+                 log_q(errtext(rc, err)));
+    if (n == 0 || c->t->closing) {
+        sweep_free(c);
+        return;
+    }
+    c->st = calloc((size_t)n, sizeof(*c->st));
+    c->strs = calloc((size_t)n * 3, sizeof(char *));
+    struct buf ids = BUF_INIT;
+    if (c->st == NULL || c->strs == NULL) {
+        sweep_free(c);
+        return;
+    }
+    buf_putc(&ids, '{');
+    for (int i = 0; i < n; i++) {
+        c->strs[3 * i] = strdup(PQgetvalue(res, i, 1));
+        c->strs[3 * i + 1] = PQgetisnull(res, i, 4) ? NULL : strdup(PQgetvalue(res, i, 4));
+        c->strs[3 * i + 2] = PQgetisnull(res, i, 5) ? NULL : strdup(PQgetvalue(res, i, 5));
+        c->n++;
+        long long v = 0;
+        util_parse_int(PQgetvalue(res, i, 2), 0, 100, &v);
+        c->st[i].status = (enum conn_status)v;
+        v = 0;
+        if (!PQgetisnull(res, i, 3))
+            util_parse_int(PQgetvalue(res, i, 3), 0, INT64_MAX, &v);
+        c->st[i].done_at = v;
+        c->st[i].provider_id = c->strs[3 * i] ? c->strs[3 * i] : "";
+        c->st[i].our_id = c->strs[3 * i + 1];
+        c->st[i].detail = c->strs[3 * i + 2];
+        buf_printf(&ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+    }
+    buf_putc(&ids, '}');
+    c->rids = buf_steal(&ids);
+    if (c->rids == NULL ||
+        queue_apply_states(c->t->q, c->account, c->st, c->n, sweep_applied_cb, c) != 0)
+        sweep_free(c);
+}
+
+static const char *const sweep_sql =
+    "SELECT r.id, r.provider_id, r.status, extract(epoch FROM r.done_at)::bigint,"
+    " r.our_id::text, r.detail FROM smsys_receipt r"
+    " WHERE r.account_id = $1::uuid AND r.message_id IS NULL AND r.applied_at IS NULL"
+    " AND r.received_at < now() - interval '2 seconds'"
+    " AND r.received_at > now() - interval '7 days'"
+    " AND EXISTS (SELECT 1 FROM smsys_message m WHERE m.account_id = r.account_id"
+    "   AND m.state IN (4, 21) AND (m.provider_id_canon IN (r.canon, r.alt)"
+    "   OR m.provider_id_alt = r.canon))"
+    " ORDER BY r.id LIMIT 1000";
+
+static void sweep_each_cb(void *ud, const struct connmgr_account *a)
+{
+    struct tracker *t = ud;
+    struct sweepctx *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->t = t;
+    snprintf(c->account, sizeof(c->account), "%s", a->id);
+    const char *params[1] = {c->account};
+    t->busy++;
+    if (pg_query(t->pg, sweep_sql, 1, params, sweep_rows_cb, c) != 0)
+        sweep_free(c);
+}
+
 static void expire_cb(int rc, int64_t n, const struct smsys_err *err, void *ud)
 {
     struct tracker *t = ud;
@@ -244,6 +372,10 @@ static void tick_cb(uv_timer_t *h)
             t->busy++;
         }
     }
+    if (now - t->last_sweep_ns >= (uint64_t)t->o.sweep_ms * 1000000ull) {
+        t->last_sweep_ns = now;
+        connmgr_each(t->m, sweep_each_cb, t);
+    }
     connmgr_each(t->m, each_cb, t);
 }
 
@@ -263,6 +395,8 @@ int tracker_new(uv_loop_t *loop, struct queue *q, struct pg_pool *pg, struct con
         t->o.expire_ms = 60000;
     if (!t->o.batch)
         t->o.batch = 500;
+    if (!t->o.sweep_ms)
+        t->o.sweep_ms = 10000;
     t->loop = loop;
     t->q = q;
     t->pg = pg;

@@ -6,9 +6,11 @@
  * batches of provider ids (the connector splits further), and feeds the
  * answers to queue_apply_states, exactly like pushed receipts. Every
  * expire_ms it flags Sent messages past their receipt deadline
- * (queue_expire_receipts). Both jobs run in one process only: the tracker
- * takes the "tracker" leader lock (queue_leader_try) and retries every
- * tick while another process holds it. */
+ * (queue_expire_receipts). Every sweep_ms it re-applies receipts that
+ * stayed unmatched because they raced their own submit result in another
+ * process (READ COMMITTED: neither transaction saw the other's row). Both jobs run in one process
+ * only: the tracker takes the "tracker" leader lock (queue_leader_try) and retries every tick while
+ * another process holds it. */
 #ifndef SMSYS_TRACKER_H
 #define SMSYS_TRACKER_H
 
@@ -24,6 +26,7 @@ struct tracker_opts {
     unsigned tick_ms;      /* scheduling granularity and leader retry [1000] */
     unsigned expire_ms;    /* queue_expire_receipts period [60000] */
     unsigned batch;        /* provider ids per status call [500] */
+    unsigned sweep_ms;     /* re-match receipts that raced their results [10000] */
     struct metric *polled; /* counter of states obtained by polling; may be NULL */
 };
 

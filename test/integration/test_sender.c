@@ -422,6 +422,49 @@ static void test_receipt_deadline(void **state)
     close_all(&e);
 }
 
+static void rec_cb(int rc, int matched, int changed, const struct smsys_err *err, void *ud)
+{
+    (void)err;
+    (void)changed;
+    assert_int_equal(rc, 0);
+    assert_int_equal(matched, 0);
+    (*(int *)ud)++;
+}
+
+/* A receipt stored while its message's results transaction was open in
+ * another process stays unmatched; the tracker's sweep applies it. */
+static void test_receipt_race_swept(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_up(&e, NULL, 3);
+    e.m = mgr_start(&e, e.pool, e.q, "t10");
+    struct conn_state st = {.provider_id = "777", .status = CONN_ST_DELIVERED};
+    int done = 0;
+    assert_int_equal(queue_apply_states(e.q, ACC, &st, 1, rec_cb, &done), 0);
+    assert_int_equal(tu_run_until(&e.loop, &done, 10000), 0);
+    /* the result that "raced" it: Sent with that id, committed afterwards */
+    enqueue(&e, 1, "");
+    PQclear(sql(&e, "UPDATE smsys_account SET enabled = false"));
+    PQclear(sql(&e, "UPDATE smsys_message SET state = 4, provider_id = '777', "
+                    "provider_id_canon = '777', sent_at = now()"));
+    PQclear(sql(&e, "UPDATE smsys_receipt SET received_at = now() - interval '5 s'"));
+    PQclear(sql(&e, "UPDATE smsys_account SET enabled = true"));
+    struct tracker_opts to = {.tick_ms = 50, .sweep_ms = 100};
+    struct tracker *tr = NULL;
+    assert_int_equal(tracker_new(&e.loop, e.q, e.pool, e.m, &to, &tr), 0);
+    assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 1, 10000),
+                     0);
+    /* swept once: the old row is marked and not taken again */
+    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_receipt WHERE message_id IS NULL "
+                                 "AND applied_at IS NULL"),
+                     0);
+    done = 0;
+    tracker_close(tr, flag_cb, &done);
+    assert_int_equal(tu_run_until(&e.loop, &done, 10000), 0);
+    close_all(&e);
+}
+
 static void test_config_change_reopens(void **state)
 {
     (void)state;
@@ -460,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_two_instances_send_once),
         cmocka_unit_test(test_receipt_deadline),
         cmocka_unit_test(test_config_change_reopens),
+        cmocka_unit_test(test_receipt_race_swept),
     };
     return cmocka_run_group_tests(tests, NULL, sim_kill_all);
 }

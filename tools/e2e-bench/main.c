@@ -62,8 +62,8 @@ static void must_exec(PGconn *c, const char *q)
 static long long count(PGconn *c, const char *q)
 {
     PGresult *r = PQexec(c, q);
-    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atoll(PQgetvalue(r, 0, 0))
-                                                                        : -1;
+    long long v =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return v;
 }
