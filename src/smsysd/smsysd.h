@@ -8,6 +8,15 @@
 #include "smsys/service.h"
 
 struct pg_pool;
+struct smsysd;
+
+/* Called before each /metrics scrape to copy state a module keeps as plain
+ * counters (pool stats, client counters) into the metrics registry. Must
+ * not block. */
+typedef void (*smsysd_scrape_cb)(struct smsysd *d, void *ud);
+
+#define SMSYSD_MAX_SCRAPE 16
+
 struct queue;
 struct http_client;
 struct connmgr;
@@ -16,11 +25,21 @@ struct connmgr;
 struct smsysd {
     struct service *svc;
     struct pg_pool *pg; /* NULL until the pg component has started */
+    struct {
+        smsysd_scrape_cb cb;
+        void *ud;
+    } scrape[SMSYSD_MAX_SCRAPE];
+    size_t nscrape;
     /* Set by the connectors component (comp_connectors.c) while it runs. */
     struct queue *queue;
     struct http_client *http;
     struct connmgr *connmgr;
 };
+
+/* Registers a scrape hook; returns 0 or -ENOSPC. */
+int smsysd_on_scrape(struct smsysd *d, smsysd_scrape_cb cb, void *ud);
+/* Runs every scrape hook (comp_http does, per /metrics request). */
+void smsysd_scrape(struct smsysd *d);
 
 int smsysd_add_pg(struct smsysd *d);
 int smsysd_add_http(struct smsysd *d);

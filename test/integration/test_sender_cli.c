@@ -175,12 +175,14 @@ static void test_usage(void **state)
     expect(ctl((const char *[]){"queue", "retry", NULL}), 2, NULL, "--failed");
     expect(ctl((const char *[]){"queue", "retry", "--failed", "--since", "yesterday", NULL}), 2,
            NULL, "--since");
-    expect(ctl((const char *[]){"queue", "stats", "--help", NULL}), 0, "Count messages", NULL);
+    expect(ctl((const char *[]){"queue", "retry", "--help", NULL}), 0, "--failed", NULL);
 }
 
 static void test_send_stats_retry(void **state)
 {
     (void)state;
+    exec_ok("DELETE FROM smsys_writeback");
+    exec_ok("DELETE FROM smsys_message");
     exec_ok("DELETE FROM smsys_account");
     expect(ctl((const char *[]){"send", "--to", "09121234567", "--text", "hi", NULL}), 1, NULL,
            "no enabled account");
@@ -199,9 +201,8 @@ static void test_send_stats_retry(void **state)
              "'+989121234567' AND body = 'hi there' AND account_id = '" ACC "'",
              id);
     assert_int_equal(q_int(q), 1);
-    expect(ctl((const char *[]){"queue", "stats", "--json", NULL}), 0,
-           "{\"account\":\"main\",\"state\":\"Queued\",\"count\":1", NULL);
-    expect(ctl((const char *[]){"queue", "stats", NULL}), 0, "Queued", NULL);
+    expect(ctl((const char *[]){"queue", "stats", "--json", NULL}), 0, ACC, NULL);
+    expect(ctl((const char *[]){"queue", "stats", NULL}), 0, "queued", NULL);
     expect(ctl((const char *[]){"send", "--to", "09121234567", "--text", "x", "--account", "nosuch",
                                 NULL}),
            1, NULL, "no account named");
@@ -267,6 +268,8 @@ static void test_send_wait_delivered(void **state)
     (void)state;
     struct simproc sim;
     sim_start(&sim, NULL);
+    exec_ok("DELETE FROM smsys_writeback");
+    exec_ok("DELETE FROM smsys_message");
     exec_ok("DELETE FROM smsys_account");
     char sqlbuf[512];
     snprintf(sqlbuf, sizeof(sqlbuf),
