@@ -11,18 +11,18 @@
  * messages/s, CPU µs per message of this process (user + system, which
  * includes the libpq client work smsysd would do) and peak RSS (VmHWM).
  *
- * Until connectors/smpp.c is on main the SMPP connector used is the
- * test-only one of test/integration/tsmpp_conn.h (the same smpp_session
- * underneath); switch `find` to connector_find once it lands. */
+ * The connector is the production one (connectors/smpp.c, registry name
+ * "smpp"). bench/e2e.bench.sh measures the same path with smsysd as a
+ * separate process. */
 #include "smsys/connmgr.h"
 #include "smsys/log.h"
 #include "smsys/migrate.h"
 #include "smsys/pg.h"
 #include "smsys/queue.h"
 
-#include "../../test/integration/tsmpp_conn.h"
-
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -236,7 +236,8 @@ int main(int argc, char **argv)
     must_exec(side, "SET client_min_messages = warning");
     snprintf(q, sizeof(q),
              "INSERT INTO smsys_account (id, name, provider, config) VALUES ('" ACC
-             "', 'bench', 'tsmpp', '{\"host\":\"127.0.0.1\",\"port\":%d,\"window\":%u}')",
+             "', 'bench', 'smpp', '{\"host\":\"127.0.0.1\",\"port\":%d,\"window\":%u,"
+             "\"sender\":\"1000\"}')",
              port, window);
     must_exec(side, q);
     snprintf(q, sizeof(q),
@@ -265,7 +266,6 @@ int main(int argc, char **argv)
         .batch = batch,
         .pipeline = pipeline,
         .lease_ms = 60000,
-        .find = tsmpp_find,
     };
     struct connmgr *m;
     connmgr_new(&loop, pool, qu, NULL, &o, &m);
