@@ -26,7 +26,6 @@
 
 #include "smpp_fixture.h"
 #include "tdb.h"
-#include "tsmpp_conn.h"
 
 #define ACC "6a0d2b6e-1f6c-4a7e-9a55-0d3f2a1b0002"
 
@@ -274,7 +273,8 @@ static void test_send_wait_delivered(void **state)
     char sqlbuf[512];
     snprintf(sqlbuf, sizeof(sqlbuf),
              "INSERT INTO smsys_account (id, name, provider, config) VALUES ('" ACC
-             "', 'main', 'tsmpp', '{\"host\":\"127.0.0.1\",\"port\":%d}')",
+             "', 'main', 'smpp', '{\"host\":\"127.0.0.1\",\"port\":%d,"
+             "\"sender\":\"1000\"}')",
              sim.port);
     exec_ok(sqlbuf);
     uv_loop_t loop;
@@ -283,7 +283,7 @@ static void test_send_wait_delivered(void **state)
     struct queue *q;
     assert_int_equal(pg_pool_new(&loop, conninfo, 2, &pool), 0);
     assert_int_equal(queue_new(&loop, pool, NULL, &q), 0);
-    struct connmgr_opts o = {.find = tsmpp_find, .lease_ms = 5000, .poll_ms = 200};
+    struct connmgr_opts o = {.lease_ms = 5000, .poll_ms = 200};
     struct connmgr *m;
     assert_int_equal(connmgr_new(&loop, pool, q, NULL, &o, &m), 0);
 
