@@ -3,6 +3,7 @@
 
 #include "smsys/log.h"
 #include "smsys/metrics.h"
+#include "smsys/mo_parts.h"
 #include "smsys/util.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@ struct acct {
     struct conn_state *apply_st; /* the applying batch as the queue wants it */
     size_t nev, capev, napplying;
     int applying_busy;
+    int mo_busy; /* MO parts being stored (acked after commit) */
 
     int balance_busy, has_balance;
     double balance;
@@ -199,12 +201,55 @@ static char *dupn(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+struct moctx {
+    struct acct *a;
+    conn_ack_fn ack;
+    void *token;
+};
+
+static void mo_added_cb(void *ud, int rc, enum mo_parts_outcome outcome,
+                        const struct mo_parts_msg *msg, const struct smsys_err *err)
+{
+    struct moctx *c = ud;
+    struct acct *a = c->a;
+    /* Durable before acknowledged. A completed group stays in the parts
+     * store (not marked done) until the inbound consumer takes it with
+     * mo_parts_sweep(). */
+    c->ack(c->token, rc < 0 ? rc : 0);
+    if (rc < 0)
+        log_warn("inbound part not stored, refused for redelivery", "account=%s error=\"%s\"",
+                 a->name, log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
+    else if (outcome == MO_PARTS_COMPLETE && msg)
+        log_info("inbound multipart message complete, kept for the inbound store",
+                 "account=%s group=%lld parts=%u", a->name, (long long)msg->group_id, msg->total);
+    free(c);
+    a->mo_busy--;
+    a->m->busy--;
+    if (a->closing)
+        acct_continue_close(a);
+    maybe_finish(a->m);
+}
+
 static void event_cb(void *ud, const struct conn_event *ev, conn_ack_fn ack, void *token)
 {
     struct acct *a = ud;
+    if (ev->kind == CONN_EV_MO && ev->u.mo.part_total > 0 && !a->closing) {
+        struct moctx *c = malloc(sizeof(*c));
+        if (c)
+            *c = (struct moctx){a, ack, token};
+        int rc = c ? mo_parts_add(a->m->pg, a->id, &ev->u.mo, mo_added_cb, c) : -ENOMEM;
+        if (rc < 0) {
+            free(c);
+            ack(token, rc);
+            return;
+        }
+        a->mo_busy++;
+        a->m->busy++;
+        return;
+    }
     if (ev->kind == CONN_EV_MO) {
-        /* No durable inbound store yet (a later issue): refuse, so the
-         * provider keeps the message and delivers it again. */
+        /* No durable store for whole inbound messages yet (the inbound
+         * issue): refuse, so the provider keeps it and delivers it again. */
         log_warn("inbound message refused for redelivery (inbound not enabled)", "account=%s",
                  a->name);
         ack(token, SMSYS_ETEMP);
@@ -297,7 +342,7 @@ static void acct_conn_closed_cb(void *ud)
 
 static void acct_continue_close(struct acct *a)
 {
-    if (a->applying_busy || a->conn_closing)
+    if (a->applying_busy || a->mo_busy || a->conn_closing)
         return;
     a->conn_closing = 1;
     if (a->conn)

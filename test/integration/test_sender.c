@@ -465,6 +465,29 @@ static void test_receipt_race_swept(void **state)
     close_all(&e);
 }
 
+/* Inbound parts are stored before they are acknowledged; a whole MO
+ * (no store yet) is refused so the SMSC keeps it. */
+static void test_mo_parts_durable_before_ack(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_up(&e, NULL, 3);
+    e.m = mgr_start(&e, e.pool, e.q, "t11");
+    for (int i = 0; i < 200 && sim_stat(&e.sim, "bound") < 1; i++)
+        wait_sql(&e, "SELECT 1", 1, 50);
+    sim_http(&e.sim, "POST", "/mo",
+             "{\"from\":\"989121234567\",\"to\":\"1000\",\"text\":\"part one, part two, "
+             "part three of a long inbound text\",\"parts\":3,\"order\":[3,1,2]}");
+    assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_mo_parts", 3, 10000), 0);
+    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_mo_groups WHERE account_id = '" ACC
+                                 "' AND total = 3 AND done_at IS NULL"),
+                     1);
+    for (int i = 0; i < 100 && sim_stat(&e.sim, "deliver_acked") < 3; i++)
+        wait_sql(&e, "SELECT 1", 1, 50);
+    assert_int_equal(sim_stat(&e.sim, "deliver_acked"), 3);
+    close_all(&e);
+}
+
 static void test_config_change_reopens(void **state)
 {
     (void)state;
@@ -504,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_receipt_deadline),
         cmocka_unit_test(test_config_change_reopens),
         cmocka_unit_test(test_receipt_race_swept),
+        cmocka_unit_test(test_mo_parts_durable_before_ack),
     };
     return cmocka_run_group_tests(tests, NULL, sim_kill_all);
 }
