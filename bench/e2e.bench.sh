@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$ROOT/tools/free-port"; }
 psql "$SMSYS_TEST_PG" -qAtc "CREATE DATABASE $db"
 ci="$SMSYS_TEST_PG dbname=$db"
 q() { psql "$ci" -qAtc "$1"; }

@@ -389,6 +389,8 @@ static void acct_open(struct acct *a)
         snprintf(a->error, sizeof(a->error), "config is not valid JSON");
         goto fail;
     }
+    /* The key travels in env->apikey, never as a connector setting. */
+    cJSON_DeleteItemFromObjectCaseSensitive(settings, "apikey");
     a->env = (struct conn_env){
         .loop = m->loop,
         .http = m->http,
