@@ -455,9 +455,12 @@ static void test_receipt_race_swept(void **state)
     assert_int_equal(tracker_new(&e.loop, e.q, e.pool, e.m, &to, &tr), 0);
     assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 1, 10000),
                      0);
-    /* swept once: the old row is marked and not taken again */
-    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_receipt WHERE message_id IS NULL "
-                                 "AND applied_at IS NULL"),
+    /* swept once: the old row is marked (just after the apply) and not
+     * taken again */
+    assert_int_equal(wait_sql(&e,
+                              "SELECT count(*) FROM smsys_receipt WHERE message_id IS NULL "
+                              "AND applied_at IS NULL",
+                              0, 10000),
                      0);
     done = 0;
     tracker_close(tr, flag_cb, &done);
