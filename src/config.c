@@ -115,6 +115,37 @@ static const struct config_key keys[] = {
     {"sending", "timezone", CONFIG_TIMEZONE, "UTC", OFF(sending.timezone), .flags = CONFIG_REQUIRED,
      .help = "IANA time zone for quiet hours and template dates (Asia/Tehran)."},
 
+    /* [queue] */
+    {"queue", "batch_size", CONFIG_INT, "200", OFF(queue.batch_size), 1, 5000,
+     .help = "Messages claimed per batch and account (never more than the connector takes in "
+             "one call)."},
+    {"queue", "pipeline", CONFIG_INT, "4", OFF(queue.pipeline), 1, 64,
+     .help = "Claimed batches in flight per account, so the connector never waits for the "
+             "database."},
+    {"queue", "lease_ms", CONFIG_DURATION, "60000", OFF(queue.lease_ms), 1000, 3600000,
+     .help = "How long a claimed message belongs to this process. Must exceed the connector's "
+             "answer timeout; an expired lease becomes an unknown outcome (never resent blindly)."},
+    {"queue", "idle_claim_ms", CONFIG_DURATION, "1000", OFF(queue.idle_claim_ms), 10, 60000,
+     .help = "An idle sender claims again after this long even without a NOTIFY (retries whose "
+             "time has come are not notified)."},
+    {"queue", "backoff_base_ms", CONFIG_DURATION, "30000", OFF(queue.backoff_base_ms), 10, 86400000,
+     .help = "First retry delay after a temporary error; doubles per attempt."},
+    {"queue", "backoff_cap_ms", CONFIG_DURATION, "3600000", OFF(queue.backoff_cap_ms), 10, 86400000,
+     .help = "Longest retry delay."},
+    {"queue", "account_pause_ms", CONFIG_DURATION, "300000", OFF(queue.account_pause_ms), 1000,
+     86400000,
+     .help = "How long an account stays paused after an account-wide error (bad credentials, "
+             "no credit); its messages wait or fail over."},
+    {"queue", "receipt_deadline_s", CONFIG_INT, "172800", OFF(queue.receipt_deadline_s), 60,
+     2592000,
+     .help = "A sent message without a final receipt after this many seconds is marked \"no "
+             "delivery report\" (it stays Sent, never shown as delivered)."},
+    {"queue", "expire_interval_ms", CONFIG_DURATION, "60000", OFF(queue.expire_interval_ms), 100,
+     3600000, .help = "How often the receipt deadline is checked (one process does it)."},
+    {"queue", "accounts_poll_ms", CONFIG_DURATION, "5000", OFF(queue.accounts_poll_ms), 100, 600000,
+     .help = "How often smsys_account is re-read to open, reopen (changed settings) or close "
+             "connectors. SIGHUP re-reads at once."},
+
     /* [log] */
     {"log", "level", CONFIG_ENUM, "info", OFF(log.level), .choices = level_choices,
      .flags = CONFIG_LIVE, .help = "Least severe level written: error, warn, info or debug."},

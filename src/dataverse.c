@@ -26,42 +26,9 @@
 
 /* ---- lists ---- */
 
-static void list_push_back(struct dv_list *l, struct dv_req *r)
+static struct dv_req *req_of(struct list_node *n)
 {
-    r->next = NULL;
-    r->prev = l->tail;
-    if (l->tail)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-    l->n++;
-}
-
-static void list_push_front(struct dv_list *l, struct dv_req *r)
-{
-    r->prev = NULL;
-    r->next = l->head;
-    if (l->head)
-        l->head->prev = r;
-    else
-        l->tail = r;
-    l->head = r;
-    l->n++;
-}
-
-static void list_remove(struct dv_list *l, struct dv_req *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        l->head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        l->tail = r->prev;
-    r->prev = r->next = NULL;
-    l->n--;
+    return list_entry(n, struct dv_req, node);
 }
 
 static void gauges(struct dv_client *c)
@@ -310,9 +277,9 @@ static void arm(struct dv_client *c, uint64_t now)
         if (gate > now)
             next = gate;
     }
-    for (struct dv_req *r = c->delayed.head; r; r = r->next)
-        if (r->due < next)
-            next = r->due;
+    for (struct list_node *n = list_first(&c->delayed); n; n = list_next(n))
+        if (req_of(n)->due < next)
+            next = req_of(n)->due;
     if (next == UINT64_MAX)
         return;
     uint64_t in = next > now ? next - now : 0;
@@ -399,7 +366,7 @@ static void send_one(struct dv_client *c, struct dv_req *r, const char *token)
     if (r->attempts > 1)
         c->m.retries++;
     c->m.requests[r->m]++;
-    list_push_back(&c->inflight, r);
+    list_push_back(&c->inflight, &r->node);
     gauges(c);
 }
 
@@ -407,8 +374,8 @@ static void send_one(struct dv_client *c, struct dv_req *r, const char *token)
 static void fail_waiting(struct dv_client *c, int rc, const struct smsys_err *err)
 {
     struct dv_req *r;
-    while ((r = c->queue.head) || (r = c->delayed.head)) {
-        list_remove(r->state == DV_RS_QUEUED ? &c->queue : &c->delayed, r);
+    while ((r = req_of(list_first(&c->queue))) || (r = req_of(list_first(&c->delayed)))) {
+        list_remove(r->state == DV_RS_QUEUED ? &c->queue : &c->delayed, &r->node);
         req_complete(r, rc, NULL, err);
     }
 }
@@ -420,12 +387,13 @@ static void dispatch(struct dv_client *c)
     uint64_t now = util_now_ms();
     /* promote delayed requests whose backoff has passed, ahead of new work
      * (they are older) */
-    for (struct dv_req *r = c->delayed.tail, *p; r; r = p) {
-        p = r->prev;
+    for (struct list_node *n = list_last(&c->delayed), *p; n; n = p) {
+        struct dv_req *r = req_of(n);
+        p = list_prev(n);
         if (r->due <= now) {
-            list_remove(&c->delayed, r);
+            list_remove(&c->delayed, &r->node);
             r->state = DV_RS_QUEUED;
-            list_push_front(&c->queue, r);
+            list_push_front(&c->queue, &r->node);
         }
     }
     if (now < c->paused_until || now < c->hold_until) {
@@ -439,7 +407,7 @@ static void dispatch(struct dv_client *c)
     /* after a pause, one probe first: if the server still throttles, only
      * that one request draws a 429 instead of a full window of them */
     unsigned cap = c->probing ? 1 : c->o.max_concurrency;
-    while (c->queue.head && c->inflight.n < cap) {
+    while (!list_empty(&c->queue) && c->inflight.n < cap) {
         const char *tok = NULL;
         if (c->oauth) {
             tok = oauth_peek(c->oauth);
@@ -457,8 +425,7 @@ static void dispatch(struct dv_client *c)
                 break;
             }
         }
-        struct dv_req *r = c->queue.head;
-        list_remove(&c->queue, r);
+        struct dv_req *r = req_of(list_pop_front(&c->queue));
         send_one(c, r, tok);
         if (c->closing) /* a callback of a failed start closed the client */
             return;
@@ -539,7 +506,7 @@ static void delay(struct dv_client *c, struct dv_req *r, uint64_t now)
     r->due = now + backoff_ms(c, r->retries);
     r->retries++;
     r->state = DV_RS_DELAYED;
-    list_push_back(&c->delayed, r);
+    list_push_back(&c->delayed, &r->node);
 }
 
 static void http_done_cb(int rc, struct http_response *resp, void *ud)
@@ -547,7 +514,7 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
     struct dv_req *r = ud;
     struct dv_client *c = r->c;
     r->call = NULL;
-    list_remove(&c->inflight, r);
+    list_remove(&c->inflight, &r->node);
     gauges(c);
     struct smsys_err e;
     if (c->closing) {
@@ -572,7 +539,7 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
             c->m.token_refetches++;
             oauth_invalidate(c->oauth, r->token_used);
             r->state = DV_RS_QUEUED;
-            list_push_front(&c->queue, r);
+            list_push_front(&c->queue, &r->node);
             dispatch(c);
             return;
         }
@@ -591,11 +558,11 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
                 c->m.throttle_pauses++;
                 if (!c->pause_started)
                     c->pause_started = now;
-                log_warn("dataverse throttled", "retry_after_ms=%lld queued=%u", (long long)ms,
+                log_warn("dataverse throttled", "retry_after_ms=%lld queued=%zu", (long long)ms,
                          c->queue.n + 1);
             }
             r->state = DV_RS_QUEUED;
-            list_push_front(&c->queue, r);
+            list_push_front(&c->queue, &r->node);
             dispatch(c);
             return;
         }
@@ -709,7 +676,7 @@ int dv_request_ex(struct dv_client *c, const struct dv_call *call, dv_done_cb cb
     r->cb = cb;
     r->ud = ud;
     r->state = DV_RS_QUEUED;
-    list_push_back(&c->queue, r);
+    list_push_back(&c->queue, &r->node);
     gauges(c);
     /* dispatch on the next loop turn, never inside this call */
     uv_timer_start(&c->timer, timer_cb, 0, 0);
@@ -764,9 +731,9 @@ void dv_close(struct dv_client *c, dv_closed_cb cb, void *ud)
     c->closing = 1;
     c->close_cb = cb;
     c->close_ud = ud;
-    for (struct dv_req *r = c->inflight.head; r; r = r->next)
-        if (r->call)
-            http_call_cancel(r->call);
+    for (struct list_node *n = list_first(&c->inflight); n; n = list_next(n))
+        if (req_of(n)->call)
+            http_call_cancel(req_of(n)->call);
     /* the timer fails the waiting requests and finishes (later) */
     uv_timer_start(&c->timer, timer_cb, 0, 0);
 }

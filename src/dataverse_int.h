@@ -4,6 +4,7 @@
 #define SMSYS_DATAVERSE_INT_H
 
 #include "smsys/dataverse.h"
+#include "smsys/list.h"
 
 #include <stdint.h>
 #include <uv.h>
@@ -27,12 +28,7 @@ struct dv_req {
     char *token_used; /* bearer token of the attempt in flight */
     struct http_call *call;
     enum dv_req_state state;
-    struct dv_req *prev, *next;
-};
-
-struct dv_list {
-    struct dv_req *head, *tail;
-    unsigned n;
+    struct list_node node; /* on queue, delayed or inflight */
 };
 
 /* Per entity set: does the server know CreateMultiple / UpdateMultiple?
@@ -63,9 +59,9 @@ struct dv_client {
     char *username, *password;
     struct dv_opts o; /* numbers with defaults applied; strings not kept */
 
-    struct dv_list queue;   /* ready to go, FIFO */
-    struct dv_list delayed; /* waiting for a backoff to pass */
-    struct dv_list inflight;
+    struct list queue;   /* of struct dv_req: ready to go, FIFO */
+    struct list delayed; /* waiting for a backoff to pass */
+    struct list inflight;
 
     uint64_t paused_until; /* 429: nothing is sent before this (monotonic ms) */
     uint64_t pause_started;

@@ -81,6 +81,19 @@ struct smsys_config {
     } sending;
 
     struct {
+        long long batch_size;
+        long long pipeline;
+        long long lease_ms;
+        long long idle_claim_ms;
+        long long backoff_base_ms;
+        long long backoff_cap_ms;
+        long long account_pause_ms;
+        long long receipt_deadline_s;
+        long long expire_interval_ms;
+        long long accounts_poll_ms;
+    } queue;
+
+    struct {
         int level;  /* enum log_level */
         int format; /* enum log_format */
     } log;

@@ -113,6 +113,12 @@ static int register_components(struct smsysd *d)
     int rc = smsysd_add_pg(d);
     if (rc == 0)
         rc = smsysd_add_http(d);
+    if (rc == 0)
+        rc = smsysd_add_connectors(d);
+    if (rc == 0)
+        rc = smsysd_add_sender(d);
+    if (rc == 0)
+        rc = smsysd_add_tracker(d);
     return rc;
 }
 

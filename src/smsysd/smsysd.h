@@ -17,6 +17,10 @@ typedef void (*smsysd_scrape_cb)(struct smsysd *d, void *ud);
 
 #define SMSYSD_MAX_SCRAPE 16
 
+struct queue;
+struct http_client;
+struct connmgr;
+
 /* Shared state of the process; owned by main.c, lives as long as the loop. */
 struct smsysd {
     struct service *svc;
@@ -26,6 +30,10 @@ struct smsysd {
         void *ud;
     } scrape[SMSYSD_MAX_SCRAPE];
     size_t nscrape;
+    /* Set by the connectors component (comp_connectors.c) while it runs. */
+    struct queue *queue;
+    struct http_client *http;
+    struct connmgr *connmgr;
 };
 
 /* Registers a scrape hook; returns 0 or -ENOSPC. */
@@ -35,5 +43,8 @@ void smsysd_scrape(struct smsysd *d);
 
 int smsysd_add_pg(struct smsysd *d);
 int smsysd_add_http(struct smsysd *d);
+int smsysd_add_connectors(struct smsysd *d);
+int smsysd_add_sender(struct smsysd *d);
+int smsysd_add_tracker(struct smsysd *d);
 
 #endif

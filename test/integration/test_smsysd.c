@@ -262,8 +262,10 @@ static void test_healthz(void **state)
     }
     if (status != 200)
         fail_msg("/healthz: %d %s", status, body);
-    if (strstr(body, "{\"status\":\"ok\",\"checks\":{\"service\":\"ok\",\"pg\":\"ok\","
-                     "\"http\":\"ok\"}}") == NULL)
+    if (strstr(body,
+               "{\"status\":\"ok\",\"checks\":{\"service\":\"ok\",\"pg\":\"ok\","
+               "\"http\":\"ok\",\"connectors\":\"ok\",\"sender\":\"ok\",\"tracker\":\"ok\"}}") ==
+        NULL)
         fail_msg("/healthz body: %s", body);
     free(body);
     assert_int_equal(http_get("/metrics", &body), 200);

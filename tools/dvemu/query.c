@@ -349,24 +349,11 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
     int with_count = cnt && strcmp(cnt, "true") == 0;
     size_t page = (size_t)pf->maxpagesize;
     size_t limit = topv >= 0 ? (size_t)topv : (size_t)-1;
-    size_t nm = 0, cap = 0, total = 0, next_pos = 0;
+    size_t nm = 0, total = 0, next_pos = 0;
     int more = 0;
     if (no > 0 || with_count) {
         /* full scan: sort, then take a window at offset pos */
-        for (size_t i = 0; i < t->nrows_slots; i++) {
-            struct row *row = t->rows[i];
-            if (row == NULL || (fn && !filter_eval(fn, row->obj)))
-                continue;
-            if (nm == cap) {
-                size_t ncap = cap ? cap * 2 : 256;
-                struct row **nmv = realloc(m, ncap * sizeof(*m));
-                if (nmv == NULL)
-                    break;
-                m = nmv;
-                cap = ncap;
-            }
-            m[nm++] = row;
-        }
+        nm = filter_rows(t, fn, &m);
         total = nm;
         if (no > 0 && nm > 1) {
             g_order = o;
