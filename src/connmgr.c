@@ -1,6 +1,7 @@
 /* connmgr.c - one connector and one sender per enabled account (connmgr.h). */
 #include "smsys/connmgr.h"
 
+#include "smsys/inbound.h"
 #include "smsys/log.h"
 #include "smsys/metrics.h"
 #include "smsys/mo_parts.h"
@@ -220,8 +221,27 @@ static void mo_added_cb(void *ud, int rc, enum mo_parts_outcome outcome,
         log_warn("inbound part not stored, refused for redelivery", "account=%s error=\"%s\"",
                  a->name, log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
     else if (outcome == MO_PARTS_COMPLETE && msg)
-        log_info("inbound multipart message complete, kept for the inbound store",
-                 "account=%s group=%lld parts=%u", a->name, (long long)msg->group_id, msg->total);
+        inbound_accept_group(a->m->pg, msg, NULL); /* the sweep retries a failure */
+    free(c);
+    a->mo_busy--;
+    a->m->busy--;
+    if (a->closing)
+        acct_continue_close(a);
+    maybe_finish(a->m);
+}
+
+static void mo_stored_cb(void *ud, int rc, int64_t id, int inserted, const struct smsys_err *err)
+{
+    struct moctx *c = ud;
+    struct acct *a = c->a;
+    /* Durable before acknowledged. */
+    c->ack(c->token, rc < 0 ? rc : 0);
+    if (rc < 0)
+        log_warn("inbound message not stored, refused for redelivery", "account=%s error=\"%s\"",
+                 a->name, log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
+    else
+        log_debug("inbound message stored", "account=%s id=%lld new=%d", a->name, (long long)id,
+                  inserted);
     free(c);
     a->mo_busy--;
     a->m->busy--;
@@ -247,12 +267,20 @@ static void event_cb(void *ud, const struct conn_event *ev, conn_ack_fn ack, voi
         a->m->busy++;
         return;
     }
-    if (ev->kind == CONN_EV_MO) {
-        /* No durable store for whole inbound messages yet (the inbound
-         * issue): refuse, so the provider keeps it and delivers it again. */
-        log_warn("inbound message refused for redelivery (inbound not enabled)", "account=%s",
-                 a->name);
-        ack(token, SMSYS_ETEMP);
+    if (ev->kind == CONN_EV_MO && !a->closing) {
+        /* A whole message: stored (deduplicated) in smsys_inbound, then
+         * acknowledged; refused when it could not be stored. */
+        struct moctx *c = malloc(sizeof(*c));
+        if (c)
+            *c = (struct moctx){a, ack, token};
+        int rc = c ? inbound_accept(a->m->pg, a->id, &ev->u.mo, NULL, mo_stored_cb, c) : -ENOMEM;
+        if (rc < 0) {
+            free(c);
+            ack(token, rc);
+            return;
+        }
+        a->mo_busy++;
+        a->m->busy++;
         return;
     }
     if (ev->kind != CONN_EV_STATE || a->closing) {

@@ -87,6 +87,15 @@ static int store_group(struct pg_pool *pool, const struct mo_parts_msg *m, const
     return rc;
 }
 
+void inbound_accept_group(struct pg_pool *pool, const struct mo_parts_msg *msg,
+                          const char *default_country)
+{
+    int rc = store_group(pool, msg, default_country, NULL, NULL);
+    if (rc < 0)
+        log_warn("multipart message not stored yet (the sweep retries)", "group=%" PRId64 " rc=%d",
+                 msg->group_id, rc);
+}
+
 /* ---- a part ---- */
 
 struct part {
@@ -105,12 +114,8 @@ static void part_cb(void *ud, int rc, enum mo_parts_outcome outcome, const struc
     if (rc < 0)
         log_warn("inbound part not stored, refused for redelivery", "error=%s",
                  log_q(err ? err->detail : ""));
-    else if (outcome == MO_PARTS_COMPLETE && msg) {
-        int src = store_group(p->pool, msg, p->country, NULL, NULL);
-        if (src < 0)
-            log_warn("multipart message not stored yet (the sweep retries)",
-                     "group=%" PRId64 " rc=%d", msg->group_id, src);
-    }
+    else if (outcome == MO_PARTS_COMPLETE && msg)
+        inbound_accept_group(p->pool, msg, p->country);
     free(p);
 }
 
@@ -243,8 +248,10 @@ struct poll {
 static void poll_finish(struct poll *p)
 {
     if (p->rc < 0)
-        log_error("inbox messages fetched but not stored", "account=%s fetched=%u stored=%u "
-                  "error=%s", p->account_id, p->fetched, p->inserted, log_q(p->err.detail));
+        log_error("inbox messages fetched but not stored",
+                  "account=%s fetched=%u stored=%u "
+                  "error=%s",
+                  p->account_id, p->fetched, p->inserted, log_q(p->err.detail));
     p->cb(p->ud, p->rc, p->fetched, p->inserted, p->rc < 0 ? &p->err : NULL);
     free(p->account_id);
     free(p);
@@ -292,8 +299,7 @@ static void inbox_cb(void *ud, int rc, const struct conn_mo *mo, size_t n,
 }
 
 int inbound_poll_inbox(struct pg_pool *pool, const char *account_id, const struct conn_ops *ops,
-                       struct conn *conn, const char *default_country, inbound_poll_cb cb,
-                       void *ud)
+                       struct conn *conn, const char *default_country, inbound_poll_cb cb, void *ud)
 {
     if (ops->inbox == NULL)
         return -ENOTSUP;

@@ -11,8 +11,11 @@
  *  - CONN_EV_STATE (receipts): batched (up to event_batch, or event_delay_ms)
  *    into one queue_apply_states per account; each event is acked after
  *    that transaction committed, refused (the provider redelivers) if not.
- *  - CONN_EV_MO: the inbound store is not part of this module yet; MO is
- *    refused with SMSYS_ETEMP so the SMSC keeps and redelivers it.
+ *  - CONN_EV_MO: a whole message is stored in smsys_inbound
+ *    (inbound_accept, deduplicated) and then acked; a part goes to
+ *    mo_parts and is acked once committed, and a completed group is stored
+ *    as one inbound message (inbound_accept_group). Refused (redelivered)
+ *    when it could not be stored.
  * It also runs queue_reap (expired leases) at start and every lease_ms / 2,
  * and reads each account's balance every balance_ms (logged and kept for
  * health; the Dynamics write belongs to the accounts sync).

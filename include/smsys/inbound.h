@@ -61,6 +61,14 @@ int inbound_accept(struct pg_pool *pool, const char *account_id, const struct co
 int inbound_on_mo(struct pg_pool *pool, const char *account_id, const struct conn_mo *mo,
                   const char *default_country, conn_ack_fn ack, void *token);
 
+struct mo_parts_msg;
+
+/* Stores a multipart message mo_parts_add reported complete (provider id
+ * "mo-part-group:<group id>") and marks its group done; fire and forget:
+ * a failure is logged and inbound_sweep_parts() stores it later. */
+void inbound_accept_group(struct pg_pool *pool, const struct mo_parts_msg *msg,
+                          const char *default_country);
+
 /* stored = messages handed to inbound_accept. */
 typedef void (*inbound_sweep_cb)(void *ud, int rc, unsigned stored, const struct smsys_err *err);
 

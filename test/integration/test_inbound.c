@@ -854,8 +854,9 @@ static void test_inbox_poll(void **state)
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/inbox", sim_port);
     const char *h[] = {"Content-Type: application/json", NULL};
-    const char *msgs[] = {"{\"provider\":\"kavenegar\",\"from\":\"09125556677\",\"text\":\"پیگیری سفارش\"}",
-                          "{\"provider\":\"kavenegar\",\"from\":\"09125556677\",\"text\":\"ممنون\"}"};
+    const char *msgs[] = {
+        "{\"provider\":\"kavenegar\",\"from\":\"09125556677\",\"text\":\"پیگیری سفارش\"}",
+        "{\"provider\":\"kavenegar\",\"from\":\"09125556677\",\"text\":\"ممنون\"}"};
     for (int i = 0; i < 2; i++) {
         struct emures r;
         emu_req_full(&emu, "POST", url, h, msgs[i], strlen(msgs[i]), 0, &r);

@@ -468,8 +468,8 @@ static void test_receipt_race_swept(void **state)
     close_all(&e);
 }
 
-/* Inbound parts are stored before they are acknowledged; a whole MO
- * (no store yet) is refused so the SMSC keeps it. */
+/* Inbound parts are stored before they are acknowledged; the completed
+ * message goes to the inbound store (test_inbound_smpp covers the rest). */
 static void test_mo_parts_durable_before_ack(void **state)
 {
     (void)state;
@@ -482,9 +482,17 @@ static void test_mo_parts_durable_before_ack(void **state)
              "{\"from\":\"989121234567\",\"to\":\"1000\",\"text\":\"part one, part two, "
              "part three of a long inbound text\",\"parts\":3,\"order\":[3,1,2]}");
     assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_mo_parts", 3, 10000), 0);
-    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_mo_groups WHERE account_id = '" ACC
-                                 "' AND total = 3 AND done_at IS NULL"),
-                     1);
+    /* the completed group becomes one inbound message, and is marked done */
+    assert_int_equal(wait_sql(&e,
+                              "SELECT count(*) FROM smsys_inbound WHERE account_id = '" ACC
+                              "' AND provider_id LIKE 'mo-part-group:%'",
+                              1, 10000),
+                     0);
+    assert_int_equal(wait_sql(&e,
+                              "SELECT count(*) FROM smsys_mo_groups WHERE account_id = '" ACC
+                              "' AND total = 3 AND done_at IS NOT NULL",
+                              1, 10000),
+                     0);
     for (int i = 0; i < 100 && sim_stat(&e.sim, "deliver_acked") < 3; i++)
         wait_sql(&e, "SELECT 1", 1, 50);
     assert_int_equal(sim_stat(&e.sim, "deliver_acked"), 3);
