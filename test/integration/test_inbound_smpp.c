@@ -170,12 +170,13 @@ static void test_smsc_to_dynamics(void **state)
     const char *whole = "{\"from\":\"09121234567\",\"to\":\"1000\",\"text\":\"سلام، پیام من\"}";
     sim_http(&e.sim, "POST", "/mo", whole);
     sim_http(&e.sim, "POST", "/mo", whole);
-    sim_http(&e.sim, "POST", "/mo",
-             "{\"from\":\"989121234567\",\"to\":\"1000\",\"text\":\"مشکل حاد: فرم‌های "
-             "برنامه "
-             "ذخیره نمی‌شوند و این پیام بلند است تا چند قسمت "
-             "شود\",\"parts\":3,"
-             "\"order\":[3,1,2]}");
+    sim_http(
+        &e.sim, "POST", "/mo",
+        "{\"from\":\"989121234567\",\"to\":\"1000\",\"text\":\"مشکل حاد: فرم‌های "
+        "برنامه "
+        "ذخیره نمی‌شوند و این پیام بلند است تا چند قسمت "
+        "شود\",\"parts\":3,"
+        "\"order\":[3,1,2]}");
     assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_inbound", 2, 10000), 0);
     for (int i = 0; i < 100 && sim_stat(&e.sim, "deliver_acked") < 5; i++)
         wait_sql(&e, "SELECT 1", 1, 50);
