@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "smsys/buf.h"
+#include "smsys/connmgr.h"
 #include "smsys/log.h"
 #include "smsys/phone.h"
 #include "smsys/text.h"
@@ -173,6 +174,7 @@ void inbound_free(struct inbound *in)
     if (in == NULL)
         return;
     jobs_free(in);
+    free(in->due);
     keyword_rules_free(in->rules);
     cJSON_Delete(in->seps);
     free(in);
@@ -693,10 +695,62 @@ void ijob_run(struct ijob *j)
     }
 }
 
+/* ---- inbox polling ---- */
+
+void inbound_attach_connmgr(struct inbound *in, struct connmgr *m)
+{
+    in->cm = m;
+}
+
+static void maybe_stopped(struct inbound *in);
+
+static void inbox_polled_cb(void *ud, int rc, unsigned fetched, unsigned inserted,
+                            const struct smsys_err *err)
+{
+    struct inbound *in = ud;
+    in->polls_busy--;
+    if (rc < 0 && rc != -ENOTSUP)
+        log_warn("inbox poll failed", "error=%s", log_q(err ? err->detail : smsys_strerror(rc)));
+    else if (fetched)
+        log_info("inbox polled", "fetched=%u new=%u", fetched, inserted);
+    if (in->stopping)
+        maybe_stopped(in);
+}
+
+/* One account of the connector manager: poll when its interval is due. */
+static void inbox_each(void *ud, const struct connmgr_account *a)
+{
+    struct inbound *in = ud;
+    if (a->ops == NULL || a->ops->inbox == NULL || a->conn == NULL)
+        return;
+    struct inbox_due *d = NULL;
+    for (size_t i = 0; i < in->ndue && d == NULL; i++)
+        if (strcmp(in->due[i].id, a->id) == 0)
+            d = &in->due[i];
+    if (d == NULL) {
+        if (in->ndue == in->capdue) {
+            size_t cap = in->capdue ? in->capdue * 2 : 8;
+            struct inbox_due *nd = realloc(in->due, cap * sizeof(*nd));
+            if (nd == NULL)
+                return;
+            in->due = nd;
+            in->capdue = cap;
+        }
+        d = &in->due[in->ndue++];
+        snprintf(d->id, sizeof(d->id), "%s", a->id);
+        d->next_ms = 0;
+    }
+    uint64_t now = util_now_ms();
+    if (now < d->next_ms)
+        return;
+    d->next_ms = now + (uint64_t)(a->inbound_interval_s ? a->inbound_interval_s : 60) * 1000;
+    if (inbound_poll_inbox(in->pool, a->id, a->ops, a->conn, in->country, inbox_polled_cb, in) == 0)
+        in->polls_busy++;
+}
+
 /* ---- leader loop ---- */
 
 static void arm(struct inbound *in, uint64_t ms);
-static void maybe_stopped(struct inbound *in);
 
 static void round_cb(void *ud, int rc, unsigned processed, const struct smsys_err *err)
 {
@@ -765,6 +819,8 @@ static void tick_cb(uv_timer_t *t)
             arm(in, in->o.interval_ms);
         return;
     }
+    if (in->cm)
+        connmgr_each(in->cm, inbox_each, in);
     /* The index is refreshed before the round, so the first round after
      * start sees the loaded index and later rounds see recent changes. */
     if (in->pi && !in->index_busy &&
@@ -793,8 +849,6 @@ int inbound_start(struct inbound *in)
     return 0;
 }
 
-static void maybe_stopped(struct inbound *in);
-
 static void timer_closed_cb(uv_handle_t *h)
 {
     struct inbound *in = container_of((uv_timer_t *)h, struct inbound, timer);
@@ -822,7 +876,8 @@ static void index_stop_cb(void *ud, int rc, unsigned long rows, const struct sms
 
 static void maybe_stopped(struct inbound *in)
 {
-    if (in->timer_open || in->busy || in->index_busy || in->leader_pending || !in->stop_cb)
+    if (in->timer_open || in->busy || in->index_busy || in->leader_pending || in->polls_busy ||
+        !in->stop_cb)
         return;
     if (in->leader) {
         queue_leader_release(in->leader);

@@ -51,6 +51,15 @@ struct inbound {
     inbound_done_cb cb;
     void *ud;
 
+    /* inbox polling (inbound_attach_connmgr) */
+    struct connmgr *cm;
+    struct inbox_due {
+        char id[40];
+        uint64_t next_ms;
+    } * due;
+    size_t ndue, capdue;
+    unsigned polls_busy;
+
     /* inbound_start */
     uv_timer_t timer;
     int started, timer_open, index_busy, stopping;

@@ -132,6 +132,14 @@ int inbound_run_once(struct inbound *in, inbound_done_cb cb, void *ud);
  * every index_interval_ms. Returns 0 or < 0. */
 int inbound_start(struct inbound *in);
 
+struct connmgr;
+
+/* Makes the leader loop poll the inbox (inbound_poll_inbox) of every open
+ * account of m whose connector has one, every smsys_inboundinterval
+ * seconds of that account (F20). m is borrowed; call before
+ * inbound_start, and stop inbound before closing m. */
+void inbound_attach_connmgr(struct inbound *in, struct connmgr *m);
+
 /* Stops rounds and leadership; cb(ud) fires once nothing is pending, after
  * which in may be freed with inbound_free. */
 void inbound_stop(struct inbound *in, void (*cb)(void *ud), void *ud);

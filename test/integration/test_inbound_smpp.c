@@ -244,10 +244,120 @@ static void test_smsc_to_dynamics(void **state)
     tdb_drop(e.dbname);
 }
 
+static void stopped_cb(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* F20: the leader loop polls the inbox of a Kavenegar account (provsim)
+ * at the account's interval, and the message lands on the contact. */
+static void test_inbox_polled_by_leader(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    tdb_create("inpoll", e.dbname, sizeof(e.dbname), e.conninfo, sizeof(e.conninfo));
+    struct smsys_err err = {0};
+    assert_true(migrate_apply(e.conninfo, tu_src("sql"), 0, &err) >= 0);
+    e.side = PQconnectdb(e.conninfo);
+    assert_int_equal(PQstatus(e.side), CONNECTION_OK);
+    emu_start(&e.emu, NULL);
+    int sport = tu_free_port();
+    char listen[64], logf[128];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", sport);
+    snprintf(logf, sizeof(logf), "/tmp/inpoll-provsim-%d.log", (int)getpid());
+    char *argv[] = {(char *)tu_bin("provsim"), "--listen", listen, NULL};
+    pid_t spid = tu_spawn(argv, logf, sport, 10000);
+    assert_true(spid > 0);
+
+    struct emures r;
+    emu_req(&e.emu, "POST", "smsys_smssettings", NULL,
+            "{\"smsys_smssettingid\":\"" ACC "\",\"smsys_name\":\"kn\"}", &r);
+    assert_int_equal(r.status, 204);
+    emures_free(&r);
+    char contact[64];
+    snprintf(contact, sizeof(contact), "%s",
+             emu_create(&e.emu, "contacts",
+                        "{\"lastname\":\"Poll\",\"mobilephone\":\"0912 765 4321\"}"));
+    char q[600];
+    snprintf(q, sizeof(q),
+             "INSERT INTO smsys_account (id, name, provider, inbound_interval_s, config) VALUES"
+             " ('" ACC "', 'kn', 'kavenegar', 1, '{\"base_url\":\"http://127.0.0.1:%d/kavenegar\","
+             "\"sender\":\"10004346\",\"apikey\":\"demo-kavenegar-key\"}')",
+             sport);
+    PQclear(PQexec(e.side, q));
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/inbox", sport);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    const char *m = "{\"provider\":\"kavenegar\",\"from\":\"09127654321\",\"text\":\"لغو\"}";
+    emu_req_full(&e.emu, "POST", url, h, m, strlen(m), 0, &r);
+    assert_int_equal(r.status, 200);
+    emures_free(&r);
+
+    assert_int_equal(uv_loop_init(&e.loop), 0);
+    assert_int_equal(pg_pool_new(&e.loop, e.conninfo, 4, &e.pool), 0);
+    assert_int_equal(queue_new(&e.loop, e.pool, NULL, &e.q), 0);
+    assert_int_equal(http_client_new(&e.loop, NULL, &e.http), 0);
+    struct connmgr_opts o = {.owner = "inb", .poll_ms = 200, .idle_ms = 100};
+    assert_int_equal(connmgr_new(&e.loop, e.pool, e.q, e.http, &o, &e.m), 0);
+    char tok[128];
+    snprintf(tok, sizeof(tok), "%s/t/oauth2/v2.0/token", e.emu.root);
+    struct dv_opts dvo = {.url = e.emu.root,
+                          .token_url = tok,
+                          .client_id = "smsys-demo",
+                          .client_secret = "smsys-demo-secret",
+                          .scope = "http://127.0.0.1/.default"};
+    assert_int_equal(dv_new(&e.loop, e.http, &dvo, &e.dv), 0);
+    assert_int_equal(phone_index_new(e.pool, e.dv, NULL, 0, "IR", &e.pi), 0);
+    struct inbound_opts io = {.interval_ms = 200};
+    assert_int_equal(inbound_new(&e.loop, e.pool, e.dv, e.q, e.pi, &io, &e.in), 0);
+    inbound_attach_connmgr(e.in, e.m);
+    assert_int_equal(inbound_start(e.in), 0);
+    assert_int_equal(wait_sql(&e,
+                              "SELECT count(*) FROM smsys_inbound WHERE state = 'recorded'"
+                              " AND src = '+989127654321' AND dst = '10004346'",
+                              1, 20000),
+                     0);
+    /* the built-in opt-out ran on it */
+    assert_int_equal(wait_sql(&e,
+                              "SELECT count(*) FROM smsys_optout WHERE number = '+989127654321'"
+                              " AND opted_out",
+                              1, 5000),
+                     0);
+    char v[100];
+    sql_str(&e, "SELECT matched_id FROM smsys_inbound", v, sizeof(v));
+    assert_string_equal(v, contact);
+
+    int done = 0;
+    inbound_stop(e.in, stopped_cb, &done);
+    assert_int_equal(tu_run_until(&e.loop, &done, 10000), 0);
+    done = 0;
+    connmgr_close(e.m, flag_cb, &done);
+    assert_int_equal(tu_run_until(&e.loop, &done, 10000), 0);
+    inbound_free(e.in);
+    phone_index_free(e.pi);
+    done = 0;
+    dv_close(e.dv, flag_cb, &done);
+    assert_int_equal(tu_run_until(&e.loop, &done, 10000), 0);
+    done = 0;
+    http_client_close(e.http, flag_cb, &done);
+    assert_int_equal(tu_run_until(&e.loop, &done, 10000), 0);
+    done = 0;
+    pg_pool_close(e.pool, flag_cb, &done);
+    assert_int_equal(tu_run_until(&e.loop, &done, 10000), 0);
+    queue_free(e.q);
+    assert_int_equal(tu_loop_handles(&e.loop), 0);
+    assert_int_equal(tu_loop_close(&e.loop), 0);
+    PQfinish(e.side);
+    tu_stop(spid);
+    emu_stop(&e.emu);
+    tdb_drop(e.dbname);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smsc_to_dynamics),
+        cmocka_unit_test(test_inbox_polled_by_leader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
