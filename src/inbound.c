@@ -208,11 +208,11 @@ static void round_done(struct inbound *in, int rc, const struct smsys_err *err)
  * take effect in the order they arrived. The round ends when all are done. */
 static void pump(struct inbound *in)
 {
-    if (in->ndone == in->njobs) {
+    if (in->ndone == in->njobs || (in->stopping && in->running == 0)) {
         round_done(in, 0, NULL);
         return;
     }
-    for (size_t i = 0; i < in->njobs && in->running < in->o.parallel; i++) {
+    for (size_t i = 0; i < in->njobs && in->running < in->o.parallel && !in->stopping; i++) {
         struct ijob *j = &in->jobs[i];
         if (j->phase != 0)
             continue;
@@ -365,6 +365,10 @@ static void settings_cb(int rc, struct dv_result *res, void *ud)
 static void rules_cb(int rc, struct dv_result *res, void *ud)
 {
     struct inbound *in = ud;
+    if (in->stopping) {
+        round_done(in, SMSYS_ECLOSED, NULL);
+        return;
+    }
     if (rc == 0) {
         struct kw_rules *rs = NULL;
         unsigned skipped = 0;
@@ -657,6 +661,13 @@ static void evaluate(struct ijob *j)
 
 void ijob_run(struct ijob *j)
 {
+    /* Stopping: no new Dynamics call (the client may be closing); the row
+     * stays due and is taken again after the restart. */
+    if (j->in->stopping && j->step < ST_SAVE) {
+        j->rc = SMSYS_ECLOSED;
+        snprintf(j->error, sizeof(j->error), "stopped before the row was recorded");
+        j->step = ST_SAVE;
+    }
     switch (j->step) {
     case ST_EVAL:
         evaluate(j);
@@ -713,6 +724,19 @@ static void inbox_polled_cb(void *ud, int rc, unsigned fetched, unsigned inserte
         log_warn("inbox poll failed", "error=%s", log_q(err ? err->detail : smsys_strerror(rc)));
     else if (fetched)
         log_info("inbox polled", "fetched=%u new=%u", fetched, inserted);
+    if (in->stopping)
+        maybe_stopped(in);
+}
+
+static void swept_cb(void *ud, int rc, unsigned stored, const struct smsys_err *err)
+{
+    struct inbound *in = ud;
+    in->sweep_busy = 0;
+    in->sweep_at_ms = util_now_ms();
+    if (rc < 0)
+        log_warn("multipart sweep failed", "error=%s", log_q(err ? err->detail : ""));
+    else if (stored)
+        log_info("multipart messages stored by the sweep", "count=%u", stored);
     if (in->stopping)
         maybe_stopped(in);
 }
@@ -821,6 +845,11 @@ static void tick_cb(uv_timer_t *t)
     }
     if (in->cm)
         connmgr_each(in->cm, inbox_each, in);
+    /* Multipart groups a crash left complete, or that stayed incomplete
+     * for 5 minutes, every minute. */
+    if (!in->sweep_busy && (in->sweep_at_ms == 0 || util_now_ms() - in->sweep_at_ms >= 60000) &&
+        inbound_sweep_parts(in->pool, 300, in->country, swept_cb, in) == 0)
+        in->sweep_busy = 1;
     /* The index is refreshed before the round, so the first round after
      * start sees the loaded index and later rounds see recent changes. */
     if (in->pi && !in->index_busy &&
@@ -877,7 +906,7 @@ static void index_stop_cb(void *ud, int rc, unsigned long rows, const struct sms
 static void maybe_stopped(struct inbound *in)
 {
     if (in->timer_open || in->busy || in->index_busy || in->leader_pending || in->polls_busy ||
-        !in->stop_cb)
+        in->sweep_busy || !in->stop_cb)
         return;
     if (in->leader) {
         queue_leader_release(in->leader);

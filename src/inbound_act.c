@@ -368,6 +368,11 @@ static void act_reply(struct ijob *j)
 
 void ijob_actions(struct ijob *j)
 {
+    if (j->in->stopping) { /* no new Dynamics call: see ijob_run */
+        act_fail(j, SMSYS_ECLOSED, "action", "stopped");
+        act_done(j);
+        return;
+    }
     switch (cur_hit(j)->rule->action) {
     case KW_OPT_OUT:
         act_opt(j, 1);

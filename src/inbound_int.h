@@ -59,6 +59,8 @@ struct inbound {
     } * due;
     size_t ndue, capdue;
     unsigned polls_busy;
+    int sweep_busy;
+    uint64_t sweep_at_ms;
 
     /* inbound_start */
     uv_timer_t timer;

@@ -37,6 +37,7 @@ struct phone_index {
 
     /* the refresh in progress */
     int busy;
+    int stopping;     /* phone_index_rebind: finish after the current table */
     size_t cur;       /* table being refreshed */
     int full;         /* this pass is a full read */
     int retried_full; /* an expired delta already fell back once */
@@ -140,6 +141,10 @@ static void set_err(struct phone_index *pi, int rc, const struct smsys_err *err,
 
 static void next_table(struct phone_index *pi)
 {
+    if (pi->stopping) { /* shutdown: no new Dynamics read */
+        finish(pi, 0, NULL);
+        return;
+    }
     pi->cur++;
     pi->retried_full = 0;
     if (pi->cur >= pi->nt) {
@@ -281,7 +286,7 @@ static void pages_done_cb(int rc, const char *delta_link, unsigned pages,
     struct phone_index *pi = ud;
     free(pi->delta_link);
     pi->delta_link = delta_link ? strdup(delta_link) : NULL;
-    if (rc < 0 && !pi->full && !pi->retried_full && pi->pending == 0) {
+    if (rc < 0 && !pi->full && !pi->retried_full && pi->pending == 0 && !pi->stopping) {
         /* An expired or unknown delta token: start over with a full read. */
         log_warn("phone index delta refused, full read", "table=%s detail=%s", pi->t[pi->cur].table,
                  log_q(err ? err->detail : ""));
@@ -311,6 +316,10 @@ static void cleared_cb(int rc, PGresult *res, const struct smsys_err *err, void 
 {
     (void)res;
     struct phone_index *pi = ud;
+    if (pi->stopping) {
+        finish(pi, SMSYS_ECLOSED, NULL);
+        return;
+    }
     if (rc < 0) {
         set_err(pi, rc, err, "clear");
         finish(pi, rc, &pi->err);
@@ -350,6 +359,10 @@ static void read_full(struct phone_index *pi)
 static void delta_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
 {
     struct phone_index *pi = ud;
+    if (pi->stopping) {
+        finish(pi, SMSYS_ECLOSED, NULL);
+        return;
+    }
     if (rc < 0) {
         set_err(pi, rc, err, "read delta link");
         finish(pi, rc, &pi->err);
@@ -398,6 +411,7 @@ int phone_index_rebind(struct phone_index *pi, phone_index_done_cb cb, void *ud)
 {
     if (!pi->busy)
         return -EINVAL;
+    pi->stopping = 1;
     pi->cb = cb;
     pi->ud = ud;
     return 0;

@@ -55,7 +55,8 @@ typedef void (*phone_index_done_cb)(void *ud, int rc, unsigned long rows,
  * refresh at a time: -EBUSY otherwise. */
 int phone_index_refresh(struct phone_index *pi, phone_index_done_cb cb, void *ud);
 
-/* Points the callback of the refresh in progress elsewhere (shutdown).
+/* Shutdown: points the callback of the refresh in progress elsewhere and
+ * makes it finish after the current table without another Dynamics call.
  * Returns -EINVAL when none runs. */
 int phone_index_rebind(struct phone_index *pi, phone_index_done_cb cb, void *ud);
 

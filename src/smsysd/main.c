@@ -119,6 +119,8 @@ static int register_components(struct smsysd *d)
         rc = smsysd_add_sender(d);
     if (rc == 0)
         rc = smsysd_add_tracker(d);
+    if (rc == 0)
+        rc = smsysd_add_inbound(d);
     return rc;
 }
 

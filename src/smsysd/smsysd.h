@@ -46,5 +46,6 @@ int smsysd_add_http(struct smsysd *d);
 int smsysd_add_connectors(struct smsysd *d);
 int smsysd_add_sender(struct smsysd *d);
 int smsysd_add_tracker(struct smsysd *d);
+int smsysd_add_inbound(struct smsysd *d);
 
 #endif
