@@ -179,6 +179,8 @@ static void test_inbound_and_rules(void **state)
     expect(ctl("rules", "test", "hello there", "--from", "09121234567", NULL), 0, "no rule fires",
            NULL);
     expect(ctl("rules", "test", NULL), 2, NULL, "expected the message text");
+    expect(ctl("rules", "test", "stop", "--account", "nosuch", NULL), 1, NULL,
+           "no provider account named 'nosuch'");
 }
 
 int main(void)

@@ -427,6 +427,25 @@ int cmd_rules_test(struct ctl *ctl, int argc, char **argv)
     struct smsys_config *cfg = ctl_load_config(ctl);
     if (cfg == NULL)
         return CTL_FAIL;
+    char acct_id[64];
+    if (account && strlen(account) != 36) {
+        /* a name: the accounts sync keeps smsys_account current */
+        PGconn *c = db_open(cfg);
+        const char *params[1] = {account};
+        PGresult *r =
+            c ? db_run(c, "SELECT id FROM smsys_account WHERE name = $1", 1, params) : NULL;
+        int found = r && PQntuples(r) == 1;
+        if (found)
+            snprintf(acct_id, sizeof(acct_id), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        PQfinish(c);
+        if (!found) {
+            config_free(cfg);
+            return ctl_fail("no provider account named '%s' (smsysctl queue stats lists them)",
+                            account);
+        }
+        account = acct_id;
+    }
     struct fetch f = {0};
     int rc = fetch_rules(cfg, account, &f);
     if (rc < 0) {

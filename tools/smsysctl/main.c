@@ -74,7 +74,7 @@ static const struct ctl_cmd commands[] = {
     {"optout", "import", "FILE.csv|-",
      "Import numbers (\"number[,opted_out]\" per line) in one transaction.", 0, cmd_optout_import},
     {"optout", "export", "", "Print the opt-out list as CSV.", 0, cmd_optout_export},
-    {"rules", "test", "TEXT [--from NUMBER] [--account ID]",
+    {"rules", "test", "TEXT [--from NUMBER] [--account NAME|ID]",
      "Dry run of the keyword rules on TEXT: which rules fire, the words they matched,\n"
      "what they would do and the rest of the text. Nothing is changed.",
      CTL_JSON, cmd_rules_test},
