@@ -47,8 +47,7 @@ struct accounts {
     int warned_marked;
 };
 
-int accounts_new(uv_loop_t *loop, struct pg_pool *pool, struct dv_client *dv,
-                 struct accounts **out)
+int accounts_new(uv_loop_t *loop, struct pg_pool *pool, struct dv_client *dv, struct accounts **out)
 {
     if (loop == NULL || pool == NULL || dv == NULL || out == NULL)
         return -EINVAL;
@@ -124,18 +123,18 @@ static int settings_page_cb(const cJSON *rows, const cJSON *page, void *ud)
         cJSON_AddStringToObject(o, "id", id);
         copy_str(o, "name", str_of(r, "smsys_name"));
         copy_str(o, "provider", str_of(r, "smsys_provider"));
-        cJSON_AddBoolToObject(
-            o, "enabled", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "smsys_enabled")));
-        cJSON_AddBoolToObject(
-            o, "dv_isdefault",
-            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "smsys_isdefault")));
+        cJSON_AddBoolToObject(o, "enabled",
+                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "smsys_enabled")));
+        cJSON_AddBoolToObject(o, "dv_isdefault",
+                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "smsys_isdefault")));
         const char *conf = str_of(r, "smsys_config");
         cJSON *cj = conf && *conf ? cJSON_Parse(conf) : NULL;
         if (conf && *conf && !cJSON_IsObject(cj)) {
             /* The account stays usable with defaults; the connector
              * manager reports what it misses. */
-            log_warn("account_config_invalid", "account=%s name=%s error=\"smsys_config is not a "
-                                               "JSON object\"",
+            log_warn("account_config_invalid",
+                     "account=%s name=%s error=\"smsys_config is not a "
+                     "JSON object\"",
                      id, log_q(str_of(r, "smsys_name")));
             cJSON_Delete(cj);
             cj = NULL;
@@ -172,8 +171,8 @@ static int numbers_page_cb(const cJSON *rows, const cJSON *page, void *ud)
         copy_str(o, "number", str_of(r, "smsys_number"));
         copy_str(o, "user_id", str_of(r, "_smsys_userid_value"));
         copy_str(o, "queue_id", str_of(r, "_smsys_queueid_value"));
-        cJSON_AddBoolToObject(
-            o, "is_default", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "smsys_isdefault")));
+        cJSON_AddBoolToObject(o, "is_default",
+                              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "smsys_isdefault")));
         cJSON_AddItemToArray(a->lines, o);
         a->res.lines++;
     }
@@ -195,20 +194,19 @@ static void pg_sync_cb(int rc, PGresult *res, const struct smsys_err *err, void 
     }
     int marked = a->res.marked_default;
     if (marked != 1 && a->res.default_id[0] && marked != a->warned_marked)
-        log_warn("default_account_ambiguous",
-                 "marked=%d chosen=%s rule=\"%s\"", marked, a->res.default_id,
+        log_warn("default_account_ambiguous", "marked=%d chosen=%s rule=\"%s\"", marked,
+                 a->res.default_id,
                  marked == 0 ? "no enabled account is marked default: the oldest enabled one"
                              : "several enabled accounts are marked default: the oldest of them");
     a->warned_marked = marked;
     if (a->res.changed)
-        log_info("accounts_synced", "accounts=%d lines=%d changed=%d default=%s",
-                 a->res.accounts, a->res.lines, a->res.changed,
-                 a->res.default_id[0] ? a->res.default_id : "none");
+        log_info("accounts_synced", "accounts=%d lines=%d changed=%d default=%s", a->res.accounts,
+                 a->res.lines, a->res.changed, a->res.default_id[0] ? a->res.default_id : "none");
     sync_end(a, 0, NULL);
 }
 
-static void numbers_done_cb(int rc, const char *delta, unsigned pages,
-                            const struct smsys_err *err, void *ud)
+static void numbers_done_cb(int rc, const char *delta, unsigned pages, const struct smsys_err *err,
+                            void *ud)
 {
     struct accounts *a = ud;
     (void)delta;
@@ -230,8 +228,8 @@ static void numbers_done_cb(int rc, const char *delta, unsigned pages,
     }
 }
 
-static void settings_done_cb(int rc, const char *delta, unsigned pages,
-                             const struct smsys_err *err, void *ud)
+static void settings_done_cb(int rc, const char *delta, unsigned pages, const struct smsys_err *err,
+                             void *ud)
 {
     struct accounts *a = ud;
     (void)delta;

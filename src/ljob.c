@@ -131,8 +131,8 @@ static void task_schedule(struct ljob_task *t, uint64_t ms)
     uv_timer_start(&t->timer, task_timer_cb, ms, 0);
 }
 
-int ljob_task_add(struct ljob *j, const char *name, unsigned interval_ms, ljob_run_cb run,
-                  void *ud, struct ljob_task **out)
+int ljob_task_add(struct ljob *j, const char *name, unsigned interval_ms, ljob_run_cb run, void *ud,
+                  struct ljob_task **out)
 {
     if (j == NULL || run == NULL || out == NULL)
         return -EINVAL;

@@ -105,10 +105,9 @@ void pickup_child_id(const char *parent_id, const char *party_id, char out[37])
     SHA1(in, 16 + (size_t)n, h);
     h[6] = (unsigned char)((h[6] & 0x0F) | 0x50);
     h[8] = (unsigned char)((h[8] & 0x3F) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
-             h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
-             h[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0],
+             h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13],
+             h[14], h[15]);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -125,8 +124,8 @@ int pickup_new(uv_loop_t *loop, struct queue *q, struct pg_pool *pool, struct dv
     p->q = q;
     p->pool = pool;
     p->dv = dv;
-    int rc = pk_tables_parse(o ? o->phone_columns : NULL, o ? o->optout_tables : NULL,
-                             &p->tables, err);
+    int rc =
+        pk_tables_parse(o ? o->phone_columns : NULL, o ? o->optout_tables : NULL, &p->tables, err);
     if (rc != 0) {
         free(p);
         return rc;
@@ -216,13 +215,12 @@ static void poll_end(struct pickup *p)
         metrics_observe(p->m_batch, p->res.records);
     }
     if (p->rc != 0)
-        log_warn("pickup_failed", "error=\"%s\" records=%u", log_q(p->err.detail),
-                 p->res.records);
+        log_warn("pickup_failed", "error=\"%s\" records=%u", log_q(p->err.detail), p->res.records);
     else if (p->res.inserted)
         log_info("pickup_done",
                  "records=%u inserted=%u blocked=%u failed=%u children=%u requests=%u",
-                 p->res.records, p->res.inserted, p->res.blocked, p->res.failed,
-                 p->res.children, p->res.requests);
+                 p->res.records, p->res.inserted, p->res.blocked, p->res.failed, p->res.children,
+                 p->res.requests);
     poll_clear(p);
     p->busy = 0;
     int rc = p->rc;
@@ -294,8 +292,7 @@ static int add_item(struct pickup *p, const struct pk_sms *s, const struct pk_pa
     it->segments = s->segments;
     it->encoding = s->encoding;
     if (s->fail || (to && to->why)) {
-        int blocked = s->fail ? strncmp(s->fail, "no valid mobile number", 22) == 0
-                              : !to->failed;
+        int blocked = s->fail ? strncmp(s->fail, "no valid mobile number", 22) == 0 : !to->failed;
         it->state = blocked ? QUEUE_BLOCKED : QUEUE_FAILED;
         it->last_error = s->fail ? s->fail : to->why;
         it->recipient = "";
@@ -719,8 +716,7 @@ static void step_done(struct pickup *p)
         for (size_t i = 0; i < p->nsms; i++) {
             struct pk_sms *s = &p->sms[i];
             for (size_t k = 0; !s->skip && !s->fail && k < s->nto; k++)
-                pk_party_finish(&s->to[k], pk_tables_find(&p->tables, s->to[k].table),
-                                p->country);
+                pk_party_finish(&s->to[k], pk_tables_find(&p->tables, s->to[k].table), p->country);
         }
         p->stage = PK_CHILD;
         make_children(p);
@@ -737,7 +733,8 @@ static void step_done(struct pickup *p)
     "activityid,subject,description,smsys_sendernumber,_ownerid_value,_smsys_settingid_value,"     \
     "_smsys_templateid_value"
 #define PK_FILTER "smsys_status eq 2 and smsys_direction eq 1"
-#define PK_EXPAND "smsys_sms_activity_parties($select=participationtypemask,_partyid_value,addressused)"
+#define PK_EXPAND                                                                                  \
+    "smsys_sms_activity_parties($select=participationtypemask,_partyid_value,addressused)"
 
 static int read_page_cb(const cJSON *rows, const cJSON *page, void *ud)
 {

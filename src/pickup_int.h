@@ -33,8 +33,8 @@ struct pk_party {
     int fetched;       /* the party's row was read */
     int optout;
     char number[PHONE_E164_MAX];
-    char *why; /* Blocked / Failed reason, NULL when the number is good */
-    int failed; /* why is a Failed reason (table unreadable), not Blocked */
+    char *why;         /* Blocked / Failed reason, NULL when the number is good */
+    int failed;        /* why is a Failed reason (table unreadable), not Blocked */
     char child_id[37]; /* the record this recipient is sent on (k > 0: a child) */
 };
 

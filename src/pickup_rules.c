@@ -356,8 +356,9 @@ static const struct pk_line *dedicated_line(const struct pk_accts *ac, const cha
         const struct pk_line *l = &ac->l[i];
         if (strcmp(l->user_id, user) != 0)
             continue;
-        if (account ? strcmp(l->account_id, account) != 0
-                    : !(find_account(ac, l->account_id) && find_account(ac, l->account_id)->enabled))
+        if (account
+                ? strcmp(l->account_id, account) != 0
+                : !(find_account(ac, l->account_id) && find_account(ac, l->account_id)->enabled))
             continue;
         if (best == NULL || (l->is_default && !best->is_default))
             best = l;

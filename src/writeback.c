@@ -78,9 +78,9 @@ int writeback_new(uv_loop_t *loop, struct queue *q, struct dv_client *dv,
                                     "SMS records written back to Dynamics.", NULL);
         w->m_req = metrics_counter(o->metrics, "smsys_writeback_requests_total",
                                    "Dynamics requests the write-back took.", NULL);
-        w->m_dropped = metrics_counter(o->metrics, "smsys_writeback_rows_dropped_total",
-                                       "Write-back rows dropped: the record is gone in Dynamics.",
-                                       NULL);
+        w->m_dropped =
+            metrics_counter(o->metrics, "smsys_writeback_rows_dropped_total",
+                            "Write-back rows dropped: the record is gone in Dynamics.", NULL);
         w->m_failed = metrics_counter(o->metrics, "smsys_writeback_rows_retried_total",
                                       "Write-back rows rescheduled after a failure.", NULL);
     }
@@ -133,8 +133,8 @@ static void round_end(struct writeback *w, int rc)
 static int wb_is_temporary(int rc)
 {
     return rc == SMSYS_ETEMP || rc == SMSYS_ETHROTTLED || rc == -ETIMEDOUT ||
-           rc == SMSYS_EUNKNOWN || rc == SMSYS_ECLOSED || rc == SMSYS_EAUTH ||
-           rc == SMSYS_EHTTP || rc == -ENOMEM || rc == -ECONNREFUSED;
+           rc == SMSYS_EUNKNOWN || rc == SMSYS_ECLOSED || rc == SMSYS_EAUTH || rc == SMSYS_EHTTP ||
+           rc == -ENOMEM || rc == -ECONNREFUSED;
 }
 
 static void failed_cb(int rc, int64_t n, const struct smsys_err *err, void *ud)

@@ -26,10 +26,10 @@ struct dv_client;
 struct accounts;
 
 struct accounts_result {
-    int accounts;       /* rows read from Dynamics */
+    int accounts; /* rows read from Dynamics */
     int lines;
-    int changed;        /* rows that changed in PostgreSQL (0: nothing new) */
-    int marked_default; /* enabled accounts Dynamics marks as default */
+    int changed;         /* rows that changed in PostgreSQL (0: nothing new) */
+    int marked_default;  /* enabled accounts Dynamics marks as default */
     char default_id[37]; /* effective default, "" when no account is enabled */
 };
 

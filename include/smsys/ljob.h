@@ -36,8 +36,8 @@ int ljob_is_leader(const struct ljob *j);
 
 /* Adds a task that runs every interval_ms while leader (first run as soon
  * as leadership is held). name is borrowed (static). */
-int ljob_task_add(struct ljob *j, const char *name, unsigned interval_ms, ljob_run_cb run,
-                  void *ud, struct ljob_task **out);
+int ljob_task_add(struct ljob *j, const char *name, unsigned interval_ms, ljob_run_cb run, void *ud,
+                  struct ljob_task **out);
 
 /* Ends a run: again != 0 runs the task again at once (more work waiting),
  * else after its interval. */

@@ -46,7 +46,7 @@ struct pickup_opts {
     const char *phone_columns;
     /* Tables that have the opt-out column; NULL: "contact,account,lead". */
     const char *optout_tables;
-    const char *optout_column; /* NULL: "smsys_donotsms" */
+    const char *optout_column;   /* NULL: "smsys_donotsms" */
     const char *default_country; /* for numbers without a country code; NULL: "IR" */
     unsigned max_rows;           /* SMS records per poll [5000] */
     unsigned max_segments;       /* longer texts fail [20] */
@@ -58,23 +58,23 @@ struct pickup_opts {
     "lead:mobilephone,telephone1;systemuser:mobilephone"
 
 struct pickup_result {
-    unsigned records;      /* Pending records read */
-    unsigned skipped;      /* already queued (write-back pending) */
-    unsigned messages;     /* queue rows submitted (inserted or already there) */
-    unsigned inserted;     /* new queue rows */
-    unsigned blocked;      /* born Blocked */
-    unsigned failed;       /* born Failed */
-    unsigned children;     /* child SMS records created (or found) */
-    unsigned requests;     /* Dynamics requests this poll took */
-    int more;              /* the page was full: poll again at once */
+    unsigned records;  /* Pending records read */
+    unsigned skipped;  /* already queued (write-back pending) */
+    unsigned messages; /* queue rows submitted (inserted or already there) */
+    unsigned inserted; /* new queue rows */
+    unsigned blocked;  /* born Blocked */
+    unsigned failed;   /* born Failed */
+    unsigned children; /* child SMS records created (or found) */
+    unsigned requests; /* Dynamics requests this poll took */
+    int more;          /* the page was full: poll again at once */
 };
 
 struct pickup_stats {
     uint64_t polls, records, messages, inserted, blocked, failed, children, requests;
 };
 
-typedef void (*pickup_done_cb)(int rc, const struct pickup_result *res,
-                               const struct smsys_err *err, void *ud);
+typedef void (*pickup_done_cb)(int rc, const struct pickup_result *res, const struct smsys_err *err,
+                               void *ud);
 
 /* Returns 0 and *out, -EINVAL (bad phone_columns: err says why), -ENOMEM. */
 int pickup_new(uv_loop_t *loop, struct queue *q, struct pg_pool *pool, struct dv_client *dv,

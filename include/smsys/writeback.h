@@ -31,9 +31,9 @@ struct metrics;
 struct writeback;
 
 struct writeback_opts {
-    unsigned batch;         /* rows per round [1000] */
-    const char *entity_set; /* [smsys_smses] */
-    const char *logical;    /* [smsys_sms] */
+    unsigned batch;          /* rows per round [1000] */
+    const char *entity_set;  /* [smsys_smses] */
+    const char *logical;     /* [smsys_sms] */
     struct metrics *metrics; /* NULL: no metrics */
 };
 
