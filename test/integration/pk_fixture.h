@@ -46,7 +46,7 @@ struct pkf {
     struct queue *q;
 };
 
-static size_t pkf_write_cb(char *p, size_t sz, size_t n, void *ud)
+static __attribute__((unused)) size_t pkf_write_cb(char *p, size_t sz, size_t n, void *ud)
 {
     buf_append(ud, p, sz * n);
     return sz * n;
@@ -54,8 +54,8 @@ static size_t pkf_write_cb(char *p, size_t sz, size_t n, void *ud)
 
 /* One blocking request to dvemu. path: "/..." from the root, else under
  * /api/data/v9.2/. Returns the status; *out (may be NULL) gets the JSON. */
-static long pkf_req(struct pkf *f, const char *method, const char *path, const char *body,
-                    cJSON **out)
+static __attribute__((unused)) long pkf_req(struct pkf *f, const char *method, const char *path,
+                                            const char *body, cJSON **out)
 {
     char url[8192];
     if (path[0] == '/')
@@ -99,14 +99,14 @@ static long pkf_req(struct pkf *f, const char *method, const char *path, const c
 }
 
 /* POST that must succeed (204/201). */
-static void pkf_post(struct pkf *f, const char *set, const char *body)
+static __attribute__((unused)) void pkf_post(struct pkf *f, const char *set, const char *body)
 {
     long st = pkf_req(f, "POST", set, body, NULL);
     if (st != 204 && st != 201 && st != 200)
         fail_msg("POST %s -> %ld: %s", set, st, body);
 }
 
-static cJSON *pkf_get(struct pkf *f, const char *path)
+static __attribute__((unused)) cJSON *pkf_get(struct pkf *f, const char *path)
 {
     cJSON *j = NULL;
     long st = pkf_req(f, "GET", path, NULL, &j);
@@ -116,7 +116,7 @@ static cJSON *pkf_get(struct pkf *f, const char *path)
 }
 
 /* A number from GET /_emu/stats: key, or key.sub. */
-static double pkf_stat(struct pkf *f, const char *key, const char *sub)
+static __attribute__((unused)) double pkf_stat(struct pkf *f, const char *key, const char *sub)
 {
     char tok[sizeof(f->token)];
     snprintf(tok, sizeof(tok), "%s", f->token);
@@ -131,7 +131,7 @@ static double pkf_stat(struct pkf *f, const char *key, const char *sub)
     return d;
 }
 
-static void pkf_token(struct pkf *f)
+static __attribute__((unused)) void pkf_token(struct pkf *f)
 {
     f->token[0] = '\0';
     cJSON *j = NULL;
@@ -148,7 +148,7 @@ static void pkf_token(struct pkf *f)
 
 /* Starts dvemu on f->port (chosen on first start), with f->data_dir when
  * set, plus extra arguments (NULL-terminated, may be NULL). */
-static void pkf_dv_start(struct pkf *f, const char *const *extra)
+static __attribute__((unused)) void pkf_dv_start(struct pkf *f, const char *const *extra)
 {
     if (f->port == 0)
         f->port = tu_free_port();
@@ -177,7 +177,7 @@ static void pkf_dv_start(struct pkf *f, const char *const *extra)
     pkf_token(f);
 }
 
-static void pkf_dv_stop(struct pkf *f)
+static __attribute__((unused)) void pkf_dv_stop(struct pkf *f)
 {
     if (f->pid > 0) {
         int st = tu_stop(f->pid);
@@ -187,7 +187,7 @@ static void pkf_dv_stop(struct pkf *f)
     f->pid = 0;
 }
 
-static void pkf_exec(struct pkf *f, const char *sql)
+static __attribute__((unused)) void pkf_exec(struct pkf *f, const char *sql)
 {
     PGresult *r = PQexec(f->side, sql);
     ExecStatusType st = PQresultStatus(r);
@@ -196,7 +196,7 @@ static void pkf_exec(struct pkf *f, const char *sql)
     PQclear(r);
 }
 
-static long long pkf_int(struct pkf *f, const char *sql)
+static __attribute__((unused)) long long pkf_int(struct pkf *f, const char *sql)
 {
     PGresult *r = PQexec(f->side, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
@@ -208,20 +208,23 @@ static long long pkf_int(struct pkf *f, const char *sql)
 
 /* First column of the first row ("" for NULL, "<none>" for no row), in a
  * static buffer. */
-static const char *pkf_str(struct pkf *f, const char *sql)
+static __attribute__((unused)) const char *pkf_str(struct pkf *f, const char *sql)
 {
     static char out[4096];
     PGresult *r = PQexec(f->side, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         fail_msg("%s: %s", sql, PQerrorMessage(f->side));
     snprintf(out, sizeof(out), "%s",
-             PQntuples(r) < 1 ? "<none>" : PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+             PQntuples(r) < 1       ? "<none>"
+             : PQgetisnull(r, 0, 0) ? ""
+                                    : PQgetvalue(r, 0, 0));
     PQclear(r);
     return out;
 }
 
 /* dv client options for tests: short backoffs so outages resolve fast. */
-static struct dv_opts pkf_dv_opts(struct pkf *f, char *token_url, size_t len)
+static __attribute__((unused)) struct dv_opts pkf_dv_opts(struct pkf *f, char *token_url,
+                                                          size_t len)
 {
     snprintf(token_url, len, "%s/t/oauth2/v2.0/token", f->root);
     struct dv_opts o = {.url = f->root,
@@ -237,7 +240,8 @@ static struct dv_opts pkf_dv_opts(struct pkf *f, char *token_url, size_t len)
 }
 
 /* Database, migrations, dvemu and the loop objects. */
-static void pkf_open(struct pkf *f, const char *tag, const char *const *dv_extra, int force_batch)
+static __attribute__((unused)) void pkf_open(struct pkf *f, const char *tag,
+                                             const char *const *dv_extra, int force_batch)
 {
     tdb_create(tag, f->dbname, sizeof(f->dbname), f->conninfo, sizeof(f->conninfo));
     struct smsys_err err = {0};
@@ -257,12 +261,12 @@ static void pkf_open(struct pkf *f, const char *tag, const char *const *dv_extra
     assert_int_equal(queue_new(&f->loop, f->pool, &qo, &f->q), 0);
 }
 
-static void pkf_flag_cb(void *ud)
+static __attribute__((unused)) void pkf_flag_cb(void *ud)
 {
     (*(int *)ud)++;
 }
 
-static void pkf_close(struct pkf *f)
+static __attribute__((unused)) void pkf_close(struct pkf *f)
 {
     int dvc = 0, hc = 0, pc = 0;
     dv_close(f->dv, pkf_flag_cb, &dvc);

@@ -20,18 +20,18 @@
 #include "smsys/writeback.h"
 
 /* Ids of the arranged rows (fixed so expectations can name them). */
-#define U1 "51000000-0000-0000-0000-000000000001" /* has a dedicated line on A2 */
-#define U2 "52000000-0000-0000-0000-000000000002" /* a recipient too */
-#define A1 "a1000000-0000-0000-0000-0000000000a1" /* default account */
-#define A2 "a2000000-0000-0000-0000-0000000000a2"
-#define L1 "11000000-0000-0000-0000-000000000001" /* A1 default line 3000111 */
-#define L2 "12000000-0000-0000-0000-000000000002" /* A2, dedicated to U1 */
-#define C1 "c1000000-0000-0000-0000-000000000001" /* Persian digits */
-#define C2 "c2000000-0000-0000-0000-000000000002" /* opted out */
-#define C3 "c3000000-0000-0000-0000-000000000003" /* no number */
-#define C4 "c4000000-0000-0000-0000-000000000004" /* telephone1 only */
-#define LD1 "d1000000-0000-0000-0000-000000000001"
-#define AC1 "ac000000-0000-0000-0000-000000000001"
+#define U1   "51000000-0000-0000-0000-000000000001" /* has a dedicated line on A2 */
+#define U2   "52000000-0000-0000-0000-000000000002" /* a recipient too */
+#define A1   "a1000000-0000-0000-0000-0000000000a1" /* default account */
+#define A2   "a2000000-0000-0000-0000-0000000000a2"
+#define L1   "11000000-0000-0000-0000-000000000001" /* A1 default line 3000111 */
+#define L2   "12000000-0000-0000-0000-000000000002" /* A2, dedicated to U1 */
+#define C1   "c1000000-0000-0000-0000-000000000001" /* Persian digits */
+#define C2   "c2000000-0000-0000-0000-000000000002" /* opted out */
+#define C3   "c3000000-0000-0000-0000-000000000003" /* no number */
+#define C4   "c4000000-0000-0000-0000-000000000004" /* telephone1 only */
+#define LD1  "d1000000-0000-0000-0000-000000000001"
+#define AC1  "ac000000-0000-0000-0000-000000000001"
 #define S(n) "5a000000-0000-0000-0000-00000000000" #n
 
 struct wait {
@@ -43,8 +43,7 @@ struct wait {
     char detail[512];
 };
 
-static void acc_cb(int rc, const struct accounts_result *res, const struct smsys_err *err,
-                   void *ud)
+static void acc_cb(int rc, const struct accounts_result *res, const struct smsys_err *err, void *ud)
 {
     struct wait *w = ud;
     w->rc = rc;
@@ -143,7 +142,8 @@ static void arrange_org(struct pkf *f)
     pkf_post(f, "contacts",
              "{\"contactid\":\"" C4 "\",\"lastname\":\"Moradi\",\"telephone1\":\"0912-765-4321\"}");
     pkf_post(f, "leads",
-             "{\"leadid\":\"" LD1 "\",\"lastname\":\"Kazemi\",\"mobilephone\":\"+98 935 111 2233\"}");
+             "{\"leadid\":\"" LD1
+             "\",\"lastname\":\"Kazemi\",\"mobilephone\":\"+98 935 111 2233\"}");
     pkf_post(f, "accounts",
              "{\"accountid\":\"" AC1 "\",\"name\":\"Pars Co\",\"telephone1\":\"09131112222\"}");
 }
@@ -186,9 +186,8 @@ static void test_accounts_sync(void **state)
     assert_int_equal(r.marked_default, 1);
     assert_string_equal(r.default_id, A1);
     assert_true(r.changed > 0);
-    assert_string_equal(pkf_str(&f, "SELECT config->>'port' FROM smsys_account WHERE id = '" A1
-                                    "'"),
-                        "2775");
+    assert_string_equal(
+        pkf_str(&f, "SELECT config->>'port' FROM smsys_account WHERE id = '" A1 "'"), "2775");
     assert_string_equal(pkf_str(&f, "SELECT apikey FROM smsys_account WHERE id = '" A1 "'"),
                         "env:SMPP_PASSWORD");
     assert_int_equal(pkf_int(&f, "SELECT max_retries FROM smsys_account WHERE id = '" A1 "'"), 2);
@@ -200,26 +199,25 @@ static void test_accounts_sync(void **state)
 
     /* Both marked default: the oldest (A1, created first) stays; exactly
      * one effective default. */
-    assert_int_equal(pkf_req(&f, "PATCH", "smsys_smssettings(" A2 ")",
-                             "{\"smsys_isdefault\":true}", NULL),
-                     204);
+    assert_int_equal(
+        pkf_req(&f, "PATCH", "smsys_smssettings(" A2 ")", "{\"smsys_isdefault\":true}", NULL), 204);
     r = sync_accounts(&f, a);
     assert_int_equal(r.marked_default, 2);
     assert_string_equal(r.default_id, A1);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_account WHERE is_default"), 1);
 
     /* The admin moves the default: effective after one sync. */
-    assert_int_equal(pkf_req(&f, "PATCH", "smsys_smssettings(" A1 ")",
-                             "{\"smsys_isdefault\":false}", NULL),
-                     204);
+    assert_int_equal(
+        pkf_req(&f, "PATCH", "smsys_smssettings(" A1 ")", "{\"smsys_isdefault\":false}", NULL),
+        204);
     r = sync_accounts(&f, a);
     assert_string_equal(r.default_id, A2);
     assert_string_equal(pkf_str(&f, "SELECT id FROM smsys_account WHERE is_default"), A2);
 
     /* None marked: the oldest enabled account, with a warning. */
-    assert_int_equal(pkf_req(&f, "PATCH", "smsys_smssettings(" A2 ")",
-                             "{\"smsys_isdefault\":false}", NULL),
-                     204);
+    assert_int_equal(
+        pkf_req(&f, "PATCH", "smsys_smssettings(" A2 ")", "{\"smsys_isdefault\":false}", NULL),
+        204);
     r = sync_accounts(&f, a);
     assert_int_equal(r.marked_default, 0);
     assert_string_equal(r.default_id, A1);
@@ -229,8 +227,7 @@ static void test_accounts_sync(void **state)
     assert_int_equal(pkf_req(&f, "DELETE", "smsys_smssettings(" A2 ")", NULL, NULL), 204);
     r = sync_accounts(&f, a);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_line"), 1);
-    assert_string_equal(pkf_str(&f, "SELECT enabled FROM smsys_account WHERE id = '" A2 "'"),
-                        "f");
+    assert_string_equal(pkf_str(&f, "SELECT enabled FROM smsys_account WHERE id = '" A2 "'"), "f");
 
     assert_int_equal(accounts_write_balance(f.dv, A1, 1, "IRR", 0, NULL, NULL), -EINVAL);
     accounts_free(a);
@@ -290,8 +287,8 @@ static void test_pickup_end_to_end(void **state)
     sms(&f, S(5), "not my line", TO("lead", "leads", LD1),
         "\"ownerid@odata.bind\":\"/systemusers(" U2 ")\",\"smsys_sendernumber\":\"09120000001\"");
     sms(&f, S(6), "to three",
-        TO("contact", "contacts", C4) "," TO("account", "accounts", AC1) "," TO(
-            "systemuser", "systemusers", U2),
+        TO("contact", "contacts", C4) "," TO("account", "accounts", AC1) "," TO("systemuser",
+                                                                                "systemusers", U2),
         "");
     sms(&f, S(7), "explicit account", TO("contact", "contacts", C1),
         "\"smsys_settingid@odata.bind\":\"/smsys_smssettings(" A2 ")\"");
@@ -334,9 +331,9 @@ static void test_pickup_end_to_end(void **state)
     assert_string_equal(msg_col(&f, S(2), "state"), "10");
     assert_string_equal(msg_col(&f, S(2), "last_error"), "recipient opted out");
     assert_string_equal(msg_col(&f, S(3), "state"), "10");
-    assert_non_null(strstr(msg_col(&f, S(3), "last_error"), "no valid mobile number: contact " C3
-                                                            ": mobilephone empty; telephone1 "
-                                                            "empty"));
+    assert_non_null(strstr(msg_col(&f, S(3), "last_error"),
+                           "no valid mobile number: contact " C3 ": mobilephone empty; telephone1 "
+                           "empty"));
     /* F4: the owner's dedicated line (and its account). */
     assert_string_equal(msg_col(&f, S(4), "account_id"), A2);
     assert_string_equal(msg_col(&f, S(4), "sender"), "+989120000001");
@@ -400,16 +397,15 @@ static void test_pickup_end_to_end(void **state)
     assert_int_equal(drain_outbox(&f, wb), 10);
     assert_true(writeback_stats(wb)->requests <= 2);
     j = pkf_get(&f, "smsys_smses(" S(1) ")?$select=smsys_status,statecode,statuscode,"
-                    "smsys_phonenumber,smsys_sendernumber,smsys_segments");
+                                        "smsys_phonenumber,smsys_sendernumber,smsys_segments");
     assert_int_equal(cJSON_GetObjectItem(j, "smsys_status")->valueint, 3);
     assert_int_equal(cJSON_GetObjectItem(j, "statecode")->valueint, 0);
     assert_int_equal(cJSON_GetObjectItem(j, "statuscode")->valueint, 1);
-    assert_string_equal(cJSON_GetObjectItem(j, "smsys_phonenumber")->valuestring,
-                        "+989121234567");
+    assert_string_equal(cJSON_GetObjectItem(j, "smsys_phonenumber")->valuestring, "+989121234567");
     assert_string_equal(cJSON_GetObjectItem(j, "smsys_sendernumber")->valuestring, "3000111");
     cJSON_Delete(j);
     j = pkf_get(&f, "smsys_smses(" S(2) ")?$select=smsys_status,statecode,statuscode,"
-                    "smsys_lasterror");
+                                        "smsys_lasterror");
     assert_int_equal(cJSON_GetObjectItem(j, "smsys_status")->valueint, 10);
     assert_int_equal(cJSON_GetObjectItem(j, "statecode")->valueint, 2);
     assert_int_equal(cJSON_GetObjectItem(j, "statuscode")->valueint, 3);
@@ -454,12 +450,13 @@ static void test_pickup_cost(void **state)
                        "\"cc000000-0000-0000-0000-%012d\",\"lastname\":\"n%d\",\"mobilephone\":"
                        "\"0912%07d\"}",
                        i % 1000 ? "," : "", i, i, i);
-            buf_printf(&s,
-                       "%s{\"@odata.type\":\"Microsoft.Dynamics.CRM.smsys_sms\",\"description\":"
-                       "\"m%d\",\"smsys_direction\":1,\"smsys_status\":2,"
-                       "\"smsys_sms_activity_parties\":[{\"partyid_contact@odata.bind\":\"/contacts("
-                       "cc000000-0000-0000-0000-%012d)\",\"participationtypemask\":2}]}",
-                       i % 1000 ? "," : "", i, i);
+            buf_printf(
+                &s,
+                "%s{\"@odata.type\":\"Microsoft.Dynamics.CRM.smsys_sms\",\"description\":"
+                "\"m%d\",\"smsys_direction\":1,\"smsys_status\":2,"
+                "\"smsys_sms_activity_parties\":[{\"partyid_contact@odata.bind\":\"/contacts("
+                "cc000000-0000-0000-0000-%012d)\",\"participationtypemask\":2}]}",
+                i % 1000 ? "," : "", i, i);
         }
         buf_puts(&c, "]}");
         buf_puts(&s, "]}");
@@ -527,10 +524,8 @@ static void test_phone_columns_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accounts_sync),
-        cmocka_unit_test(test_balance),
-        cmocka_unit_test(test_pickup_end_to_end),
-        cmocka_unit_test(test_pickup_cost),
+        cmocka_unit_test(test_accounts_sync),        cmocka_unit_test(test_balance),
+        cmocka_unit_test(test_pickup_end_to_end),    cmocka_unit_test(test_pickup_cost),
         cmocka_unit_test(test_phone_columns_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
