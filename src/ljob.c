@@ -33,6 +33,7 @@ struct ljob {
     struct queue_leader *ld;
     int trying;
     int closing;
+    int timer_closing;
     struct ljob_task *tasks;
     ljob_closed_cb closed_cb;
     void *closed_ud;
@@ -41,6 +42,16 @@ struct ljob {
 static void task_schedule(struct ljob_task *t, uint64_t ms);
 static void try_timer_cb(uv_timer_t *h);
 static void job_closed_cb(uv_handle_t *h);
+
+/* Closing completes once no lock request is in flight and every task has
+ * stopped (their runs may still be finishing when ljob_close is called). */
+static void job_maybe_finish(struct ljob *j)
+{
+    if (j->closing && !j->trying && j->tasks == NULL && !j->timer_closing) {
+        j->timer_closing = 1;
+        uv_close((uv_handle_t *)&j->timer, job_closed_cb);
+    }
+}
 
 static void leader_lost_cb(struct queue_leader *ld, void *ud)
 {
@@ -61,7 +72,7 @@ static void leader_cb(int rc, struct queue_leader *ld, const struct smsys_err *e
     if (j->closing) {
         if (ld)
             queue_leader_release(ld);
-        uv_close((uv_handle_t *)&j->timer, job_closed_cb);
+        job_maybe_finish(j);
         return;
     }
     if (rc != 0 || ld == NULL) {
@@ -172,6 +183,7 @@ static void task_finish_stop(struct ljob_task *t)
             break;
         }
     uv_close((uv_handle_t *)&t->timer, task_closed_cb);
+    job_maybe_finish(j);
 }
 
 void ljob_task_done(struct ljob_task *t, int again)
@@ -231,11 +243,10 @@ void ljob_close(struct ljob *j, ljob_closed_cb cb, void *ud)
         queue_leader_release(j->ld);
         j->ld = NULL;
     }
-    /* A queue_leader_try in flight completes later: leader_cb sees closing
-     * and releases; it must not touch j, so j stays until then. */
-    if (j->trying) {
-        uv_timer_stop(&j->timer);
-        return;
-    }
-    uv_close((uv_handle_t *)&j->timer, job_closed_cb);
+    /* A queue_leader_try in flight completes later (leader_cb sees closing
+     * and releases), and tasks may still be running: j stays until then. */
+    uv_timer_stop(&j->timer);
+    for (struct ljob_task *t = j->tasks; t; t = t->next)
+        uv_timer_stop(&t->timer);
+    job_maybe_finish(j);
 }

@@ -54,8 +54,9 @@ void ljob_task_set_interval(struct ljob_task *t, unsigned interval_ms);
  * progress has reported done and the timer is closed; t is then freed. */
 void ljob_task_stop(struct ljob_task *t, ljob_closed_cb cb, void *ud);
 
-/* Releases the lock and frees j once its timer is closed, then cb(ud).
- * Every task must be stopped first. */
+/* Releases the lock; once every task has been stopped (ljob_task_stop,
+ * possibly after this call) and the timer is closed, frees j and calls
+ * cb(ud). */
 void ljob_close(struct ljob *j, ljob_closed_cb cb, void *ud);
 
 #endif

@@ -96,6 +96,14 @@ static int register_components(struct smsysd *d)
     int rc = smsysd_add_pg(d);
     if (rc == 0)
         rc = smsysd_add_http(d);
+    if (rc == 0)
+        rc = smsysd_add_dataverse(d);
+    if (rc == 0)
+        rc = smsysd_add_accounts(d);
+    if (rc == 0)
+        rc = smsysd_add_pickup(d);
+    if (rc == 0)
+        rc = smsysd_add_writeback(d);
     return rc;
 }
 

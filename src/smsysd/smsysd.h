@@ -8,14 +8,30 @@
 #include "smsys/service.h"
 
 struct pg_pool;
+struct http_client;
+struct dv_client;
+struct queue;
+struct ljob;
+struct metrics;
 
 /* Shared state of the process; owned by main.c, lives as long as the loop. */
 struct smsysd {
     struct service *svc;
     struct pg_pool *pg; /* NULL until the pg component has started */
+    /* Dynamics side (comp_dataverse.c; NULL until it has started) */
+    struct http_client *dv_http;
+    struct dv_client *dv;
+    struct queue *dvq;       /* queue handle of the Dynamics jobs */
+    struct ljob *dvjob;      /* the "dynamics" leader lock: accounts, pickup, write-back */
+    struct metrics *metrics; /* the process's registry; created by the first user */
+    int accounts_synced;     /* the pickup waits for the first accounts sync */
 };
 
 int smsysd_add_pg(struct smsysd *d);
 int smsysd_add_http(struct smsysd *d);
+int smsysd_add_dataverse(struct smsysd *d);
+int smsysd_add_accounts(struct smsysd *d);
+int smsysd_add_pickup(struct smsysd *d);
+int smsysd_add_writeback(struct smsysd *d);
 
 #endif

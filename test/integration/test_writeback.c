@@ -119,10 +119,9 @@ static void arrange(struct pkf *f, int n)
     }
     for (int start = 0; start < n; start += 1000) {
         struct wait w = {0};
-        assert_int_equal(
-            queue_enqueue(f->q, m + start, (size_t)(n - start < 1000 ? n - start : 1000), enq_cb,
-                          &w),
-            0);
+        assert_int_equal(queue_enqueue(f->q, m + start,
+                                       (size_t)(n - start < 1000 ? n - start : 1000), enq_cb, &w),
+                         0);
         assert_int_equal(tu_run_until(&f->loop, &w.done, 20000), 0);
         assert_int_equal(w.rc, 0);
     }
@@ -139,8 +138,8 @@ static void send_all(struct pkf *f, int n)
     static char pids[3000][16];
     for (int i = 0; i < n; i++) {
         snprintf(pids[i], sizeof(pids[i]), "P%d", i);
-        r[i] = (struct queue_result){.id = w.ids[i], .rc = 0, .provider_id = pids[i],
-                                     .segments = 1};
+        r[i] =
+            (struct queue_result){.id = w.ids[i], .rc = 0, .provider_id = pids[i], .segments = 1};
     }
     struct wait w2 = {0};
     assert_int_equal(queue_record_results(f->q, r, (size_t)n, rec_cb, &w2), 0);
@@ -154,8 +153,8 @@ static void deliver(struct pkf *f, int from, int to)
     static char pids[3000][16];
     for (int i = from; i < to; i++) {
         snprintf(pids[i], sizeof(pids[i]), "P%d", i);
-        st[i - from] = (struct conn_state){.provider_id = pids[i], .status = CONN_ST_DELIVERED,
-                                           .done_at = 1795000000};
+        st[i - from] = (struct conn_state){
+            .provider_id = pids[i], .status = CONN_ST_DELIVERED, .done_at = 1795000000};
     }
     struct wait w = {0};
     assert_int_equal(queue_apply_states(f->q, ACC, st, (size_t)(to - from), rcpt_cb, &w), 0);
@@ -327,9 +326,9 @@ static void test_batch_fallback_404(void **state)
     pkf_open(&f, "wbfb", NULL, /*force_batch=*/1);
     arrange(&f, 50);
     /* A user deletes one record before its write-back. */
-    assert_int_equal(pkf_req(&f, "DELETE", "smsys_smses(5b000000-0000-0000-0000-000000000007)",
-                             NULL, NULL),
-                     204);
+    assert_int_equal(
+        pkf_req(&f, "DELETE", "smsys_smses(5b000000-0000-0000-0000-000000000007)", NULL, NULL),
+        204);
     struct writeback *wb;
     assert_int_equal(writeback_new(&f.loop, f.q, f.dv, NULL, &wb), 0);
     double batches0 = pkf_stat(&f, "batches", NULL);
@@ -339,9 +338,8 @@ static void test_batch_fallback_404(void **state)
     assert_int_equal(writeback_stats(wb)->rows_written, 49);
     assert_int_equal(count_status(&f, 3), 49);
     /* Not re-created. */
-    assert_int_equal(pkf_req(&f, "GET", "smsys_smses(5b000000-0000-0000-0000-000000000007)", NULL,
-                             NULL),
-                     404);
+    assert_int_equal(
+        pkf_req(&f, "GET", "smsys_smses(5b000000-0000-0000-0000-000000000007)", NULL, NULL), 404);
     writeback_free(wb);
     pkf_close(&f);
 }
@@ -364,9 +362,12 @@ static void test_throttled(void **state)
     static char ids[8][37];
     for (int i = 0; i < 8; i++) {
         snprintf(ids[i], sizeof(ids[i]), "5c000000-0000-0000-0000-%012d", i);
-        m[i] = (struct queue_new){.idem_key = ids[i], .activity_id = ids[i], .account_id = ACC,
-                                  .recipient = "+989121234567", .body = "m", .state =
-                                                                                 QUEUE_QUEUED};
+        m[i] = (struct queue_new){.idem_key = ids[i],
+                                  .activity_id = ids[i],
+                                  .account_id = ACC,
+                                  .recipient = "+989121234567",
+                                  .body = "m",
+                                  .state = QUEUE_QUEUED};
     }
     struct wait we = {0};
     assert_int_equal(queue_enqueue(f.q, m, 8, enq_cb, &we), 0);
@@ -385,8 +386,8 @@ static void test_throttled(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_coalescing),       cmocka_unit_test(test_batches_of_1000),
-        cmocka_unit_test(test_outage),           cmocka_unit_test(test_batch_fallback_404),
+        cmocka_unit_test(test_coalescing), cmocka_unit_test(test_batches_of_1000),
+        cmocka_unit_test(test_outage),     cmocka_unit_test(test_batch_fallback_404),
         cmocka_unit_test(test_throttled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
