@@ -16,9 +16,7 @@ struct comp_acc {
     struct accounts *acc;
     struct ljob_task *task;
     struct ljob_task *run; /* the task of the run in progress (task may be NULL by then) */
-    int failures; /* consecutive, for the log */
-    service_done_cb drain_done;
-    void *drain_arg;
+    int failures;          /* consecutive, for the log */
 };
 
 static void sync_cb(int rc, const struct accounts_result *res, const struct smsys_err *err,
@@ -68,33 +66,28 @@ static void stopped_cb(void *ud)
     struct comp_acc *c = ud;
     accounts_free(c->acc);
     c->acc = NULL;
-    if (c->drain_done) {
-        service_done_cb done = c->drain_done;
-        c->drain_done = NULL;
-        done(c->drain_arg);
-    }
 }
 
 static void acc_drain(void *ud, service_done_cb done, void *arg)
 {
     struct comp_acc *c = ud;
-    if (c->task == NULL) {
-        done(arg);
-        return;
+    /* Reads in flight are safe to abandon (the next start reads the same
+     * records again; enqueue is idempotent), so the stop does not wait for
+     * a slow or unreachable Dynamics: no new run starts, the current one
+     * ends on its own or when the client closes. */
+    if (c->task) {
+        struct ljob_task *t = c->task;
+        c->task = NULL;
+        ljob_task_stop(t, stopped_cb, c);
     }
-    c->drain_done = done;
-    c->drain_arg = arg;
-    struct ljob_task *t = c->task;
-    c->task = NULL;
-    ljob_task_stop(t, stopped_cb, c);
+    done(arg);
 }
 
 static void acc_close(void *ud, service_done_cb done, void *arg)
 {
     struct comp_acc *c = ud;
-    /* A drain that has not finished is abandoned: the run ends when the
-     * client closes, and stopped_cb frees the object then. */
-    c->drain_done = NULL;
+    /* A run still in flight ends when the client closes; stopped_cb frees
+     * the object then. */
     if (c->task) {
         struct ljob_task *t = c->task;
         c->task = NULL;

@@ -100,8 +100,7 @@ static int dv_start(struct service *svc, void *ud, struct smsys_err *err)
         d->dv = NULL;
         d->dv_http = NULL;
         d->dvjob = NULL;
-        return smsys_err_set(err, rc, "cannot set up the Dynamics client: %s%s",
-                             smsys_strerror(rc),
+        return smsys_err_set(err, rc, "cannot set up the Dynamics client: %s%s", smsys_strerror(rc),
                              rc == -EINVAL ? " (check [dataverse] url and credentials)" : "");
     }
     c->m_req = metrics_counter(d->metrics, "smsys_dynamics_requests_total",
@@ -112,8 +111,8 @@ static int dv_start(struct service *svc, void *ud, struct smsys_err *err)
                                 "Dynamics requests that failed after their retries.", NULL);
     c->m_wait = metrics_counter(d->metrics, "smsys_dynamics_throttle_wait_seconds_total",
                                 "Time requests were held back by Retry-After.", NULL);
-    c->m_inflight = metrics_gauge(d->metrics, "smsys_dynamics_in_flight",
-                                  "Dynamics requests in flight.", NULL);
+    c->m_inflight =
+        metrics_gauge(d->metrics, "smsys_dynamics_in_flight", "Dynamics requests in flight.", NULL);
     c->m_queued = metrics_gauge(d->metrics, "smsys_dynamics_waiting",
                                 "Dynamics requests waiting for a slot or a throttle pause.", NULL);
     uv_timer_init(loop, &c->timer);

@@ -17,12 +17,9 @@ struct comp_pk {
     struct ljob_task *task;
     struct ljob_task *run; /* the task of the run in progress (task may be NULL by then) */
     int failures;
-    service_done_cb drain_done;
-    void *drain_arg;
 };
 
-static void poll_cb(int rc, const struct pickup_result *res, const struct smsys_err *err,
-                    void *ud)
+static void poll_cb(int rc, const struct pickup_result *res, const struct smsys_err *err, void *ud)
 {
     struct comp_pk *c = ud;
     (void)err; /* pickup logs its failures */
@@ -56,8 +53,8 @@ static int pk_start(struct service *svc, void *ud, struct smsys_err *err)
     if (rc != 0)
         return rc == -ENOMEM ? smsys_err_set(err, rc, "cannot start the pickup: out of memory")
                              : rc;
-    rc = ljob_task_add(c->d->dvjob, "pickup", (unsigned)cfg->dataverse.poll_interval_ms, run_cb,
-                       c, &c->task);
+    rc = ljob_task_add(c->d->dvjob, "pickup", (unsigned)cfg->dataverse.poll_interval_ms, run_cb, c,
+                       &c->task);
     if (rc != 0) {
         pickup_free(c->pk);
         c->pk = NULL;
@@ -71,31 +68,26 @@ static void stopped_cb(void *ud)
     struct comp_pk *c = ud;
     pickup_free(c->pk);
     c->pk = NULL;
-    if (c->drain_done) {
-        service_done_cb done = c->drain_done;
-        c->drain_done = NULL;
-        done(c->drain_arg);
-    }
 }
 
 static void pk_drain(void *ud, service_done_cb done, void *arg)
 {
     struct comp_pk *c = ud;
-    if (c->task == NULL) {
-        done(arg);
-        return;
+    /* Reads in flight are safe to abandon (the next start reads the same
+     * records again; enqueue is idempotent), so the stop does not wait for
+     * a slow or unreachable Dynamics: no new run starts, the current one
+     * ends on its own or when the client closes. */
+    if (c->task) {
+        struct ljob_task *t = c->task;
+        c->task = NULL;
+        ljob_task_stop(t, stopped_cb, c);
     }
-    c->drain_done = done;
-    c->drain_arg = arg;
-    struct ljob_task *t = c->task;
-    c->task = NULL;
-    ljob_task_stop(t, stopped_cb, c);
+    done(arg);
 }
 
 static void pk_close(void *ud, service_done_cb done, void *arg)
 {
     struct comp_pk *c = ud;
-    c->drain_done = NULL;
     if (c->task) {
         struct ljob_task *t = c->task;
         c->task = NULL;
@@ -117,10 +109,9 @@ static int pk_health(void *ud, struct buf *detail)
     }
     const struct pickup_stats *s = pickup_stats(c->pk);
     buf_printf(detail, "%s; polls %llu, records %llu, queued %llu, requests %llu%s",
-               ljob_is_leader(c->d->dvjob) ? "polling" : "standby",
-               (unsigned long long)s->polls, (unsigned long long)s->records,
-               (unsigned long long)s->inserted, (unsigned long long)s->requests,
-               c->failures ? "; last poll failed" : "");
+               ljob_is_leader(c->d->dvjob) ? "polling" : "standby", (unsigned long long)s->polls,
+               (unsigned long long)s->records, (unsigned long long)s->inserted,
+               (unsigned long long)s->requests, c->failures ? "; last poll failed" : "");
     return c->failures > 3 ? -1 : 0;
 }
 
