@@ -112,7 +112,7 @@ fuzz:
 	    clang $(CPPFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined $$f \
 	      build/fuzz/libsmsys.a $(LDLIBS) -o build/fuzz/bin/$$n || exit 1; done
 
-FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
 	@clang-format -i $(FORMAT_FILES)
 format-check:

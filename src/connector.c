@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONNECTORS(X) /* X(name) per connector; one registry line each */
+#define CONNECTORS(X) /* X(name) per connector; one registry line each */ X(smpp)
 
 #define DECLARE(n) extern const struct conn_ops conn_##n##_ops;
 CONNECTORS(DECLARE)

@@ -141,7 +141,7 @@ int pickup_new(uv_loop_t *loop, struct queue *q, struct pg_pool *pool, struct dv
         return -ENOMEM;
     }
     if (o && o->metrics) {
-        struct metrics *m = o->metrics;
+        struct metrics *m = o->registry;
         static const double bounds[] = {1, 10, 100, 1000, 5000};
         p->m_polls = metrics_counter(m, "smsys_pickup_polls_total", "Pickup polls run.", NULL);
         p->m_records = metrics_counter(m, "smsys_pickup_records_total",

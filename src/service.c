@@ -6,6 +6,7 @@
 #include "smsys/service.h"
 
 #include "smsys/log.h"
+#include "smsys/metrics.h"
 #include "smsys/util.h"
 
 #include <errno.h>
@@ -325,6 +326,18 @@ static int log_changes(const struct smsys_config *old, const struct smsys_config
     return changed;
 }
 
+/* Counts a reload and records whether it succeeded, as Prometheus does
+ * for itself, so operators can alert on a bad file left in place. */
+static void count_reload(int ok)
+{
+    metrics_inc(metrics_counter(NULL, "smsys_config_reloads_total",
+                                "Configuration reloads (SIGHUP).",
+                                (const char *[]){"result", ok ? "ok" : "error", NULL}));
+    metrics_set(metrics_gauge(NULL, "smsys_config_last_reload_successful",
+                              "1 when the last configuration reload succeeded.", NULL),
+                ok);
+}
+
 static void reload_after_cb(uv_work_t *w, int status)
 {
     struct reload_req *r = container_of(w, struct reload_req, work);
@@ -338,6 +351,7 @@ static void reload_after_cb(uv_work_t *w, int status)
     if (r->cfg == NULL) {
         log_error("config reload failed, keeping the running config", "error=\"%s\"",
                   log_q(r->err.detail));
+        count_reload(0);
     } else {
         struct smsys_config *old = svc->cfg;
         int changed = log_changes(old, r->cfg);
@@ -370,6 +384,7 @@ static void reload_after_cb(uv_work_t *w, int status)
         r->cfg = NULL;
         config_free(old);
         log_info("config reloaded", "file=%s changed=%d failed=%d", svc->path, changed, failed);
+        count_reload(failed == 0);
         log_debug("reload hooks ran", "hooks=%zu components=%zu", svc->nhooks, svc->ncomps);
     }
     free(r);

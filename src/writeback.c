@@ -72,16 +72,16 @@ int writeback_new(uv_loop_t *loop, struct queue *q, struct dv_client *dv,
         return -ENOMEM;
     }
     if (o && o->metrics) {
-        w->m_taken = metrics_counter(o->metrics, "smsys_writeback_rows_taken_total",
+        w->m_taken = metrics_counter(o->registry, "smsys_writeback_rows_taken_total",
                                      "Outbox rows taken for writing to Dynamics.", NULL);
-        w->m_rows = metrics_counter(o->metrics, "smsys_writeback_rows_written_total",
+        w->m_rows = metrics_counter(o->registry, "smsys_writeback_rows_written_total",
                                     "SMS records written back to Dynamics.", NULL);
-        w->m_req = metrics_counter(o->metrics, "smsys_writeback_requests_total",
+        w->m_req = metrics_counter(o->registry, "smsys_writeback_requests_total",
                                    "Dynamics requests the write-back took.", NULL);
         w->m_dropped =
-            metrics_counter(o->metrics, "smsys_writeback_rows_dropped_total",
+            metrics_counter(o->registry, "smsys_writeback_rows_dropped_total",
                             "Write-back rows dropped: the record is gone in Dynamics.", NULL);
-        w->m_failed = metrics_counter(o->metrics, "smsys_writeback_rows_retried_total",
+        w->m_failed = metrics_counter(o->registry, "smsys_writeback_rows_retried_total",
                                       "Write-back rows rescheduled after a failure.", NULL);
     }
     *out = w;

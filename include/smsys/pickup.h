@@ -50,7 +50,8 @@ struct pickup_opts {
     const char *default_country; /* for numbers without a country code; NULL: "IR" */
     unsigned max_rows;           /* SMS records per poll [5000] */
     unsigned max_segments;       /* longer texts fail [20] */
-    struct metrics *metrics;     /* NULL: none */
+    int metrics;                 /* nonzero: register and update metrics */
+    struct metrics *registry;    /* with metrics: NULL = the process's default registry */
 };
 
 #define PICKUP_DEFAULT_PHONE_COLUMNS                                                               \

@@ -31,10 +31,11 @@ struct metrics;
 struct writeback;
 
 struct writeback_opts {
-    unsigned batch;          /* rows per round [1000] */
-    const char *entity_set;  /* [smsys_smses] */
-    const char *logical;     /* [smsys_sms] */
-    struct metrics *metrics; /* NULL: no metrics */
+    unsigned batch;           /* rows per round [1000] */
+    const char *entity_set;   /* [smsys_smses] */
+    const char *logical;      /* [smsys_sms] */
+    int metrics;              /* nonzero: register and update metrics */
+    struct metrics *registry; /* with metrics: NULL = the process's default registry */
 };
 
 struct writeback_stats {

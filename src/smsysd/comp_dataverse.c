@@ -4,7 +4,8 @@
  * components share (one pinned PostgreSQL connection for all three), and
  * the Dynamics request metrics. Registered before those components, so it
  * closes after them: it waits for their runs to end (dv_close completes
- * pending requests with SMSYS_ECLOSED) before freeing what they use. */
+ * pending requests with SMSYS_ECLOSED) before freeing what they use.
+ * The client's counters reach /metrics through a scrape hook. */
 #include "smsysd.h"
 
 #include "smsys/dataverse.h"
@@ -20,9 +21,6 @@
 
 struct comp_dv {
     struct smsysd *d;
-    uv_timer_t timer; /* metrics refresh */
-    int timer_open;
-    int own_metrics;
     struct dv_metrics last;
     struct metric *m_req, *m_429, *m_fail, *m_wait, *m_inflight, *m_queued;
     int dv_closed, job_closed, http_closing;
@@ -30,11 +28,11 @@ struct comp_dv {
     void *done_arg;
 };
 
-/* Counters move by their delta since the last refresh. */
-static void metrics_timer_cb(uv_timer_t *t)
+/* Before each scrape: counters move by their delta since the last one. */
+static void scrape_cb(struct smsysd *d, void *ud)
 {
-    struct comp_dv *c = container_of(t, struct comp_dv, timer);
-    if (c->d->dv == NULL)
+    struct comp_dv *c = ud;
+    if (d->dv == NULL)
         return;
     const struct dv_metrics *m = dv_metrics(c->d->dv);
     uint64_t req = 0, last = 0;
@@ -85,10 +83,8 @@ static int dv_start(struct service *svc, void *ud, struct smsys_err *err)
         rc = queue_new(loop, d->pg, NULL, &d->dvq);
     if (rc == 0 && cfg->pickup.enabled)
         rc = ljob_new(loop, d->dvq, "dynamics", 1000, &d->dvjob);
-    if (rc == 0 && d->metrics == NULL) {
-        rc = metrics_new(&d->metrics);
-        c->own_metrics = rc == 0;
-    }
+    if (rc == 0)
+        rc = smsysd_on_scrape(d, scrape_cb, c);
     if (rc != 0) {
         /* A failed start is not closed by the service: the loop runs the
          * closes that were started. */
@@ -103,27 +99,19 @@ static int dv_start(struct service *svc, void *ud, struct smsys_err *err)
         return smsys_err_set(err, rc, "cannot set up the Dynamics client: %s%s", smsys_strerror(rc),
                              rc == -EINVAL ? " (check [dataverse] url and credentials)" : "");
     }
-    c->m_req = metrics_counter(d->metrics, "smsys_dynamics_requests_total",
+    c->m_req = metrics_counter(NULL, "smsys_dynamics_requests_total",
                                "HTTP requests sent to Dynamics (retries included).", NULL);
-    c->m_429 = metrics_counter(d->metrics, "smsys_dynamics_throttled_total",
+    c->m_429 = metrics_counter(NULL, "smsys_dynamics_throttled_total",
                                "429 answers from Dynamics (service protection).", NULL);
-    c->m_fail = metrics_counter(d->metrics, "smsys_dynamics_failures_total",
+    c->m_fail = metrics_counter(NULL, "smsys_dynamics_failures_total",
                                 "Dynamics requests that failed after their retries.", NULL);
-    c->m_wait = metrics_counter(d->metrics, "smsys_dynamics_throttle_wait_seconds_total",
+    c->m_wait = metrics_counter(NULL, "smsys_dynamics_throttle_wait_seconds_total",
                                 "Time requests were held back by Retry-After.", NULL);
     c->m_inflight =
-        metrics_gauge(d->metrics, "smsys_dynamics_in_flight", "Dynamics requests in flight.", NULL);
-    c->m_queued = metrics_gauge(d->metrics, "smsys_dynamics_waiting",
+        metrics_gauge(NULL, "smsys_dynamics_in_flight", "Dynamics requests in flight.", NULL);
+    c->m_queued = metrics_gauge(NULL, "smsys_dynamics_waiting",
                                 "Dynamics requests waiting for a slot or a throttle pause.", NULL);
-    uv_timer_init(loop, &c->timer);
-    c->timer_open = 1;
-    uv_timer_start(&c->timer, metrics_timer_cb, 1000, 1000);
     return 0;
-}
-
-static void comp_timer_closed_cb(uv_handle_t *h)
-{
-    (void)h;
 }
 
 static void http_closed_cb(void *ud)
@@ -133,10 +121,6 @@ static void http_closed_cb(void *ud)
     d->dv_http = NULL;
     queue_free(d->dvq);
     d->dvq = NULL;
-    if (c->own_metrics) {
-        metrics_free(d->metrics);
-        d->metrics = NULL;
-    }
     c->done(c->done_arg);
 }
 
@@ -174,10 +158,6 @@ static void dv_comp_close(void *ud, service_done_cb done, void *arg)
     }
     c->done = done;
     c->done_arg = arg;
-    if (c->timer_open) {
-        c->timer_open = 0;
-        uv_close((uv_handle_t *)&c->timer, comp_timer_closed_cb);
-    }
     c->job_closed = d->dvjob == NULL;
     if (d->dvjob)
         ljob_close(d->dvjob, job_closed_cb, c);

@@ -1,30 +1,92 @@
 /* comp_http.c - the HTTP endpoint of smsysd as a service component:
- * /healthz (service_health); /metrics joins when the metrics module lands.
- * Provider webhooks will add their routes to the same server. */
+ * GET /healthz (the health module, one check per component that reports
+ * health, plus "service", which fails while starting or stopping so a load
+ * balancer drains us first) and GET /metrics (the default metrics
+ * registry). Provider webhooks will add their routes to the same server. */
 #include "smsysd.h"
 
+#include "smsys/health.h"
 #include "smsys/http_server.h"
-#include "smsys/log.h"
+#include "smsys/metrics.h"
+#include "smsys/version.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+/* ud of one component's health check. */
+struct hcheck {
+    struct service *svc;
+    size_t idx;
+};
+
 struct comp_http {
+    struct smsysd *d;
     struct service *svc;
     struct http_server *srv;
+    struct health *health;
+    struct hcheck *checks;
     service_done_cb done;
     void *done_arg;
 };
 
-static void healthz_cb(struct http_req *req, struct http_resp *resp, void *ud)
+static int service_check_cb(void *ud, char *detail, size_t len)
 {
     struct comp_http *h = ud;
+    if (service_stopping(h->svc)) {
+        snprintf(detail, len, "stopping");
+        return -1;
+    }
+    return 0;
+}
+
+static int component_check_cb(void *ud, char *detail, size_t len)
+{
+    struct hcheck *c = ud;
     struct buf b = BUF_INIT;
-    /* 503 while starting or stopping too, so a load balancer stops
-     * sending before the process goes away. */
-    int rc = service_health(h->svc, &b);
-    http_resp_header(resp, "Cache-Control", "no-store");
-    http_resp_send(resp, rc == 0 ? 200 : 503, "application/json", b.data ? b.data : "{}", b.len);
+    const char *name;
+    int rc = service_component_health(c->svc, c->idx, &name, &b);
+    snprintf(detail, len, "%s", b.data ? b.data : "");
     buf_free(&b);
+    return rc;
+}
+
+static void metrics_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    struct comp_http *h = ud;
+    smsysd_scrape(h->d);
+    metrics_http_handler(req, resp, NULL);
+}
+
+static int add_checks(struct comp_http *h)
+{
+    int rc = health_new(&h->health);
+    if (rc)
+        return rc;
+    if ((rc = health_add(h->health, "service", service_check_cb, h)) != 0)
+        return rc;
+    size_t n = service_ncomponents(h->svc);
+    h->checks = calloc(n ? n : 1, sizeof(*h->checks));
+    if (h->checks == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int has = 0;
+        const char *name = service_component_name(h->svc, i, &has);
+        if (!has)
+            continue;
+        h->checks[i] = (struct hcheck){h->svc, i};
+        if ((rc = health_add(h->health, name, component_check_cb, &h->checks[i])) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void release(struct comp_http *h)
+{
+    health_free(h->health);
+    h->health = NULL;
+    free(h->checks);
+    h->checks = NULL;
 }
 
 static void discard_closed_cb(void *ud)
@@ -41,11 +103,24 @@ static int http_start(struct service *svc, void *ud, struct smsys_err *err)
         .max_body_bytes = (size_t)cfg->http.max_body_bytes,
     };
     h->svc = svc;
-    int rc = http_server_new(service_loop(svc), &opts, &h->srv);
-    if (rc)
+    int rc = add_checks(h);
+    if (rc) {
+        release(h);
+        return smsys_err_set(err, rc, "cannot set up health checks: %s", smsys_strerror(rc));
+    }
+    /* Constant 1 with the version as a label, the Prometheus convention
+     * for telling which build is running. */
+    metrics_set(metrics_gauge(NULL, "smsys_build_info", "Build of the running smsysd.",
+                              (const char *[]){"version", SMSYS_VERSION, NULL}),
+                1);
+    rc = http_server_new(service_loop(svc), &opts, &h->srv);
+    if (rc) {
+        release(h);
         return smsys_err_set(err, rc, "cannot listen on %s: %s", cfg->http.listen,
                              smsys_strerror(rc));
-    if ((rc = http_server_route(h->srv, "GET", "/healthz", healthz_cb, h)) != 0) {
+    }
+    if ((rc = http_server_route(h->srv, "GET", "/healthz", health_http_handler, h->health)) != 0 ||
+        (rc = http_server_route(h->srv, "GET", "/metrics", metrics_cb, h)) != 0) {
         /* A failed start is never closed by the service: do it here. */
         http_server_close(h->srv, discard_closed_cb, NULL);
         h->srv = NULL;
@@ -58,6 +133,7 @@ static void http_closed_cb(void *ud)
 {
     struct comp_http *h = ud;
     h->srv = NULL;
+    release(h);
     h->done(h->done_arg);
 }
 
@@ -65,6 +141,7 @@ static void http_close(void *ud, service_done_cb done, void *arg)
 {
     struct comp_http *h = ud;
     if (h->srv == NULL) {
+        release(h);
         done(arg);
         return;
     }
@@ -91,5 +168,6 @@ static const struct service_component http_component = {
 int smsysd_add_http(struct smsysd *d)
 {
     static struct comp_http h;
+    h.d = d;
     return service_add(d->svc, &http_component, &h);
 }

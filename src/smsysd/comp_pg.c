@@ -3,16 +3,49 @@
  * fatal (health says so and the pool keeps retrying with backoff). */
 #include "smsysd.h"
 
-#include "smsys/log.h"
+#include "smsys/metrics.h"
 #include "smsys/pg.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 struct comp_pg {
     struct smsysd *d;
     service_done_cb done;
     void *done_arg;
+    uint64_t seen_reconnects, seen_queries; /* already added to the counters */
 };
+
+/* Copies the pool's stats into gauges and counters before a scrape. */
+static void pg_scrape_cb(struct smsysd *d, void *ud)
+{
+    struct comp_pg *c = ud;
+    if (d->pg == NULL)
+        return;
+    struct pg_pool_stats st;
+    pg_pool_stats(d->pg, &st);
+    static const char *const help = "PostgreSQL pool connections by state.";
+    metrics_set(metrics_gauge(NULL, "smsys_pg_connections", help,
+                              (const char *[]){"state", "configured", NULL}),
+                st.size);
+    metrics_set(metrics_gauge(NULL, "smsys_pg_connections", help,
+                              (const char *[]){"state", "connected", NULL}),
+                st.connected);
+    metrics_set(
+        metrics_gauge(NULL, "smsys_pg_connections", help, (const char *[]){"state", "busy", NULL}),
+        st.busy);
+    metrics_set(metrics_gauge(NULL, "smsys_pg_queued_requests",
+                              "Requests waiting for a PostgreSQL connection.", NULL),
+                st.queued);
+    metrics_add(metrics_counter(NULL, "smsys_pg_reconnects_total",
+                                "PostgreSQL connections re-established after a loss.", NULL),
+                (double)(st.reconnects - c->seen_reconnects));
+    metrics_add(metrics_counter(NULL, "smsys_pg_queries_total",
+                                "PostgreSQL statements completed (ok or error).", NULL),
+                (double)(st.queries - c->seen_queries));
+    c->seen_reconnects = st.reconnects;
+    c->seen_queries = st.queries;
+}
 
 static int pg_start(struct service *svc, void *ud, struct smsys_err *err)
 {
@@ -56,8 +89,12 @@ static int pg_health(void *ud, struct buf *detail)
     struct pg_pool_stats st;
     pg_pool_stats(c->d->pg, &st);
     /* One live connection is enough to make progress; none is an outage. */
-    buf_printf(detail, "%s %u/%u connected, %u busy, %u queued",
-               st.connected ? "ok" : "connecting:", st.connected, st.size, st.busy, st.queued);
+    if (st.connected)
+        buf_printf(detail, "ok %u/%u connected, %u busy, %u queued", st.connected, st.size, st.busy,
+                   st.queued);
+    else
+        buf_printf(detail, "connecting: %s",
+                   st.last_error[0] ? st.last_error : "no connection yet");
     return st.connected ? 0 : -1;
 }
 
@@ -74,5 +111,6 @@ int smsysd_add_pg(struct smsysd *d)
 {
     static struct comp_pg c;
     c.d = d;
-    return service_add(d->svc, &pg_component, &c);
+    int rc = smsysd_on_scrape(d, pg_scrape_cb, &c);
+    return rc ? rc : service_add(d->svc, &pg_component, &c);
 }

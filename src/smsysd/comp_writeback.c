@@ -82,8 +82,7 @@ static int wb_start(struct service *svc, void *ud, struct smsys_err *err)
     const struct smsys_config *cfg = service_config(svc);
     if (c->d->dvjob == NULL)
         return 0;
-    struct writeback_opts o = {.batch = (unsigned)cfg->pickup.writeback_batch,
-                               .metrics = c->d->metrics};
+    struct writeback_opts o = {.batch = (unsigned)cfg->pickup.writeback_batch, .metrics = 1};
     int rc = writeback_new(service_loop(svc), c->d->dvq, c->d->dv, &o, &c->wb);
     if (rc == 0)
         rc = ljob_task_add(c->d->dvjob, "writeback", (unsigned)cfg->pickup.writeback_idle_ms,
@@ -93,9 +92,8 @@ static int wb_start(struct service *svc, void *ud, struct smsys_err *err)
         c->wb = NULL;
         return smsys_err_set(err, rc, "cannot start the write-back: %s", smsys_strerror(rc));
     }
-    if (c->d->metrics)
-        c->m_depth = metrics_gauge(c->d->metrics, "smsys_writeback_outbox_depth",
-                                   "Rows in the write-back outbox (refreshed every 5 s).", NULL);
+    c->m_depth = metrics_gauge(NULL, "smsys_writeback_outbox_depth",
+                               "Rows in the write-back outbox (refreshed every 5 s).", NULL);
     /* Not fatal: the idle timer still finds the rows. */
     if (queue_listen(c->d->dvq, notify_cb, c) != 0)
         log_warn("writeback_listen_failed", "fallback=timer interval_ms=%lld",

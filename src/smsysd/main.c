@@ -3,6 +3,7 @@
  * graceful stop and reload. New modules plug in in register_components(). */
 #include "smsys/config.h"
 #include "smsys/log.h"
+#include "smsys/metrics.h"
 #include "smsys/migrate.h"
 #include "smsys/service.h"
 #include "smsys/version.h"
@@ -48,6 +49,22 @@ static int check_config(const char *path)
     if (nerr == 0)
         printf("%s: ok\n", path);
     return nerr ? 1 : 0;
+}
+
+int smsysd_on_scrape(struct smsysd *d, smsysd_scrape_cb cb, void *ud)
+{
+    if (d->nscrape >= SMSYSD_MAX_SCRAPE)
+        return -ENOSPC;
+    d->scrape[d->nscrape].cb = cb;
+    d->scrape[d->nscrape].ud = ud;
+    d->nscrape++;
+    return 0;
+}
+
+void smsysd_scrape(struct smsysd *d)
+{
+    for (size_t i = 0; i < d->nscrape; i++)
+        d->scrape[i].cb(d, d->scrape[i].ud);
 }
 
 /* Brings the schema to this build's version (or, with migrate_on_start =
@@ -139,6 +156,9 @@ int main(int argc, char **argv)
     /* Writes to a peer that has gone away must fail with EPIPE, not kill
      * the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* Until the service installs its handler, a SIGHUP (a reload sent too
+     * early) must not kill the process; the config is being read anyway. */
+    signal(SIGHUP, SIG_IGN);
 
     struct smsys_err err = {0};
     struct smsys_config *cfg = NULL;
@@ -176,6 +196,7 @@ int main(int argc, char **argv)
         log_error("service failed to start", "error=\"%s\"", log_q(err.detail));
     int code = service_run(svc);
     service_free(svc);
+    metrics_free(NULL); /* the default registry the components filled */
     if (uv_loop_close(&loop) != 0 && code == 0) {
         log_error("handles left open at exit", "file=%s", path);
         code = 1;

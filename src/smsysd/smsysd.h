@@ -12,7 +12,14 @@ struct http_client;
 struct dv_client;
 struct queue;
 struct ljob;
-struct metrics;
+struct smsysd;
+
+/* Called before each /metrics scrape to copy state a module keeps as plain
+ * counters (pool stats, client counters) into the metrics registry. Must
+ * not block. */
+typedef void (*smsysd_scrape_cb)(struct smsysd *d, void *ud);
+
+#define SMSYSD_MAX_SCRAPE 16
 
 /* Shared state of the process; owned by main.c, lives as long as the loop. */
 struct smsysd {
@@ -21,11 +28,20 @@ struct smsysd {
     /* Dynamics side (comp_dataverse.c; NULL until it has started) */
     struct http_client *dv_http;
     struct dv_client *dv;
-    struct queue *dvq;       /* queue handle of the Dynamics jobs */
-    struct ljob *dvjob;      /* the "dynamics" leader lock: accounts, pickup, write-back */
-    struct metrics *metrics; /* the process's registry; created by the first user */
-    int accounts_synced;     /* the pickup waits for the first accounts sync */
+    struct queue *dvq;   /* queue handle of the Dynamics jobs */
+    struct ljob *dvjob;  /* the "dynamics" leader lock: accounts, pickup, write-back */
+    int accounts_synced; /* the pickup waits for the first accounts sync */
+    struct {
+        smsysd_scrape_cb cb;
+        void *ud;
+    } scrape[SMSYSD_MAX_SCRAPE];
+    size_t nscrape;
 };
+
+/* Registers a scrape hook; returns 0 or -ENOSPC. */
+int smsysd_on_scrape(struct smsysd *d, smsysd_scrape_cb cb, void *ud);
+/* Runs every scrape hook (comp_http does, per /metrics request). */
+void smsysd_scrape(struct smsysd *d);
 
 int smsysd_add_pg(struct smsysd *d);
 int smsysd_add_http(struct smsysd *d);

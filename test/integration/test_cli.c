@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include "smsys/buf.h"
+#include "smsys/pg.h"
+#include "smsys/queue.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
 #include "tdb.h"
@@ -22,16 +24,17 @@
 static char tmpdir[256];
 static char good_conf[320], bad_conf[320];
 static char db_name[64], db_conninfo[1024];
+static pid_t dvemu_pid; /* the Dataverse emulator doctor signs in to */
 
 /* good_fmt with the test database's conninfo; a password is appended to
  * prove dumps mask it (the test server does not ask for one). */
 static char good_text[2048];
 static const char good_fmt[] = "[dataverse]\n"
-                               "url = https://contoso.crm4.dynamics.com\n"
-                               "token_url = https://login.example/t/oauth2/v2.0/token\n"
+                               "url = http://127.0.0.1:%d\n"
+                               "token_url = http://127.0.0.1:%d/t/oauth2/v2.0/token\n"
                                "client_id = app\n"
                                "client_secret = env:SMSYS_T_CLI_SECRET\n"
-                               "scope = https://contoso.crm4.dynamics.com/.default\n"
+                               "scope = http://127.0.0.1:%d/.default\n"
                                "password = LITERAL-PW-9\n"
                                "username = u\n"
                                "[postgres]\n"
@@ -53,7 +56,16 @@ static int setup(void **state)
     if (mkdtemp(tmpdir) == NULL)
         return -1;
     tdb_create("cli", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
-    snprintf(good_text, sizeof(good_text), good_fmt, db_conninfo);
+    int dv_port = tu_free_port();
+    char listen[64], logf[300];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", dv_port);
+    snprintf(logf, sizeof(logf), "%s/dvemu.log", tmpdir);
+    char *dv_argv[] = {(char *)tu_bin("dvemu"), "--listen", listen, "--client",
+                       "app:ENV-CS-SECRET-3",   NULL};
+    dvemu_pid = tu_spawn(dv_argv, logf, dv_port, 5000);
+    if (dvemu_pid <= 0)
+        return -1;
+    snprintf(good_text, sizeof(good_text), good_fmt, dv_port, dv_port, dv_port, db_conninfo);
     /* build/san/bin/.. is not the source tree: name the migrations. */
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     snprintf(good_conf, sizeof(good_conf), "%s/good.conf", tmpdir);
@@ -74,6 +86,7 @@ static int teardown(void **state)
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     tdb_drop(db_name);
+    tu_stop(dvemu_pid);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -154,7 +167,8 @@ static void test_help_everywhere(void **state)
     expect(ctl("config", "--help", NULL), 0, "check", NULL);
     expect(ctl("db", "--help", NULL), 0, "migrate", NULL);
     const char *cmds[][2] = {{"config", "check"}, {"config", "keys"}, {"config", "dump"},
-                             {"doctor", NULL},    {"db", "migrate"},  {"version", NULL}};
+                             {"doctor", NULL},    {"db", "migrate"},  {"queue", "stats"},
+                             {"version", NULL},   {"text", "info"}};
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
         struct run r = cmds[i][1] ? ctl(cmds[i][0], cmds[i][1], "--help", NULL)
                                   : ctl(cmds[i][0], "--help", NULL);
@@ -233,7 +247,7 @@ static void test_config_dump_masks(void **state)
             if (strstr(r.out, secrets[i]) || strstr(r.err, secrets[i]))
                 fail_msg("secret %s in dump:\n%s", secrets[i], r.out);
         assert_non_null(strstr(r.out, "***"));
-        assert_non_null(strstr(r.out, "contoso.crm4.dynamics.com"));
+        assert_non_null(strstr(r.out, "http://127.0.0.1:"));
         if (json) {
             cJSON *j = cJSON_Parse(r.out);
             assert_non_null(j);
@@ -280,9 +294,19 @@ static void test_doctor(void **state)
     struct run r = ctl("--config", good_conf, "doctor", NULL);
     assert_int_equal(r.code, 0);
     assert_true(strncmp(r.out, "ok    config ", 13) == 0);
-    assert_non_null(strstr(r.out, "skip  dynamics: sign in and WhoAmI"));
+    assert_non_null(strstr(r.out, "skip  providers: credentials and balance"));
     assert_non_null(strstr(r.out, "\nok    postgresql: connected to database smsys_t_cli_"));
     assert_non_null(strstr(r.out, "\nok    postgresql: schema version "));
+    assert_non_null(strstr(r.out, "\nok    dynamics: signed in to http://127.0.0.1:"));
+    run_free(&r);
+
+    /* A refused secret: FAIL with the token endpoint's answer and what to check. */
+    setenv("SMSYS_T_CLI_SECRET", "not-the-secret", 1);
+    r = ctl("--config", good_conf, "doctor", NULL);
+    setenv("SMSYS_T_CLI_SECRET", "ENV-CS-SECRET-3", 1);
+    if (r.code != 1 || !strstr(r.out, "FAIL  dynamics: sign in to http://127.0.0.1:") ||
+        !strstr(r.out, "client_secret") || strstr(r.out, "not-the-secret"))
+        fail_msg("exit %d: %s", r.code, r.out);
     run_free(&r);
 
     /* PostgreSQL down: a FAIL with the libpq reason, and the checks that
@@ -343,13 +367,129 @@ static void test_db_migrate(void **state)
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
 }
 
+/* The CLI counts exactly as sending does: boundary lengths from the text
+ * module's rules, Persian as UCS-2, invalid UTF-8 refused. */
+static void test_text_info(void **state)
+{
+    (void)state;
+    char gsm161[162];
+    memset(gsm161, 'a', 161);
+    gsm161[161] = '\0';
+    expect(ctl("text", "info", "--json", gsm161, NULL), 0, "\"segments\":2", NULL);
+    expect(ctl("text", "info", "--json", gsm161 + 1, NULL), 0, "\"segments\":1", NULL);
+    /* 71 Persian letters: one over the single UCS-2 limit. */
+    char fa[71 * 2 + 1];
+    for (int i = 0; i < 71; i++)
+        memcpy(fa + 2 * i, "\xd8\xb3", 2); /* U+0633 */
+    fa[142] = '\0';
+    expect(ctl("text", "info", "--json", fa, NULL), 0,
+           "\"encoding\":\"UCS-2\",\"data_coding\":8,\"chars\":71", NULL);
+    expect(ctl("text", "info", fa, NULL), 0, "segments    2", NULL);
+    /* An extension character costs two septets. */
+    expect(ctl("text", "info", "--json", "{}", NULL), 0, "\"units\":4", NULL);
+    expect(ctl("text", "info", "--ucs2", "--json", "hi", NULL), 0, "\"encoding\":\"UCS-2\"", NULL);
+    expect(ctl("text", "info", "a\xff", NULL), 1, NULL, "invalid UTF-8 at byte 1");
+    expect(ctl("text", "info", NULL), 2, NULL, "missing TEXT");
+    expect(ctl("text", "info", "--smsc-default", "2", "x", NULL), 2, NULL, "--smsc-default");
+}
+
+static void enqueued_cb(int rc, const struct queue_enq_res *res, size_t n,
+                        const struct smsys_err *err, void *ud)
+{
+    if (rc != 0)
+        fail_msg("enqueue: %s", err ? err->detail : "?");
+    assert_int_equal(n, 3);
+    *(int *)ud = 1;
+}
+
+static void pool_closed_cb(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* Puts three messages in the test database's queue with the queue module
+ * itself, so the CLI reads rows the service would have written. */
+static void enqueue_three(void)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct pg_pool *pool;
+    struct queue *q;
+    assert_int_equal(pg_pool_new(&loop, db_conninfo, 1, &pool), 0);
+    assert_int_equal(queue_new(&loop, pool, NULL, &q), 0);
+    static const char acc_a[] = "11111111-1111-4111-8111-111111111111";
+    static const char acc_b[] = "22222222-2222-4222-8222-222222222222";
+    /* Accounts are mirrored from Dynamics by the service; insert two. */
+    PGconn *c = PQconnectdb(db_conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, "INSERT INTO smsys_account (id, name, provider) VALUES "
+                              "('11111111-1111-4111-8111-111111111111', 'a', 'kavenegar'), "
+                              "('22222222-2222-4222-8222-222222222222', 'b', 'smpp')");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("insert accounts: %s", PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+    struct queue_new m[3] = {
+        {.idem_key = "cli-1", .account_id = acc_a, .recipient = "+989121234567", .body = "a"},
+        {.idem_key = "cli-2", .account_id = acc_a, .recipient = "+989121234568", .body = "b"},
+        {.idem_key = "cli-3", .account_id = acc_b, .recipient = "+989121234569", .body = "c"},
+    };
+    for (int i = 0; i < 3; i++) {
+        m[i].segments = 1;
+        m[i].state = QUEUE_QUEUED;
+    }
+    int done = 0;
+    assert_int_equal(queue_enqueue(q, m, 3, enqueued_cb, &done), 0);
+    assert_int_equal(tu_run_until(&loop, &done, 10000), 0);
+    int closed = 0;
+    pg_pool_close(pool, pool_closed_cb, &closed);
+    assert_int_equal(tu_run_until(&loop, &closed, 10000), 0);
+    queue_free(q);
+    assert_int_equal(tu_loop_handles(&loop), 0);
+    assert_int_equal(tu_loop_close(&loop), 0);
+}
+
+static void test_queue_stats(void **state)
+{
+    (void)state;
+    expect(ctl("--config", good_conf, "queue", "stats", NULL), 0, "the queue is empty", NULL);
+    enqueue_three();
+    struct run r = ctl("--config", good_conf, "queue", "stats", NULL);
+    assert_int_equal(r.code, 0);
+    /* One line per account and state: ACCOUNT STATE MESSAGES OLDEST. */
+    const char *want[][3] = {{"11111111-1111-4111-8111-111111111111", "queued", "2"},
+                             {"22222222-2222-4222-8222-222222222222", "queued", "1"}};
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        const char *line = strstr(r.out, want[i][0]);
+        char acc[64], st[32], count[32];
+        if (line == NULL || sscanf(line, "%63s %31s %31s", acc, st, count) != 3 ||
+            strcmp(st, want[i][1]) != 0 || strcmp(count, want[i][2]) != 0)
+            fail_msg("no line '%s %s %s' in:\n%s", want[i][0], want[i][1], want[i][2], r.out);
+    }
+    /* Quiet by default: no module log lines. */
+    assert_null(strstr(r.err, "pg connected"));
+    run_free(&r);
+    r = ctl("--config", good_conf, "queue", "stats", "--json", NULL);
+    assert_int_equal(r.code, 0);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_int_equal(cJSON_GetArraySize(j), 2);
+    cJSON *first = cJSON_GetArrayItem(j, 0);
+    assert_string_equal(cJSON_GetObjectItem(first, "state")->valuestring, "queued");
+    assert_int_equal((int)cJSON_GetObjectItem(first, "count")->valuedouble, 2);
+    cJSON_Delete(j);
+    run_free(&r);
+    expect(ctl("--config", bad_conf, "queue", "stats", NULL), 1, NULL, "bad.conf:12:");
+    expect(ctl("queue", "stats", "extra", NULL), 2, NULL, "unexpected argument");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_everywhere), cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_config_check),    cmocka_unit_test(test_config_dump_masks),
         cmocka_unit_test(test_config_keys),     cmocka_unit_test(test_db_migrate),
-        cmocka_unit_test(test_doctor),
+        cmocka_unit_test(test_doctor),          cmocka_unit_test(test_text_info),
+        cmocka_unit_test(test_queue_stats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -17,7 +17,7 @@
 #define A1 "a1000000-0000-0000-0000-0000000000a1"
 #define C1 "c1000000-0000-0000-0000-000000000001"
 
-static char dir[128], conf[256], conf2[256], logf[256], log2[256];
+static char dir[128], conf[256], conf2[256], log_a[256], log_b[256];
 static int http_port, http_port2;
 
 static void write_conf(const char *path, struct pkf *f, const char *db_conninfo, int port)
@@ -98,8 +98,8 @@ static void test_smsysd_picks_up(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(conf, sizeof(conf), "%s/a.conf", dir);
     snprintf(conf2, sizeof(conf2), "%s/b.conf", dir);
-    snprintf(logf, sizeof(logf), "%s/a.log", dir);
-    snprintf(log2, sizeof(log2), "%s/b.log", dir);
+    snprintf(log_a, sizeof(log_a), "%s/a.log", dir);
+    snprintf(log_b, sizeof(log_b), "%s/b.log", dir);
     http_port = tu_free_port();
     http_port2 = tu_free_port();
     setenv("SMSYS_T_PK_SECRET", "smsys-demo-secret", 1);
@@ -109,10 +109,10 @@ static void test_smsysd_picks_up(void **state)
     static char bin[4096];
     snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
     char *argv[] = {bin, "--config", conf, NULL};
-    pid_t pid = tu_spawn(argv, logf, http_port, 10000);
+    pid_t pid = tu_spawn(argv, log_a, http_port, 10000);
     assert_true(pid > 0);
     char *argv2[] = {bin, "--config", conf2, NULL};
-    pid_t pid2 = tu_spawn(argv2, log2, http_port2, 10000);
+    pid_t pid2 = tu_spawn(argv2, log_b, http_port2, 10000);
     assert_true(pid2 > 0);
 
     /* Queued reaches Dynamics. */
@@ -129,7 +129,7 @@ static void test_smsysd_picks_up(void **state)
             uv_sleep(100);
     }
     if (!ok) {
-        char *l = read_file(logf);
+        char *l = read_file(log_a);
         print_message("%s\n", l);
         free(l);
         fail_msg("the SMS did not reach Queued in Dynamics");
@@ -143,7 +143,7 @@ static void test_smsysd_picks_up(void **state)
     assert_string_equal(pkf_str(&f, "SELECT DISTINCT sender FROM smsys_message"), "3000111");
 
     /* Exactly one of the two holds the Dynamics jobs. */
-    char *la = read_file(logf), *lb = read_file(log2);
+    char *la = read_file(log_a), *lb = read_file(log_b);
     int leaders = (strstr(la, "leader_acquired job=dynamics") != NULL) +
                   (strstr(lb, "leader_acquired job=dynamics") != NULL);
     assert_int_equal(leaders, 1);
@@ -156,7 +156,7 @@ static void test_smsysd_picks_up(void **state)
     st = tu_stop(pid2);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    char *l = read_file(logf);
+    char *l = read_file(log_a);
     assert_null(strstr(l, "smsys-demo-secret"));
     free(l);
 

@@ -8,6 +8,7 @@
 
 #include "smsys/buf.h"
 #include "smsys/log.h"
+#include "smsys/metrics.h"
 #include "smsys/service.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
@@ -319,6 +320,14 @@ static void test_reload_on_sighup(void **state)
     assert_int_equal(p.calls, 1);
     assert_int_equal(service_config(svc)->log.level, LOG_WARN);
     assert_false(log_enabled(LOG_DEBUG));
+    /* Both reloads are counted, and the last one is marked failed. */
+    struct buf m = BUF_INIT;
+    assert_int_equal(metrics_render(NULL, &m), 0);
+    assert_non_null(strstr(m.data, "smsys_config_reloads_total{result=\"ok\"} 1\n"));
+    assert_non_null(strstr(m.data, "smsys_config_reloads_total{result=\"error\"} 1\n"));
+    assert_non_null(strstr(m.data, "smsys_config_last_reload_successful 0\n"));
+    buf_free(&m);
+    metrics_free(NULL);
 
     service_stop(svc, 0);
     assert_int_equal(service_run(svc), 0);

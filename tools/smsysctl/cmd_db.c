@@ -1,6 +1,7 @@
 /* cmd_db.c - smsysctl db migrate. */
 #include "ctl.h"
 
+#include "smsys/log.h"
 #include "smsys/migrate.h"
 
 #include <errno.h>
@@ -26,6 +27,8 @@ int cmd_db_migrate(struct ctl *ctl, int argc, char **argv)
     }
     struct smsys_err err = {0};
     /* Each applied or pending file is logged to stderr by migrate_apply. */
+    if (ctl->verbose == 0)
+        log_setup(LOG_INFO, LOG_TEXT, stderr);
     int n = migrate_apply(cfg->postgres.conninfo, dir, dry_run, &err);
     config_free(cfg);
     if (n < 0)

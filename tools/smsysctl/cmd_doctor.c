@@ -173,10 +173,17 @@ int cmd_doctor(struct ctl *ctl, int argc, char **argv)
         report(&d, "skip", "postgresql: schema version matches this build", "%s",
                cfg ? "needs PostgreSQL" : "needs a valid config");
 
-    /* The checks below need modules that are not in this build yet
-     * (dataverse, connectors); each says what it will do. */
+    /* The provider check needs the connectors, not in this build yet. */
     const char *why = cfg ? "not in this build yet" : "needs a valid config";
-    report(&d, "skip", "dynamics: sign in and WhoAmI", "%s", why);
+    if (cfg) {
+        char dwhat[600], dfix[800] = "";
+        if (ctl_check_dynamics(cfg, dwhat, sizeof(dwhat), dfix, sizeof(dfix)) == 0)
+            report(&d, "ok", dwhat, NULL);
+        else
+            report(&d, "FAIL", dwhat, "%s", dfix);
+    } else {
+        report(&d, "skip", "dynamics: sign in and WhoAmI", "%s", why);
+    }
     report(&d, "skip", "providers: credentials and balance of each account", "%s", why);
 
     if (root) {

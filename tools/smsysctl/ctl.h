@@ -20,6 +20,7 @@ enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
 struct ctl {
     const char *config_path; /* --config, else $SMSYS_CONFIG, else the default */
     int json;                /* --json given (only for CTL_JSON commands) */
+    int verbose;             /* --verbose count: module logs at info (1) or debug (2+) */
     const struct ctl_cmd *cmd;
 };
 
@@ -51,10 +52,19 @@ struct smsys_config *ctl_load_config(const struct ctl *ctl);
 /* Writes b to stdout. */
 void ctl_out(const struct buf *b);
 
+/* Signs in to Dynamics with cfg's [dataverse] settings and calls WhoAmI
+ * (blocking, bounded by a deadline). Returns 0 with what describing the
+ * success, or -1 with what naming the check and fix saying why and what
+ * to do. */
+int ctl_check_dynamics(const struct smsys_config *cfg, char *what, size_t wlen, char *fix,
+                       size_t flen);
+
 int cmd_config_check(struct ctl *ctl, int argc, char **argv);
 int cmd_config_keys(struct ctl *ctl, int argc, char **argv);
 int cmd_config_dump(struct ctl *ctl, int argc, char **argv);
 int cmd_doctor(struct ctl *ctl, int argc, char **argv);
 int cmd_db_migrate(struct ctl *ctl, int argc, char **argv);
+int cmd_text_info(struct ctl *ctl, int argc, char **argv);
+int cmd_queue_stats(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
  * the dispatcher. Commands live in cmd_*.c. */
 #include "ctl.h"
 
+#include "smsys/log.h"
 #include "smsys/util.h"
 #include "smsys/version.h"
 
@@ -36,6 +37,16 @@ static const struct ctl_cmd commands[] = {
      "Apply the pending SQL migrations to the [postgres] database, in one transaction each. "
      "--dry-run lists what would be applied and changes nothing.",
      0, cmd_db_migrate},
+    {"text", "info", "[--ucs2] [--smsc-default 0|1|3] TEXT|-",
+     "Show how TEXT travels as SMS: encoding (GSM-7 or UCS-2), characters, units, segments "
+     "and what is left in the last segment, counted exactly as sending and billing count it. "
+     "- reads the text from standard input. Exit 1 for invalid UTF-8.",
+     CTL_JSON, cmd_text_info},
+    {"queue", "stats", "",
+     "Count the messages of the PostgreSQL queue by provider account and state (queued, "
+     "inflight, sent, delivered, retrying, failed, unknown, ...), with the age of the oldest "
+     "in each.",
+     CTL_JSON, cmd_queue_stats},
     {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
 };
 
@@ -158,6 +169,9 @@ static const struct ctl_cmd *find_cmd(const char *name, const char *sub)
 int main(int argc, char **argv)
 {
     struct ctl ctl = {0};
+    /* Library modules log their events; a CLI shows only problems unless
+     * asked (db migrate raises this itself: each file applied matters). */
+    log_setup(LOG_WARN, LOG_TEXT, stderr);
     ctl.config_path = getenv("SMSYS_CONFIG");
     if (ctl.config_path == NULL || *ctl.config_path == '\0')
         ctl.config_path = CTL_DEFAULT_CONFIG;
@@ -174,6 +188,8 @@ int main(int argc, char **argv)
             return CTL_OK;
         } else if (strcmp(a, "--json") == 0) {
             ctl.json = 1;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            ctl.verbose++;
         } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
             if (i + 1 >= argc)
                 return ctl_usage_error(NULL, "--config needs a FILE");
@@ -231,6 +247,8 @@ int main(int argc, char **argv)
         }
     }
     ctl.cmd = cmd;
+    if (ctl.verbose)
+        log_setup(ctl.verbose > 1 ? LOG_DEBUG : LOG_INFO, LOG_TEXT, stderr);
 
     /* --help anywhere wins; --json is taken out here so handlers never
      * see it. Everything after "--" is passed through untouched. */
