@@ -196,6 +196,16 @@ void ljob_task_done(struct ljob_task *t, int again)
     task_schedule(t, again || t->kicked ? 0 : t->interval_ms);
 }
 
+void ljob_task_done_in(struct ljob_task *t, unsigned ms)
+{
+    t->running = 0;
+    if (t->stopping) {
+        task_finish_stop(t);
+        return;
+    }
+    task_schedule(t, t->kicked ? 0 : ms);
+}
+
 void ljob_task_kick(struct ljob_task *t)
 {
     if (t == NULL || t->stopping)

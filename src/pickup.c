@@ -202,8 +202,10 @@ static void poll_end(struct pickup *p)
     /* A full page of records that are all queued already (their Queued
      * write-back is still on its way) must not make the caller poll again
      * at once: that would re-read the same page in a tight loop. */
-    if (p->res.skipped == p->res.records)
+    if (p->res.more && p->res.skipped == p->res.records) {
         p->res.more = 0;
+        p->res.backlog = 1;
+    }
     p->st.polls++;
     p->st.records += p->res.records;
     p->st.messages += p->res.messages;

@@ -43,6 +43,9 @@ int ljob_task_add(struct ljob *j, const char *name, unsigned interval_ms, ljob_r
  * else after its interval. */
 void ljob_task_done(struct ljob_task *t, int again);
 
+/* Ends a run; the next one starts after ms (instead of the interval). */
+void ljob_task_done_in(struct ljob_task *t, unsigned ms);
+
 /* Runs the task soon (e.g. on NOTIFY) if leader and not already running;
  * a run in progress is followed by another one at once. */
 void ljob_task_kick(struct ljob_task *t);

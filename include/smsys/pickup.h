@@ -68,6 +68,8 @@ struct pickup_result {
     unsigned children; /* child SMS records created (or found) */
     unsigned requests; /* Dynamics requests this poll took */
     int more;          /* the page was full: poll again at once */
+    int backlog;       /* a full page of records queued already, waiting for
+                          their Queued write-back: poll again soon */
 };
 
 struct pickup_stats {

@@ -521,12 +521,58 @@ static void test_phone_columns_config(void **state)
     pkf_close(&f);
 }
 
+/* A page at a time: a full page of new records polls again at once; a
+ * full page of records already queued waits for the write-back. */
+static void test_pickup_paging(void **state)
+{
+    (void)state;
+    struct pkf f = {0};
+    pkf_open(&f, "pkpage", NULL, 0);
+    arrange_org(&f);
+    struct accounts *a;
+    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
+    sync_accounts(&f, a);
+    for (int i = 0; i < 25; i++) {
+        char id[40];
+        snprintf(id, sizeof(id), "5e000000-0000-0000-0000-%012d", i);
+        sms(&f, id, "paged", TO("contact", "contacts", C1), "");
+    }
+    struct pickup_opts po = {.max_rows = 10};
+    struct pickup *p;
+    struct smsys_err err = {0};
+    assert_int_equal(pickup_new(&f.loop, f.q, f.pool, f.dv, &po, &p, &err), 0);
+    struct writeback *wb;
+    assert_int_equal(writeback_new(&f.loop, f.q, f.dv, NULL, &wb), 0);
+    struct pickup_result r = poll_once(&f, p);
+    assert_int_equal(r.records, 10);
+    assert_int_equal(r.inserted, 10);
+    assert_true(r.more);
+    r = poll_once(&f, p); /* the same page: Queued not written back yet */
+    assert_int_equal(r.skipped, 10);
+    assert_false(r.more);
+    assert_true(r.backlog);
+    drain_outbox(&f, wb);
+    r = poll_once(&f, p);
+    assert_int_equal(r.inserted, 10);
+    drain_outbox(&f, wb);
+    r = poll_once(&f, p);
+    assert_int_equal(r.records, 5);
+    assert_int_equal(r.inserted, 5);
+    assert_false(r.more);
+    assert_false(r.backlog);
+    assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 25);
+    writeback_free(wb);
+    pickup_free(p);
+    accounts_free(a);
+    pkf_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accounts_sync),        cmocka_unit_test(test_balance),
         cmocka_unit_test(test_pickup_end_to_end),    cmocka_unit_test(test_pickup_cost),
-        cmocka_unit_test(test_phone_columns_config),
+        cmocka_unit_test(test_phone_columns_config), cmocka_unit_test(test_pickup_paging),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
