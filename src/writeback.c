@@ -39,13 +39,13 @@ struct writeback {
     void *ud;
     struct wb_row *rows;
     size_t n;
-    size_t patches_left; /* single PATCHes in flight */
+    size_t subs_left; /* bisection requests in flight */
     int rc;
 };
 
-struct patch_ctx {
+struct sub_ctx {
     struct writeback *w;
-    size_t i;
+    size_t first, n;
 };
 
 static char *xstrdup(const char *s)
@@ -243,43 +243,78 @@ static void row_outcome(struct writeback *w, size_t i, int rc, const char *detai
                  log_q(r->error));
 }
 
-static void patch_cb(int rc, const struct smsys_err *err, void *ud)
+static void write_range(struct writeback *w, size_t first, size_t n);
+
+/* All rows of the range answered with the same non-temporary error: the
+ * shape of a chunk refused as a whole for one bad row. */
+static int refused_whole(int rc, const struct dv_bulk_result *res)
 {
-    struct patch_ctx *p = ud;
-    struct writeback *w = p->w;
-    row_outcome(w, p->i, rc, err ? err->detail : NULL);
-    free(p);
-    w->st.requests++;
-    if (w->m_req)
-        metrics_inc(w->m_req);
-    if (--w->patches_left == 0)
+    if (rc == 0 || wb_is_temporary(rc) || res == NULL || res->used_batch || res->n < 2)
+        return 0;
+    for (size_t i = 0; i < res->n; i++)
+        if (res->rows[i].rc != rc)
+            return 0;
+    return 1;
+}
+
+static void sub_cb(int rc, const struct dv_bulk_result *res, void *ud)
+{
+    struct sub_ctx *c = ud;
+    struct writeback *w = c->w;
+    size_t first = c->first, n = c->n;
+    free(c);
+    w->st.requests += res ? res->requests : 0;
+    if (w->m_req && res)
+        metrics_add(w->m_req, res->requests);
+    if (refused_whole(rc, res) && n > 1) {
+        /* Halve until the bad rows stand alone: about 2 log2(n) requests
+         * for one deleted record, not n. */
+        write_range(w, first, n / 2);
+        write_range(w, first + n / 2, n - n / 2);
+    } else {
+        size_t got = res ? res->n : 0;
+        for (size_t i = 0; i < n; i++)
+            row_outcome(w, first + i, i < got ? res->rows[i].rc : (rc ? rc : SMSYS_ETEMP),
+                        i < got ? res->rows[i].err.detail : smsys_strerror(rc));
+    }
+    if (--w->subs_left == 0)
         ack(w);
 }
 
-/* A whole chunk was refused for a reason that is not temporary: learn each
- * record's own outcome with one PATCH per row (rare: a deleted record). */
-static void write_singly(struct writeback *w)
+/* The rows [first, first + n) as UpdateMultiple targets. */
+static cJSON *targets_of(struct writeback *w, size_t first, size_t n)
 {
-    w->patches_left = 1; /* guard while starting */
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->rows[i].fate != WB_PENDING)
-            continue;
-        struct patch_ctx *p = malloc(sizeof(*p));
-        int rc = -ENOMEM;
-        if (p) {
-            p->w = w;
-            p->i = i;
-            rc = dv_patch(w->dv, w->set, w->rows[i].id, w->rows[i].fields, "*", patch_cb, p);
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = first; arr && i < first + n; i++) {
+        cJSON *t = cJSON_Parse(w->rows[i].fields);
+        if (!cJSON_IsObject(t)) {
+            cJSON_Delete(t);
+            cJSON_Delete(arr);
+            return NULL;
         }
-        if (rc != 0) {
-            free(p);
-            row_outcome(w, i, SMSYS_ETEMP, smsys_strerror(rc));
-            continue;
-        }
-        w->patches_left++;
+        cJSON_AddStringToObject(t, "activityid", w->rows[i].id);
+        cJSON_AddItemToArray(arr, t);
     }
-    if (--w->patches_left == 0)
-        ack(w);
+    return arr;
+}
+
+static void write_range(struct writeback *w, size_t first, size_t n)
+{
+    struct sub_ctx *c = malloc(sizeof(*c));
+    cJSON *t = c ? targets_of(w, first, n) : NULL;
+    int rc = -ENOMEM;
+    if (t) {
+        *c = (struct sub_ctx){w, first, n};
+        rc = dv_update_multiple(w->dv, w->set, w->logical, t, sub_cb, c);
+    }
+    cJSON_Delete(t);
+    if (rc != 0) {
+        free(c);
+        for (size_t i = first; i < first + n; i++)
+            row_outcome(w, i, SMSYS_ETEMP, smsys_strerror(rc));
+        return;
+    }
+    w->subs_left++;
 }
 
 static void bulk_cb(int rc, const struct dv_bulk_result *res, void *ud)
@@ -294,17 +329,15 @@ static void bulk_cb(int rc, const struct dv_bulk_result *res, void *ud)
         return;
     }
     size_t n = res ? res->n : 0;
-    if (rc != 0 && res && !res->used_batch && w->n > 1 && !wb_is_temporary(rc)) {
-        int all_same = 1;
-        for (size_t i = 0; i < n; i++)
-            if (res->rows[i].rc != rc)
-                all_same = 0;
-        if (all_same) {
-            log_warn("writeback_chunk_rejected", "rows=%zu error=\"%s\" action=write_singly", w->n,
-                     log_q(res->rows[0].err.detail));
-            write_singly(w);
-            return;
-        }
+    if (refused_whole(rc, res) && w->n > 1) {
+        log_warn("writeback_chunk_rejected", "rows=%zu error=\"%s\" action=bisect", w->n,
+                 log_q(res->rows[0].err.detail));
+        w->subs_left = 1; /* guard while starting */
+        write_range(w, 0, w->n / 2);
+        write_range(w, w->n / 2, w->n - w->n / 2);
+        if (--w->subs_left == 0)
+            ack(w);
+        return;
     }
     for (size_t i = 0; i < w->n; i++) {
         if (i < n)

@@ -11,9 +11,10 @@
  * only delays rows; nothing is lost because nothing lives in memory.
  *
  * When UpdateMultiple rejects a whole chunk for a reason that is not
- * temporary (a real Dataverse answers 404 for the chunk when one record
- * was deleted), the rows of that chunk are written one PATCH each
- * (If-Match: *) so that each record's own outcome is known.
+ * temporary (Dataverse answers 404 for the chunk when one record was
+ * deleted), the chunk is halved until the bad rows stand alone (about
+ * 2 log2(n) requests for one bad record), so each record's own outcome is
+ * known and the good rows are written.
  *
  * Rules: one run at a time; the callback fires exactly once, later. The
  * queue, the client and the metrics registry are borrowed and must outlive

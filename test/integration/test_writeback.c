@@ -350,35 +350,45 @@ static void test_throttled(void **state)
     struct pkf f = {0};
     const char *lim[] = {"--limit-requests", "4", "--limit-window", "2", NULL};
     pkf_open(&f, "wb429", lim, 0);
-    uv_sleep(2100); /* the arranging requests below must fit in the window */
-    arrange(&f, 1); /* 1 CreateMultiple */
+    uv_sleep(2100); /* the token request of the setup leaves the window */
+    arrange(&f, 9); /* 1 CreateMultiple */
     uv_sleep(2100);
-    struct wait w = {0};
-    (void)w;
+    /* 9 rows, one per request: more than twice the window's budget. */
     struct writeback_opts o = {.batch = 1};
-    /* Enqueue more (no Dynamics requests), then write 8 rows one per
-     * request: twice the window's budget. */
-    static struct queue_new m[8];
-    static char ids[8][37];
-    for (int i = 0; i < 8; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "5c000000-0000-0000-0000-%012d", i);
-        m[i] = (struct queue_new){.idem_key = ids[i],
-                                  .activity_id = ids[i],
-                                  .account_id = ACC,
-                                  .recipient = "+989121234567",
-                                  .body = "m",
-                                  .state = QUEUE_QUEUED};
-    }
-    struct wait we = {0};
-    assert_int_equal(queue_enqueue(f.q, m, 8, enq_cb, &we), 0);
-    assert_int_equal(tu_run_until(&f.loop, &we.done, 20000), 0);
     struct writeback *wb;
     assert_int_equal(writeback_new(&f.loop, f.q, f.dv, &o, &wb), 0);
     drain(&f, wb, 60000);
     assert_true(pkf_stat(&f, "throttled_429", NULL) >= 1);
     assert_int_equal(writeback_stats(wb)->rows_failed, 0);
     assert_int_equal(writeback_stats(wb)->rows_written, 9);
+    assert_int_equal(count_status(&f, 3), 9);
     print_message("429s served: %.0f, rows failed: 0\n", pkf_stat(&f, "throttled_429", NULL));
+    writeback_free(wb);
+    pkf_close(&f);
+}
+
+/* UpdateMultiple refuses a whole chunk when one record is gone (as
+ * Dataverse does): the writer halves the chunk until the deleted record
+ * stands alone, drops it and writes the rest. */
+static void test_update_multiple_404(void **state)
+{
+    (void)state;
+    struct pkf f = {0};
+    pkf_open(&f, "wbum", NULL, 0);
+    arrange(&f, 20);
+    assert_int_equal(
+        pkf_req(&f, "DELETE", "smsys_smses(5b000000-0000-0000-0000-000000000003)", NULL, NULL),
+        204);
+    struct writeback *wb;
+    assert_int_equal(writeback_new(&f.loop, f.q, f.dv, NULL, &wb), 0);
+    drain(&f, wb, 20000);
+    assert_int_equal(writeback_stats(wb)->rows_dropped, 1);
+    assert_int_equal(writeback_stats(wb)->rows_written, 19);
+    /* 1 refused + halves 10|10, 5|5, 2|3, 1|2, 1|1 = 11 requests. */
+    assert_int_equal(writeback_stats(wb)->requests, 11);
+    assert_int_equal(count_status(&f, 3), 19);
+    assert_int_equal(
+        pkf_req(&f, "GET", "smsys_smses(5b000000-0000-0000-0000-000000000003)", NULL, NULL), 404);
     writeback_free(wb);
     pkf_close(&f);
 }
@@ -388,7 +398,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coalescing), cmocka_unit_test(test_batches_of_1000),
         cmocka_unit_test(test_outage),     cmocka_unit_test(test_batch_fallback_404),
-        cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_throttled),  cmocka_unit_test(test_update_multiple_404),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
