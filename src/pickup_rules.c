@@ -225,11 +225,22 @@ static const char *jstr(const cJSON *row, const char *k)
     return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
+/* Copies a GUID in lower case; anything else becomes "" (ids go into
+ * OData filters and SQL arrays, so only the GUID alphabet may pass). */
 static void copy_id(char out[37], const char *s)
 {
-    snprintf(out, 37, "%s", s ? s : "");
-    for (char *p = out; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
+    out[0] = '\0';
+    if (s == NULL || strlen(s) != 36)
+        return;
+    for (int i = 0; i < 36; i++) {
+        int c = tolower((unsigned char)s[i]);
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !isxdigit(c))
+            return;
+    }
+    for (int i = 0; i < 36; i++)
+        out[i] = (char)tolower((unsigned char)s[i]);
+    out[36] = '\0';
 }
 
 static int party_cmp(const void *a, const void *b)
@@ -245,9 +256,9 @@ int pk_sms_from_row(struct pk_sms *s, const cJSON *row)
 {
     memset(s, 0, sizeof(*s));
     const char *id = jstr(row, "activityid");
-    if (id == NULL || strlen(id) != 36)
-        return -EINVAL;
     copy_id(s->id, id);
+    if (s->id[0] == '\0')
+        return -EINVAL;
     const char *owner_t = odata_lookup_table(row, "ownerid");
     if (owner_t && strcmp(owner_t, "systemuser") == 0)
         copy_id(s->owner_id, jstr(row, "_ownerid_value"));

@@ -71,6 +71,37 @@ static void test_child_id(void **state)
     assert_string_not_equal(a, b);
 }
 
+static void test_row_ids(void **state)
+{
+    (void)state;
+    struct pk_sms s;
+    cJSON *row = cJSON_Parse(
+        "{\"activityid\":\"5A000000-0000-0000-0000-000000000001\",\"description\":\"x\","
+        "\"smsys_sms_activity_parties\":["
+        "{\"participationtypemask\":1,\"_partyid_value\":\"51000000-0000-0000-0000-000000000001\"},"
+        "{\"participationtypemask\":2,\"_partyid_value\":\"c2000000-0000-0000-0000-000000000002\","
+        "\"_partyid_value@Microsoft.Dynamics.CRM.lookuplogicalname\":\"contact\"},"
+        "{\"participationtypemask\":2,\"_partyid_value\":\"x') or true or ('\","
+        "\"addressused\":\"0912\"},"
+        "{\"participationtypemask\":2,\"_partyid_value\":\"c1000000-0000-0000-0000-000000000001\","
+        "\"_partyid_value@Microsoft.Dynamics.CRM.lookuplogicalname\":\"contact\"}]}");
+    assert_int_equal(pk_sms_from_row(&s, row), 0);
+    assert_string_equal(s.id, "5a000000-0000-0000-0000-000000000001");
+    assert_int_equal(s.nto, 3); /* the sender party is not a recipient */
+    /* Sorted; a party id that is not a GUID is dropped (address only). */
+    assert_string_equal(s.to[0].party_id, "");
+    assert_string_equal(s.to[0].addr, "0912");
+    assert_string_equal(s.to[1].party_id, "c1000000-0000-0000-0000-000000000001");
+    assert_string_equal(s.to[1].table, "contact");
+    assert_string_equal(s.to[2].party_id, "c2000000-0000-0000-0000-000000000002");
+    pk_sms_clear(&s);
+    cJSON_Delete(row);
+    row = cJSON_Parse("{\"activityid\":\"not-a-guid-0000-0000-0000-000000000000\"}");
+    assert_int_equal(pk_sms_from_row(&s, row), -EINVAL);
+    pk_sms_clear(&s);
+    cJSON_Delete(row);
+}
+
 static void test_text(void **state)
 {
     (void)state;
@@ -244,9 +275,9 @@ static void test_party(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tables), cmocka_unit_test(test_child_id),
-        cmocka_unit_test(test_text),   cmocka_unit_test(test_account_choice),
-        cmocka_unit_test(test_party),
+        cmocka_unit_test(test_tables),         cmocka_unit_test(test_row_ids),
+        cmocka_unit_test(test_child_id),       cmocka_unit_test(test_text),
+        cmocka_unit_test(test_account_choice), cmocka_unit_test(test_party),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
