@@ -42,6 +42,17 @@ struct dv_ms {
     int create, update;
 };
 
+struct metrics;
+struct metric;
+
+/* Prometheus mirrors of struct dv_metrics (dataverse_metrics.c). */
+struct dv_prom {
+    int on;
+    struct metric *req[DV_NMETHODS], *resp[6], *s429, *retries, *wait, *refetch, *unknown,
+        *failures, *fallbacks, *inflight, *queued;
+    struct dv_metrics last; /* what was pushed so far */
+};
+
 struct dv_client {
     uv_loop_t *loop;
     struct http_client *http;
@@ -58,6 +69,7 @@ struct dv_client {
 
     uint64_t paused_until; /* 429: nothing is sent before this (monotonic ms) */
     uint64_t pause_started;
+    int probing;         /* after a 429: one request at a time until one is not 429 */
     uint64_t hold_until; /* token endpoint backoff */
     int token_waiting;
     unsigned token_failures;
@@ -70,7 +82,13 @@ struct dv_client {
     dv_closed_cb close_cb;
     void *close_ud;
     struct dv_metrics m;
+    struct dv_prom prom;
 };
+
+/* Registers the series in reg (NULL: the default registry). */
+void dv_prom_init(struct dv_client *c, struct metrics *reg);
+/* Pushes what changed in c->m since the last call. */
+void dv_prom_sync(struct dv_client *c);
 
 /* Maps a final HTTP status and body to an smsys code with Dataverse's code
  * and message in err->detail ("HTTP 404 0x80040217: ..."). 2xx -> 0. */
