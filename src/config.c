@@ -81,6 +81,33 @@ static const struct config_key keys[] = {
      .help = "Do not verify the server's TLS certificate. For a first test only: anyone on the "
              "path can then read the credentials. Prefer ca_file."},
 
+    /* [pickup] */
+    {"pickup", "enabled", CONFIG_BOOL, "true", OFF(pickup.enabled),
+     .help = "Take Pending outgoing SMS records from Dynamics into the queue and write states "
+             "back (leader only). false: this process leaves the Dynamics jobs to others."},
+    {"pickup", "phone_columns", CONFIG_STRING,
+     "contact:mobilephone,telephone1;account:mobilephone,telephone1;lead:mobilephone,telephone1;"
+     "systemuser:mobilephone",
+     OFF(pickup.phone_columns),
+     .help = "Phone columns per recipient table, in order of preference (F3): "
+             "table:column,column;... A custom table may name its entity set and key: "
+             "new_client@new_clients/new_clientid:new_mobile. Tables not listed can only be "
+             "reached through the party's addressused."},
+    {"pickup", "optout_tables", CONFIG_STRING, "contact,account,lead", OFF(pickup.optout_tables),
+     .help = "Recipient tables that have the opt-out column; a recipient with it set is Blocked."},
+    {"pickup", "optout_column", CONFIG_STRING, "smsys_donotsms", OFF(pickup.optout_column),
+     .help = "Yes/No column that opts a recipient out of SMS (F14)."},
+    {"pickup", "default_country", CONFIG_STRING, "IR", OFF(pickup.default_country),
+     .help = "ISO 3166 country of numbers written without a country code (0912...)."},
+    {"pickup", "max_segments", CONFIG_INT, "20", OFF(pickup.max_segments), 1, 255,
+     .help = "Longest text in SMS parts; a longer SMS fails with a clear error."},
+    {"pickup", "writeback_batch", CONFIG_INT, "1000", OFF(pickup.writeback_batch), 1, 1000,
+     .help = "SMS records written back to Dynamics per request (UpdateMultiple or $batch)."},
+    {"pickup", "writeback_idle_ms", CONFIG_DURATION, "500", OFF(pickup.writeback_idle_ms), 20,
+     60000,
+     .help = "How often the write-back looks at an empty outbox (a queue NOTIFY wakes it "
+             "earlier)."},
+
     /* [service] */
     {"service", "instance_name", CONFIG_STRING, NULL, OFF(service.instance_name),
      .help = "Name of this instance in logs, metrics and queue leases. Empty: the host name."},

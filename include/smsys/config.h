@@ -60,6 +60,17 @@ struct smsys_config {
     } dataverse;
 
     struct {
+        int enabled;
+        char *phone_columns;
+        char *optout_tables;
+        char *optout_column;
+        char *default_country;
+        long long max_segments;
+        long long writeback_batch;
+        long long writeback_idle_ms;
+    } pickup;
+
+    struct {
         char *instance_name; /* never NULL after load: defaults to the host name */
         long long grace_period_ms;
     } service;

@@ -8,6 +8,10 @@
 #include "smsys/service.h"
 
 struct pg_pool;
+struct http_client;
+struct dv_client;
+struct queue;
+struct ljob;
 struct smsysd;
 
 /* Called before each /metrics scrape to copy state a module keeps as plain
@@ -25,6 +29,12 @@ struct connmgr;
 struct smsysd {
     struct service *svc;
     struct pg_pool *pg; /* NULL until the pg component has started */
+    /* Dynamics side (comp_dataverse.c; NULL until it has started) */
+    struct http_client *dv_http;
+    struct dv_client *dv;
+    struct queue *dvq;   /* queue handle of the Dynamics jobs */
+    struct ljob *dvjob;  /* the "dynamics" leader lock: accounts, pickup, write-back */
+    int accounts_synced; /* the pickup waits for the first accounts sync */
     struct {
         smsysd_scrape_cb cb;
         void *ud;
@@ -43,6 +53,10 @@ void smsysd_scrape(struct smsysd *d);
 
 int smsysd_add_pg(struct smsysd *d);
 int smsysd_add_http(struct smsysd *d);
+int smsysd_add_dataverse(struct smsysd *d);
+int smsysd_add_accounts(struct smsysd *d);
+int smsysd_add_pickup(struct smsysd *d);
+int smsysd_add_writeback(struct smsysd *d);
 int smsysd_add_connectors(struct smsysd *d);
 int smsysd_add_sender(struct smsysd *d);
 int smsysd_add_tracker(struct smsysd *d);
