@@ -27,7 +27,7 @@ stop() { [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0
 cleanup() {
     stop "$d_pid"; stop "$sim_pid"; stop "$dv_pid"
     psql "$SMSYS_TEST_PG" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
+    if [ -n "${E2E_KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 
@@ -100,7 +100,7 @@ listen = 127.0.0.1:$hport
 batch_size = 200
 pipeline = 4
 [log]
-level = warn
+level = ${E2E_LOG_LEVEL:-warn}
 CONF
 chmod 600 "$tmp/smsys.conf"
 export SMSYS_BENCH_SECRET=smsys-demo-secret
@@ -122,21 +122,28 @@ while :; do
         --data-urlencode '$top=1' --data-urlencode '$count=true' \
         --data-urlencode '$filter=smsys_direction eq 1 and smsys_status ne 5' | jq '.["@odata.count"]')
     [ "$left" = 0 ] && break
-    [ -n "${E2E_VERBOSE:-}" ] && echo "  $(date +%T) not yet Delivered: $left (5000 = at least)"
+    if [ -n "${E2E_VERBOSE:-}" ]; then
+        echo "  $(date +%T.%3N) dvemu: not Delivered $left (5000 = at least); queue by state:" \
+            "$(psql "$ci" -qAtc "SELECT string_agg(state||':'||n, ' ' ORDER BY state) FROM
+               (SELECT state, count(*) n FROM smsys_message GROUP BY state) s")" \
+            "outbox: $(psql "$ci" -qAtc "SELECT count(*) FROM smsys_writeback" 2>/dev/null)"
+    fi
 done
 t1=$(date +%s.%N)
 read -r ut st < <(awk '{print $14, $15}' "/proc/$d_pid/stat")
+read -r dut dst < <(awk '{print $14, $15}' "/proc/$dv_pid/stat")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$d_pid/status")
 r1=$(requests)
 failed=$(curl -sf "${H[@]}" -G "$API/smsys_smses" --data-urlencode '$select=activityid' \
     --data-urlencode '$top=1' --data-urlencode '$count=true' \
     --data-urlencode '$filter=smsys_status eq 6' | jq '.["@odata.count"]')
 awk -v n="$N" -v t0="$t0" -v t1="$t1" -v ts="$t_seed" -v tsd="$t_seeded" -v ut="$ut" -v st="$st" \
-    -v tk="$tick" -v hwm="$hwm" -v req=$((r1 - r0 - polls)) -v f="$failed" 'BEGIN {
+    -v tk="$tick" -v hwm="$hwm" -v dut="$dut" -v dst="$dst" -v req=$((r1 - r0 - polls)) -v f="$failed" 'BEGIN {
     s = t1 - t0
     printf "Dynamics -> Delivered: %d Pending SMS in dvemu (created in %.1f s) -> smsysd -> SMPP (smscsim,\n", n, tsd - ts
     printf "  receipts) -> Delivered in dvemu; PostgreSQL durable; all on one machine\n"
     printf "  %.2f s (from process start, 0.5 s polling), %.0f messages/s\n", s, n / s
     printf "  smsysd CPU %.1f us/message (utime+stime), peak RSS %.1f MB\n", (ut + st) / tk * 1e6 / n, hwm / 1024
+    printf "  (dvemu CPU since its start, seeding included: %.1f us/message)\n", (dut + dst) / tk * 1e6 / n
     printf "  Dynamics requests by smsysd: %d = %.4f per message; Failed: %d\n", req, req / n, f
 }'
