@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${SMSYS_BIN:-$ROOT/build/bin}
 N=${E2E_N:-20000}
+C=${E2E_CONTACTS:-$N} # distinct contacts; SMS i goes to contact i % C
 : "${SMSYS_TEST_PG:?set SMSYS_TEST_PG (bench/run does)}"
 for b in smsysd smsysctl smscsim dvemu; do [ -x "$BIN/$b" ] || { echo "$b not built (make)"; exit 0; }; done
 for t in curl jq psql; do command -v $t >/dev/null || { echo "$t missing"; exit 0; }; done
@@ -70,12 +71,12 @@ jq -n --arg id $ACC '{smsys_number: "3000111", smsys_isdefault: true,
 t_seed=$(date +%s.%N)
 for ((s = 0; s < N; s += 1000)); do
     e=$((s + 1000 < N ? s + 1000 : N))
-    jq -nc --argjson s $s --argjson e $e '{Targets: [range($s; $e) | ("000000000000\(.)"[-12:]) as $k |
+    [ $s -lt "$C" ] && jq -nc --argjson s $s --argjson e $((e < C ? e : C)) '{Targets: [range($s; $e) | ("000000000000\(.)"[-12:]) as $k |
         {"@odata.type": "Microsoft.Dynamics.CRM.contact", contactid: "c0000000-0000-4000-8000-\($k)",
          lastname: "B\(.)", mobilephone: "0912\($k[-7:])"}]}' |
         post contacts/Microsoft.Dynamics.CRM.CreateMultiple
-    jq -nc --argjson s $s --argjson e $e '{Targets: [range($s; $e) | ("000000000000\(.)"[-12:]) as $k |
-        {"@odata.type": "Microsoft.Dynamics.CRM.smsys_sms", subject: "bench \(.)",
+    jq -nc --argjson s $s --argjson e $e --argjson c "$C" '{Targets: [range($s; $e) |
+        ("000000000000\(. % $c)"[-12:]) as $k | {"@odata.type": "Microsoft.Dynamics.CRM.smsys_sms", subject: "bench \(.)",
          description: "bench message \(.)", smsys_direction: 1, smsys_status: 2,
          smsys_sms_activity_parties: [{"partyid_contact@odata.bind": "/contacts(c0000000-0000-4000-8000-\($k))",
                                        participationtypemask: 2}]}]}' |
@@ -138,10 +139,10 @@ failed=$(curl -sf "${H[@]}" -G "$API/smsys_smses" --data-urlencode '$select=acti
     --data-urlencode '$top=1' --data-urlencode '$count=true' \
     --data-urlencode '$filter=smsys_status eq 6' | jq '.["@odata.count"]')
 awk -v n="$N" -v t0="$t0" -v t1="$t1" -v ts="$t_seed" -v tsd="$t_seeded" -v ut="$ut" -v st="$st" \
-    -v tk="$tick" -v hwm="$hwm" -v dut="$dut" -v dst="$dst" -v req=$((r1 - r0 - polls)) -v f="$failed" 'BEGIN {
+    -v tk="$tick" -v hwm="$hwm" -v dut="$dut" -v dst="$dst" -v req=$((r1 - r0 - polls)) -v f="$failed" -v c="$C" 'BEGIN {
     s = t1 - t0
-    printf "Dynamics -> Delivered: %d Pending SMS in dvemu (created in %.1f s) -> smsysd -> SMPP (smscsim,\n", n, tsd - ts
-    printf "  receipts) -> Delivered in dvemu; PostgreSQL durable; all on one machine\n"
+    printf "Dynamics -> Delivered: %d Pending SMS to %d contacts in dvemu (created in %.1f s) -> smsysd -> SMPP\n", n, c, tsd - ts
+    printf "  (smscsim, receipts) -> Delivered in dvemu; PostgreSQL durable; all on one machine\n"
     printf "  %.2f s (from process start, 0.5 s polling), %.0f messages/s\n", s, n / s
     printf "  smsysd CPU %.1f us/message (utime+stime), peak RSS %.1f MB\n", (ut + st) / tk * 1e6 / n, hwm / 1024
     printf "  (dvemu CPU since its start, seeding included: %.1f us/message)\n", (dut + dst) / tk * 1e6 / n
