@@ -407,6 +407,27 @@ static void one_cb(int rc, struct http_response *resp, void *ud)
     o->cb_ns = uv_hrtime();
 }
 
+static void expire_cb(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Waits the way smsysctl does (and tu_run_until did): uv_run(UV_RUN_ONCE)
+ * until a flag is set, bounded by a timer of ms. Kept here rather than
+ * tu_run_until so the check does not depend on the harness. */
+static void wait_once(uv_loop_t *loop, const int *flag, unsigned ms)
+{
+    uv_timer_t t;
+    int expired = 0;
+    uv_timer_init(loop, &t);
+    t.data = &expired;
+    uv_timer_start(&t, expire_cb, ms, 0);
+    while (!*flag && !expired)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
 /* The way smsysctl and the tests wait: uv_run(UV_RUN_ONCE) until a flag
  * is set. A done_cb that runs in a phase before the poll phase (timers,
  * idle) must not leave that uv_run() blocked in the poll afterwards. */
@@ -441,7 +462,7 @@ static void test_caller_sees_completion(void **state)
         }
         req.url = r->url;
         assert_int_equal(http_client_request(r->c, &req, one_cb, &o, NULL), 0);
-        tu_run_until(&r->loop, &o.fired, 2000);
+        wait_once(&r->loop, &o.fired, 2000);
         uint64_t now = uv_hrtime();
         if (!o.fired || o.rc || o.status < 200 || o.status > 299) {
             fprintf(stderr, "request %d: fired=%d rc=%d status=%d\n", i, o.fired, o.rc, o.status);
@@ -475,7 +496,8 @@ static void test_caller_sees_completion(void **state)
 /* The same wait, for a callback the client fires from its idle handle
  * (before the poll phase): a request cancelled before the loop ran. With
  * nothing else due but the far timer of tu_run_until, a poll that blocks
- * after the callback would hold the caller for the whole 5 s. */
+ * after the callback would hold the caller for the whole 5 s. (libuv
+ * 1.44 happens not to block here: this guards the idle-handle path.) */
 static void nobody_cb(uv_stream_t *server, int status)
 {
     (void)server;
@@ -506,7 +528,8 @@ static void test_caller_sees_cancel(void **state)
         assert_int_equal(http_client_request(c, &req, one_cb, &o, &call), 0);
         assert_int_equal(http_call_cancel(call), 0);
         uint64_t t0 = util_now_ms();
-        assert_int_equal(tu_run_until(&loop, &o.fired, 5000), 0);
+        wait_once(&loop, &o.fired, 5000);
+        assert_int_equal(o.fired, 1);
         uint64_t ms = util_now_ms() - t0;
         assert_int_equal(o.rc, -ECANCELED);
         if (ms >= STALL_MS)
