@@ -1,7 +1,7 @@
 /* phone_index.h - the phone index: every phone column of the tables smsys
  * matches inbound senders against (contact, lead, account and configured
  * custom tables, F3), normalised to E.164 in PostgreSQL
- * (smsys_phone_index, sql/005_inbound.sql).
+ * (smsys_phone_index, sql/006_inbound.sql).
  *
  * The first refresh of a table reads it fully with change tracking
  * (Prefer: odata.track-changes, 5000 rows a page) and keeps the delta

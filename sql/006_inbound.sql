@@ -1,4 +1,4 @@
--- 005_inbound.sql - inbound SMS (src/inbound.c), the phone index used to
+-- 006_inbound.sql - inbound SMS (src/inbound.c), the phone index used to
 -- match senders to Dynamics records (src/phone_index.c) and the opt-out
 -- list (F14) that outbound sending honours. Design: docs/inbound.md.
 
