@@ -349,3 +349,188 @@ int template_render_batch(struct dv_client *dv, const struct template *t,
     }
     return rc;
 }
+
+/* ---- validation against the server ---- */
+
+struct tv {
+    struct dv_client *dv;
+    const struct template *t;
+    const struct template_table *tbl;
+    template_validate_cb cb;
+    void *ud;
+    size_t step; /* 0: the recipient's table, 1..nrels: relation step-1 */
+};
+
+static int tv_probe(struct tv *v);
+
+/* The first placeholder whose path (on the recipient when rel == -1, else
+ * on relation rel) names prop; *lookup says whether it is used as a lookup. */
+static const struct tnode *find_prop(const struct tblock *b, int rel, const char *prop, int *lookup)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const struct tnode *n = &b->v[i];
+        if ((n->kind == TN_VAR || n->kind == TN_IF) && n->path.rel == rel) {
+            for (size_t k = rel >= 0 ? 1 : 0; k < n->path.n; k++)
+                if (strcmp(n->path.seg[k], prop) == 0) {
+                    *lookup = k + 1 < n->path.n;
+                    return n;
+                }
+        }
+        if (n->kind == TN_IF) {
+            const struct tnode *r = find_prop(&n->then_b, rel, prop, lookup);
+            if (!r)
+                r = find_prop(&n->else_b, rel, prop, lookup);
+            if (r)
+                return r;
+        }
+    }
+    return NULL;
+}
+
+/* "... Could not find a property named 'x' on type ..." -> x */
+static int refused_prop(const char *detail, char *out, size_t len)
+{
+    const char *p = strstr(detail, "property named '");
+    if (!p)
+        return 0;
+    p += strlen("property named '");
+    const char *e = strchr(p, '\'');
+    if (!e || (size_t)(e - p) >= len)
+        return 0;
+    memcpy(out, p, (size_t)(e - p));
+    out[e - p] = '\0';
+    return 1;
+}
+
+static void tv_fail(struct tv *v, int rc, const struct template_error *te,
+                    const struct smsys_err *err)
+{
+    v->cb(rc, te, err, v->ud);
+    free(v);
+}
+
+static int tv_page_cb(const cJSON *rows, const cJSON *page, void *ud)
+{
+    (void)rows;
+    (void)page;
+    (void)ud;
+    return DV_PAGE_STOP; /* one page answers the question */
+}
+
+static void tv_done_cb(int rc, const char *delta, unsigned pages, const struct smsys_err *rerr,
+                       void *ud)
+{
+    struct tv *v = ud;
+    (void)delta;
+    (void)pages;
+    const char *detail = rerr ? rerr->detail : "";
+    const struct template *t = v->t;
+    struct template_error te = {0};
+    struct smsys_err err = {0};
+    int rel = (int)v->step - 1;
+    if (rc == 0) {
+        v->step++;
+        if (v->step > t->nrels) {
+            v->cb(0, &te, &err, v->ud);
+            free(v);
+            return;
+        }
+        rc = tv_probe(v);
+        if (rc == 0)
+            return;
+        smsys_err_set(&err, rc, "cannot query: %s", smsys_strerror(rc));
+        v->cb(rc, &te, &err, v->ud);
+        free(v);
+        return;
+    }
+    char prop[128];
+    const struct tpos whole = {0, 0};
+    const struct tpos *relpos = rel >= 0 ? &t->rels[rel].pos : &whole;
+    if (rc == SMSYS_EPROTO && refused_prop(detail, prop, sizeof(prop))) {
+        int lookup = 0;
+        const struct tnode *n = find_prop(&t->body, rel, prop, &lookup);
+        for (size_t i = 0; !n && rel < 0 && i < t->nrels; i++) {
+            const struct tpath *of = &t->rels[i].of;
+            for (size_t k = 0; k < of->n; k++)
+                if (strcmp(of->seg[k], prop) == 0) {
+                    /* the `of` lookup of a {{let}} */
+                    return tv_fail(v,
+                                   tpl_error(t, &t->rels[i].pos, t->rels[i].pos.off,
+                                             TE_UNKNOWN_LOOKUP, &te, &err,
+                                             "lookup \"%s\" does not exist on %s", prop,
+                                             v->tbl->entity_set),
+                                   &te, &err);
+                }
+        }
+        if (n)
+            rc =
+                tpl_error(t, &n->pos, n->pos.off, lookup ? TE_UNKNOWN_LOOKUP : TE_UNKNOWN_COLUMN,
+                          &te, &err, "%s \"%s\" does not exist on %s", lookup ? "lookup" : "column",
+                          prop, rel >= 0 ? t->rels[rel].set : v->tbl->entity_set);
+        else
+            rc = tpl_error(t, relpos, relpos->off, rel >= 0 ? TE_RELATION : TE_UNKNOWN_COLUMN, &te,
+                           &err, "\"%s\" does not exist on %s", prop,
+                           rel >= 0 ? t->rels[rel].set : v->tbl->entity_set);
+    } else if (rel >= 0 && (rc == SMSYS_EPROTO || rc == SMSYS_ENOTFOUND)) {
+        rc = tpl_error(t, relpos, relpos->off, TE_RELATION, &te, &err,
+                       rc == SMSYS_ENOTFOUND ? "no table with the entity set name \"%s\""
+                                             : "the server refused the relation %s: %s",
+                       t->rels[rel].set, detail);
+    } else {
+        smsys_err_set(&err, rc, "%s", detail);
+    }
+    v->cb(rc, &te, &err, v->ud);
+    free(v);
+}
+
+static int tv_probe(struct tv *v)
+{
+    const struct template *t = v->t;
+    struct buf sel = BUF_INIT, exp = BUF_INIT, q = BUF_INIT;
+    int rc;
+    if (v->step == 0) {
+        rc = template_plan_select(t, v->tbl->key, &sel, &exp);
+        if (rc == 0)
+            rc = buf_puts(&q, v->tbl->entity_set);
+        if (rc == 0)
+            rc = odata_query_add(&q, "$select", sel.data);
+        if (rc == 0 && exp.len)
+            rc = odata_query_add(&q, "$expand", exp.data);
+    } else {
+        struct template_relation_info ri;
+        rc = template_relation(t, v->step - 1, &ri);
+        if (rc == 0)
+            rc = buf_puts(&q, ri.entity_set);
+        if (rc == 0)
+            rc = odata_query_add(&q, "$select", ri.select);
+        if (rc == 0 && ri.expand[0])
+            rc = odata_query_add(&q, "$expand", ri.expand);
+        if (rc == 0 && ri.where)
+            rc = odata_query_add(&q, "$filter", ri.where);
+        if (rc == 0 && ri.orderby[0])
+            rc = odata_query_add(&q, "$orderby", ri.orderby);
+    }
+    if (rc == 0)
+        rc = odata_query_add(&q, "$top", "1");
+    if (rc == 0)
+        rc = dv_get_all(v->dv, q.data, NULL, 1, tv_page_cb, tv_done_cb, v);
+    buf_free(&sel);
+    buf_free(&exp);
+    buf_free(&q);
+    return rc;
+}
+
+int template_validate(struct dv_client *dv, const struct template *t,
+                      const struct template_table *tbl, template_validate_cb cb, void *ud)
+{
+    if (!dv || !t || !tbl || !tbl->entity_set || !tbl->key || !cb)
+        return -EINVAL;
+    struct tv *v = calloc(1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    *v = (struct tv){.dv = dv, .t = t, .tbl = tbl, .cb = cb, .ud = ud};
+    int rc = tv_probe(v);
+    if (rc < 0)
+        free(v);
+    return rc;
+}
