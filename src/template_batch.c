@@ -402,6 +402,19 @@ static int refused_prop(const char *detail, char *out, size_t len)
     return 1;
 }
 
+/* "... on type 'Microsoft.Dynamics.CRM.account'." -> account, else dflt */
+static void refused_type(const char *detail, const char *dflt, char *out, size_t len)
+{
+    const char *p = strstr(detail, "on type 'Microsoft.Dynamics.CRM.");
+    const char *e = p ? strchr(p + 32, '\'') : NULL;
+    if (p && e && (size_t)(e - p - 32) < len) {
+        memcpy(out, p + 32, (size_t)(e - p - 32));
+        out[e - p - 32] = '\0';
+    } else {
+        snprintf(out, len, "%s", dflt);
+    }
+}
+
 static void tv_fail(struct tv *v, int rc, const struct template_error *te,
                     const struct smsys_err *err)
 {
@@ -447,6 +460,8 @@ static void tv_done_cb(int rc, const char *delta, unsigned pages, const struct s
     const struct tpos whole = {0, 0};
     const struct tpos *relpos = rel >= 0 ? &t->rels[rel].pos : &whole;
     if (rc == SMSYS_EPROTO && refused_prop(detail, prop, sizeof(prop))) {
+        char on[128];
+        refused_type(detail, rel >= 0 ? t->rels[rel].set : v->tbl->entity_set, on, sizeof(on));
         int lookup = 0;
         const struct tnode *n = find_prop(&t->body, rel, prop, &lookup);
         for (size_t i = 0; !n && rel < 0 && i < t->nrels; i++) {
@@ -457,20 +472,17 @@ static void tv_done_cb(int rc, const char *delta, unsigned pages, const struct s
                     return tv_fail(v,
                                    tpl_error(t, &t->rels[i].pos, t->rels[i].pos.off,
                                              TE_UNKNOWN_LOOKUP, &te, &err,
-                                             "lookup \"%s\" does not exist on %s", prop,
-                                             v->tbl->entity_set),
+                                             "lookup \"%s\" does not exist on %s", prop, on),
                                    &te, &err);
                 }
         }
         if (n)
-            rc =
-                tpl_error(t, &n->pos, n->pos.off, lookup ? TE_UNKNOWN_LOOKUP : TE_UNKNOWN_COLUMN,
-                          &te, &err, "%s \"%s\" does not exist on %s", lookup ? "lookup" : "column",
-                          prop, rel >= 0 ? t->rels[rel].set : v->tbl->entity_set);
+            rc = tpl_error(t, &n->pos, n->pos.off, lookup ? TE_UNKNOWN_LOOKUP : TE_UNKNOWN_COLUMN,
+                           &te, &err, "%s \"%s\" does not exist on %s",
+                           lookup ? "lookup" : "column", prop, on);
         else
             rc = tpl_error(t, relpos, relpos->off, rel >= 0 ? TE_RELATION : TE_UNKNOWN_COLUMN, &te,
-                           &err, "\"%s\" does not exist on %s", prop,
-                           rel >= 0 ? t->rels[rel].set : v->tbl->entity_set);
+                           &err, "\"%s\" does not exist on %s", prop, on);
     } else if (rel >= 0 && (rc == SMSYS_EPROTO || rc == SMSYS_ENOTFOUND)) {
         rc = tpl_error(t, relpos, relpos->off, TE_RELATION, &te, &err,
                        rc == SMSYS_ENOTFOUND ? "no table with the entity set name \"%s\""

@@ -10,7 +10,10 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -23,6 +26,7 @@
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/template.h"
+#include "smsys/text.h"
 
 #define ACCOUNT_ID "a0000000-0000-4000-8000-000000000001"
 #define CONTACT_ID "c0000000-0000-4000-8000-000000000001"
@@ -289,13 +293,13 @@ static void test_validate(void **state)
     assert_int_equal(v.rc, SMSYS_ETEMPLATE);
     assert_int_equal(v.te.kind, TE_UNKNOWN_COLUMN);
     assert_string_equal(v.detail, "line 1, column 18 (byte 17), {{shoesize | default \"?\"}}: "
-                                  "column \"shoesize\" does not exist on contacts");
+                                  "column \"shoesize\" does not exist on contact");
 
     validate(fx, "{{firstname}}\n{{employer.name}}", &v);
     assert_int_equal(v.rc, SMSYS_ETEMPLATE);
     assert_int_equal(v.te.kind, TE_UNKNOWN_LOOKUP);
     assert_string_equal(v.detail, "line 2, column 1 (byte 14), {{employer.name}}: lookup "
-                                  "\"employer\" does not exist on contacts");
+                                  "\"employer\" does not exist on contact");
 
     validate(fx, "{{parentcustomerid_account.shoesize}}", &v);
     assert_int_equal(v.rc, SMSYS_ETEMPLATE);
@@ -311,7 +315,7 @@ static void test_validate(void **state)
     assert_int_equal(v.rc, SMSYS_ETEMPLATE);
     assert_int_equal(v.te.kind, TE_UNKNOWN_COLUMN);
     assert_string_equal(v.te.placeholder, "{{x.new_colour}}");
-    assert_non_null(strstr(v.detail, "does not exist on new_contracts"));
+    assert_non_null(strstr(v.detail, "does not exist on new_contract"));
 }
 
 /* ---- 1,000 recipients ---- */
@@ -394,6 +398,147 @@ static void test_batch_1000(void **state)
     template_free(t);
 }
 
+/* ---- smsysctl template check / render ---- */
+
+struct run {
+    int code;
+    char out[4096], err[4096];
+};
+
+static void read_all(int fd, char *to, size_t cap)
+{
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < cap && (k = read(fd, to + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    to[n] = '\0';
+}
+
+/* Runs smsysctl with args (NULL-terminated), stdout/stderr to temp files. */
+static void ctl_run(struct fx *fx, const char *const *args, struct run *r)
+{
+    char conf[128], outp[128], errp[128];
+    snprintf(conf, sizeof(conf), "/tmp/smsys-tmpl-%d.conf", fx->emu.port);
+    snprintf(outp, sizeof(outp), "/tmp/smsys-tmpl-%d.out", fx->emu.port);
+    snprintf(errp, sizeof(errp), "/tmp/smsys-tmpl-%d.err", fx->emu.port);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[dataverse]\nurl = %s\ntoken_url = %s\nclient_id = smsys-demo\n"
+            "client_secret = smsys-demo-secret\nscope = http://127.0.0.1/.default\n"
+            "[postgres]\nconninfo = \"host=/nonexistent dbname=x\"\n",
+            fx->emu.root, fx->token_url);
+    fclose(f);
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = tu_bin("smsysctl");
+    argv[n++] = "--config";
+    argv[n++] = conf;
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    r->code = WEXITSTATUS(st);
+    int o = open(outp, O_RDONLY), e = open(errp, O_RDONLY);
+    read_all(o, r->out, sizeof(r->out));
+    read_all(e, r->err, sizeof(r->err));
+    close(o);
+    close(e);
+    unlink(conf);
+    unlink(outp);
+    unlink(errp);
+}
+
+#define DEBT_TPL_ID "d0000000-0000-4000-8000-000000000001"
+
+static void test_cli(void **state)
+{
+    struct fx *fx = *state;
+    seed_example(fx);
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"" DEBT_TPL_ID "\",\"smsys_name\":\"debt\","
+         "\"smsys_entity\":\"contact\",\"smsys_isdefault\":true,\"smsys_body\":"
+         "\"{{let c = new_contracts(new_accountid) of parentcustomerid where statecode eq 0 "
+         "latest by new_enddate}}{{firstname}}: {{parentcustomerid_account.new_balance | currency "
+         "\\\"IRT\\\" | persian}} / {{c.new_enddate | jalali}}\"}",
+         204);
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_name\":\"broken\",\"smsys_entity\":\"contact\",\"smsys_body\":"
+         "\"Hi {{firstname}}\\n{{parentcustomerid_account.shoesize}}\"}",
+         204);
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_name\":\"bad syntax\",\"smsys_entity\":\"contact\",\"smsys_body\":"
+         "\"Hi {{firstname | shout}}\"}",
+         204);
+    const char *want = "علی: ۱,۲۵۰,۰۰۰ تومان / 1405/01/01";
+    struct text_info ti;
+    assert_int_equal(text_analyze(want, strlen(want), &ti), 0);
+
+    struct run r;
+    const char *render[] = {"template", "render", "debt", "--for", "contact:" CONTACT_ID, NULL};
+    ctl_run(fx, render, &r);
+    if (r.code != 0)
+        fail_msg("render: %s", r.err);
+    char line[512];
+    snprintf(line, sizeof(line), "%s\n-- UCS-2, %zu characters, 1 segment, %zu left in the last\n",
+             want, ti.chars, ti.remaining);
+    assert_string_equal(r.out, line);
+
+    const char *render_json[] = {
+        "--json", "template", "render", DEBT_TPL_ID, "--for", "contact:" CONTACT_ID, NULL};
+    ctl_run(fx, render_json, &r);
+    assert_int_equal(r.code, 0);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    assert_string_equal(dv_str(j, "text"), want);
+    assert_string_equal(dv_str(j, "encoding"), "UCS-2");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "segments")->valueint, 1);
+    cJSON_Delete(j);
+
+    const char *check_ok[] = {"template", "check", "debt", NULL};
+    ctl_run(fx, check_ok, &r);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "template 'debt' for contact: ok"));
+    assert_non_null(strstr(r.out, "$expand=parentcustomerid_account($select=new_balance)"));
+    assert_non_null(strstr(r.out, "c: new_contracts by new_accountid where statecode eq 0 "
+                                  "order new_enddate desc"));
+
+    const char *check_bad[] = {"template", "check", "broken", NULL};
+    ctl_run(fx, check_bad, &r);
+    assert_int_equal(r.code, 1);
+    assert_string_equal(r.err, "smsysctl: template 'broken': line 2, column 1 (byte 17), "
+                               "{{parentcustomerid_account.shoesize}}: column \"shoesize\" does "
+                               "not exist on account\n");
+
+    const char *check_syntax[] = {"template", "check", "bad syntax", NULL};
+    ctl_run(fx, check_syntax, &r);
+    assert_int_equal(r.code, 1);
+    assert_string_equal(r.err, "smsysctl: template 'bad syntax': line 1, column 18 (byte 17), "
+                               "{{firstname | shout}}: unknown filter \"shout\"\n");
+
+    const char *render_missing[] = {"template", "render", "debt", "--for", "contact:" MISSING_ID,
+                                    NULL};
+    ctl_run(fx, render_missing, &r);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "does not exist"));
+
+    const char *usage[] = {"template", "render", "debt", "--for", "contact", NULL};
+    ctl_run(fx, usage, &r);
+    assert_int_equal(r.code, 2);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -401,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_debt_and_contract, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_1000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
