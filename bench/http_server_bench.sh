@@ -13,7 +13,7 @@ make --no-print-directory -s build/libsmsys.a
 mkdir -p build/bench
 cc -std=c11 -O2 -g -Iinclude -D_GNU_SOURCE bench/http_server_bench.c build/libsmsys.a \
     $(pkg-config --libs libuv libcrypto) -lhttp_parser -o build/bench/http_server_bench
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(tools/free-port)
 build/bench/http_server_bench "127.0.0.1:$port" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT

@@ -109,7 +109,7 @@ static const char *pm_lookup(const struct smpp_partmap *pm, const char *id)
 struct smpp_tok {
     struct conn *c; /* NULL once the connector is gone: the ack is dropped */
     uint64_t token;
-    struct smpp_tok *prev, *next;
+    struct list_node node; /* on c->toks while c is set */
 };
 
 static void tok_ack(void *token, int rc)
@@ -117,12 +117,7 @@ static void tok_ack(void *token, int rc)
     struct smpp_tok *t = token;
     struct conn *c = t->c;
     if (c) {
-        if (t->prev)
-            t->prev->next = t->next;
-        else
-            c->toks = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
+        list_remove(&c->toks, &t->node);
         /* A refusal answers "temporary application error": the SMSC
          * redelivers later. An ack on a dead link is fine: the SMSC
          * redelivers anyway and the store is idempotent. */
@@ -141,10 +136,7 @@ static void hand_over(struct conn *c, const struct conn_event *ev, uint64_t toke
     }
     t->c = c;
     t->token = token;
-    t->next = c->toks;
-    if (c->toks)
-        c->toks->prev = t;
-    c->toks = t;
+    list_push_front(&c->toks, &t->node);
     c->env.event(c->env.ud, ev, tok_ack, t);
 }
 
@@ -543,9 +535,9 @@ static void session_closed_cb(void *ud)
      * failed before submitting wait on the timer: answer them too. */
     smpp_send_flush_ready(c);
     /* The core may still ack events it holds: their acks become no-ops. */
-    for (struct smpp_tok *t = c->toks; t; t = t->next)
-        t->c = NULL;
-    c->toks = NULL;
+    for (struct list_node *n = list_first(&c->toks); n; n = list_next(n))
+        list_entry(n, struct smpp_tok, node)->c = NULL;
+    list_init(&c->toks);
     uv_close((uv_handle_t *)&c->defer, defer_closed_cb);
 }
 

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "smsys/connector.h"
+#include "smsys/list.h"
 #include "smsys/smpp_pdu.h"
 #include "smsys/smpp_session.h"
 
@@ -38,7 +39,7 @@ struct conn {
     unsigned next_ref; /* concatenation reference, per connector */
     struct smpp_partmap *pm;
     /* Deliver tokens handed to the core and not yet acked. */
-    struct smpp_tok *toks;
+    struct list toks;        /* of struct smpp_tok */
     uint64_t last_throttled; /* session throttle counter last reported */
     int closing;
     conn_closed_cb closed_cb;

@@ -81,6 +81,33 @@ static const struct config_key keys[] = {
      .help = "Do not verify the server's TLS certificate. For a first test only: anyone on the "
              "path can then read the credentials. Prefer ca_file."},
 
+    /* [pickup] */
+    {"pickup", "enabled", CONFIG_BOOL, "true", OFF(pickup.enabled),
+     .help = "Take Pending outgoing SMS records from Dynamics into the queue and write states "
+             "back (leader only). false: this process leaves the Dynamics jobs to others."},
+    {"pickup", "phone_columns", CONFIG_STRING,
+     "contact:mobilephone,telephone1;account:mobilephone,telephone1;lead:mobilephone,telephone1;"
+     "systemuser:mobilephone",
+     OFF(pickup.phone_columns),
+     .help = "Phone columns per recipient table, in order of preference (F3): "
+             "table:column,column;... A custom table may name its entity set and key: "
+             "new_client@new_clients/new_clientid:new_mobile. Tables not listed can only be "
+             "reached through the party's addressused."},
+    {"pickup", "optout_tables", CONFIG_STRING, "contact,account,lead", OFF(pickup.optout_tables),
+     .help = "Recipient tables that have the opt-out column; a recipient with it set is Blocked."},
+    {"pickup", "optout_column", CONFIG_STRING, "smsys_donotsms", OFF(pickup.optout_column),
+     .help = "Yes/No column that opts a recipient out of SMS (F14)."},
+    {"pickup", "default_country", CONFIG_STRING, "IR", OFF(pickup.default_country),
+     .help = "ISO 3166 country of numbers written without a country code (0912...)."},
+    {"pickup", "max_segments", CONFIG_INT, "20", OFF(pickup.max_segments), 1, 255,
+     .help = "Longest text in SMS parts; a longer SMS fails with a clear error."},
+    {"pickup", "writeback_batch", CONFIG_INT, "1000", OFF(pickup.writeback_batch), 1, 1000,
+     .help = "SMS records written back to Dynamics per request (UpdateMultiple or $batch)."},
+    {"pickup", "writeback_idle_ms", CONFIG_DURATION, "500", OFF(pickup.writeback_idle_ms), 20,
+     60000,
+     .help = "How often the write-back looks at an empty outbox (a queue NOTIFY wakes it "
+             "earlier)."},
+
     /* [service] */
     {"service", "instance_name", CONFIG_STRING, NULL, OFF(service.instance_name),
      .help = "Name of this instance in logs, metrics and queue leases. Empty: the host name."},
@@ -114,6 +141,37 @@ static const struct config_key keys[] = {
              "22:00-06:00 crosses midnight. Empty: no quiet hours."},
     {"sending", "timezone", CONFIG_TIMEZONE, "UTC", OFF(sending.timezone), .flags = CONFIG_REQUIRED,
      .help = "IANA time zone for quiet hours and template dates (Asia/Tehran)."},
+
+    /* [queue] */
+    {"queue", "batch_size", CONFIG_INT, "200", OFF(queue.batch_size), 1, 5000,
+     .help = "Messages claimed per batch and account (never more than the connector takes in "
+             "one call)."},
+    {"queue", "pipeline", CONFIG_INT, "4", OFF(queue.pipeline), 1, 64,
+     .help = "Claimed batches in flight per account, so the connector never waits for the "
+             "database."},
+    {"queue", "lease_ms", CONFIG_DURATION, "60000", OFF(queue.lease_ms), 1000, 3600000,
+     .help = "How long a claimed message belongs to this process. Must exceed the connector's "
+             "answer timeout; an expired lease becomes an unknown outcome (never resent blindly)."},
+    {"queue", "idle_claim_ms", CONFIG_DURATION, "1000", OFF(queue.idle_claim_ms), 10, 60000,
+     .help = "An idle sender claims again after this long even without a NOTIFY (retries whose "
+             "time has come are not notified)."},
+    {"queue", "backoff_base_ms", CONFIG_DURATION, "30000", OFF(queue.backoff_base_ms), 10, 86400000,
+     .help = "First retry delay after a temporary error; doubles per attempt."},
+    {"queue", "backoff_cap_ms", CONFIG_DURATION, "3600000", OFF(queue.backoff_cap_ms), 10, 86400000,
+     .help = "Longest retry delay."},
+    {"queue", "account_pause_ms", CONFIG_DURATION, "300000", OFF(queue.account_pause_ms), 1000,
+     86400000,
+     .help = "How long an account stays paused after an account-wide error (bad credentials, "
+             "no credit); its messages wait or fail over."},
+    {"queue", "receipt_deadline_s", CONFIG_INT, "172800", OFF(queue.receipt_deadline_s), 60,
+     2592000,
+     .help = "A sent message without a final receipt after this many seconds is marked \"no "
+             "delivery report\" (it stays Sent, never shown as delivered)."},
+    {"queue", "expire_interval_ms", CONFIG_DURATION, "60000", OFF(queue.expire_interval_ms), 100,
+     3600000, .help = "How often the receipt deadline is checked (one process does it)."},
+    {"queue", "accounts_poll_ms", CONFIG_DURATION, "5000", OFF(queue.accounts_poll_ms), 100, 600000,
+     .help = "How often smsys_account is re-read to open, reopen (changed settings) or close "
+             "connectors. SIGHUP re-reads at once."},
 
     /* [log] */
     {"log", "level", CONFIG_ENUM, "info", OFF(log.level), .choices = level_choices,

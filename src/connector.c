@@ -7,7 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONNECTORS(X) /* X(name) per connector; one registry line each */ X(smpp)
+/* X(name) per connector; one registry line each */
+// clang-format off
+#define CONNECTORS(X) \
+    X(smpp)           \
+    X(kavenegar)      \
+    X(smsir)          \
+    X(ghasedak)       \
+    X(melipayamak)    \
+    X(twilio)         \
+    X(asanak)         \
+    X(generic)
+// clang-format on
 
 #define DECLARE(n) extern const struct conn_ops conn_##n##_ops;
 CONNECTORS(DECLARE)

@@ -1,7 +1,8 @@
 /* dataverse.c - the Dataverse request engine: one global throttle
  * (concurrency cap, Retry-After pause, backoff), auth (bearer token with a
- * single refetch on 401, or NTLM/Negotiate), error translation, and the
- * single-row helpers. Paging and bulk writes are in dataverse_bulk.c.
+ * single refetch on 401, or NTLM/Negotiate) and error translation. The
+ * single-row helpers are in dataverse_ops.c, paging and bulk writes in
+ * dataverse_bulk.c, the Prometheus mirrors in dataverse_metrics.c.
  *
  * Every request is a struct dv_req that lives on exactly one list: queue
  * (ready, FIFO), delayed (backoff) or inflight. One uv_timer drives
@@ -25,48 +26,17 @@
 
 /* ---- lists ---- */
 
-static void list_push_back(struct dv_list *l, struct dv_req *r)
+static struct dv_req *req_of(struct list_node *n)
 {
-    r->next = NULL;
-    r->prev = l->tail;
-    if (l->tail)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-    l->n++;
-}
-
-static void list_push_front(struct dv_list *l, struct dv_req *r)
-{
-    r->prev = NULL;
-    r->next = l->head;
-    if (l->head)
-        l->head->prev = r;
-    else
-        l->tail = r;
-    l->head = r;
-    l->n++;
-}
-
-static void list_remove(struct dv_list *l, struct dv_req *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        l->head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        l->tail = r->prev;
-    r->prev = r->next = NULL;
-    l->n--;
+    return list_entry(n, struct dv_req, node);
 }
 
 static void gauges(struct dv_client *c)
 {
     c->m.in_flight = c->inflight.n;
     c->m.queued = c->queue.n + c->delayed.n;
+    if (c->prom.on)
+        dv_prom_sync(c);
 }
 
 /* ---- setup ---- */
@@ -98,7 +68,8 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
         (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0))
         return -EINVAL;
     if (o->auth == DV_AUTH_CLIENT_CREDENTIALS &&
-        (o->token_url == NULL || o->client_id == NULL || o->client_secret == NULL))
+        (o->token_url == NULL || o->client_id == NULL ||
+         (o->client_secret == NULL && o->cert_file == NULL)))
         return -EINVAL;
     if (o->auth == DV_AUTH_NTLM && (o->username == NULL || o->password == NULL))
         return -EINVAL;
@@ -111,6 +82,8 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
     c->o = *o;
     c->o.url = c->o.api_version = c->o.token_url = c->o.client_id = c->o.client_secret = NULL;
     c->o.scope = c->o.resource = c->o.username = c->o.password = NULL;
+    c->o.cert_file = c->o.key_file = NULL;
+    c->o.metrics_registry = NULL;
 #define DEF(f, v)                                                                                  \
     if (c->o.f == 0)                                                                               \
     c->o.f = (v)
@@ -124,6 +97,8 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
     DEF(max_retry_after_s, 300);
 #undef DEF
     c->rng = uv_hrtime() | 1;
+    if (o->export_metrics)
+        dv_prom_init(c, o->metrics_registry);
     int fail = 0;
     c->username = dup_or_null(o->username, &fail);
     c->password = dup_or_null(o->password, &fail);
@@ -140,6 +115,8 @@ int dv_new(uv_loop_t *loop, struct http_client *http, const struct dv_opts *o,
         struct oauth_opts oo = {.token_url = o->token_url,
                                 .client_id = o->client_id,
                                 .client_secret = o->client_secret,
+                                .cert_file = o->cert_file,
+                                .key_file = o->key_file,
                                 .scope = o->scope,
                                 .resource = o->resource,
                                 .insecure = o->insecure};
@@ -300,9 +277,9 @@ static void arm(struct dv_client *c, uint64_t now)
         if (gate > now)
             next = gate;
     }
-    for (struct dv_req *r = c->delayed.head; r; r = r->next)
-        if (r->due < next)
-            next = r->due;
+    for (struct list_node *n = list_first(&c->delayed); n; n = list_next(n))
+        if (req_of(n)->due < next)
+            next = req_of(n)->due;
     if (next == UINT64_MAX)
         return;
     uint64_t in = next > now ? next - now : 0;
@@ -389,7 +366,7 @@ static void send_one(struct dv_client *c, struct dv_req *r, const char *token)
     if (r->attempts > 1)
         c->m.retries++;
     c->m.requests[r->m]++;
-    list_push_back(&c->inflight, r);
+    list_push_back(&c->inflight, &r->node);
     gauges(c);
 }
 
@@ -397,8 +374,8 @@ static void send_one(struct dv_client *c, struct dv_req *r, const char *token)
 static void fail_waiting(struct dv_client *c, int rc, const struct smsys_err *err)
 {
     struct dv_req *r;
-    while ((r = c->queue.head) || (r = c->delayed.head)) {
-        list_remove(r->state == DV_RS_QUEUED ? &c->queue : &c->delayed, r);
+    while ((r = req_of(list_first(&c->queue))) || (r = req_of(list_first(&c->delayed)))) {
+        list_remove(r->state == DV_RS_QUEUED ? &c->queue : &c->delayed, &r->node);
         req_complete(r, rc, NULL, err);
     }
 }
@@ -410,12 +387,13 @@ static void dispatch(struct dv_client *c)
     uint64_t now = util_now_ms();
     /* promote delayed requests whose backoff has passed, ahead of new work
      * (they are older) */
-    for (struct dv_req *r = c->delayed.tail, *p; r; r = p) {
-        p = r->prev;
+    for (struct list_node *n = list_last(&c->delayed), *p; n; n = p) {
+        struct dv_req *r = req_of(n);
+        p = list_prev(n);
         if (r->due <= now) {
-            list_remove(&c->delayed, r);
+            list_remove(&c->delayed, &r->node);
             r->state = DV_RS_QUEUED;
-            list_push_front(&c->queue, r);
+            list_push_front(&c->queue, &r->node);
         }
     }
     if (now < c->paused_until || now < c->hold_until) {
@@ -426,7 +404,10 @@ static void dispatch(struct dv_client *c)
         c->m.throttle_wait_ms += now - c->pause_started;
         c->pause_started = 0;
     }
-    while (c->queue.head && c->inflight.n < c->o.max_concurrency) {
+    /* after a pause, one probe first: if the server still throttles, only
+     * that one request draws a 429 instead of a full window of them */
+    unsigned cap = c->probing ? 1 : c->o.max_concurrency;
+    while (!list_empty(&c->queue) && c->inflight.n < cap) {
         const char *tok = NULL;
         if (c->oauth) {
             tok = oauth_peek(c->oauth);
@@ -444,8 +425,7 @@ static void dispatch(struct dv_client *c)
                 break;
             }
         }
-        struct dv_req *r = c->queue.head;
-        list_remove(&c->queue, r);
+        struct dv_req *r = req_of(list_pop_front(&c->queue));
         send_one(c, r, tok);
         if (c->closing) /* a callback of a failed start closed the client */
             return;
@@ -526,7 +506,7 @@ static void delay(struct dv_client *c, struct dv_req *r, uint64_t now)
     r->due = now + backoff_ms(c, r->retries);
     r->retries++;
     r->state = DV_RS_DELAYED;
-    list_push_back(&c->delayed, r);
+    list_push_back(&c->delayed, &r->node);
 }
 
 static void http_done_cb(int rc, struct http_response *resp, void *ud)
@@ -534,7 +514,7 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
     struct dv_req *r = ud;
     struct dv_client *c = r->c;
     r->call = NULL;
-    list_remove(&c->inflight, r);
+    list_remove(&c->inflight, &r->node);
     gauges(c);
     struct smsys_err e;
     if (c->closing) {
@@ -546,6 +526,8 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
     uint64_t now = util_now_ms();
     int st = rc == 0 ? resp->status : 0;
     c->m.responses[st >= 200 && st < 600 ? st / 100 : 0]++;
+    if (st != 429)
+        c->probing = 0;
     log_debug("dataverse response", "method=%s status=%d rc=%d attempt=%u ms=%llu", r->method, st,
               rc, r->attempts, (unsigned long long)resp->total_ms);
 
@@ -557,7 +539,7 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
             c->m.token_refetches++;
             oauth_invalidate(c->oauth, r->token_used);
             r->state = DV_RS_QUEUED;
-            list_push_front(&c->queue, r);
+            list_push_front(&c->queue, &r->node);
             dispatch(c);
             return;
         }
@@ -570,16 +552,17 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
             if (ms > (int64_t)c->o.max_retry_after_s * 1000)
                 ms = (int64_t)c->o.max_retry_after_s * 1000;
             /* global: every request waits, none is sent before it passes */
+            c->probing = 1;
             if (now + (uint64_t)ms > c->paused_until) {
                 c->paused_until = now + (uint64_t)ms;
                 c->m.throttle_pauses++;
                 if (!c->pause_started)
                     c->pause_started = now;
-                log_warn("dataverse throttled", "retry_after_ms=%lld queued=%u", (long long)ms,
+                log_warn("dataverse throttled", "retry_after_ms=%lld queued=%zu", (long long)ms,
                          c->queue.n + 1);
             }
             r->state = DV_RS_QUEUED;
-            list_push_front(&c->queue, r);
+            list_push_front(&c->queue, &r->node);
             dispatch(c);
             return;
         }
@@ -693,7 +676,7 @@ int dv_request_ex(struct dv_client *c, const struct dv_call *call, dv_done_cb cb
     r->cb = cb;
     r->ud = ud;
     r->state = DV_RS_QUEUED;
-    list_push_back(&c->queue, r);
+    list_push_back(&c->queue, &r->node);
     gauges(c);
     /* dispatch on the next loop turn, never inside this call */
     uv_timer_start(&c->timer, timer_cb, 0, 0);
@@ -748,150 +731,9 @@ void dv_close(struct dv_client *c, dv_closed_cb cb, void *ud)
     c->closing = 1;
     c->close_cb = cb;
     c->close_ud = ud;
-    for (struct dv_req *r = c->inflight.head; r; r = r->next)
-        if (r->call)
-            http_call_cancel(r->call);
+    for (struct list_node *n = list_first(&c->inflight); n; n = list_next(n))
+        if (req_of(n)->call)
+            http_call_cancel(req_of(n)->call);
     /* the timer fails the waiting requests and finishes (later) */
     uv_timer_start(&c->timer, timer_cb, 0, 0);
-}
-
-/* ---- single-row helpers ---- */
-
-struct op {
-    struct dv_client *c;
-    void (*fn)(void);
-    void *ud;
-};
-
-static struct op *op_new(struct dv_client *c, void (*fn)(void), void *ud)
-{
-    struct op *o = calloc(1, sizeof *o);
-    if (o) {
-        o->c = c;
-        o->fn = fn;
-        o->ud = ud;
-    }
-    return o;
-}
-
-static int start(struct dv_client *c, const struct dv_call *call, dv_done_cb done, struct op *o)
-{
-    if (o == NULL)
-        return -ENOMEM;
-    int rc = dv_request_ex(c, call, done, o);
-    if (rc < 0)
-        free(o);
-    return rc;
-}
-
-static void create_done_cb(int rc, struct dv_result *res, void *ud)
-{
-    struct op *o = ud;
-    dv_id_cb cb = (dv_id_cb)o->fn;
-    char id[37] = "";
-    if (rc == 0) {
-        const char *eid = NULL;
-        for (size_t i = 0; i < res->n_headers && !eid; i++)
-            if (strcasecmp(res->headers[i].name, "OData-EntityId") == 0)
-                eid = res->headers[i].value;
-        if (eid == NULL || odata_entity_id(eid, id) < 0) {
-            /* return=representation answers 201 with the row instead */
-            rc = smsys_err_set(&res->err, SMSYS_EPROTO,
-                               "create: no usable OData-EntityId in the answer");
-        }
-    }
-    cb(rc, id, rc < 0 ? &res->err : NULL, o->ud);
-    free(o);
-}
-
-int dv_create(struct dv_client *c, const char *entity_set, const char *json, int client_id_in_body,
-              dv_id_cb cb, void *ud)
-{
-    if (entity_set == NULL || json == NULL || cb == NULL)
-        return -EINVAL;
-    struct dv_call call = {.method = "POST",
-                           .path = entity_set,
-                           .body = json,
-                           .retry = client_id_in_body ? DV_RETRY_SAFE : DV_RETRY_AUTO};
-    return start(c, &call, create_done_cb, op_new(c, (void (*)(void))cb, ud));
-}
-
-static void status_done_cb(int rc, struct dv_result *res, void *ud)
-{
-    struct op *o = ud;
-    ((dv_status_cb)o->fn)(rc, rc < 0 ? &res->err : NULL, o->ud);
-    free(o);
-}
-
-static int row_path(struct buf *p, const char *set, const char *id)
-{
-    if (set == NULL || strpbrk(set, "/?#() ") || *set == '\0')
-        return -EINVAL;
-    int rc = buf_printf(p, "%s(", set);
-    if (rc == 0)
-        rc = odata_lit_guid(p, id);
-    if (rc == 0)
-        rc = buf_putc(p, ')');
-    return rc;
-}
-
-int dv_patch(struct dv_client *c, const char *entity_set, const char *id, const char *json,
-             const char *if_match, dv_status_cb cb, void *ud)
-{
-    struct buf p = BUF_INIT;
-    if (json == NULL || cb == NULL)
-        return -EINVAL;
-    int rc = row_path(&p, entity_set, id);
-    if (rc == 0) {
-        struct dv_call call = {
-            .method = "PATCH", .path = p.data, .body = json, .if_match = if_match};
-        rc = start(c, &call, status_done_cb, op_new(c, (void (*)(void))cb, ud));
-    }
-    buf_free(&p);
-    return rc;
-}
-
-int dv_delete(struct dv_client *c, const char *entity_set, const char *id, dv_status_cb cb,
-              void *ud)
-{
-    struct buf p = BUF_INIT;
-    if (cb == NULL)
-        return -EINVAL;
-    int rc = row_path(&p, entity_set, id);
-    if (rc == 0) {
-        struct dv_call call = {.method = "DELETE", .path = p.data};
-        rc = start(c, &call, status_done_cb, op_new(c, (void (*)(void))cb, ud));
-    }
-    buf_free(&p);
-    return rc;
-}
-
-static void copy_guid(const cJSON *j, const char *name, char out[37])
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-    snprintf(out, 37, "%s", cJSON_IsString(v) ? v->valuestring : "");
-}
-
-static void whoami_done_cb(int rc, struct dv_result *res, void *ud)
-{
-    struct op *o = ud;
-    struct dv_whoami w;
-    memset(&w, 0, sizeof w);
-    if (rc == 0) {
-        copy_guid(res->json, "UserId", w.user_id);
-        copy_guid(res->json, "BusinessUnitId", w.business_unit_id);
-        copy_guid(res->json, "OrganizationId", w.organization_id);
-        if (w.user_id[0] == '\0')
-            rc = smsys_err_set(&res->err, SMSYS_EPROTO, "WhoAmI: no UserId in the answer");
-    }
-    ((dv_whoami_cb)o->fn)(rc, rc == 0 ? &w : NULL, rc < 0 ? &res->err : NULL, o->ud);
-    free(o);
-}
-
-int dv_whoami(struct dv_client *c, dv_whoami_cb cb, void *ud)
-{
-    if (cb == NULL)
-        return -EINVAL;
-    struct dv_call call = {.method = "GET", .path = "WhoAmI"};
-    return start(c, &call, whoami_done_cb, op_new(c, (void (*)(void))cb, ud));
 }

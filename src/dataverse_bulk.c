@@ -144,6 +144,7 @@ struct bulk {
     size_t n;
     struct dv_row_result *res;
     size_t at, chunk; /* current chunk: rows [at, at + chunk) */
+    cJSON *first;     /* row `at`: cJSON arrays are lists, so walk, don't index */
     unsigned requests;
     int used_batch;
     dv_bulk_cb cb;
@@ -231,8 +232,8 @@ static int send_multiple(struct bulk *b)
     char type[200];
     snprintf(type, sizeof type, "Microsoft.Dynamics.CRM.%s", b->logical);
     int rc = buf_puts(&body, "{\"Targets\":[");
-    for (size_t i = b->at; rc == 0 && i < b->at + b->chunk; i++) {
-        cJSON *row = cJSON_GetArrayItem(b->rows, (int)i);
+    cJSON *row = b->first;
+    for (size_t i = b->at; rc == 0 && i < b->at + b->chunk; i++, row = row->next) {
         if (!cJSON_HasObjectItem(row, "@odata.type") &&
             cJSON_AddStringToObject(row, "@odata.type", type) == NULL)
             rc = -ENOMEM;
@@ -275,8 +276,8 @@ static int send_batch(struct bulk *b)
     char(*cids)[24] = calloc(b->chunk, sizeof *cids);
     struct buf body = BUF_INIT;
     int rc = reqs && bodies && urls && cids ? 0 : -ENOMEM;
-    for (size_t k = 0; rc == 0 && k < b->chunk; k++) {
-        const cJSON *row = cJSON_GetArrayItem(b->rows, (int)(b->at + k));
+    const cJSON *row = b->first;
+    for (size_t k = 0; rc == 0 && k < b->chunk; k++, row = row->next) {
         cJSON *copy = cJSON_Duplicate(row, 1);
         if (copy == NULL) {
             rc = -ENOMEM;
@@ -354,6 +355,8 @@ static int use_batch(struct bulk *b)
 /* Starts the next chunk, or finishes. A start failure fails the rest. */
 static void bulk_next(struct bulk *b)
 {
+    for (size_t k = 0; k < b->chunk && b->first; k++)
+        b->first = b->first->next;
     b->at += b->chunk;
     if (b->at >= b->n) {
         bulk_finish(b);
@@ -394,9 +397,9 @@ static void multiple_done_cb(int rc, struct dv_result *res, void *ud)
         if (ms)
             *(b->create ? &ms->create : &ms->update) = 1;
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(res->json, "Ids");
-        for (size_t k = 0; k < b->chunk; k++) {
+        const cJSON *v = cJSON_IsArray(ids) ? ids->child : NULL;
+        for (size_t k = 0; k < b->chunk; k++, v = v ? v->next : NULL) {
             struct dv_row_result *rr = &b->res[b->at + k];
-            const cJSON *v = cJSON_GetArrayItem(ids, (int)k);
             if (b->create && cJSON_IsString(v))
                 snprintf(rr->id, sizeof rr->id, "%s", v->valuestring);
             rr->rc = 0;
@@ -421,6 +424,13 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
             if (strcasecmp(res->headers[i].name, "Content-Type") == 0)
                 ct = res->headers[i].value;
         rc = odata_batch_parse(ct, res->body, res->body_len, &ob, &res->err);
+    }
+    if (rc < 0 && res->status >= 200 && res->status < 300 && b->create) {
+        /* the server answered 2xx, so it ran the changeset, but we cannot
+         * tell which rows it created: unknown, not failed */
+        struct smsys_err pe = res->err;
+        smsys_err_set(&res->err, SMSYS_EUNKNOWN, "outcome unknown: %s", pe.detail);
+        rc = SMSYS_EUNKNOWN;
     }
     if (rc < 0) {
         rows_fail(b, from, rc == SMSYS_ECLOSED ? b->n : to, rc, &res->err);
@@ -498,8 +508,8 @@ static int bulk_start(struct dv_client *c, int create, const char *set, const ch
         bulk_free(b);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < b->n; i++) {
-        const cJSON *row = cJSON_GetArrayItem(b->rows, (int)i);
+    const cJSON *row = b->rows->child;
+    for (size_t i = 0; i < b->n; i++, row = row->next) {
         if (!cJSON_IsObject(row) || (!create && row_id_key(b, row) == NULL)) {
             bulk_free(b);
             return -EINVAL; /* updates need the key of every row */
@@ -514,6 +524,7 @@ static int bulk_start(struct dv_client *c, int create, const char *set, const ch
         return -EINVAL;
     }
     b->at = 0;
+    b->first = b->rows->child;
     b->chunk = b->n < BULK_CHUNK ? b->n : BULK_CHUNK;
     int rc = use_batch(b) ? send_batch(b) : send_multiple(b);
     if (rc < 0)

@@ -4,6 +4,7 @@
 #define SMSYS_DATAVERSE_INT_H
 
 #include "smsys/dataverse.h"
+#include "smsys/list.h"
 
 #include <stdint.h>
 #include <uv.h>
@@ -27,12 +28,7 @@ struct dv_req {
     char *token_used; /* bearer token of the attempt in flight */
     struct http_call *call;
     enum dv_req_state state;
-    struct dv_req *prev, *next;
-};
-
-struct dv_list {
-    struct dv_req *head, *tail;
-    unsigned n;
+    struct list_node node; /* on queue, delayed or inflight */
 };
 
 /* Per entity set: does the server know CreateMultiple / UpdateMultiple?
@@ -40,6 +36,17 @@ struct dv_list {
 struct dv_ms {
     char *set;
     int create, update;
+};
+
+struct metrics;
+struct metric;
+
+/* Prometheus mirrors of struct dv_metrics (dataverse_metrics.c). */
+struct dv_prom {
+    int on;
+    struct metric *req[DV_NMETHODS], *resp[6], *s429, *retries, *wait, *refetch, *unknown,
+        *failures, *fallbacks, *inflight, *queued;
+    struct dv_metrics last; /* what was pushed so far */
 };
 
 struct dv_client {
@@ -52,12 +59,13 @@ struct dv_client {
     char *username, *password;
     struct dv_opts o; /* numbers with defaults applied; strings not kept */
 
-    struct dv_list queue;   /* ready to go, FIFO */
-    struct dv_list delayed; /* waiting for a backoff to pass */
-    struct dv_list inflight;
+    struct list queue;   /* of struct dv_req: ready to go, FIFO */
+    struct list delayed; /* waiting for a backoff to pass */
+    struct list inflight;
 
     uint64_t paused_until; /* 429: nothing is sent before this (monotonic ms) */
     uint64_t pause_started;
+    int probing;         /* after a 429: one request at a time until one is not 429 */
     uint64_t hold_until; /* token endpoint backoff */
     int token_waiting;
     unsigned token_failures;
@@ -70,7 +78,13 @@ struct dv_client {
     dv_closed_cb close_cb;
     void *close_ud;
     struct dv_metrics m;
+    struct dv_prom prom;
 };
+
+/* Registers the series in reg (NULL: the default registry). */
+void dv_prom_init(struct dv_client *c, struct metrics *reg);
+/* Pushes what changed in c->m since the last call. */
+void dv_prom_sync(struct dv_client *c);
 
 /* Maps a final HTTP status and body to an smsys code with Dataverse's code
  * and message in err->detail ("HTTP 404 0x80040217: ..."). 2xx -> 0. */

@@ -31,31 +31,6 @@
 #include "smsys/log.h"
 #include "smsys/util.h"
 
-static void link_init(struct link *l)
-{
-    l->prev = l->next = l;
-}
-
-static int link_empty(const struct link *l)
-{
-    return l->next == l;
-}
-
-static void link_add_tail(struct link *head, struct link *l)
-{
-    l->prev = head->prev;
-    l->next = head;
-    head->prev->next = l;
-    head->prev = l;
-}
-
-static void link_del(struct link *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    link_init(l);
-}
-
 static void process(struct http_client *c);
 static void defer_cb(uv_idle_t *h);
 
@@ -93,11 +68,11 @@ static void call_finish(struct http_call *call, int rc)
     }
     if (c->multi)
         curl_multi_remove_handle(c->multi, call->easy);
-    link_del(&call->link);
+    list_remove(&c->active, &call->link);
     call->state = CALL_DONE;
     call->rc = rc;
     call->end_ms = util_now_ms();
-    link_add_tail(&c->done, &call->link);
+    list_push_back(&c->done, &call->link);
 }
 
 /* ---- curl -> libuv ---- */
@@ -112,7 +87,7 @@ static void sock_closed_cb(uv_handle_t *h)
 
 static void sock_close(struct http_sock *s)
 {
-    link_del(&s->link);
+    list_remove(&s->c->socks, &s->link);
     uv_close((uv_handle_t *)&s->poll, sock_closed_cb);
 }
 
@@ -175,8 +150,8 @@ static int sock_func(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         /* A poll handle still registered for this number means curl closed
          * a socket without telling us; that handle watches a dead socket
          * and would make uv_poll_init_socket fail with EEXIST. */
-        for (struct link *l = c->socks.next; l != &c->socks; l = l->next) {
-            struct http_sock *old = container_of(l, struct http_sock, link);
+        for (struct list_node *l = list_first(&c->socks); l; l = list_next(l)) {
+            struct http_sock *old = list_entry(l, struct http_sock, link);
             if (old->fd == fd) {
                 log_warn("http stale poll handle", "fd=%d", (int)fd);
                 sock_close(old);
@@ -198,7 +173,7 @@ static int sock_func(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         s->fd = fd;
         s->c = c;
         c->handles++;
-        link_add_tail(&c->socks, &s->link);
+        list_push_back(&c->socks, &s->link);
         curl_multi_assign(c->multi, fd, s);
     }
     int ev = 0;
@@ -260,10 +235,10 @@ static void drain(struct http_client *c)
 
 static void run_aborts(struct http_client *c)
 {
-    struct link *l = c->active.next;
-    while (c->n_aborts && l != &c->active) {
-        struct http_call *call = container_of(l, struct http_call, link);
-        l = l->next;
+    struct list_node *l = list_first(&c->active);
+    while (c->n_aborts && l) {
+        struct http_call *call = list_entry(l, struct http_call, link);
+        l = list_next(l);
         if (call->abort_rc)
             call_finish(call, call->abort_rc);
     }
@@ -343,9 +318,8 @@ static void fire_done(struct http_client *c)
     if (c->firing)
         return;
     c->firing = 1;
-    while (!link_empty(&c->done)) {
-        struct http_call *call = container_of(c->done.next, struct http_call, link);
-        link_del(&call->link);
+    struct http_call *call;
+    while ((call = list_entry(list_pop_front(&c->done), struct http_call, link)) != NULL) {
         fire_one(call);
     }
     c->firing = 0;
@@ -396,9 +370,9 @@ int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts, struct
     if (c == NULL)
         return -ENOMEM;
     c->loop = loop;
-    link_init(&c->socks);
-    link_init(&c->active);
-    link_init(&c->done);
+    list_init(&c->socks);
+    list_init(&c->active);
+    list_init(&c->done);
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEF_TIMEOUT_MS;
     c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : DEF_CONNECT_MS;
     c->max_response = opts->max_response_bytes ? opts->max_response_bytes : DEF_MAX_RESPONSE;
@@ -447,7 +421,6 @@ int http_client_request(struct http_client *c, const struct http_request *req,
     struct http_call *call = calloc(1, sizeof *call);
     if (call == NULL)
         return -ENOMEM;
-    link_init(&call->link);
     call->c = c;
     call->cb = done_cb;
     call->ud = ud;
@@ -473,7 +446,7 @@ int http_client_request(struct http_client *c, const struct http_request *req,
         return mr == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
     }
     call->state = CALL_ACTIVE;
-    link_add_tail(&c->active, &call->link);
+    list_push_back(&c->active, &call->link);
     if (call_out)
         *call_out = call;
     return 0;
@@ -504,8 +477,8 @@ void http_client_close(struct http_client *c, http_client_closed_cb cb, void *ud
     c->closed_cb = cb;
     c->closed_ud = ud;
     /* 1. every easy handle out of the multi, callbacks queued */
-    while (!link_empty(&c->active)) {
-        struct http_call *call = container_of(c->active.next, struct http_call, link);
+    while (!list_empty(&c->active)) {
+        struct http_call *call = list_entry(list_first(&c->active), struct http_call, link);
         if (call->abort_rc) {
             c->n_aborts--;
             call->abort_rc = 0;
@@ -519,8 +492,8 @@ void http_client_close(struct http_client *c, http_client_closed_cb cb, void *ud
     /* 3. the handles curl no longer needs */
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
-    while (!link_empty(&c->socks))
-        sock_close(container_of(c->socks.next, struct http_sock, link));
+    while (!list_empty(&c->socks))
+        sock_close(list_entry(list_first(&c->socks), struct http_sock, link));
     /* 4. defer fires the queued callbacks, then closes itself; the last
      * close callback frees c and calls cb (handle_gone). */
     if (!c->firing)

@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 
 #include "smsys/http_client.h"
+#include "smsys/list.h"
 
 #define DEF_MAX_TOTAL    64
 #define DEF_MAX_HOST     16
@@ -16,18 +17,14 @@
 #define MAX_HEADER_BYTES (64 * 1024) /* all response headers together */
 #define MAX_METHOD_LEN   32
 
-struct link {
-    struct link *prev, *next;
-};
-
 struct http_client {
     uv_loop_t *loop;
     CURLM *multi; /* NULL once closing has cleaned it up */
     uv_timer_t timer;
     uv_idle_t defer;    /* fires the done queue and deferred aborts */
-    struct link socks;  /* struct http_sock not yet closing */
-    struct link active; /* struct http_call in the multi */
-    struct link done;   /* struct http_call waiting for their callback */
+    struct list socks;  /* struct http_sock not yet closing */
+    struct list active; /* struct http_call in the multi */
+    struct list done;   /* struct http_call waiting for their callback */
     unsigned handles;   /* uv handles whose close callback is pending */
     unsigned n_aborts;  /* active calls with abort_rc set */
     int closing;
@@ -50,13 +47,13 @@ struct http_sock {
     curl_socket_t fd;
     int events; /* what curl last asked for, as UV_READABLE|UV_WRITABLE */
     struct http_client *c;
-    struct link link; /* on c->socks until uv_close() */
+    struct list_node link; /* on c->socks until uv_close() */
 };
 
 enum call_state { CALL_ACTIVE, CALL_DONE };
 
 struct http_call {
-    struct link link; /* on c->active or c->done */
+    struct list_node link; /* on c->active or c->done */
     struct http_client *c;
     CURL *easy;
     struct curl_slist *hdrs;

@@ -414,21 +414,43 @@ static void done_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud
     free(o);
 }
 
+/* A request context holding arg (NULL: none) for $1, or NULL when out of
+ * memory. The query's callback frees it; op_start frees it when the query
+ * cannot start. */
+static struct op_ctx *op_new(struct pg_pool *pool, void *ud, const char *arg)
+{
+    struct op_ctx *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    o->pool = pool;
+    o->ud = ud;
+    if (arg)
+        snprintf(o->arg, sizeof(o->arg), "%s", arg);
+    return o;
+}
+
+/* Starts sql with o->arg as its only parameter when nparams is 1. Returns
+ * 0 (cb later) or a negative code, o freed and no callback. */
+static int op_start(struct op_ctx *o, const char *sql, int nparams, pg_result_cb cb)
+{
+    const char *p[] = {o->arg};
+    int rc = pg_query(o->pool, sql, nparams, p, cb, o);
+    if (rc != 0)
+        free(o);
+    return rc;
+}
+
 int mo_parts_done(struct pg_pool *pool, int64_t group_id, mo_parts_done_cb cb, void *ud)
 {
     if (pool == NULL || cb == NULL)
         return -EINVAL;
-    struct op_ctx *o = calloc(1, sizeof(*o));
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, group_id);
+    struct op_ctx *o = op_new(pool, ud, id);
     if (o == NULL)
         return -ENOMEM;
     o->done_cb = cb;
-    o->ud = ud;
-    snprintf(o->arg, sizeof(o->arg), "%" PRId64, group_id);
-    const char *p[] = {o->arg};
-    int rc = pg_query(pool, SQL_DONE, 1, p, done_cb, o);
-    if (rc != 0)
-        free(o);
-    return rc;
+    return op_start(o, SQL_DONE, 1, done_cb);
 }
 
 /* Turns rows of SQL_LIST_COLS into messages and calls back. */
@@ -492,19 +514,11 @@ static int list_start(struct pg_pool *pool, const char *sql, const char *arg, mo
 {
     if (pool == NULL || cb == NULL)
         return -EINVAL;
-    struct op_ctx *o = calloc(1, sizeof(*o));
+    struct op_ctx *o = op_new(pool, ud, arg);
     if (o == NULL)
         return -ENOMEM;
-    o->pool = pool;
     o->list_cb = cb;
-    o->ud = ud;
-    if (arg)
-        snprintf(o->arg, sizeof(o->arg), "%s", arg);
-    const char *p[] = {o->arg};
-    int rc = pg_query(pool, sql, arg ? 1 : 0, p, list_cb, o);
-    if (rc != 0)
-        free(o);
-    return rc;
+    return op_start(o, sql, arg ? 1 : 0, list_cb);
 }
 
 int mo_parts_sweep(struct pg_pool *pool, mo_parts_list_cb cb, void *ud)
@@ -532,15 +546,11 @@ int mo_parts_expire(struct pg_pool *pool, unsigned older_than_s, mo_parts_list_c
 {
     if (pool == NULL || cb == NULL || older_than_s > 0x7FFFFFFFu)
         return -EINVAL;
-    struct op_ctx *o = calloc(1, sizeof(*o));
+    char secs[16];
+    snprintf(secs, sizeof(secs), "%u", older_than_s);
+    struct op_ctx *o = op_new(pool, ud, secs);
     if (o == NULL)
         return -ENOMEM;
-    o->pool = pool;
     o->list_cb = cb;
-    o->ud = ud;
-    snprintf(o->arg, sizeof(o->arg), "%u", older_than_s);
-    int rc = pg_query(pool, SQL_PURGE, 0, NULL, purge_cb, o);
-    if (rc != 0)
-        free(o);
-    return rc;
+    return op_start(o, SQL_PURGE, 0, purge_cb); /* then SQL_EXPIRE with secs */
 }

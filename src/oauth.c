@@ -1,5 +1,6 @@
 /* oauth.c - client-credentials token source (see include/smsys/oauth.h). */
 #include "smsys/oauth.h"
+#include "oauth_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -30,7 +31,9 @@ struct oauth {
     uv_timer_t timer; /* delivers callbacks "later" */
     char *url;
     struct buf form; /* holds the secret: wiped before it is freed */
-    char *secret;    /* only to scrub it out of server-provided text */
+    char *secret;    /* only to scrub it out of server-provided text; NULL with a cert */
+    char *client_id;
+    struct oauth_cert *cert; /* certificate credentials, or NULL */
     unsigned timeout_ms;
     int insecure;
 
@@ -63,9 +66,12 @@ int oauth_new(uv_loop_t *loop, struct http_client *http, const struct oauth_opts
               struct oauth **out)
 {
     if (loop == NULL || http == NULL || o == NULL || out == NULL || o->token_url == NULL ||
-        o->client_id == NULL || o->client_secret == NULL || !*o->client_id || !*o->client_secret ||
-        (o->scope == NULL) == (o->resource == NULL))
+        o->client_id == NULL || !*o->client_id || (o->scope == NULL) == (o->resource == NULL))
         return -EINVAL;
+    int use_cert = o->cert_file != NULL || o->key_file != NULL;
+    if (use_cert ? o->cert_file == NULL || o->key_file == NULL || o->client_secret != NULL
+                 : o->client_secret == NULL || !*o->client_secret)
+        return -EINVAL; /* exactly one kind of credential */
     struct oauth *t = calloc(1, sizeof *t);
     if (t == NULL)
         return -ENOMEM;
@@ -74,12 +80,23 @@ int oauth_new(uv_loop_t *loop, struct http_client *http, const struct oauth_opts
     t->timeout_ms = o->timeout_ms ? o->timeout_ms : 20000;
     t->insecure = o->insecure;
     t->url = strdup(o->token_url);
-    t->secret = strdup(o->client_secret);
-    int rc = t->url && t->secret ? 0 : -ENOMEM;
+    t->client_id = strdup(o->client_id);
+    int rc = t->url && t->client_id ? 0 : -ENOMEM;
+    if (rc == 0 && use_cert) {
+        struct smsys_err e;
+        rc = oauth_cert_load(o->cert_file, o->key_file, &t->cert, &e);
+        if (rc < 0)
+            log_error("oauth certificate not loaded", "error=\"%s\"", log_q(e.detail));
+    } else if (rc == 0 && (t->secret = strdup(o->client_secret)) == NULL) {
+        rc = -ENOMEM;
+    }
     if (rc == 0)
         rc = http_client_form_add(&t->form, "client_id", o->client_id);
-    if (rc == 0)
+    if (rc == 0 && !use_cert)
         rc = http_client_form_add(&t->form, "client_secret", o->client_secret);
+    if (rc == 0 && use_cert)
+        rc = http_client_form_add(&t->form, "client_assertion_type",
+                                  "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
     if (rc == 0)
         rc = http_client_form_add(&t->form, "grant_type", "client_credentials");
     if (rc == 0)
@@ -89,7 +106,9 @@ int oauth_new(uv_loop_t *loop, struct http_client *http, const struct oauth_opts
         rc = uv_timer_init(loop, &t->timer);
     if (rc < 0) {
         free(t->url);
+        free(t->client_id);
         wipe_free(t->secret);
+        oauth_cert_free(t->cert);
         if (t->form.data)
             wipe_free(buf_steal(&t->form));
         free(t);
@@ -112,6 +131,8 @@ static int usable(const struct oauth *t, uint64_t now)
 /* Replaces every occurrence of the secret in s by "***". */
 static void scrub(const struct oauth *t, char *s)
 {
+    if (t->secret == NULL)
+        return;
     size_t sl = strlen(t->secret);
     char *p;
     while (sl >= 3 && (p = strstr(s, t->secret)) != NULL) {
@@ -195,7 +216,9 @@ static void timer_closed_cb(uv_handle_t *h)
     void (*cb)(void *) = t->close_cb;
     void *ud = t->close_ud;
     free(t->url);
+    free(t->client_id);
     wipe_free(t->secret);
+    oauth_cert_free(t->cert);
     if (t->form.data)
         wipe_free(buf_steal(&t->form));
     wipe_free(t->token);
@@ -262,15 +285,28 @@ static int fetch_start(struct oauth *t)
 {
     const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded",
                           "Accept: application/json"};
+    struct buf form = BUF_INIT, jwt = BUF_INIT;
+    int rc = 0;
+    if (t->cert) {
+        /* a fresh assertion per fetch: its jti is single-use */
+        rc = buf_append(&form, t->form.data, t->form.len);
+        if (rc == 0)
+            rc = oauth_cert_assertion(t->cert, t->url, t->client_id, &jwt);
+        if (rc == 0)
+            rc = http_client_form_add(&form, "client_assertion", jwt.data);
+    }
     struct http_request req = {.method = "POST",
                                .url = t->url,
                                .headers = hdrs,
                                .n_headers = ARRAY_LEN(hdrs),
-                               .body = t->form.data,
-                               .body_len = t->form.len,
+                               .body = t->cert ? form.data : t->form.data,
+                               .body_len = t->cert ? form.len : t->form.len,
                                .timeout_ms = t->timeout_ms,
                                .insecure = t->insecure};
-    int rc = http_client_request(t->http, &req, fetch_done_cb, t, &t->call);
+    if (rc == 0)
+        rc = http_client_request(t->http, &req, fetch_done_cb, t, &t->call);
+    buf_free(&form);
+    buf_free(&jwt);
     if (rc < 0)
         return rc;
     t->fetching = 1;
@@ -335,7 +371,7 @@ int oauth_get(struct oauth *t, oauth_token_cb cb, void *ud)
     /* no fetch started here: the timer decides on the next loop turn, so
      * the callback never runs inside this call and a failure to start a
      * request is reported through it like any other failure */
-    if (!t->fetching)
+    if (!t->fetching || usable(t, util_now_ms()))
         uv_timer_start(&t->timer, timer_cb, 0, 0);
     return 0;
 }

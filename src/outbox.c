@@ -107,13 +107,8 @@ static int ack_call(struct queue *q, const char *name, const char *sql, int npar
     p[3] = err;
     p[4] = base;
     p[5] = cap;
-    struct qreq *r = rc == 0 ? qreq_new(q, ud) : NULL;
-    if (rc == 0 && r == NULL)
-        rc = -ENOMEM;
-    if (rc == 0) {
-        r->cb.count = cb;
-        rc = qreq_send(r, name, sql, nparams, p, q_count_cb);
-    }
+    if (rc == 0)
+        rc = q_count_call(q, name, sql, nparams, p, cb, ud);
     free(err);
     for (int c = 0; c < 3; c++)
         qa_free(&a[c]);

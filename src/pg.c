@@ -20,39 +20,6 @@ static void dispatch(struct pg_pool *pool);
 static void maybe_finish(struct pg_pool *pool);
 static void unpin(struct pg_conn *c);
 
-void pgi_reqq_push(struct pg_reqq *q, struct pg_req *r)
-{
-    r->next = NULL;
-    if (q->tail != NULL)
-        q->tail->next = r;
-    else
-        q->head = r;
-    q->tail = r;
-    q->len++;
-}
-
-void pgi_reqq_push_front(struct pg_reqq *q, struct pg_req *r)
-{
-    r->next = q->head;
-    q->head = r;
-    if (q->tail == NULL)
-        q->tail = r;
-    q->len++;
-}
-
-struct pg_req *pgi_reqq_pop(struct pg_reqq *q)
-{
-    struct pg_req *r = q->head;
-    if (r == NULL)
-        return NULL;
-    q->head = r->next;
-    if (q->head == NULL)
-        q->tail = NULL;
-    q->len--;
-    r->next = NULL;
-    return r;
-}
-
 void pgi_req_fail(struct pg_req *r, int code, const char *detail)
 {
     struct smsys_err err;
@@ -200,7 +167,7 @@ static struct pg_conn *free_conn(struct pg_pool *pool)
 
 static void dispatch(struct pg_pool *pool)
 {
-    while (pool->queue.head != NULL && !pool->closing) {
+    while (!list_empty(&pool->queue.l) && !pool->closing) {
         struct pg_conn *c = free_conn(pool);
         if (c == NULL)
             return;
@@ -298,7 +265,7 @@ void pgi_conn_idle(struct pg_conn *c)
     if (c->pinned || c->is_listener) {
         if (c->cur != NULL)
             return;
-        if (c->state == PG_C_READY && c->pinq.head != NULL) {
+        if (c->state == PG_C_READY && !list_empty(&c->pinq.l)) {
             struct pg_req *r = pgi_reqq_pop(&c->pinq);
             if (pgi_conn_send(c, r) != 0) {
                 pgi_reqq_push_front(&c->pinq, r);
@@ -306,7 +273,7 @@ void pgi_conn_idle(struct pg_conn *c)
             }
             return;
         }
-        if (c->pinned && c->releasing == 1 && c->pinq.head == NULL)
+        if (c->pinned && c->releasing == 1 && list_empty(&c->pinq.l))
             release_finish(c);
         return;
     }
@@ -319,8 +286,8 @@ static void sweep_cb(uv_timer_t *t)
     struct pg_pool *pool = container_of(t, struct pg_pool, sweep);
     uint64_t now = util_now_ms();
     char detail[512];
-    while (pool->queue.head != NULL && !pool->closing &&
-           now - pool->queue.head->enq_ms >= pool->opts.queue_timeout_ms) {
+    while (!list_empty(&pool->queue.l) && !pool->closing &&
+           now - pgi_reqq_first(&pool->queue)->enq_ms >= pool->opts.queue_timeout_ms) {
         struct pg_req *r = pgi_reqq_pop(&pool->queue);
         snprintf(detail, sizeof(detail),
                  "no database connection free within %u ms (%u of %u up; last error: %s)",
@@ -328,7 +295,7 @@ static void sweep_cb(uv_timer_t *t)
                  pool->last_error[0] ? pool->last_error : "none");
         pgi_req_fail(r, SMSYS_ETEMP, detail);
     }
-    if (pool->queue.head == NULL && !pool->closing)
+    if (list_empty(&pool->queue.l) && !pool->closing)
         uv_timer_stop(&pool->sweep);
 }
 
@@ -517,7 +484,7 @@ static int pool_submit(struct pg_pool *pool, const char *name, const char *sql, 
         return rc;
     if (pool->closing)
         return SMSYS_ECLOSED;
-    if (pool->queue.len >= pool->opts.max_queue)
+    if (pool->queue.l.n >= pool->opts.max_queue)
         return -EAGAIN;
     int stmt = -1;
     if (name != NULL) {
@@ -534,7 +501,7 @@ static int pool_submit(struct pg_pool *pool, const char *name, const char *sql, 
     }
     r->cb = cb;
     r->ud = ud;
-    if (pool->queue.head == NULL) {
+    if (list_empty(&pool->queue.l)) {
         struct pg_conn *c = free_conn(pool);
         if (c != NULL) {
             if (pgi_conn_send(c, r) == 0)
@@ -567,7 +534,7 @@ int pg_acquire(struct pg_pool *pool, pg_acquire_cb cb, void *ud)
         return -EINVAL;
     if (pool->closing)
         return SMSYS_ECLOSED;
-    if (pool->queue.len >= pool->opts.max_queue)
+    if (pool->queue.l.n >= pool->opts.max_queue)
         return -EAGAIN;
     struct pg_req *r = req_new(PG_REQ_ACQUIRE, NULL, 0, NULL);
     if (r == NULL)
@@ -607,7 +574,7 @@ static int conn_submit(struct pg_conn *c, const char *name, const char *sql, int
     }
     r->cb = cb;
     r->ud = ud;
-    if (c->state == PG_C_READY && c->cur == NULL && c->pinq.head == NULL) {
+    if (c->state == PG_C_READY && c->cur == NULL && list_empty(&c->pinq.l)) {
         if (pgi_conn_send(c, r) != 0) {
             free(r);
             pgi_conn_lost(c, c->last_error);
@@ -644,7 +611,7 @@ void pg_release(struct pg_conn *c)
         maybe_finish(pool);
         return;
     }
-    if (c->cur == NULL && c->pinq.head == NULL)
+    if (c->cur == NULL && list_empty(&c->pinq.l))
         release_finish(c);
 }
 
@@ -747,7 +714,7 @@ void pg_pool_stats(const struct pg_pool *pool, struct pg_pool_stats *out)
     memset(out, 0, sizeof(*out));
     out->size = pool->opts.size;
     out->connected = pool->connected;
-    out->queued = pool->queue.len;
+    out->queued = pool->queue.l.n;
     for (unsigned i = 0; i < pool->opts.size; i++)
         if (pool->conns[i].pinned || pool->conns[i].cur != NULL)
             out->busy++;

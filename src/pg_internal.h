@@ -3,6 +3,7 @@
 #ifndef SMSYS_PG_INTERNAL_H
 #define SMSYS_PG_INTERNAL_H
 
+#include "smsys/list.h"
 #include "smsys/pg.h"
 
 #include <stdint.h>
@@ -16,7 +17,7 @@ enum pg_req_kind {
  * SQL, statement name and parameters. Owned by whichever list or
  * connection holds it; freed with free() after its callback. */
 struct pg_req {
-    struct pg_req *next;
+    struct list_node node; /* on a pg_reqq */
     enum pg_req_kind kind;
     const char *sql;
     int stmt; /* index into pool->stmts for a prepared statement, else -1 */
@@ -29,9 +30,9 @@ struct pg_req {
     int stage;       /* 0 = send, 1 = preparing, 2 = executing */
 };
 
+/* FIFO of requests (list.h; zeroed = empty, movable by assignment). */
 struct pg_reqq {
-    struct pg_req *head, *tail;
-    unsigned len;
+    struct list l;
 };
 
 enum pg_conn_state {
@@ -133,9 +134,27 @@ void pgi_conn_lost(struct pg_conn *c, const char *why);
 void pgi_conn_schedule_reconnect(struct pg_conn *c);
 
 /* pg.c */
-void pgi_reqq_push(struct pg_reqq *q, struct pg_req *r);
-void pgi_reqq_push_front(struct pg_reqq *q, struct pg_req *r);
-struct pg_req *pgi_reqq_pop(struct pg_reqq *q);
+static inline void pgi_reqq_push(struct pg_reqq *q, struct pg_req *r)
+{
+    list_push_back(&q->l, &r->node);
+}
+
+static inline void pgi_reqq_push_front(struct pg_reqq *q, struct pg_req *r)
+{
+    list_push_front(&q->l, &r->node);
+}
+
+/* The oldest request, unlinked, or NULL. */
+static inline struct pg_req *pgi_reqq_pop(struct pg_reqq *q)
+{
+    return list_entry(list_pop_front(&q->l), struct pg_req, node);
+}
+
+/* The oldest request, still queued, or NULL. */
+static inline struct pg_req *pgi_reqq_first(const struct pg_reqq *q)
+{
+    return list_entry(list_first(&q->l), struct pg_req, node);
+}
 /* Calls the request's callback with an error and frees it. */
 void pgi_req_fail(struct pg_req *r, int code, const char *detail);
 /* A query connection became free (or came up): run queued work. */

@@ -4,6 +4,8 @@
  * their array parameters and reads their results. See docs/queue.md. */
 #include "queue_internal.h"
 
+#include "msgid_int.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,62 +188,17 @@ const char *q_str(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
+/* Provider ids longer than this are stored but never matched (HTTP panels
+ * may use longer ids than SMPP's 65 characters). */
+#define QUEUE_MSGID_MAX 100
+
 int queue_msgid_canon(const char *id, char *canon, size_t canon_len, char *alt, size_t alt_len)
 {
-    if (id == NULL || canon_len < 128 || alt_len < 128)
+    if (canon == NULL || alt == NULL || canon_len < 128 || alt_len < 128)
         return -EINVAL;
-    while (*id == ' ' || *id == '\t')
-        id++;
-    size_t len = strlen(id);
-    while (len > 0 && (id[len - 1] == ' ' || id[len - 1] == '\t' || id[len - 1] == '\r' ||
-                       id[len - 1] == '\n'))
-        len--;
-    if (len == 0 || len > 100)
-        return -EINVAL;
-    int dec = 1, hex = 1;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)id[i];
-        int d = c >= '0' && c <= '9';
-        int h = d || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        dec &= d;
-        hex &= h;
-    }
-    /* Leading zeros never matter to a number. */
-    size_t z = 0;
-    if (hex)
-        while (z + 1 < len && id[z] == '0')
-            z++;
-    const char *v = id + z;
-    size_t vl = len - z;
-    alt[0] = '\0';
-    unsigned long long dv = 0, hv = 0;
-    int dok = dec && vl <= 19, hok = hex && vl <= 16;
-    for (size_t i = 0; i < vl && (dok || hok); i++) {
-        int c = (unsigned char)v[i];
-        if (dok)
-            dv = dv * 10 + (unsigned)(c - '0');
-        if (hok) {
-            unsigned d = c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-            hv = (hv << 4) | d;
-        }
-    }
-    if (dok) {
-        snprintf(canon, canon_len, "%llu", dv);
-        if (hok && hv != dv)
-            snprintf(alt, alt_len, "%llu", hv);
-        return 0;
-    }
-    if (hok) {
-        snprintf(canon, canon_len, "%llu", hv);
-        return 0;
-    }
-    /* Too long for a number, or not one: compare case-insensitively. */
-    for (size_t i = 0; i < vl; i++) {
-        int c = (unsigned char)v[i];
-        canon[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    canon[vl] = '\0';
-    return 0;
+    /* Bare forms (no "n:"/"s:" tag): they are what smsys_message and
+     * smsys_receipt store, and a number never looks like a non-number. */
+    return msgid_canon_forms(id, QUEUE_MSGID_MAX, 0, canon, alt, 128);
 }
 
 /* ---- requests --------------------------------------------------------- */
@@ -609,8 +566,8 @@ int queue_record_results(struct queue *q, const struct queue_result *res, size_t
 
 /* ---- reap, retry, stats ----------------------------------------------- */
 
-static int count_call(struct queue *q, const char *name, const char *sql, int np,
-                      const char *const *p, queue_count_cb cb, void *ud)
+int q_count_call(struct queue *q, const char *name, const char *sql, int np, const char *const *p,
+                 queue_count_cb cb, void *ud)
 {
     if (q == NULL || cb == NULL)
         return -EINVAL;
@@ -628,7 +585,7 @@ int queue_reap(struct queue *q, unsigned limit, queue_count_cb cb, void *ud)
         return -EINVAL;
     snprintf(lim, sizeof(lim), "%u", limit);
     const char *p[1] = {lim};
-    return count_call(q, "smsys_q_reap", "SELECT smsys_q_reap($1::int4)", 1, p, cb, ud);
+    return q_count_call(q, "smsys_q_reap", "SELECT smsys_q_reap($1::int4)", 1, p, cb, ud);
 }
 
 int queue_retry_failed(struct queue *q, int64_t since_us, int include_unknown, queue_count_cb cb,
@@ -639,10 +596,10 @@ int queue_retry_failed(struct queue *q, int64_t since_us, int include_unknown, q
         return -EINVAL;
     snprintf(since, sizeof(since), "%lld", (long long)since_us);
     const char *p[2] = {since, include_unknown ? "t" : "f"};
-    return count_call(q, "smsys_q_retry",
-                      "SELECT smsys_q_retry(CASE WHEN $1::int8 = 0 THEN NULL "
-                      "ELSE to_timestamp($1::int8 / 1e6) END, $2::bool)",
-                      2, p, cb, ud);
+    return q_count_call(q, "smsys_q_retry",
+                        "SELECT smsys_q_retry(CASE WHEN $1::int8 = 0 THEN NULL "
+                        "ELSE to_timestamp($1::int8 / 1e6) END, $2::bool)",
+                        2, p, cb, ud);
 }
 
 int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_count_cb cb,
@@ -655,8 +612,8 @@ int queue_resolve_unknown(struct queue *q, const int64_t *ids, size_t n, queue_c
     for (size_t i = 0; i < n; i++)
         qa_int(&a, ids[i]);
     const char *p[1] = {qa_end(&a)};
-    int rc = p[0] ? count_call(q, "smsys_q_resolve", "SELECT smsys_q_resolve_unknown($1::int8[])",
-                               1, p, cb, ud)
+    int rc = p[0] ? q_count_call(q, "smsys_q_resolve", "SELECT smsys_q_resolve_unknown($1::int8[])",
+                                 1, p, cb, ud)
                   : -ENOMEM;
     qa_free(&a);
     return rc;
@@ -678,7 +635,7 @@ int queue_cancel(struct queue *q, const char *const *activity_ids, size_t n, que
     }
     const char *p[1] = {qa_end(&a)};
     int rc =
-        p[0] ? count_call(q, "smsys_q_cancel", "SELECT smsys_q_cancel($1::uuid[])", 1, p, cb, ud)
+        p[0] ? q_count_call(q, "smsys_q_cancel", "SELECT smsys_q_cancel($1::uuid[])", 1, p, cb, ud)
              : -ENOMEM;
     qa_free(&a);
     return rc;
@@ -692,8 +649,9 @@ int queue_purge(struct queue *q, int64_t before_us, unsigned limit, queue_count_
     snprintf(before, sizeof(before), "%lld", (long long)before_us);
     snprintf(lim, sizeof(lim), "%u", limit);
     const char *p[2] = {before, lim};
-    return count_call(q, "smsys_q_purge",
-                      "SELECT smsys_q_purge(to_timestamp($1::int8 / 1e6), $2::int4)", 2, p, cb, ud);
+    return q_count_call(q, "smsys_q_purge",
+                        "SELECT smsys_q_purge(to_timestamp($1::int8 / 1e6), $2::int4)", 2, p, cb,
+                        ud);
 }
 
 static void stats_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)

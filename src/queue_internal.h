@@ -69,4 +69,9 @@ const char *q_str(const PGresult *res, int row, int col);
 /* count callbacks: the first column of the first row is the count. */
 void q_count_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud);
 
+/* Runs a statement whose answer is one count, for cb (queue_count_cb
+ * rules: 0 and cb once later, or a negative code and never cb). */
+int q_count_call(struct queue *q, const char *name, const char *sql, int np, const char *const *p,
+                 queue_count_cb cb, void *ud);
+
 #endif

@@ -102,9 +102,5 @@ int queue_expire_receipts(struct queue *q, unsigned limit, queue_count_cb cb, vo
     char lim[16];
     snprintf(lim, sizeof(lim), "%u", limit);
     const char *p[1] = {lim};
-    struct qreq *r = qreq_new(q, ud);
-    if (r == NULL)
-        return -ENOMEM;
-    r->cb.count = cb;
-    return qreq_send(r, "smsys_q_expire", "SELECT smsys_q_expire($1::int4)", 1, p, q_count_cb);
+    return q_count_call(q, "smsys_q_expire", "SELECT smsys_q_expire($1::int4)", 1, p, cb, ud);
 }

@@ -3,6 +3,8 @@
 
 #include "smsys/error.h"
 
+#include "msgid_int.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
@@ -196,91 +198,9 @@ int smpp_receipt_parse(const struct smpp_pdu *p, struct smpp_receipt *r)
 
 /* ---- message ids ------------------------------------------------------ */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Writes "n:" + the value of digits s[0..n) in base (10 or 16) as a
- * decimal string without leading zeros. Up to 65 hex digits fit in 80
- * decimal digits, so the fixed buffer always suffices. */
-static void to_decimal(const char *s, size_t n, int base, char *out, size_t cap)
-{
-    unsigned char dec[90]; /* little-endian decimal digits */
-    size_t nd = 1;
-    dec[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned carry = (unsigned)hexval((unsigned char)s[i]);
-        for (size_t k = 0; k < nd; k++) {
-            unsigned v = dec[k] * (unsigned)base + carry;
-            dec[k] = (unsigned char)(v % 10);
-            carry = v / 10;
-        }
-        while (carry && nd < sizeof(dec)) {
-            dec[nd++] = (unsigned char)(carry % 10);
-            carry /= 10;
-        }
-    }
-    while (nd > 1 && dec[nd - 1] == 0)
-        nd--;
-    size_t o = 0;
-    out[o++] = 'n';
-    out[o++] = ':';
-    while (nd > 0 && o + 1 < cap)
-        out[o++] = (char)('0' + dec[--nd]);
-    out[o] = '\0';
-}
-
 int smpp_msgid_canon(const char *id, struct smpp_msgid_canon *out)
 {
-    out->primary[0] = out->alt[0] = '\0';
-    if (id == NULL)
-        return -EINVAL;
-    while (isspace((unsigned char)*id))
-        id++;
-    size_t n = strlen(id);
-    while (n > 0 && isspace((unsigned char)id[n - 1]))
-        n--;
-    if (n == 0 || n > SMPP_MAX_ID_LEN)
-        return -EINVAL;
-    int forced_hex = 0;
-    if (n > 2 && id[0] == '0' && (id[1] == 'x' || id[1] == 'X')) {
-        forced_hex = 1;
-        id += 2;
-        n -= 2;
-    }
-    int all_dec = 1, all_hex = 1;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)id[i];
-        if (!isdigit(c))
-            all_dec = 0;
-        if (hexval(c) < 0)
-            all_hex = 0;
-    }
-    if (all_dec && !forced_hex) {
-        to_decimal(id, n, 10, out->primary, sizeof(out->primary));
-        to_decimal(id, n, 16, out->alt, sizeof(out->alt));
-        if (strcmp(out->primary, out->alt) == 0)
-            out->alt[0] = '\0'; /* single digits read the same either way */
-    } else if (all_hex) {
-        to_decimal(id, n, 16, out->primary, sizeof(out->primary));
-    } else {
-        if (forced_hex) {
-            id -= 2;
-            n += 2;
-        }
-        out->primary[0] = 's';
-        out->primary[1] = ':';
-        for (size_t i = 0; i < n; i++)
-            out->primary[2 + i] = (char)tolower((unsigned char)id[i]);
-        out->primary[2 + n] = '\0';
-    }
-    return 0;
+    return msgid_canon_forms(id, SMPP_MAX_ID_LEN, 1, out->primary, out->alt, sizeof(out->primary));
 }
 
 int smpp_msgid_match(const char *a, const char *b)

@@ -21,67 +21,27 @@
 
 /* ---- lists and pool --------------------------------------------------- */
 
-void ss_el_push(struct elist *l, struct entry *e)
-{
-    e->next = NULL;
-    e->prev = l->tail;
-    if (l->tail)
-        l->tail->next = e;
-    else
-        l->head = e;
-    l->tail = e;
-    l->n++;
-}
-
-void ss_el_remove(struct elist *l, struct entry *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        l->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        l->tail = e->prev;
-    e->next = e->prev = NULL;
-    l->n--;
-}
-
 /* Inserts e before the first entry submitted after it (FIFO by order). */
-static void el_insert_ordered(struct elist *l, struct entry *e)
+static void el_insert_ordered(struct list *l, struct entry *e)
 {
-    struct entry *at = l->head;
-    while (at && at->order < e->order)
-        at = at->next;
-    if (at == NULL) {
-        ss_el_push(l, e);
-        return;
-    }
-    e->next = at;
-    e->prev = at->prev;
-    if (at->prev)
-        at->prev->next = e;
-    else
-        l->head = e;
-    at->prev = e;
-    l->n++;
+    struct list_node *at = list_first(l);
+    while (at && list_entry(at, struct entry, node)->order < e->order)
+        at = list_next(at);
+    list_insert_before(l, at, &e->node);
 }
 
 static struct entry *entry_get(struct smpp_session *s)
 {
-    if (s->freel == NULL) {
+    if (list_empty(&s->freel)) {
         struct chunk *c = malloc(sizeof(*c));
         if (c == NULL)
             return NULL;
         c->next = s->chunks;
         s->chunks = c;
-        for (int i = ENTRY_CHUNK - 1; i >= 0; i--) {
-            c->e[i].next = s->freel;
-            s->freel = &c->e[i];
-        }
+        for (int i = 0; i < ENTRY_CHUNK; i++)
+            list_push_back(&s->freel, &c->e[i].node);
     }
-    struct entry *e = s->freel;
-    s->freel = e->next;
+    struct entry *e = ss_el_pop(&s->freel);
     memset(e, 0, offsetof(struct entry, inl));
     return e;
 }
@@ -91,8 +51,7 @@ static void entry_put(struct smpp_session *s, struct entry *e)
     if (e->pdu && e->pdu != e->inl)
         free(e->pdu);
     e->pdu = NULL;
-    e->next = s->freel;
-    s->freel = e;
+    list_push_front(&s->freel, &e->node);
 }
 
 /* Completes e now: cb exactly once, then back to the pool. */
@@ -202,8 +161,8 @@ static void resp_timer_cb(uv_timer_t *t);
 static void arm_resp(struct smpp_session *s)
 {
     uint64_t next = UINT64_MAX;
-    if (s->inflight.head)
-        next = s->inflight.head->deadline;
+    if (!list_empty(&s->inflight))
+        next = ss_el_first(&s->inflight)->deadline;
     for (int i = 0; i < s->nlinks; i++)
         if (s->links[i].enq_seq && s->links[i].enq_deadline < next)
             next = s->links[i].enq_deadline;
@@ -229,19 +188,17 @@ static void resp_timer_cb(uv_timer_t *t)
     }
     /* Expired submits are taken off first, then completed, so that a
      * callback that submits again cannot disturb the walk. */
-    struct elist exp = {0};
-    while (s->inflight.head && s->inflight.head->deadline <= now) {
-        struct entry *e = s->inflight.head;
-        ss_el_remove(&s->inflight, e);
-        ss_el_push(&exp, e);
+    struct list exp;
+    list_init(&exp);
+    struct entry *e;
+    while ((e = ss_el_first(&s->inflight)) != NULL && e->deadline <= now) {
+        list_remove(&s->inflight, &e->node);
+        list_push_back(&exp, &e->node);
     }
     if (exp.n)
         log_warn("smpp submit_sm response timeout", "host=%s count=%zu", s->host, exp.n);
-    while (exp.head) {
-        struct entry *e = exp.head;
-        ss_el_remove(&exp, e);
+    while ((e = ss_el_pop(&exp)) != NULL)
         ss_entry_complete(s, e, SMSYS_EUNKNOWN, 0, "");
-    }
     arm_resp(s);
     ss_pump(s);
 }
@@ -298,11 +255,9 @@ void ss_conn_timer_cb(uv_timer_t *t)
 void ss_defer_timer_cb(uv_timer_t *t)
 {
     struct smpp_session *s = t->data;
-    while (s->done.head) {
-        struct entry *e = s->done.head;
-        ss_el_remove(&s->done, e);
+    struct entry *e;
+    while ((e = ss_el_pop(&s->done)) != NULL)
         ss_entry_complete(s, e, e->err, 0, "");
-    }
     if (s->closing)
         ss_close_step(s);
 }
@@ -356,14 +311,14 @@ void ss_session_down(struct smpp_session *s, int err)
     uv_timer_stop(&s->t_resp);
     uv_timer_stop(&s->t_enquire);
     uv_timer_stop(&s->t_send);
-    while (back-- > 0 && s->inflight.tail) {
-        struct entry *e = s->inflight.tail;
-        ss_el_remove(&s->inflight, e);
+    while (back-- > 0 && !list_empty(&s->inflight)) {
+        struct entry *e = list_entry(list_last(&s->inflight), struct entry, node);
+        list_remove(&s->inflight, &e->node);
         el_insert_ordered(&s->queue, e);
         s->st.submitted--;
     }
-    struct elist lost = s->inflight;
-    memset(&s->inflight, 0, sizeof(s->inflight));
+    struct list lost = s->inflight; /* moved: list.h lists may be assigned */
+    list_init(&s->inflight);
     if (s->state != SMPP_CLOSED)
         log_write(s->closing ? LOG_INFO : LOG_WARN, s->closing ? "smpp closed" : "smpp link down",
                   "host=%s error=\"%s\" unknown_outcome=%zu requeued=%zu", s->host,
@@ -380,11 +335,9 @@ void ss_session_down(struct smpp_session *s, int err)
         uv_timer_start(&s->t_reconnect, reconnect_timer_cb, d, 0);
     }
     ss_set_state(s, SMPP_CLOSED, err);
-    while (lost.head) {
-        struct entry *e = lost.head;
-        ss_el_remove(&lost, e);
+    struct entry *e;
+    while ((e = ss_el_pop(&lost)) != NULL)
         ss_entry_complete(s, e, SMSYS_EUNKNOWN, 0, "");
-    }
     if (s->closing)
         ss_close_step(s);
 }
@@ -393,9 +346,11 @@ void ss_session_down(struct smpp_session *s, int err)
 
 static struct entry *find_inflight(struct smpp_session *s, uint32_t seq)
 {
-    for (struct entry *e = s->inflight.head; e; e = e->next)
+    for (struct list_node *n = list_first(&s->inflight); n; n = list_next(n)) {
+        struct entry *e = list_entry(n, struct entry, node);
         if (e->seq == seq)
             return e;
+    }
     return NULL;
 }
 
@@ -425,7 +380,7 @@ static void on_submit_resp(struct smpp_session *s, const struct smpp_pdu *p)
         log_debug("smpp unmatched response", "seq=%u", p->sequence);
         return;
     }
-    ss_el_remove(&s->inflight, e);
+    list_remove(&s->inflight, &e->node);
     uint64_t now = uv_now(s->loop);
     uint32_t st = p->command_id == SMPP_GENERIC_NACK && p->command_status == 0 ? SMPP_ESME_RSYSERR
                                                                                : p->command_status;
@@ -629,7 +584,7 @@ void ss_pump(struct smpp_session *s)
     struct link *tx = &s->links[0];
     uint64_t now = uv_now(s->loop);
     int added = 0;
-    while (s->queue.head && s->inflight.n < s->o.window) {
+    while (!list_empty(&s->queue) && s->inflight.n < s->o.window) {
         if (s->pause_until > now) {
             s->st.paused = 1;
             uv_timer_start(&s->t_send, send_timer_cb, s->pause_until - now, 0);
@@ -650,16 +605,16 @@ void ss_pump(struct smpp_session *s)
             }
             s->tokens -= 1.0;
         }
-        struct entry *e = s->queue.head;
+        struct entry *e = ss_el_first(&s->queue);
         e->seq = ss_seq_next(s);
         smpp_pdu_set_sequence(e->pdu, e->seq);
         if (buf_append(&tx->out, e->pdu, e->len)) {
             uv_timer_start(&s->t_send, send_timer_cb, 10, 0); /* -ENOMEM: try again soon */
             break;
         }
-        ss_el_remove(&s->queue, e);
+        list_remove(&s->queue, &e->node);
         e->deadline = now + s->o.resp_timeout_ms;
-        ss_el_push(&s->inflight, e);
+        list_push_back(&s->inflight, &e->node);
         tx->unflushed++;
         s->st.submitted++;
         added = 1;
@@ -699,7 +654,7 @@ int smpp_session_submit(struct smpp_session *s, const struct smpp_sm *sm, smpp_s
     e->cb = cb;
     e->ud = ud;
     e->order = ++s->order;
-    ss_el_push(&s->queue, e);
+    list_push_back(&s->queue, &e->node);
     ss_pump(s);
     return 0;
 }

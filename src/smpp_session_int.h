@@ -5,6 +5,7 @@
 #define SMSYS_SMPP_SESSION_INT_H
 
 #include "smsys/buf.h"
+#include "smsys/list.h"
 #include "smsys/smpp_session.h"
 
 #define ENTRY_INLINE 448 /* a submit_sm with 254 octets and SAR TLVs fits */
@@ -12,8 +13,8 @@
 #define RBUF_MIN     (64 * 1024)
 
 struct entry {
-    struct entry *next, *prev;
-    uint64_t order; /* submit order: requeued entries keep their place */
+    struct list_node node; /* on queue, inflight, done or the free list */
+    uint64_t order;        /* submit order: requeued entries keep their place */
     uint64_t deadline;
     uint32_t seq;
     smpp_submit_cb cb;
@@ -22,11 +23,6 @@ struct entry {
     uint8_t *pdu;
     size_t len;
     uint8_t inl[ENTRY_INLINE];
-};
-
-struct elist {
-    struct entry *head, *tail;
-    size_t n;
 };
 
 struct chunk {
@@ -75,9 +71,9 @@ struct smpp_session {
     unsigned addr_rot;
     uv_timer_t t_reconnect, t_conn, t_resp, t_enquire, t_send, t_defer;
     uv_prepare_t prep;
-    int handles; /* timers + prepare not yet closed */
-    struct elist queue, inflight, done;
-    struct entry *freel;
+    int handles;                       /* timers + prepare not yet closed */
+    struct list queue, inflight, done; /* of struct entry */
+    struct list freel;                 /* pooled entries, not owned by the list */
     struct chunk *chunks;
     uint32_t next_seq;
     uint64_t order;
@@ -94,8 +90,16 @@ struct smpp_session {
 };
 
 /* Intrusive FIFO lists of entries (queue, inflight, done). */
-void ss_el_push(struct elist *l, struct entry *e);
-void ss_el_remove(struct elist *l, struct entry *e);
+/* The entry at the front of l, unlinked, or NULL when l is empty. */
+static inline struct entry *ss_el_pop(struct list *l)
+{
+    return list_entry(list_pop_front(l), struct entry, node);
+}
+
+static inline struct entry *ss_el_first(const struct list *l)
+{
+    return list_entry(list_first(l), struct entry, node);
+}
 /* Calls e's callback exactly once and returns e to the pool. */
 void ss_entry_complete(struct smpp_session *s, struct entry *e, int err, uint32_t status,
                        const char *msgid);

@@ -275,16 +275,11 @@ void ss_close_step(struct smpp_session *s)
     for (int i = 0; i < s->nlinks; i++)
         ss_link_reset(&s->links[i]);
     /* The defer timer is closed below: what it was to complete goes now. */
-    while (s->done.head) {
-        struct entry *e = s->done.head;
-        ss_el_remove(&s->done, e);
+    struct entry *e;
+    while ((e = ss_el_pop(&s->done)) != NULL)
         ss_entry_complete(s, e, e->err, 0, "");
-    }
-    while (s->queue.head) {
-        struct entry *e = s->queue.head;
-        ss_el_remove(&s->queue, e);
+    while ((e = ss_el_pop(&s->queue)) != NULL)
         ss_entry_complete(s, e, SMSYS_ECLOSED, 0, "");
-    }
     uv_timer_t *timers[] = {&s->t_reconnect, &s->t_conn, &s->t_resp,
                             &s->t_enquire,   &s->t_send, &s->t_defer};
     for (size_t i = 0; i < ARRAY_LEN(timers); i++)
@@ -303,11 +298,10 @@ void smpp_session_close(struct smpp_session *s, void (*cb)(void *ud), void *ud)
     uv_timer_stop(&s->t_send);
     /* Queued submits never left: they fail now (from the defer timer, so
      * that no callback runs inside this call). */
-    while (s->queue.head) {
-        struct entry *e = s->queue.head;
-        ss_el_remove(&s->queue, e);
+    struct entry *e;
+    while ((e = ss_el_pop(&s->queue)) != NULL) {
         e->err = SMSYS_ECLOSED;
-        ss_el_push(&s->done, e);
+        list_push_back(&s->done, &e->node);
     }
     if (s->state == SMPP_BOUND) {
         ss_set_state(s, SMPP_UNBINDING, 0);

@@ -60,6 +60,17 @@ struct smsys_config {
     } dataverse;
 
     struct {
+        int enabled;
+        char *phone_columns;
+        char *optout_tables;
+        char *optout_column;
+        char *default_country;
+        long long max_segments;
+        long long writeback_batch;
+        long long writeback_idle_ms;
+    } pickup;
+
+    struct {
         char *instance_name; /* never NULL after load: defaults to the host name */
         long long grace_period_ms;
     } service;
@@ -79,6 +90,19 @@ struct smsys_config {
         struct config_window quiet_hours;
         char *timezone;
     } sending;
+
+    struct {
+        long long batch_size;
+        long long pipeline;
+        long long lease_ms;
+        long long idle_claim_ms;
+        long long backoff_base_ms;
+        long long backoff_cap_ms;
+        long long account_pause_ms;
+        long long receipt_deadline_s;
+        long long expire_interval_ms;
+        long long accounts_poll_ms;
+    } queue;
 
     struct {
         int level;  /* enum log_level */

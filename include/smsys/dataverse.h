@@ -39,6 +39,7 @@
 #include "smsys/http_header.h"
 
 struct http_client;
+struct metrics;
 struct dv_client; /* opaque */
 
 enum dv_auth {
@@ -56,28 +57,33 @@ struct dv_opts {
     const char *token_url;
     const char *client_id;
     const char *client_secret;
-    const char *scope;    /* v2 endpoint */
-    const char *resource; /* v1 endpoint / AD FS (instead of scope) */
+    const char *cert_file; /* instead of client_secret: certificate credentials */
+    const char *key_file;  /* (PEM certificate + unencrypted PEM RSA key) */
+    const char *scope;     /* v2 endpoint */
+    const char *resource;  /* v1 endpoint / AD FS (instead of scope) */
     /* ntlm / negotiate */
     const char *username; /* "DOMAIN\\user" */
     const char *password;
 
-    unsigned max_concurrency;        /* requests in flight; 0: 8 */
-    unsigned timeout_ms;             /* per attempt; 0: 60000 */
-    unsigned throttle_retries;       /* 429s one request may absorb; 0: 20 */
-    unsigned max_retries;            /* 5xx / network retries per request; 0: 4 */
-    unsigned backoff_base_ms;        /* first 5xx backoff; doubles; 0: 500 */
-    unsigned backoff_max_ms;         /* 0: 30000 */
-    unsigned default_retry_after_ms; /* 429 without Retry-After; 0: 5000 */
-    unsigned max_retry_after_s;      /* cap on one Retry-After; 0: 300 */
-    int force_batch;                 /* never try CreateMultiple/UpdateMultiple */
-    int insecure;                    /* tests only: skip TLS verification */
+    unsigned max_concurrency;         /* requests in flight; 0: 8 */
+    unsigned timeout_ms;              /* per attempt; 0: 60000 */
+    unsigned throttle_retries;        /* 429s one request may absorb; 0: 20 */
+    unsigned max_retries;             /* 5xx / network retries per request; 0: 4 */
+    unsigned backoff_base_ms;         /* first 5xx backoff; doubles; 0: 500 */
+    unsigned backoff_max_ms;          /* 0: 30000 */
+    unsigned default_retry_after_ms;  /* 429 without Retry-After; 0: 5000 */
+    unsigned max_retry_after_s;       /* cap on one Retry-After; 0: 300 */
+    int force_batch;                  /* never try CreateMultiple/UpdateMultiple */
+    int export_metrics;               /* 1: mirror dv_metrics into Prometheus series */
+    struct metrics *metrics_registry; /* with export_metrics; NULL: the default one */
+    int insecure;                     /* tests only: skip TLS verification */
 };
 
 enum dv_method { DV_GET, DV_POST, DV_PATCH, DV_DELETE, DV_OTHER, DV_NMETHODS };
 
 /* Plain counters, updated as things happen; read them any time through
- * dv_metrics() (the metrics module exports them). */
+ * dv_metrics(). With dv_opts.export_metrics they are also mirrored into
+ * metrics.h series (smsys_dataverse_*; see docs/dataverse-client.md). */
 struct dv_metrics {
     uint64_t requests[DV_NMETHODS]; /* attempts sent, by method (retries count) */
     uint64_t responses[6];          /* by status class: [0] no response, [2] 2xx ... [5] 5xx */

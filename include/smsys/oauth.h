@@ -31,7 +31,9 @@ struct oauth; /* opaque */
 struct oauth_opts {
     const char *token_url;     /* .../oauth2/v2.0/token, .../oauth2/token, .../adfs/oauth2/token */
     const char *client_id;     /* required */
-    const char *client_secret; /* required */
+    const char *client_secret; /* secret credentials, or: */
+    const char *cert_file;     /* certificate credentials: PEM certificate (thumbprint) */
+    const char *key_file;      /* and its unencrypted PEM RSA private key */
     const char *scope;         /* v2: "https://org.crm.dynamics.com/.default" */
     const char *resource;      /* v1 / AD FS: "https://org.crm.dynamics.com/"; one of the two */
     unsigned timeout_ms;       /* token request; 0: 20000 */
@@ -53,8 +55,13 @@ struct oauth_stats {
 typedef void (*oauth_token_cb)(int rc, const char *token, const struct smsys_err *err, void *ud);
 
 /* Creates a token source on loop using http (shared; must outlive it).
- * Strings are copied. Returns 0 and *out, -EINVAL (missing fields, or both
- * or neither of scope/resource), or -ENOMEM. Release with oauth_close(). */
+ * Strings are copied. Credentials: client_secret, or cert_file + key_file
+ * (a client_assertion JWT signed RS256, x5t = the certificate's SHA-1
+ * thumbprint, fresh for every fetch; the files are read here, once).
+ * Returns 0 and *out, -EINVAL (missing fields, both or neither of
+ * scope/resource, both or neither kind of credential), SMSYS_ECONFIG
+ * (certificate or key unreadable; logged), or -ENOMEM. Release with
+ * oauth_close(). */
 int oauth_new(uv_loop_t *loop, struct http_client *http, const struct oauth_opts *o,
               struct oauth **out);
 

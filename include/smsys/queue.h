@@ -254,11 +254,13 @@ void queue_leader_release(struct queue_leader *ld);
 int queue_listen(struct queue *q, pg_notify_cb cb, void *ud);
 
 /* Canonical form of a provider message id, for tolerant receipt matching:
- * decimal and hexadecimal readings become the same decimal number, case
- * and leading zeros are ignored. canon gets the main reading; alt (may be
- * left "") the other reading of an id that is valid in both bases (e.g.
- * "10" = ten or sixteen). Both buffers >= 128 bytes. Returns 0 or -EINVAL
- * (empty or too long id). */
+ * the rule of docs/smpp.md "Message-id matching" (the same code as
+ * smpp_msgid_canon, written without its "n:"/"s:" tags): decimal and
+ * hexadecimal readings become the same decimal number, case and leading
+ * zeros are ignored. canon gets the main reading; alt (may be left "") the
+ * other reading of an id that is valid in both bases (e.g. "10" = ten or
+ * sixteen). Both buffers >= 128 bytes. Returns 0 or -EINVAL (empty or
+ * longer than 100 characters). */
 int queue_msgid_canon(const char *id, char *canon, size_t canon_len, char *alt, size_t alt_len);
 
 /* Copies s into out as valid UTF-8 (invalid bytes become U+FFFD) of at

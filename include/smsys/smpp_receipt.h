@@ -56,7 +56,8 @@ int smpp_stat_state(const char *stat);
  *  - anything else (UUIDs, alphanumeric ids): primary = "s:" + the id in
  *    lower case, alt = "".
  * Two ids match when a form of one equals a form of the other. Store both
- * forms of the submit_sm_resp id; look a receipt up by both of its forms. */
+ * forms of the submit_sm_resp id; look a receipt up by both of its forms.
+ * queue_msgid_canon (queue.h) applies the same rule (docs/smpp.md). */
 #define SMPP_MSGID_CANON_LEN 96
 struct smpp_msgid_canon {
     char primary[SMPP_MSGID_CANON_LEN];

@@ -113,6 +113,23 @@ static int register_components(struct smsysd *d)
     int rc = smsysd_add_pg(d);
     if (rc == 0)
         rc = smsysd_add_http(d);
+    if (rc == 0)
+        rc = smsysd_add_dataverse(d);
+    if (rc == 0)
+        rc = smsysd_add_accounts(d);
+    /* Drains run together; the write-back keeps writing while rows are
+     * due within the grace period, and the outbox is durable, so states
+     * the senders record at the very end are written after a restart. */
+    if (rc == 0)
+        rc = smsysd_add_writeback(d);
+    if (rc == 0)
+        rc = smsysd_add_connectors(d);
+    if (rc == 0)
+        rc = smsysd_add_sender(d);
+    if (rc == 0)
+        rc = smsysd_add_tracker(d);
+    if (rc == 0)
+        rc = smsysd_add_pickup(d);
     return rc;
 }
 

@@ -8,6 +8,10 @@
 #include "smsys/service.h"
 
 struct pg_pool;
+struct http_client;
+struct dv_client;
+struct queue;
+struct ljob;
 struct smsysd;
 
 /* Called before each /metrics scrape to copy state a module keeps as plain
@@ -17,15 +21,29 @@ typedef void (*smsysd_scrape_cb)(struct smsysd *d, void *ud);
 
 #define SMSYSD_MAX_SCRAPE 16
 
+struct queue;
+struct http_client;
+struct connmgr;
+
 /* Shared state of the process; owned by main.c, lives as long as the loop. */
 struct smsysd {
     struct service *svc;
     struct pg_pool *pg; /* NULL until the pg component has started */
+    /* Dynamics side (comp_dataverse.c; NULL until it has started) */
+    struct http_client *dv_http;
+    struct dv_client *dv;
+    struct queue *dvq;   /* queue handle of the Dynamics jobs */
+    struct ljob *dvjob;  /* the "dynamics" leader lock: accounts, pickup, write-back */
+    int accounts_synced; /* the pickup waits for the first accounts sync */
     struct {
         smsysd_scrape_cb cb;
         void *ud;
     } scrape[SMSYSD_MAX_SCRAPE];
     size_t nscrape;
+    /* Set by the connectors component (comp_connectors.c) while it runs. */
+    struct queue *queue;
+    struct http_client *http;
+    struct connmgr *connmgr;
 };
 
 /* Registers a scrape hook; returns 0 or -ENOSPC. */
@@ -35,5 +53,12 @@ void smsysd_scrape(struct smsysd *d);
 
 int smsysd_add_pg(struct smsysd *d);
 int smsysd_add_http(struct smsysd *d);
+int smsysd_add_dataverse(struct smsysd *d);
+int smsysd_add_accounts(struct smsysd *d);
+int smsysd_add_pickup(struct smsysd *d);
+int smsysd_add_writeback(struct smsysd *d);
+int smsysd_add_connectors(struct smsysd *d);
+int smsysd_add_sender(struct smsysd *d);
+int smsysd_add_tracker(struct smsysd *d);
 
 #endif

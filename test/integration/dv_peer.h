@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <uv.h>
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "smsys/buf.h"
 #include "smsys/http_server.h"
@@ -34,13 +35,17 @@ struct dvp {
     int closed;
     /* token endpoint */
     int token_requests;
-    int token_ttl;       /* expires_in given out */
-    int reject_tokens;   /* this many first tokens are refused by the API */
-    int bad_secret;      /* token endpoint answers 401 invalid_client */
-    char last_form[512]; /* last token form body */
-    int token_hang;      /* token endpoint never answers */
+    int token_ttl;        /* expires_in given out */
+    int reject_tokens;    /* this many first tokens are refused by the API */
+    int bad_secret;       /* token endpoint answers 401 invalid_client */
+    char last_form[4096]; /* last token form body */
+    int token_hang;       /* token endpoint never answers */
     struct http_resp *token_held;
-    int ntlm;            /* API demands NTLM (and never completes it) */
+    int ntlm;           /* API demands NTLM (and never completes it) */
+    EVP_PKEY *cert_pub; /* verifies client assertions when set */
+    char expect_aud[160];
+    int assertions_ok;
+    char x5t[64];
     char ntlm_seen[128]; /* first Authorization header seen in NTLM mode */
     uint64_t token_issued[64];
     /* api */
@@ -127,6 +132,78 @@ static void dvp_reply(struct dvp *p, struct http_resp *resp, int status, const c
     uv_timer_start(&x->t, held_cb, p->hold_ms, 0);
 }
 
+/* base64url -> bytes; returns the length or -1. */
+static int b64url_dec(const char *s, size_t n, unsigned char *out, size_t cap)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned v = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *q = memchr(tab, s[i], 64);
+        if (q == NULL || s[i] == '\0')
+            return -1;
+        v = (v << 6) | (unsigned)(q - tab);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap)
+                return -1;
+            out[o++] = (unsigned char)(v >> bits);
+        }
+    }
+    return (int)o;
+}
+
+/* Checks a client_assertion JWT: RS256 signature, aud/iss/sub/exp, x5t. */
+static int assertion_ok(struct dvp *p, const char *form)
+{
+    const char *a = strstr(form, "client_assertion=");
+    if (a == NULL || strstr(form, "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-"
+                                  "assertion-type%3Ajwt-bearer") == NULL)
+        return 0;
+    char jwt[4096];
+    a += strlen("client_assertion=");
+    size_t jl = strcspn(a, "&");
+    if (jl >= sizeof jwt)
+        return 0;
+    memcpy(jwt, a, jl);
+    jwt[jl] = '\0';
+    const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (d2 == NULL)
+        return 0;
+    unsigned char sig[1024], hdr[512], pl[1024];
+    int sl = b64url_dec(d2 + 1, strlen(d2 + 1), sig, sizeof sig);
+    int hl = b64url_dec(jwt, (size_t)(d1 - jwt), hdr, sizeof hdr - 1);
+    int pll = b64url_dec(d1 + 1, (size_t)(d2 - d1 - 1), pl, sizeof pl - 1);
+    if (sl <= 0 || hl <= 0 || pll <= 0)
+        return 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok =
+        EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, p->cert_pub) == 1 &&
+        EVP_DigestVerify(ctx, sig, (size_t)sl, (const unsigned char *)jwt, (size_t)(d2 - jwt)) == 1;
+    EVP_MD_CTX_free(ctx);
+    hdr[hl] = pl[pll] = '\0';
+    cJSON *h = cJSON_Parse((char *)hdr), *b = cJSON_Parse((char *)pl);
+    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
+    const cJSON *x5t = cJSON_GetObjectItemCaseSensitive(h, "x5t");
+    const cJSON *aud = cJSON_GetObjectItemCaseSensitive(b, "aud");
+    const cJSON *iss = cJSON_GetObjectItemCaseSensitive(b, "iss");
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(b, "sub");
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(b, "exp");
+    const cJSON *jti = cJSON_GetObjectItemCaseSensitive(b, "jti");
+    ok = ok && cJSON_IsString(alg) && strcmp(alg->valuestring, "RS256") == 0 &&
+         cJSON_IsString(x5t) && strcmp(x5t->valuestring, p->x5t) == 0 && cJSON_IsString(aud) &&
+         strcmp(aud->valuestring, p->expect_aud) == 0 && cJSON_IsString(iss) &&
+         strcmp(iss->valuestring, "smsys-test") == 0 && cJSON_IsString(sub) &&
+         strcmp(sub->valuestring, "smsys-test") == 0 && cJSON_IsNumber(exp) &&
+         exp->valuedouble > (double)time(NULL) && cJSON_IsString(jti) &&
+         strlen(jti->valuestring) == 36;
+    cJSON_Delete(h);
+    cJSON_Delete(b);
+    return ok;
+}
+
 static void token_cb(struct http_req *req, struct http_resp *resp, void *ud)
 {
     struct dvp *p = ud;
@@ -136,7 +213,9 @@ static void token_cb(struct http_req *req, struct http_resp *resp, void *ud)
         p->token_held = resp; /* answered at dvp_stop, to nobody */
         return;
     }
-    if (p->bad_secret || strstr(p->last_form, "client_secret=good") == NULL) {
+    int cert_ok = p->cert_pub && assertion_ok(p, p->last_form);
+    p->assertions_ok += cert_ok;
+    if (p->bad_secret || (!cert_ok && strstr(p->last_form, "client_secret=good") == NULL)) {
         const char *e = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: "
                         "Invalid client secret provided. Ensure the secret being sent in the "
                         "request is the client secret value.\",\"error_codes\":[7000215]}";

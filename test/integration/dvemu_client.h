@@ -5,6 +5,7 @@
  * test_*.c file. Include after <cmocka.h> and testutil.h. */
 #ifndef DVEMU_CLIENT_H
 #define DVEMU_CLIENT_H
+/* Helpers are prefixed emu_ so they never clash with the dv_ client API. */
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -17,7 +18,7 @@
 
 #include "smsys/buf.h"
 
-struct dv {
+struct emuproc {
     pid_t pid;
     int port;
     char root[64]; /* http://127.0.0.1:port */
@@ -27,21 +28,21 @@ struct dv {
     CURL *curl;
 };
 
-struct dvres {
+struct emures {
     long status;
     struct buf body;
     struct buf headers;
     cJSON *json; /* parsed body when it is JSON, else NULL */
 };
 
-static inline size_t dv_write_cb(char *p, size_t sz, size_t n, void *ud)
+static inline size_t emu_write_cb(char *p, size_t sz, size_t n, void *ud)
 {
     buf_append(ud, p, sz * n);
     return sz * n;
 }
 
 /* Starts dvemu with extra arguments (NULL-terminated list, may be NULL). */
-static inline void dv_start_args(struct dv *d, const char *const *extra)
+static inline void emu_start_args(struct emuproc *d, const char *const *extra)
 {
     memset(d, 0, sizeof(*d));
     d->port = tu_free_port();
@@ -67,7 +68,7 @@ static inline void dv_start_args(struct dv *d, const char *const *extra)
     assert_non_null(d->curl);
 }
 
-static inline void dvres_free(struct dvres *r)
+static inline void emures_free(struct emures *r)
 {
     buf_free(&r->body);
     buf_free(&r->headers);
@@ -78,9 +79,9 @@ static inline void dvres_free(struct dvres *r)
 /* Makes one request. url: absolute ("http..."), root-relative ("/..."), or
  * relative to /api/data/v9.2/. hdrs: NULL-terminated "Name: value" list.
  * The bearer token is added when d->token is set and auth is nonzero. */
-static inline long dv_req_full(struct dv *d, const char *method, const char *url,
-                               const char *const *hdrs, const char *body, size_t blen, int auth,
-                               struct dvres *r)
+static inline long emu_req_full(struct emuproc *d, const char *method, const char *url,
+                                const char *const *hdrs, const char *body, size_t blen, int auth,
+                                struct emures *r)
 {
     memset(r, 0, sizeof(*r));
     char full[8192];
@@ -94,9 +95,9 @@ static inline long dv_req_full(struct dv *d, const char *method, const char *url
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, full);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dv_write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, emu_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, dv_write_cb);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, emu_write_cb);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     if (strcmp(method, "GET") == 0)
@@ -133,14 +134,14 @@ static inline long dv_req_full(struct dv *d, const char *method, const char *url
     return r->status;
 }
 
-static inline long dv_req(struct dv *d, const char *method, const char *url,
-                          const char *const *hdrs, const char *body, struct dvres *r)
+static inline long emu_req(struct emuproc *d, const char *method, const char *url,
+                           const char *const *hdrs, const char *body, struct emures *r)
 {
-    return dv_req_full(d, method, url, hdrs, body, body ? strlen(body) : 0, 1, r);
+    return emu_req_full(d, method, url, hdrs, body, body ? strlen(body) : 0, 1, r);
 }
 
 /* Value of a response header (last occurrence) into a static buffer, or NULL. */
-static inline const char *dv_hdr(const struct dvres *r, const char *name)
+static inline const char *emu_hdr(const struct emures *r, const char *name)
 {
     static char val[4096];
     const char *found = NULL;
@@ -161,27 +162,27 @@ static inline const char *dv_hdr(const struct dvres *r, const char *name)
     return found;
 }
 
-static inline void dv_token(struct dv *d)
+static inline void emu_token(struct emuproc *d)
 {
-    struct dvres r;
+    struct emures r;
     const char *form = "client_id=smsys-demo&client_secret=smsys-demo-secret"
                        "&grant_type=client_credentials&scope=http%3A%2F%2F127.0.0.1%2F.default";
     const char *h[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
-    dv_req_full(d, "POST", "/tenant-1/oauth2/v2.0/token", h, form, strlen(form), 0, &r);
+    emu_req_full(d, "POST", "/tenant-1/oauth2/v2.0/token", h, form, strlen(form), 0, &r);
     assert_int_equal(r.status, 200);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(r.json, "access_token");
     assert_true(cJSON_IsString(t));
     snprintf(d->token, sizeof(d->token), "%s", t->valuestring);
-    dvres_free(&r);
+    emures_free(&r);
 }
 
-static inline void dv_start(struct dv *d, const char *const *extra)
+static inline void emu_start(struct emuproc *d, const char *const *extra)
 {
-    dv_start_args(d, extra);
-    dv_token(d);
+    emu_start_args(d, extra);
+    emu_token(d);
 }
 
-static inline void dv_stop(struct dv *d)
+static inline void emu_stop(struct emuproc *d)
 {
     if (d->pid > 0) {
         int st = tu_stop(d->pid);
@@ -195,32 +196,32 @@ static inline void dv_stop(struct dv *d)
     d->curl = NULL;
 }
 
-static inline const char *dv_str(const cJSON *o, const char *key)
+static inline const char *emu_str(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 /* Creates a row, returns its id (static buffer) from OData-EntityId. */
-static inline const char *dv_create(struct dv *d, const char *set, const char *body)
+static inline const char *emu_create(struct emuproc *d, const char *set, const char *body)
 {
     static char id[64];
-    struct dvres r;
-    dv_req(d, "POST", set, NULL, body, &r);
+    struct emures r;
+    emu_req(d, "POST", set, NULL, body, &r);
     if (r.status != 204)
         fprintf(stderr, "create %s -> %ld %s\n", set, r.status, r.body.data ? r.body.data : "");
     assert_int_equal(r.status, 204);
-    const char *eid = dv_hdr(&r, "OData-EntityId");
+    const char *eid = emu_hdr(&r, "OData-EntityId");
     assert_non_null(eid);
     const char *open = strrchr(eid, '(');
     assert_non_null(open);
     snprintf(id, sizeof(id), "%.36s", open + 1);
-    dvres_free(&r);
+    emures_free(&r);
     return id;
 }
 
 /* Asserts Dataverse's error shape with the given status and code. */
-static inline void dv_assert_error(const struct dvres *r, long status, const char *code)
+static inline void emu_assert_error(const struct emures *r, long status, const char *code)
 {
     if (r->status != status)
         fprintf(stderr, "expected %ld got %ld: %s\n", status, r->status,
@@ -228,9 +229,9 @@ static inline void dv_assert_error(const struct dvres *r, long status, const cha
     assert_int_equal(r->status, status);
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(r->json, "error");
     assert_true(cJSON_IsObject(err));
-    assert_non_null(dv_str(err, "message"));
+    assert_non_null(emu_str(err, "message"));
     if (code)
-        assert_string_equal(dv_str(err, "code"), code);
+        assert_string_equal(emu_str(err, "code"), code);
 }
 
 #endif

@@ -10,12 +10,15 @@
 #include "smsys/error.h"
 #include "smsys/http_client.h"
 #include "smsys/log.h"
+#include "smsys/metrics.h"
 #include "smsys/oauth.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
 #include "dv_peer.h"
 
 #include <errno.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@ struct fx {
     struct dv_client *dv;
     int dv_closed, http_closed;
     char url[64], token_url[128];
+    struct metrics *reg; /* a private registry, freed after the client */
 };
 
 static int setup(void **state)
@@ -77,6 +81,8 @@ static int teardown(void **state)
     }
     http_client_close(fx->http, flag_cb, &fx->http_closed);
     assert_int_equal(tu_run_until(&fx->loop, &fx->http_closed, 5000), 0);
+    if (fx->reg)
+        metrics_free(fx->reg);
     dvp_stop(&fx->peer);
     assert_int_equal(tu_run_until(&fx->loop, &fx->peer.closed, 5000), 0);
     while (fx->peer.pending > 0)
@@ -138,6 +144,9 @@ static void test_429_global_pause(void **state)
     struct fx *fx = *state;
     struct dv_opts o = base_opts(fx);
     o.max_concurrency = 2;
+    assert_int_equal(metrics_new(&fx->reg), 0);
+    o.export_metrics = 1;
+    o.metrics_registry = fx->reg;
     open_dv(fx, &o);
     fx->peer.script[0] = 429;
     fx->peer.n_script = 1;
@@ -168,6 +177,15 @@ static void test_429_global_pause(void **state)
     assert_int_equal(m->requests[DV_GET], 7);
     assert_int_equal(m->retries, 1);
     assert_true(p->max_inflight <= 2);
+    /* the same numbers as Prometheus series */
+    struct buf txt = BUF_INIT;
+    assert_int_equal(metrics_render(fx->reg, &txt), 0);
+    assert_non_null(strstr(txt.data, "smsys_dataverse_requests_total{method=\"GET\"} 7\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_throttled_total 1\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_responses_total{class=\"2xx\"} 6\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_inflight 0\n"));
+    assert_non_null(strstr(txt.data, "smsys_dataverse_throttle_wait_seconds_total 2"));
+    buf_free(&txt);
 }
 
 static void test_429_budget(void **state)
@@ -823,6 +841,81 @@ static void test_ntlm_wiring(void **state)
     assert_int_equal(r.attempts, 1);
 }
 
+/* A fresh RSA key and a self-signed certificate in PEM files. */
+static void make_cert(const char *certpath, const char *keypath, EVP_PKEY **pub, char x5t[64])
+{
+    EVP_PKEY *k = EVP_RSA_gen(2048);
+    assert_non_null(k);
+    X509 *x = X509_new();
+    assert_non_null(x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, k);
+    X509_NAME *nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"smsys-test", -1, -1,
+                               0);
+    X509_set_issuer_name(x, nm);
+    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    FILE *f = fopen(certpath, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    f = fopen(keypath, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    assert_int_equal(X509_digest(x, EVP_sha1(), md, &mdlen), 1);
+    /* expected x5t: base64url of the thumbprint, computed the long way */
+    unsigned char b64[64];
+    int n = EVP_EncodeBlock(b64, md, (int)mdlen);
+    int o = 0;
+    for (int i = 0; i < n && b64[i] != '='; i++)
+        x5t[o++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
+    x5t[o] = '\0';
+    X509_free(x);
+    *pub = k;
+}
+
+static void test_certificate_credentials(void **state)
+{
+    struct fx *fx = *state;
+    char cp[] = "/tmp/test_dv_cert_XXXXXX", kp[] = "/tmp/test_dv_key_XXXXXX";
+    int cfd = mkstemp(cp), kfd = mkstemp(kp);
+    assert_true(cfd >= 0 && kfd >= 0);
+    close(cfd);
+    close(kfd);
+    make_cert(cp, kp, &fx->peer.cert_pub, fx->peer.x5t);
+    snprintf(fx->peer.expect_aud, sizeof fx->peer.expect_aud, "%s", fx->token_url);
+    struct dv_opts o = base_opts(fx);
+    o.client_secret = NULL;
+    o.cert_file = cp;
+    o.key_file = kp;
+    open_dv(fx, &o);
+    fx->peer.reject_tokens = 1; /* forces a second fetch: a second, fresh assertion */
+    struct out r = {0};
+    assert_int_equal(dv_request(fx->dv, "GET", "WhoAmI", NULL, NULL, out_cb, &r), 0);
+    run_all(fx, &r, 1, 5000);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(fx->peer.assertions_ok, 2);
+    assert_int_equal(fx->peer.token_requests, 2);
+    assert_null(strstr(fx->peer.last_form, "client_secret"));
+    /* a key that is not there: a configuration error, not a crash */
+    struct dv_client *bad;
+    o.key_file = "/nonexistent/key.pem";
+    assert_int_equal(dv_new(&fx->loop, fx->http, &o, &bad), SMSYS_ECONFIG);
+    /* both kinds of credential at once: refused */
+    o.key_file = kp;
+    o.client_secret = SECRET;
+    assert_int_equal(dv_new(&fx->loop, fx->http, &o, &bad), -EINVAL);
+    EVP_PKEY_free(fx->peer.cert_pub);
+    fx->peer.cert_pub = NULL;
+    unlink(cp);
+    unlink(kp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -847,6 +940,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_endpoint_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_during_token_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ntlm_wiring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificate_credentials, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

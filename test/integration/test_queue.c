@@ -12,6 +12,7 @@
 #include "smsys/error.h"
 #include "smsys/pg.h"
 #include "smsys/queue.h"
+#include "smsys/smpp_receipt.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
 
@@ -784,6 +785,92 @@ static void test_receipts_forward_only(void **state)
     assert_int_equal(queue_msgid_canon("", canon, sizeof(canon), alt, sizeof(alt)), -EINVAL);
 }
 
+/* One message-id rule (src/msgid.c) behind smpp_msgid_canon, which the
+ * SMPP connector matches with in memory, and queue_msgid_canon, whose
+ * bare forms the SQL side stores and compares (smsys_q_receipts). For
+ * every pair: the tagged and bare forms agree, PostgreSQL stores exactly
+ * the C form, and the receipt matches in SQL exactly when
+ * smpp_msgid_match says so. */
+static void test_msgid_c_and_sql_agree(void **state)
+{
+    struct env *e = *state;
+    static const struct {
+        const char *sent, *reported;
+        int match;
+    } tab[] = {
+        {"1A2B", "6699", 1},     /* hex answered, decimal reported */
+        {"1a2b", "1A2B", 1},     /* case */
+        {"00001A2B", "6699", 1}, /* leading zeros on hex */
+        {"0x1A2B", "6699", 1},   /* 0x prefix */
+        {"006699", "6699", 1},   /* leading zeros on decimal */
+        {" 6699 ", "6699", 1},   /* blanks */
+        {"1234", "4660", 1},     /* letter-free hex: the alt reading */
+        {"4660", "1234", 1},
+        {"777", "0x777", 1}, /* 0x777 = 1911 = "777" read as hex */
+        {"99", "100", 0},
+        {"1A2B", "6698", 0},
+        {"5", "05", 1},
+        {"ffffffffffffffffffffffffffffffff", "340282366920938463463374607431768211455", 1},
+        {"0123456789012345678901234", "123456789012345678901234", 1}, /* > 64 bits */
+        {"123456789012345678901234", "123456789012345678901235", 0},
+        {"0F8FAD5B-D9CB-469F-A165-70867728950E", "0f8fad5b-d9cb-469f-a165-70867728950e", 1},
+        {"0f8fad5b-d9cb-469f-a165-70867728950e", "f8fad5b-d9cb-469f-a165-70867728950e", 0},
+        {"AbC-9", "abc-9", 1},
+        {"0x", "0X", 1}, /* no digits after 0x: a string */
+        {"abc-1", "abc-2", 0},
+    };
+    enum { N = (int)(sizeof(tab) / sizeof(tab[0])) };
+    int64_t id[N];
+    enqueue_n(e, e->q, ACC_A, "canon", N, 1, id);
+    struct claim_wait cw;
+    assert_int_equal(claim(e, ACC_A, 50, 60000, &cw), N);
+    for (int i = 0; i < N; i++) {
+        const char *ids[2] = {tab[i].sent, tab[i].reported};
+        for (int k = 0; k < 2; k++) {
+            struct smpp_msgid_canon t;
+            char canon[128], alt[128];
+            assert_int_equal(smpp_msgid_canon(ids[k], &t), 0);
+            assert_int_equal(queue_msgid_canon(ids[k], canon, sizeof(canon), alt, sizeof(alt)), 0);
+            assert_string_equal(t.primary + 2, canon);
+            assert_string_equal(alt[0] ? t.alt + 2 : t.alt, alt);
+        }
+        assert_int_equal(smpp_msgid_match(tab[i].sent, tab[i].reported) > 0, tab[i].match);
+
+        record1(e, id[i], 0, tab[i].sent, NULL);
+        char canon[128], alt[128];
+        queue_msgid_canon(tab[i].sent, canon, sizeof(canon), alt, sizeof(alt));
+        char *stored = msg_str(e, id[i], "provider_id_canon");
+        assert_string_equal(stored, canon);
+        free(stored);
+        stored = msg_str(e, id[i], "coalesce(provider_id_alt, '')");
+        assert_string_equal(stored, alt);
+        free(stored);
+
+        struct rcpt_wait rw;
+        receipt(e, ACC_A, tab[i].reported, CONN_ST_DELIVERED, &rw);
+        if (rw.matched != tab[i].match)
+            print_message("row %d: %s ~ %s\n", i, tab[i].sent, tab[i].reported);
+        assert_int_equal(rw.matched, tab[i].match);
+        assert_int_equal(msg_int(e, id[i], "state"), tab[i].match ? QUEUE_DELIVERED : QUEUE_SENT);
+        /* Out of the way of the next rows: no candidates, no early receipts. */
+        exec_ok(e->side, "UPDATE smsys_message SET provider_id_canon = NULL, "
+                         "provider_id_alt = NULL");
+        exec_ok(e->side, "DELETE FROM smsys_receipt");
+    }
+    /* The queue takes ids up to 100 characters (HTTP panels); SMPP's
+     * limit is 65, the longest id an SMSC may send. */
+    char long_id[101], canon[128], alt[128];
+    memset(long_id, 'k', 100);
+    long_id[100] = '\0';
+    assert_int_equal(queue_msgid_canon(long_id, canon, sizeof(canon), alt, sizeof(alt)), 0);
+    struct smpp_msgid_canon t;
+    assert_int_equal(smpp_msgid_canon(long_id, &t), -EINVAL);
+    memset(long_id, 'f', 100); /* 100 hex digits: 121 decimal digits, exact */
+    assert_int_equal(queue_msgid_canon(long_id, canon, sizeof(canon), alt, sizeof(alt)), 0);
+    assert_int_equal(strlen(canon), 121);
+    assert_int_equal(strncmp(canon, "2582249878086908589", 19), 0);
+}
+
 static void test_reap_expired_leases(void **state)
 {
     struct env *e = *state;
@@ -1237,6 +1324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retries_then_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_forward_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_msgid_c_and_sql_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_expired_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statecode_mapping, setup, teardown),

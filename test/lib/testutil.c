@@ -45,16 +45,37 @@ static void tu_timer_cb(uv_timer_t *t)
     *(int *)t->data = 1;
 }
 
+struct tu_wait {
+    const volatile int *flag;
+    const int *expired;
+};
+
+/* A callback run from an idle or check handle may set the flag; without
+ * this, the same UV_RUN_ONCE iteration would then block in poll until the
+ * next timer (seconds later). uv_stop makes the poll timeout 0. */
+static void tu_prepare_cb(uv_prepare_t *p)
+{
+    const struct tu_wait *w = p->data;
+    if (*w->flag || *w->expired)
+        uv_stop(p->loop);
+}
+
 int tu_run_until(uv_loop_t *loop, const volatile int *flag, unsigned timeout_ms)
 {
     uv_timer_t timer;
+    uv_prepare_t prep;
     int expired = 0;
+    struct tu_wait w = {flag, &expired};
     uv_timer_init(loop, &timer);
     timer.data = &expired;
     uv_timer_start(&timer, tu_timer_cb, timeout_ms, 0);
+    uv_prepare_init(loop, &prep);
+    prep.data = &w;
+    uv_prepare_start(&prep, tu_prepare_cb);
     while (!*flag && !expired)
         uv_run(loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&timer, NULL);
+    uv_close((uv_handle_t *)&prep, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     return *flag ? 0 : -ETIMEDOUT;
 }

@@ -230,7 +230,7 @@ static void test_error_lines(void **state)
         {"[http]\nlistne = 127.0.0.1:1\n", 10, "unknown key 'listne' in [http]"},
         {"[http]\nurl = https://x\n", 10,
          "unknown key 'url' in [http] (it belongs in [dataverse])"},
-        {"\n[queue]\nx = 1\n", 10, "unknown section [queue]"},
+        {"\n[nosuch]\nx = 1\n", 10, "unknown section [nosuch]"},
         {"[dataverse]\nurl = https://other.example\n", 10,
          "duplicate key 'url' in [dataverse] (first set on line 2)"},
         {"[postgres]\npool_size = lots\n", 10, "expected an integer, got 'lots'"},

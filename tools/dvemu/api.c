@@ -148,9 +148,10 @@ out:
     cJSON_Delete(body);
 }
 
-/* POST <set>/Microsoft.Dynamics.CRM.CreateMultiple | UpdateMultiple. All or nothing. */
+/* POST <set>/Microsoft.Dynamics.CRM.CreateMultiple | UpdateMultiple |
+ * UpsertMultiple. All or nothing. */
 static void do_multiple(struct emu *e, const struct api_req *q, struct api_res *r, struct table *t,
-                        int update)
+                        int update, int upsert)
 {
     cJSON *body = parse_body(q, r);
     if (body == NULL)
@@ -202,6 +203,12 @@ static void do_multiple(struct emu *e, const struct api_req *q, struct api_res *
         memcpy(id, pk->valuestring, 37);
         guid_lower(id);
         row = store_get(t, id);
+        if (row == NULL && !upsert) {
+            /* UpdateMultiple only updates; UpsertMultiple creates */
+            api_error(r, 404, "0x80040217", "%s With Id = %s Does Not Exist", t->logical, id);
+            ok = 0;
+            break;
+        }
         if (row == NULL) {
             if (write_create(e, t, tg, id, r, &row) != 0) {
                 ok = 0;
@@ -605,11 +612,13 @@ void api_exec(struct emu *e, const struct api_req *q, struct api_res *r)
         const char *act = after + 1;
         if (strcmp(act, "Microsoft.Dynamics.CRM.CreateMultiple") == 0 &&
             strcmp(q->method, "POST") == 0)
-            do_multiple(e, q, r, t, 0);
-        else if ((strcmp(act, "Microsoft.Dynamics.CRM.UpdateMultiple") == 0 ||
-                  strcmp(act, "Microsoft.Dynamics.CRM.UpsertMultiple") == 0) &&
+            do_multiple(e, q, r, t, 0, 0);
+        else if (strcmp(act, "Microsoft.Dynamics.CRM.UpdateMultiple") == 0 &&
                  strcmp(q->method, "POST") == 0)
-            do_multiple(e, q, r, t, 1);
+            do_multiple(e, q, r, t, 1, 0);
+        else if (strcmp(act, "Microsoft.Dynamics.CRM.UpsertMultiple") == 0 &&
+                 strcmp(q->method, "POST") == 0)
+            do_multiple(e, q, r, t, 1, 1);
         else
             api_error(r, 404, "0x80060888", "Resource not found for the segment '%s'.", act);
         return;

@@ -139,6 +139,11 @@ struct fnode;
 /* Parses an OData $filter. On error returns NULL and writes a message. */
 struct fnode *filter_parse(const struct table *t, const char *src, char *err, size_t errlen);
 int filter_eval(const struct fnode *n, const cJSON *row);
+/* Appends every live row of t that n accepts (n NULL: all), in slot
+ * order, to the array *m (NULL or from an earlier call; the caller frees
+ * it). Returns the new count. Out of memory ends the scan early: the
+ * answer is shorter, never wrong. */
+size_t filter_rows(const struct table *t, const struct fnode *n, struct row ***m);
 void filter_free(struct fnode *n);
 /* Builders used by fetchxml.c */
 struct fnode *filter_cmp_new(const char *op, const char *prop, const cJSON *lit);

@@ -447,21 +447,7 @@ void fetchxml_run(struct emu *e, struct table *t, const char *xmltext, const str
         api_error(r, 400, "0x80041103", "Invalid count, page or top attribute in fetchXml.");
         goto done;
     }
-    size_t nm = 0, cap = 0;
-    for (size_t i = 0; i < t->nrows_slots; i++) {
-        struct row *row = t->rows[i];
-        if (row == NULL || (fn && !filter_eval(fn, row->obj)))
-            continue;
-        if (nm == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            struct row **nmv = realloc(m, ncap * sizeof(*m));
-            if (nmv == NULL)
-                break;
-            m = nmv;
-            cap = ncap;
-        }
-        m[nm++] = row;
-    }
+    size_t nm = filter_rows(t, fn, &m);
     if (nord && nm > 1) {
         g_ord = ord;
         g_nord = nord;

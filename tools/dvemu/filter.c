@@ -575,3 +575,23 @@ int filter_eval(const struct fnode *n, const cJSON *row)
     }
     return 0;
 }
+
+size_t filter_rows(const struct table *t, const struct fnode *n, struct row ***m)
+{
+    size_t nm = 0, cap = 0;
+    for (size_t i = 0; i < t->nrows_slots; i++) {
+        struct row *row = t->rows[i];
+        if (row == NULL || (n && !filter_eval(n, row->obj)))
+            continue;
+        if (nm == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            struct row **nmv = realloc(*m, ncap * sizeof(**m));
+            if (nmv == NULL)
+                break;
+            *m = nmv;
+            cap = ncap;
+        }
+        (*m)[nm++] = row;
+    }
+    return nm;
+}

@@ -303,10 +303,15 @@ static void delayed_cb(uv_timer_t *t)
     uv_close((uv_handle_t *)&d->timer, delayed_closed_cb);
 }
 
+static int g_access_log;
+
 static void api_cb(struct http_req *req, struct http_resp *resp, void *ud)
 {
     struct app *a = ud;
     struct emu *e = &a->emu;
+    if (g_access_log)
+        log_info("dvemu_request", "method=%s target=%s peer=%s", req->method, log_q(req->target),
+                 req->peer);
     e->stats.requests++;
     count(e->stats.by_method, req->method);
     if (api_path(req->path) == NULL) {
@@ -488,7 +493,7 @@ static void usage(void)
             "             [--limit-requests N --limit-window SECONDS] [--limit-concurrency N]\n"
             "             [--limit-exec-ms N] [--dataverse-limits] [--delta-ttl SECONDS]\n"
             "             [--fail-rate 0.0-1.0] [--latency-ms N]\n"
-            "             [--action NAME]... [--no-smsys-schema]\n");
+            "             [--action NAME]... [--no-smsys-schema] [--access-log]\n");
 }
 
 static int need_int(const char *opt, const char *v, long long min, long long max, long long *out)
@@ -595,6 +600,8 @@ int main(int argc, char **argv)
             if (!cJSON_GetObjectItemCaseSensitive(e->actions, v))
                 cJSON_AddArrayToObject(e->actions, v);
             i++;
+        } else if (strcmp(o, "--access-log") == 0) {
+            g_access_log = 1;
         } else if (strcmp(o, "--no-smsys-schema") == 0) {
             smsys_schema = 0;
         } else {

@@ -122,11 +122,36 @@ static void send_json(struct api_res *r, int status, cJSON *j)
     api_hdr(r, "OData-Version", "4.0");
 }
 
+static int skiptoken_pos(const char *tok, size_t *pos)
+{
+    const char *p = strstr(tok, "pos=\"");
+    if (p == NULL)
+        return -EINVAL;
+    char *end;
+    unsigned long long v = strtoull(p + 5, &end, 10);
+    if (*end != '"')
+        return -EINVAL;
+    *pos = (size_t)v;
+    return 0;
+}
+
+/* Tracked reads page like any other (maxpagesize, $skiptoken); the
+ * deltaLink comes with the last page and carries the store version of the
+ * first one, so changes made while paging are not lost. */
 static void track_changes(struct emu *e, struct table *t, const struct api_req *q,
                           const struct prefer *pf, cJSON *sel, const char *selstr, const char *dtok,
-                          struct api_res *r)
+                          const char *skip, struct api_res *r)
 {
-    uint64_t since = 0;
+    uint64_t since = 0, snap = e->store.version;
+    size_t pos = 0;
+    if (skip) {
+        const char *vp = strstr(skip, "ver=\"");
+        if (skiptoken_pos(skip, &pos) != 0 || vp == NULL) {
+            api_error(r, 400, "0x80040203", "Invalid $skiptoken.");
+            return;
+        }
+        snap = strtoull(vp + 5, NULL, 10);
+    }
     if (dtok) {
         char *end;
         unsigned long long v = strtoull(dtok, &end, 10);
@@ -159,30 +184,56 @@ static void track_changes(struct emu *e, struct table *t, const struct api_req *
         buf_puts(&ctx, "/$delta");
     cJSON_AddStringToObject(out, "@odata.context", ctx.data);
     cJSON *val = cJSON_AddArrayToObject(out, "value");
-    for (size_t i = 0; i < t->nrows_slots; i++) {
+    size_t got = 0, i = pos;
+    int more = 0;
+    for (; i < t->nrows_slots; i++) {
         struct row *row = t->rows[i];
-        if (row && row->version > since)
-            cJSON_AddItemToArray(val, render_row(e, t, row, sel, pf->annotations, 0));
+        if (row == NULL || row->version <= since)
+            continue;
+        if (got == (size_t)pf->maxpagesize) {
+            more = 1;
+            break;
+        }
+        cJSON_AddItemToArray(val, render_row(e, t, row, sel, pf->annotations, 0));
+        got++;
+    }
+    if (more) {
+        struct buf link = BUF_INIT, rest = BUF_INIT;
+        static const char *drop_skip[] = {"$skiptoken"};
+        query_without(&rest, q->query, drop_skip, 1);
+        buf_printf(&link, "%s%s?%s%s", q->base, t->set, rest.data ? rest.data : "",
+                   rest.len ? "&" : "");
+        buf_printf(&link,
+                   "$skiptoken=%%3Ccookie%%20pos%%3D%%22%zu%%22%%20ver%%3D%%22%llu%%22%%20/%%3E", i,
+                   (unsigned long long)snap);
+        cJSON_AddStringToObject(out, "@odata.nextLink", link.data);
+        buf_free(&link);
+        buf_free(&rest);
+        buf_free(&ctx);
+        send_json(r, 200, out);
+        prefer_applied(pf, r, pf->page_asked, 1);
+        cJSON_Delete(out);
+        return;
     }
     if (dtok) {
-        for (size_t i = 0; i < t->ntomb; i++) {
-            if (t->tomb[i].version <= since)
+        for (size_t k = 0; k < t->ntomb; k++) {
+            if (t->tomb[k].version <= since)
                 continue;
             cJSON *d = cJSON_CreateObject();
             struct buf dc = BUF_INIT;
             buf_printf(&dc, "%s$metadata#%s/$deletedEntity", q->base, t->set);
             cJSON_AddStringToObject(d, "@odata.context", dc.data);
             buf_free(&dc);
-            cJSON_AddStringToObject(d, "id", t->tomb[i].id);
+            cJSON_AddStringToObject(d, "id", t->tomb[k].id);
             cJSON_AddStringToObject(d, "reason", "deleted");
             cJSON_AddItemToArray(val, d);
         }
     }
     struct buf link = BUF_INIT;
-    static const char *drop[] = {"$deltatoken"};
+    static const char *drop[] = {"$deltatoken", "$skiptoken"};
     buf_printf(&link, "%s%s?", q->base, t->set);
     struct buf rest = BUF_INIT;
-    query_without(&rest, q->query, drop, 1);
+    query_without(&rest, q->query, drop, 2);
     if (rest.len)
         buf_printf(&link, "%s&", rest.data);
     char when[32];
@@ -190,27 +241,14 @@ static void track_changes(struct emu *e, struct table *t, const struct api_req *
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof(when), "%m%%2f%d%%2f%Y%%20%H%%3a%M%%3a%S", &tm);
-    buf_printf(&link, "$deltatoken=%llu%%21%s", (unsigned long long)e->store.version, when);
+    buf_printf(&link, "$deltatoken=%llu%%21%s", (unsigned long long)snap, when);
     cJSON_AddStringToObject(out, "@odata.deltaLink", link.data);
     buf_free(&link);
     buf_free(&rest);
     buf_free(&ctx);
     send_json(r, 200, out);
-    prefer_applied(pf, r, 0, 1);
+    prefer_applied(pf, r, pf->page_asked, 1);
     cJSON_Delete(out);
-}
-
-static int skiptoken_pos(const char *tok, size_t *pos)
-{
-    const char *p = strstr(tok, "pos=\"");
-    if (p == NULL)
-        return -EINVAL;
-    char *end;
-    unsigned long long v = strtoull(p + 5, &end, 10);
-    if (*end != '"')
-        return -EINVAL;
-    *pos = (size_t)v;
-    return 0;
 }
 
 static const char *const known_params[] = {"$select",    "$filter",     "$orderby",
@@ -284,7 +322,7 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
                       "The query parameter %s is not supported with change tracking.", bad);
             goto done;
         }
-        track_changes(e, t, q, pf, sel, selstr, dtok, r);
+        track_changes(e, t, q, pf, sel, selstr, dtok, skip, r);
         goto done;
     }
     if (filt) {
@@ -311,24 +349,11 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
     int with_count = cnt && strcmp(cnt, "true") == 0;
     size_t page = (size_t)pf->maxpagesize;
     size_t limit = topv >= 0 ? (size_t)topv : (size_t)-1;
-    size_t nm = 0, cap = 0, total = 0, next_pos = 0;
+    size_t nm = 0, total = 0, next_pos = 0;
     int more = 0;
     if (no > 0 || with_count) {
         /* full scan: sort, then take a window at offset pos */
-        for (size_t i = 0; i < t->nrows_slots; i++) {
-            struct row *row = t->rows[i];
-            if (row == NULL || (fn && !filter_eval(fn, row->obj)))
-                continue;
-            if (nm == cap) {
-                size_t ncap = cap ? cap * 2 : 256;
-                struct row **nmv = realloc(m, ncap * sizeof(*m));
-                if (nmv == NULL)
-                    break;
-                m = nmv;
-                cap = ncap;
-            }
-            m[nm++] = row;
-        }
+        nm = filter_rows(t, fn, &m);
         total = nm;
         if (no > 0 && nm > 1) {
             g_order = o;

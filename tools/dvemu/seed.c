@@ -277,7 +277,7 @@ int seed_demo(struct emu *e)
                                 "{\"host\":\"127.0.0.1\",\"port\":2775,\"system_id\":\"smsys\","
                                 "\"bind\":\"transceiver\",\"window\":10,\"rate_per_sec\":50,"
                                 "\"sender\":\"30001234\"}");
-        cJSON_AddStringToObject(b, "smsys_apikey", "smsys-smpp-pass");
+        cJSON_AddStringToObject(b, "smsys_apikey", "smsyspw"); /* SMPP: <= 8 */
         cJSON_AddNumberToObject(b, "smsys_inboundinterval", 10);
         cJSON_AddNumberToObject(b, "smsys_maxretries", 3);
         cJSON_AddStringToObject(b, "smsys_separators", " ,،;:\n");
@@ -292,7 +292,7 @@ int seed_demo(struct emu *e)
         cJSON_AddStringToObject(b, "smsys_config",
                                 "{\"base_url\":\"http://127.0.0.1:8402/kavenegar\","
                                 "\"sender\":\"10004346\",\"rate_per_sec\":20}");
-        cJSON_AddStringToObject(b, "smsys_apikey", "demo-kavenegar-api-key");
+        cJSON_AddStringToObject(b, "smsys_apikey", "demo-kavenegar-key");
         cJSON_AddNumberToObject(b, "smsys_inboundinterval", 30);
         cJSON_AddNumberToObject(b, "smsys_maxretries", 3);
         rc = create(e, "smsys_smssetting", b, s_kn);

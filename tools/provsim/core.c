@@ -40,7 +40,7 @@ struct sim_pending {
     char *body;
     size_t len;
     char hname[64], hval[256];
-    struct sim_pending *prev, *next;
+    struct list_node node; /* on sim->pending */
 };
 
 struct idem_ent {
@@ -546,12 +546,7 @@ static void pending_close_cb(uv_handle_t *h)
 static void pending_fire(struct sim_pending *pd)
 {
     struct sim *sim = pd->sim;
-    if (pd->prev)
-        pd->prev->next = pd->next;
-    else
-        sim->pending = pd->next;
-    if (pd->next)
-        pd->next->prev = pd->prev;
+    list_remove(&sim->pending, &pd->node);
     if (pd->hname[0])
         http_resp_header(pd->resp, pd->hname, pd->hval);
     http_resp_send(pd->resp, pd->status, pd->ctype, pd->body, pd->len);
@@ -628,10 +623,7 @@ void sim_route_cb(struct http_req *req, struct http_resp *resp, void *ud)
             http_resp_send(resp, 503, "text/plain", "out of memory\n", 14);
             return;
         }
-        pd->next = sim->pending;
-        if (sim->pending)
-            sim->pending->prev = pd;
-        sim->pending = pd;
+        list_push_front(&sim->pending, &pd->node);
         uv_timer_start(&pd->timer, pending_timer_cb, (uint64_t)hold, 0);
         return;
     }
@@ -725,8 +717,8 @@ int sim_init(struct sim *sim, uv_loop_t *loop, uint64_t seed)
 void sim_close(struct sim *sim)
 {
     sim->closing = 1;
-    while (sim->pending)
-        pending_fire(sim->pending);
+    while (!list_empty(&sim->pending))
+        pending_fire(list_entry(list_first(&sim->pending), struct sim_pending, node));
     uv_close((uv_handle_t *)&sim->tick, NULL);
     hooks_free(sim);
     store_clear(sim);

@@ -26,14 +26,14 @@ struct hook_xfer {
     CURL *easy;
     struct curl_slist *hdrs;
     enum sim_prov prov;
-    struct hook_xfer *prev, *next;
+    struct list_node node; /* on sim_hooks.xfers */
 };
 
 struct sim_hooks {
     struct sim *sim;
     CURLM *multi;
     uv_timer_t poll;
-    struct hook_xfer *xfers;
+    struct list xfers; /* of struct hook_xfer, in the multi */
 };
 
 int hooks_url_is_loopback(const char *url)
@@ -111,12 +111,7 @@ static void xfer_done(struct sim_hooks *h, struct hook_xfer *x, CURLcode res)
         log_warn("callback failed", "provider=%s http_status=%ld error=%s", sim_prov_name(x->prov),
                  code, log_q(curl_easy_strerror(res)));
     }
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        h->xfers = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    list_remove(&h->xfers, &x->node);
     curl_multi_remove_handle(h->multi, x->easy);
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->hdrs);
@@ -137,7 +132,7 @@ static void poll_cb(uv_timer_t *t)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         xfer_done(h, x, msg->data.result);
     }
-    if (!h->xfers)
+    if (list_empty(&h->xfers))
         uv_timer_stop(&h->poll);
 }
 
@@ -197,10 +192,7 @@ int hooks_post(struct sim *sim, enum sim_prov p, const char *url, const char *co
         goto fail;
     }
     buf_free(&body);
-    x->next = h->xfers;
-    if (h->xfers)
-        h->xfers->prev = x;
-    h->xfers = x;
+    list_push_front(&h->xfers, &x->node);
     if (!uv_is_active((uv_handle_t *)&h->poll))
         uv_timer_start(&h->poll, poll_cb, 0, HOOK_POLL_MS);
     return 0;
@@ -247,9 +239,9 @@ void hooks_free(struct sim *sim)
     struct sim_hooks *h = sim->hooks;
     if (!h)
         return;
-    while (h->xfers) {
-        struct hook_xfer *x = h->xfers;
-        h->xfers = x->next;
+    struct list_node *n;
+    while ((n = list_pop_front(&h->xfers)) != NULL) {
+        struct hook_xfer *x = list_entry(n, struct hook_xfer, node);
         curl_multi_remove_handle(h->multi, x->easy);
         curl_easy_cleanup(x->easy);
         curl_slist_free_all(x->hdrs);

@@ -18,6 +18,7 @@
 
 #include "smsys/buf.h"
 #include "smsys/http_server.h"
+#include "smsys/list.h"
 
 enum sim_prov {
     PROV_KAVENEGAR = 0,
@@ -156,7 +157,7 @@ struct sim {
     uv_timer_t tick;
     int tick_armed;
 
-    struct sim_pending *pending; /* replies held for latency/drop */
+    struct list pending; /* of struct sim_pending: replies held for latency/drop */
     struct sim_hooks *hooks;
 
     FILE *log; /* --log, or NULL */

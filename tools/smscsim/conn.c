@@ -20,66 +20,20 @@
 
 /* ---- delivery pool and lists ------------------------------------------ */
 
-void sim_dlist_push(struct dlist *l, struct dlv *d)
-{
-    d->next = NULL;
-    d->prev = l->tail;
-    if (l->tail)
-        l->tail->next = d;
-    else
-        l->head = d;
-    l->tail = d;
-    l->n++;
-}
-
-void sim_dlist_remove(struct dlist *l, struct dlv *d)
-{
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        l->head = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    else
-        l->tail = d->prev;
-    d->next = d->prev = NULL;
-    l->n--;
-}
-
 /* Inserts by due time, from the tail: receipts share one delay, so this
- * is nearly always an append. */
-static void dlist_insert_due(struct dlist *l, struct dlv *d)
+ * is nearly always an append. Equal due times keep their arrival order. */
+static void dlist_insert_due(struct list *l, struct dlv *d)
 {
-    struct dlv *at = l->tail;
-    while (at && at->due > d->due)
-        at = at->prev;
-    if (at == NULL) {
-        d->prev = NULL;
-        d->next = l->head;
-        if (l->head)
-            l->head->prev = d;
-        else
-            l->tail = d;
-        l->head = d;
-        l->n++;
-        return;
-    }
-    d->prev = at;
-    d->next = at->next;
-    if (at->next)
-        at->next->prev = d;
-    else
-        l->tail = d;
-    at->next = d;
-    l->n++;
+    struct list_node *at = list_last(l);
+    while (at && sim_dlv_of(at)->due > d->due)
+        at = list_prev(at);
+    list_insert_after(l, at, &d->node);
 }
 
 struct dlv *sim_dlv_get(struct sim *sim)
 {
-    struct dlv *d = sim->freel;
-    if (d) {
-        sim->freel = d->next;
-    } else {
+    struct dlv *d = sim_dlv_of(list_pop_front(&sim->freel));
+    if (d == NULL) {
         d = malloc(sizeof(*d));
         if (d == NULL)
             return NULL;
@@ -90,8 +44,7 @@ struct dlv *sim_dlv_get(struct sim *sim)
 
 void sim_dlv_put(struct sim *sim, struct dlv *d)
 {
-    d->next = sim->freel;
-    sim->freel = d;
+    list_push_front(&sim->freel, &d->node);
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -162,33 +115,28 @@ void sim_conn_drop(struct sim_conn *c)
     struct sim *sim = c->sim;
     c->closing = 1;
     /* Unanswered deliver_sm go back to the queue: a real SMSC redelivers. */
-    while (c->unacked.head) { /* head first: redelivered in their original order */
-        struct dlv *d = c->unacked.head;
-        sim_dlist_remove(&c->unacked, d);
+    struct dlv *d;
+    /* head first: redelivered in their original order */
+    while ((d = sim_dlv_of(list_pop_front(&c->unacked))) != NULL) {
         d->conn = NULL;
         d->due = 0;
         dlist_insert_due(&sim->queue, d);
         sim->st.deliver_redelivered++;
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        sim->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&sim->conns, &c->node);
     char kv[64];
     snprintf(kv, sizeof(kv), "\"conn\":%u", c->id);
     simlog_event(sim, "disconnect", kv);
     uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
-    if (sim->queue.head && !sim->stopping)
+    if (!list_empty(&sim->queue) && !sim->stopping)
         uv_timer_start(&sim->t_dlv, sim_dlv_timer_cb, 0, 0);
 }
 
 void sim_drop_all(struct sim *sim)
 {
-    while (sim->conns) {
+    while (!list_empty(&sim->conns)) {
         sim->st.drops++;
-        sim_conn_drop(sim->conns);
+        sim_conn_drop(sim_conn_of(list_first(&sim->conns)));
     }
 }
 
@@ -315,13 +263,15 @@ static void queue_receipt(struct sim *sim, const struct smpp_sm *sm, const char 
 void sim_pump_deliveries(struct sim *sim)
 {
     uint64_t now = uv_now(sim->loop);
-    struct sim_conn *c = sim->conns;
+    struct sim_conn *c;
+    struct dlv *d;
     /* Redeliver what waited too long for its deliver_sm_resp. */
     if (sim->cfg.redeliver_ms) {
-        for (struct sim_conn *k = sim->conns; k; k = k->next) {
-            while (k->unacked.head && k->unacked.head->due + sim->cfg.redeliver_ms <= now) {
-                struct dlv *d = k->unacked.head;
-                sim_dlist_remove(&k->unacked, d);
+        for (struct list_node *n = list_first(&sim->conns); n; n = list_next(n)) {
+            struct sim_conn *k = sim_conn_of(n);
+            while ((d = sim_dlv_of(list_first(&k->unacked))) != NULL &&
+                   d->due + sim->cfg.redeliver_ms <= now) {
+                list_remove(&k->unacked, &d->node);
                 d->conn = NULL;
                 d->due = 0;
                 dlist_insert_due(&sim->queue, d);
@@ -329,15 +279,17 @@ void sim_pump_deliveries(struct sim *sim)
             }
         }
     }
-    while (sim->queue.head && sim->queue.head->due <= now) {
+    while ((d = sim_dlv_of(list_first(&sim->queue))) != NULL && d->due <= now) {
         /* Round robin would be fairer; the first receiver with room will do. */
-        for (c = sim->conns; c; c = c->next)
+        struct list_node *n;
+        for (n = list_first(&sim->conns); n; n = list_next(n)) {
+            c = sim_conn_of(n);
             if (c->can_rx && !c->closing && c->unacked.n < sim->cfg.deliver_window)
                 break;
-        if (c == NULL)
+        }
+        if (n == NULL)
             break;
-        struct dlv *d = sim->queue.head;
-        sim_dlist_remove(&sim->queue, d);
+        list_remove(&sim->queue, &d->node);
         d->seq = c->next_seq++;
         smpp_pdu_set_sequence(d->pdu, d->seq);
         if (buf_append(&c->out, d->pdu, d->len)) {
@@ -347,17 +299,17 @@ void sim_pump_deliveries(struct sim *sim)
         }
         d->conn = c;
         d->due = now; /* now: when it was sent, for redelivery */
-        sim_dlist_push(&c->unacked, d);
+        list_push_back(&c->unacked, &d->node);
         sim->st.deliver_sent++;
         conn_flush(c);
     }
     uint64_t next = UINT64_MAX;
-    if (sim->queue.head && sim->queue.head->due > now)
-        next = sim->queue.head->due - now;
+    if ((d = sim_dlv_of(list_first(&sim->queue))) != NULL && d->due > now)
+        next = d->due - now;
     if (sim->cfg.redeliver_ms)
-        for (struct sim_conn *k = sim->conns; k; k = k->next)
-            if (k->unacked.head) {
-                uint64_t due = k->unacked.head->due + sim->cfg.redeliver_ms;
+        for (struct list_node *n = list_first(&sim->conns); n; n = list_next(n))
+            if ((d = sim_dlv_of(list_first(&sim_conn_of(n)->unacked))) != NULL) {
+                uint64_t due = d->due + sim->cfg.redeliver_ms;
                 uint64_t in = due > now ? due - now : 0;
                 if (in < next)
                     next = in;
@@ -436,7 +388,7 @@ int sim_inject_mo(struct sim *sim, const char *from, const char *to, const char 
         }
         d->len = (size_t)len;
         d->due = 0;
-        sim_dlist_push(&sim->queue, d); /* due 0: sorts first, keeps this order */
+        list_push_back(&sim->queue, &d->node); /* due 0: sorts first, keeps this order */
     }
     buf_free(&enc);
     sim->st.mo_injected++;
@@ -538,10 +490,11 @@ static void on_deliver_resp(struct sim_conn *c, const struct smpp_pdu *p)
 {
     struct sim *sim = c->sim;
     simlog_pdu(sim, c, p, p->command_status, NULL);
-    for (struct dlv *d = c->unacked.head; d; d = d->next) {
+    for (struct list_node *n = list_first(&c->unacked); n; n = list_next(n)) {
+        struct dlv *d = sim_dlv_of(n);
         if (d->seq != p->sequence)
             continue;
-        sim_dlist_remove(&c->unacked, d);
+        list_remove(&c->unacked, &d->node);
         if (p->command_status == 0) {
             sim->st.deliver_acked++;
             sim_dlv_put(sim, d);
@@ -672,10 +625,7 @@ void sim_on_connection(uv_stream_t *server, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     c->id = ++sim->next_conn_id;
-    c->next = sim->conns;
-    if (sim->conns)
-        sim->conns->prev = c;
-    sim->conns = c;
+    list_push_front(&sim->conns, &c->node);
     sim->st.connections++;
     char kv[64];
     snprintf(kv, sizeof(kv), "\"conn\":%u", c->id);

@@ -290,16 +290,11 @@ int main(int argc, char **argv)
     uv_run(sim->loop, UV_RUN_DEFAULT);
     simlog_flush(sim);
     uv_loop_close(sim->loop);
-    while (sim->queue.head) {
-        struct dlv *d = sim->queue.head;
-        sim_dlist_remove(&sim->queue, d);
-        free(d);
-    }
-    while (sim->freel) {
-        struct dlv *d = sim->freel;
-        sim->freel = d->next;
-        free(d);
-    }
+    struct list_node *n;
+    while ((n = list_pop_front(&sim->queue)) != NULL)
+        free(sim_dlv_of(n));
+    while ((n = list_pop_front(&sim->freel)) != NULL)
+        free(sim_dlv_of(n));
     simlog_free(sim);
     if (sim->log)
         fclose(sim->log);

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "smsys/buf.h"
+#include "smsys/list.h"
 #include "smsys/smpp_pdu.h"
 
 enum id_form { ID_DEC = 0, ID_HEX, ID_HEXU, ID_DEC0, ID_HEX0, ID_HEXU0, ID_UUID };
@@ -46,7 +47,7 @@ struct sim_cfg {
 
 /* A deliver_sm the SMSC wants to send (receipt or MO part), pooled. */
 struct dlv {
-    struct dlv *next, *prev;
+    struct list_node node; /* on sim->queue, a conn's unacked, or sim->freel */
     uint64_t due;
     uint32_t seq;          /* while sent and unanswered */
     struct sim_conn *conn; /* where it is unanswered, else NULL */
@@ -54,15 +55,10 @@ struct dlv {
     uint8_t pdu[480];
 };
 
-struct dlist {
-    struct dlv *head, *tail;
-    size_t n;
-};
-
 struct sim_conn {
     uv_tcp_t tcp;
     struct sim *sim;
-    struct sim_conn *next, *prev;
+    struct list_node node; /* on sim->conns */
     unsigned id;
     int bound;  /* 0, or the bind command_id */
     int can_rx; /* receiver or transceiver: deliver_sm may go here */
@@ -73,7 +69,7 @@ struct sim_conn {
     struct buf out, wbuf;
     uv_write_t wreq;
     int writing;
-    struct dlist unacked; /* deliver_sm sent here, waiting for deliver_sm_resp */
+    struct list unacked; /* of struct dlv: deliver_sm sent here, waiting for deliver_sm_resp */
 };
 
 struct sim_stats {
@@ -91,13 +87,13 @@ struct sim {
     uv_timer_t t_dlv, t_log;
     struct http_server *http;
     uv_signal_t sig_term, sig_int;
-    struct sim_conn *conns;
+    struct list conns; /* of struct sim_conn, newest first */
     unsigned next_conn_id;
     uint64_t next_msg_id;
     uint64_t rate_window_ms;
     unsigned rate_count;
-    struct dlist queue; /* deliveries waiting (due time order) */
-    struct dlv *freel;
+    struct list queue; /* of struct dlv: deliveries waiting (due time order) */
+    struct list freel; /* of struct dlv: pooled, freed at exit */
     struct sim_stats st;
     FILE *log;
     struct buf logbuf;
@@ -107,6 +103,16 @@ struct sim {
     unsigned seed;
     int stopping;
 };
+
+static inline struct dlv *sim_dlv_of(struct list_node *n)
+{
+    return list_entry(n, struct dlv, node);
+}
+
+static inline struct sim_conn *sim_conn_of(struct list_node *n)
+{
+    return list_entry(n, struct sim_conn, node);
+}
 
 /* conn.c */
 void sim_on_connection(uv_stream_t *server, int status);
@@ -119,8 +125,6 @@ void sim_dlv_timer_cb(uv_timer_t *t);
  * Returns 0 or a negative code. */
 int sim_inject_mo(struct sim *sim, const char *from, const char *to, const char *text,
                   unsigned parts, const unsigned *order, size_t norder);
-void sim_dlist_push(struct dlist *l, struct dlv *d);
-void sim_dlist_remove(struct dlist *l, struct dlv *d);
 struct dlv *sim_dlv_get(struct sim *sim);
 void sim_dlv_put(struct sim *sim, struct dlv *d);
 

@@ -408,7 +408,8 @@ void simlog_stats(struct sim *sim, struct buf *out)
     const struct sim_stats *s = &sim->st;
     unsigned nconn = 0, bound = 0;
     size_t unacked = 0;
-    for (struct sim_conn *c = sim->conns; c; c = c->next) {
+    for (struct list_node *n = list_first(&sim->conns); n; n = list_next(n)) {
+        const struct sim_conn *c = sim_conn_of(n);
         nconn++;
         bound += c->bound != 0;
         unacked += c->unacked.n;

@@ -66,6 +66,8 @@ int cmd_doctor(struct ctl *ctl, int argc, char **argv);
 int cmd_db_migrate(struct ctl *ctl, int argc, char **argv);
 int cmd_text_info(struct ctl *ctl, int argc, char **argv);
 int cmd_queue_stats(struct ctl *ctl, int argc, char **argv);
+int cmd_send(struct ctl *ctl, int argc, char **argv);
+int cmd_queue_retry(struct ctl *ctl, int argc, char **argv);
 int cmd_template_check(struct ctl *ctl, int argc, char **argv);
 int cmd_template_render(struct ctl *ctl, int argc, char **argv);
 

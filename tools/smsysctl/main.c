@@ -42,11 +42,22 @@ static const struct ctl_cmd commands[] = {
      "and what is left in the last segment, counted exactly as sending and billing count it. "
      "- reads the text from standard input. Exit 1 for invalid UTF-8.",
      CTL_JSON, cmd_text_info},
+    {"send", NULL, "--to NUMBER --text TEXT [--account NAME] [--from LINE] [--wait [--timeout S]]",
+     "Queue one SMS directly in PostgreSQL (no Dynamics record) and print its message id. "
+     "The account is chosen by name or id, else the default (or first) enabled one. --wait "
+     "polls until a final state and prints it: exit 0 Delivered (or Sent without a receipt "
+     "expected), 1 Failed/Unknown/timeout.",
+     CTL_JSON, cmd_send},
     {"queue", "stats", "",
      "Count the messages of the PostgreSQL queue by provider account and state (queued, "
      "inflight, sent, delivered, retrying, failed, unknown, ...), with the age of the oldest "
      "in each.",
      CTL_JSON, cmd_queue_stats},
+    {"queue", "retry", "--failed [--since 2h|2026-11-28T08:00:00Z] [--unknown]",
+     "Put Failed messages (that ended since TIME; all by default) back in the queue with a "
+     "fresh attempt budget. --unknown also resends unknown outcomes: only when the provider "
+     "is known not to have them (duplicates otherwise).",
+     CTL_JSON, cmd_queue_retry},
     {"template", "check", "NAME|ID",
      "Read the SMS template NAME (or with that id) from Dynamics, parse it and check every "
      "column, lookup and related table it names against the server. Prints the columns and "

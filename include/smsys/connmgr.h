@@ -1,0 +1,95 @@
+/* connmgr.h - the connector manager: one connector and one sender per
+ * enabled smsys_account row.
+ *
+ * It reads smsys_account every poll_ms (and on connmgr_refresh: SIGHUP),
+ * opens a connector for each enabled row (connector_find(provider), the
+ * row's config jsonb as settings, the resolved API key), reopens it when
+ * the row's provider, config or key changed and closes it when the row is
+ * gone or disabled. Each open account gets a sender (sender.h), woken by
+ * NOTIFY smsys_queue. Push events of the connectors are made durable
+ * before they are acknowledged:
+ *  - CONN_EV_STATE (receipts): batched (up to event_batch, or event_delay_ms)
+ *    into one queue_apply_states per account; each event is acked after
+ *    that transaction committed, refused (the provider redelivers) if not.
+ *  - CONN_EV_MO: the inbound store is not part of this module yet; MO is
+ *    refused with SMSYS_ETEMP so the SMSC keeps and redelivers it.
+ * It also runs queue_reap (expired leases) at start and every lease_ms / 2,
+ * and reads each account's balance every balance_ms (logged and kept for
+ * health; the Dynamics write belongs to the accounts sync).
+ *
+ * API keys: the row's `apikey` column when the schema has one, else the
+ * config's "apikey" key; "env:NAME" reads the environment, "file:PATH" the
+ * file's first line (blocking read of a small local file, done when the
+ * connector is opened). Keys are never logged. */
+#ifndef SMSYS_CONNMGR_H
+#define SMSYS_CONNMGR_H
+
+#include <uv.h>
+
+#include "smsys/buf.h"
+#include "smsys/connector.h"
+#include "smsys/pg.h"
+#include "smsys/queue.h"
+#include "smsys/sender.h"
+
+struct connmgr;
+struct http_client;
+
+struct connmgr_opts {
+    const char *owner;       /* lease owner [ "smsysd" ] (copied) */
+    unsigned batch;          /* per claim [connector max_batch, at most 200] */
+    unsigned pipeline;       /* claimed batches out per account [4] */
+    unsigned lease_ms;       /* [60000] */
+    unsigned idle_ms;        /* sender timer fallback [1000] */
+    unsigned poll_ms;        /* re-read smsys_account [5000] */
+    unsigned event_batch;    /* receipts per apply [500] */
+    unsigned event_delay_ms; /* longest wait to fill a receipt batch [5] */
+    unsigned balance_ms;     /* balance reads; 0 = [600000] */
+    /* Connector lookup; NULL = connector_find. Tests register their own. */
+    const struct conn_ops *(*find)(const char *provider);
+    const struct sender_metrics *metrics; /* may be NULL; borrowed */
+    struct metric *receipts;              /* counter of receipts stored; may be NULL */
+};
+
+/* An open account, for the tracker (connmgr_each). Borrowed: valid during
+ * the callback only. */
+struct connmgr_account {
+    const char *id, *name;
+    const struct conn_ops *ops;
+    struct conn *conn;
+    unsigned inbound_interval_s;
+};
+
+/* Creates the manager (pool, queue and http borrowed: they must outlive
+ * it) and starts: first account load, LISTEN, reaping. Returns 0 and
+ * *out, or -ENOMEM / -EINVAL. */
+int connmgr_new(uv_loop_t *loop, struct pg_pool *pg, struct queue *q, struct http_client *http,
+                const struct connmgr_opts *opts, struct connmgr **out);
+
+/* Re-reads smsys_account now. */
+void connmgr_refresh(struct connmgr *m);
+
+/* Calls fn for every open account. */
+void connmgr_each(struct connmgr *m, void (*fn)(void *ud, const struct connmgr_account *a),
+                  void *ud);
+
+/* Fills *out with the open account account_id (valid until the loop runs
+ * again). Returns 0 or -ENOENT (unknown, closing or not opened). */
+int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_account *out);
+
+/* Stops every sender from claiming and calls cb(ud) once their batches are
+ * all answered and recorded (bound it with the grace period). */
+void connmgr_drain(struct connmgr *m, void (*cb)(void *ud), void *ud);
+
+/* Closes everything (senders, connectors, timers) and frees m; cb(ud) at
+ * the end. Connectors complete their pending callbacks first (rule 8). */
+void connmgr_close(struct connmgr *m, void (*cb)(void *ud), void *ud);
+
+/* "N accounts open" plus problems; returns 0 or -1 when an enabled
+ * account could not be opened. */
+int connmgr_health(struct connmgr *m, struct buf *detail);
+
+/* Number of open accounts. */
+size_t connmgr_count(const struct connmgr *m);
+
+#endif

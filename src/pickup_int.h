@@ -1,0 +1,108 @@
+/* pickup_int.h - internals shared by pickup.c (the poll: I/O) and
+ * pickup_rules.c (the pure decisions: phone columns, recipients, account
+ * and line choice, text checks). Not a public header. */
+#ifndef SMSYS_PICKUP_INT_H
+#define SMSYS_PICKUP_INT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "smsys/phone.h"
+#include "smsys/pickup.h"
+
+/* One table recipients may come from (F3). Owned strings. */
+struct pk_table {
+    char *table; /* logical name: "contact" */
+    char *set;   /* entity set: "contacts" */
+    char *key;   /* primary key column: "contactid" */
+    char **cols; /* phone columns, in order of preference */
+    size_t ncols;
+    int optout; /* has the opt-out column */
+};
+
+struct pk_tables {
+    struct pk_table *t;
+    size_t n;
+};
+
+/* A 'to' party of an SMS and what became of it. */
+struct pk_party {
+    char party_id[37]; /* "" when the party is only an address */
+    char table[64];    /* lookuplogicalname of the party, "" when unknown */
+    char *addr;        /* addressused, NULL when empty */
+    int fetched;       /* the party's row was read */
+    int optout;
+    char number[PHONE_E164_MAX];
+    char *why;         /* Blocked / Failed reason, NULL when the number is good */
+    int failed;        /* why is a Failed reason (table unreadable), not Blocked */
+    char child_id[37]; /* the record this recipient is sent on (k > 0: a child) */
+};
+
+struct pk_line {
+    char account_id[37];
+    char number[40];  /* as configured in Dynamics */
+    char norm[40];    /* phone_normalize_line of number ("" when it fails) */
+    char user_id[37]; /* "" when not dedicated */
+    int is_default;
+};
+
+struct pk_account {
+    char id[37];
+    int enabled;
+    int is_default;
+};
+
+struct pk_accts {
+    struct pk_account *a;
+    size_t na;
+    struct pk_line *l;
+    size_t nl;
+};
+
+/* One Pending SMS record. */
+struct pk_sms {
+    char id[37];
+    char owner_id[37]; /* systemuser owner, "" when a team owns it */
+    char setting_id[37];
+    char *sender_in; /* smsys_sendernumber as typed, NULL when empty */
+    char *subject;
+    char *body;
+    int has_template;
+    struct pk_party *to;
+    size_t nto;
+    int skip; /* already queued, or its child records could not be made */
+    /* decisions */
+    char *fail; /* the whole SMS fails with this reason */
+    char account_id[37];
+    char sender[40];
+    int segments;
+    int encoding;
+};
+
+int pk_tables_parse(const char *spec, const char *optout_tables, struct pk_tables *out,
+                    struct smsys_err *err);
+void pk_tables_free(struct pk_tables *t);
+const struct pk_table *pk_tables_find(const struct pk_tables *t, const char *table);
+
+/* Fills an SMS from one row of the pickup query. Returns 0, -EINVAL (no
+ * id: skipped) or -ENOMEM. */
+int pk_sms_from_row(struct pk_sms *s, const cJSON *row);
+void pk_sms_clear(struct pk_sms *s);
+
+/* Text checks: sets s->fail or segments/encoding. */
+void pk_check_text(struct pk_sms *s, unsigned max_segments);
+
+/* Account and sender line (F4): sets account_id/sender or s->fail. */
+void pk_choose_account(struct pk_sms *s, const struct pk_accts *ac);
+
+/* Applies one fetched row of table tb to party p (opt-out, phone columns,
+ * addressused). country: default country for phone_normalize. */
+void pk_party_resolve(struct pk_party *p, const struct pk_table *tb, const cJSON *row,
+                      const char *optout_column, const char *country);
+/* Final reason for a party that could not be fetched or has no table. */
+void pk_party_finish(struct pk_party *p, const struct pk_table *tb, const char *country);
+
+char *pk_strdup(const char *s);
+char *pk_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,584 @@
+/* sender.c - the claim -> send -> record loop of one account (sender.h). */
+#include "smsys/sender.h"
+
+#include "smsys/log.h"
+#include "smsys/metrics.h"
+#include "smsys/util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECORD_MAX 1000 /* results per queue_record_results call */
+
+/* One claimed batch handed to the connector. The sms_out strings live in
+ * `strs`, one block, because the connector only borrows them for the call
+ * but our ids must stay valid until every result is back. */
+struct sbatch {
+    struct sender *s;
+    size_t n, left;
+    uint64_t t0_ns;
+    struct sms_out *out;
+    char *strs;
+};
+
+/* A result waiting to be recorded; strings owned. */
+struct pres {
+    int64_t id;
+    int rc;
+    int segments;
+    char *provider_id;
+    char *detail;
+};
+
+struct sender {
+    uv_loop_t *loop;
+    struct queue *q;
+    const struct conn_ops *ops;
+    struct conn *c;
+    char *account_id, *account_name, *owner;
+    unsigned batch, pipeline, lease_ms, idle_ms, record_retry_ms;
+    struct sender_metrics m;
+
+    uv_timer_t timer; /* idle claim and record retry */
+    int claiming;     /* a queue_claim is out */
+    int more;         /* the last claim was full: more may be ready */
+    uint64_t claim_t0;
+    unsigned batches_out;
+
+    struct pres *pend; /* results not yet handed to the queue */
+    size_t npend, cappend;
+    struct pres *rec; /* results of the record call in progress (or to retry) */
+    size_t nrec;
+    int recording;
+    int record_wait; /* a failed record waits for the timer */
+
+    /* A receipt batch waiting for, or using, the database lane. */
+    const struct conn_state *ap_st;
+    size_t ap_n;
+    queue_receipts_cb ap_cb;
+    void *ap_ud;
+    int ap_waiting, applying;
+
+    int draining, closing;
+    void (*drain_cb)(void *);
+    void *drain_ud;
+    void (*close_cb)(void *);
+    void *close_ud;
+    struct sender_stats st;
+};
+
+static void maybe_claim(struct sender *s);
+static void flush(struct sender *s);
+static void check_done(struct sender *s);
+
+static void inc(struct metric *x, double v)
+{
+    if (x && v > 0)
+        metrics_add(x, v);
+}
+
+static void free_pres(struct pres *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(p[i].provider_id);
+        free(p[i].detail);
+    }
+}
+
+static void rec_clear(struct sender *s)
+{
+    free_pres(s->rec, s->nrec);
+    free(s->rec);
+    s->rec = NULL;
+    s->nrec = 0;
+}
+
+static char *dup_or_null(const char *v)
+{
+    return v ? strdup(v) : NULL;
+}
+
+/* Queues one result for recording. Out of memory loses only the detail
+ * text, never the result itself (pend grows before it is needed). */
+static void push_result(struct sender *s, int64_t id, int rc, const char *provider_id, int segments,
+                        const char *detail)
+{
+    if (s->npend == s->cappend) {
+        size_t cap = s->cappend ? s->cappend * 2 : 256;
+        struct pres *p = realloc(s->pend, cap * sizeof(*p));
+        if (p == NULL) {
+            /* The message stays InFlight; its lease turns it into an
+             * unknown outcome, which is safe. */
+            log_error("sender result dropped", "account=%s id=%" PRId64 " error=\"%s\"",
+                      s->account_name, id, smsys_strerror(-ENOMEM));
+            return;
+        }
+        s->pend = p;
+        s->cappend = cap;
+    }
+    struct pres *p = &s->pend[s->npend++];
+    p->id = id;
+    p->rc = rc;
+    p->segments = segments;
+    p->provider_id = dup_or_null(provider_id);
+    p->detail = dup_or_null(detail);
+    s->st.results++;
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct sender *s = container_of(t, struct sender, timer);
+    s->record_wait = 0;
+    flush(s);
+    maybe_claim(s);
+}
+
+static void arm_timer(struct sender *s, unsigned ms)
+{
+    if (s->closing)
+        return;
+    /* Keep an earlier deadline: a record retry must not wait for idle. */
+    if (uv_is_active((uv_handle_t *)&s->timer) && uv_timer_get_due_in(&s->timer) <= ms)
+        return;
+    uv_timer_start(&s->timer, timer_cb, ms, 0);
+}
+
+static void batch_free(struct sbatch *b)
+{
+    free(b->out);
+    free(b->strs);
+    free(b);
+}
+
+static int64_t parse_id(const char *v)
+{
+    if (v == NULL || *v == '\0')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end != '\0' || x <= 0)
+        return -1;
+    return (int64_t)x;
+}
+
+static void sent_cb(void *ud, const struct conn_sent *res, size_t n)
+{
+    struct sbatch *b = ud;
+    struct sender *s = b->s;
+    double secs = (double)(uv_hrtime() - b->t0_ns) / 1e9;
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = parse_id(res[i].id);
+        if (id < 0) {
+            log_warn("connector answered an id it was not given", "account=%s id=\"%s\"",
+                     s->account_name, log_q(res[i].id ? res[i].id : ""));
+            continue;
+        }
+        push_result(s, id, res[i].rc, res[i].rc == 0 ? res[i].provider_id : NULL, res[i].segments,
+                    res[i].detail);
+        if (s->m.send_latency)
+            metrics_observe(s->m.send_latency, secs);
+    }
+    b->left = n >= b->left ? 0 : b->left - n;
+    if (b->left == 0) {
+        batch_free(b);
+        s->batches_out--;
+    }
+    flush(s);
+    maybe_claim(s);
+    check_done(s);
+}
+
+/* Copies the claimed rows into a batch the connector can borrow. */
+static struct sbatch *batch_make(struct sender *s, const struct queue_msg *m, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += 24 + strlen(m[i].recipient) + strlen(m[i].body) +
+                 (m[i].sender ? strlen(m[i].sender) + 1 : 0) + 2;
+    struct sbatch *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->out = calloc(n, sizeof(*b->out));
+    b->strs = malloc(total ? total : 1);
+    if (b->out == NULL || b->strs == NULL) {
+        batch_free(b);
+        return NULL;
+    }
+    char *p = b->strs;
+    for (size_t i = 0; i < n; i++) {
+        struct sms_out *o = &b->out[i];
+        int k = snprintf(p, 24, "%" PRId64, m[i].id);
+        o->id = p;
+        p += k + 1;
+        size_t l = strlen(m[i].recipient) + 1;
+        memcpy(p, m[i].recipient, l);
+        o->to = p;
+        p += l;
+        l = strlen(m[i].body) + 1;
+        memcpy(p, m[i].body, l);
+        o->text = p;
+        p += l;
+        if (m[i].sender && *m[i].sender) {
+            l = strlen(m[i].sender) + 1;
+            memcpy(p, m[i].sender, l);
+            o->from = p;
+            p += l;
+        }
+    }
+    b->s = s;
+    b->n = b->left = n;
+    b->t0_ns = s->claim_t0;
+    return b;
+}
+
+static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struct smsys_err *err,
+                     void *ud)
+{
+    struct sender *s = ud;
+    s->claiming = 0;
+    if (rc < 0) {
+        log_warn("claim failed, retrying", "account=%s error=\"%s\"", s->account_name,
+                 log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
+        s->more = 0;
+        arm_timer(s, s->idle_ms);
+        check_done(s);
+        return;
+    }
+    s->st.claimed += n;
+    s->more = n >= s->batch;
+    if (n == 0) {
+        arm_timer(s, s->idle_ms);
+        check_done(s);
+        return;
+    }
+    if (s->closing) {
+        /* The connector is gone: give the rows back as a temporary failure
+         * rather than leaving them to become unknown outcomes. */
+        for (size_t i = 0; i < n; i++)
+            push_result(s, msgs[i].id, SMSYS_ETEMP, NULL, 0, "not handed over: smsysd stopping");
+        flush(s);
+        check_done(s);
+        return;
+    }
+    struct sbatch *b = batch_make(s, msgs, n);
+    int src = b ? s->ops->send(s->c, b->out, n, sent_cb, b) : -ENOMEM;
+    if (src < 0) {
+        char why[160];
+        snprintf(why, sizeof(why), "connector did not take the batch: %s", smsys_strerror(src));
+        log_warn("send refused by the connector", "account=%s n=%zu error=\"%s\"", s->account_name,
+                 n, smsys_strerror(src));
+        for (size_t i = 0; i < n; i++)
+            push_result(s, msgs[i].id, src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why);
+        if (b)
+            batch_free(b);
+        s->more = 0;
+        arm_timer(s, s->idle_ms);
+        flush(s);
+        check_done(s);
+        return;
+    }
+    s->batches_out++;
+    if (s->more)
+        maybe_claim(s);
+    else
+        arm_timer(s, s->idle_ms);
+}
+
+static void maybe_claim(struct sender *s)
+{
+    if (s->draining || s->closing || s->claiming || s->batches_out >= s->pipeline)
+        return;
+    const char *ids[1] = {s->account_id};
+    s->claim_t0 = uv_hrtime();
+    int rc = queue_claim(s->q, s->owner, ids, 1, s->batch, s->lease_ms, claim_cb, s);
+    if (rc < 0) {
+        log_warn("claim not issued", "account=%s error=\"%s\"", s->account_name,
+                 smsys_strerror(rc));
+        arm_timer(s, s->idle_ms);
+        return;
+    }
+    s->claiming = 1;
+}
+
+static void record_cb(int rc, const struct queue_outcome *o, size_t n, const struct smsys_err *err,
+                      void *ud)
+{
+    struct sender *s = ud;
+    s->recording = 0;
+    if (rc < 0) {
+        log_warn("recording send results failed", "account=%s n=%zu error=\"%s\"%s",
+                 s->account_name, s->nrec,
+                 log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)),
+                 s->closing ? " action=dropped" : " action=retry");
+        if (s->closing || rc == SMSYS_ECLOSED) {
+            rec_clear(s);
+        } else {
+            s->record_wait = 1;
+            arm_timer(s, s->record_retry_ms);
+        }
+        check_done(s);
+        return;
+    }
+    uint64_t cnt[5] = {0};
+    for (size_t i = 0; i < n; i++) {
+        switch (o[i].state) {
+        case QUEUE_SENT:
+        case QUEUE_DELIVERED:
+            cnt[0]++;
+            break;
+        case QUEUE_FAILED:
+            cnt[1]++;
+            break;
+        case QUEUE_RETRYING:
+            cnt[2]++;
+            break;
+        case QUEUE_UNKNOWN:
+            cnt[3]++;
+            break;
+        case QUEUE_QUEUED:
+            cnt[4]++;
+            break;
+        default:
+            break;
+        }
+    }
+    s->st.sent += cnt[0];
+    s->st.failed += cnt[1];
+    s->st.retries += cnt[2];
+    s->st.unknown += cnt[3];
+    s->st.requeued += cnt[4];
+    s->st.recorded += n;
+    inc(s->m.sent, (double)cnt[0]);
+    inc(s->m.failed, (double)cnt[1]);
+    inc(s->m.retries, (double)cnt[2]);
+    inc(s->m.unknown, (double)cnt[3]);
+    inc(s->m.requeued, (double)cnt[4]);
+    if (cnt[4])
+        log_warn("account-wide error: messages back to the queue", "account=%s n=%" PRIu64,
+                 s->account_name, cnt[4]);
+    rec_clear(s);
+    flush(s);
+    /* Retrying rows are not notified: an idle sender claims on its timer. */
+    maybe_claim(s);
+    check_done(s);
+}
+
+static void applied_cb(int rc, int matched, int changed, const struct smsys_err *err, void *ud)
+{
+    struct sender *s = ud;
+    queue_receipts_cb cb = s->ap_cb;
+    s->applying = 0;
+    s->ap_cb = NULL;
+    cb(rc, matched, changed, err, s->ap_ud);
+    flush(s);
+    check_done(s);
+}
+
+/* Issues the waiting receipt batch; 1 when the lane is now taken. */
+static int lane_apply(struct sender *s)
+{
+    if (!s->ap_waiting)
+        return 0;
+    s->ap_waiting = 0;
+    int rc = queue_apply_states(s->q, s->account_id, s->ap_st, s->ap_n, applied_cb, s);
+    if (rc < 0) {
+        queue_receipts_cb cb = s->ap_cb;
+        s->ap_cb = NULL;
+        struct smsys_err e = {.code = rc};
+        cb(rc, 0, 0, &e, s->ap_ud);
+        return 0;
+    }
+    s->applying = 1;
+    return 1;
+}
+
+int sender_apply_states(struct sender *s, const struct conn_state *st, size_t n,
+                        queue_receipts_cb cb, void *ud)
+{
+    if (s->ap_cb || s->closing > 1)
+        return -EBUSY;
+    s->ap_st = st;
+    s->ap_n = n;
+    s->ap_cb = cb;
+    s->ap_ud = ud;
+    if (s->recording || s->applying) {
+        s->ap_waiting = 1; /* issued by flush() when the record returns */
+        return 0;
+    }
+    int rc = queue_apply_states(s->q, s->account_id, st, n, applied_cb, s);
+    if (rc < 0) {
+        s->ap_cb = NULL;
+        return rc;
+    }
+    s->applying = 1;
+    return 0;
+}
+
+static void flush(struct sender *s)
+{
+    if (s->recording || s->applying)
+        return;
+    /* Receipts first: they only wait for one record call. */
+    if (lane_apply(s))
+        return;
+    if (s->record_wait)
+        return;
+    if (s->nrec == 0) {
+        if (s->npend == 0)
+            return;
+        size_t k = s->npend < RECORD_MAX ? s->npend : RECORD_MAX;
+        s->rec = malloc(k * sizeof(*s->rec));
+        if (s->rec == NULL) {
+            arm_timer(s, s->record_retry_ms);
+            s->record_wait = 1;
+            return;
+        }
+        memcpy(s->rec, s->pend, k * sizeof(*s->rec));
+        memmove(s->pend, s->pend + k, (s->npend - k) * sizeof(*s->pend));
+        s->npend -= k;
+        s->nrec = k;
+    }
+    struct queue_result *r = calloc(s->nrec, sizeof(*r));
+    if (r == NULL) {
+        s->record_wait = 1;
+        arm_timer(s, s->record_retry_ms);
+        return;
+    }
+    for (size_t i = 0; i < s->nrec; i++) {
+        r[i].id = s->rec[i].id;
+        r[i].rc = s->rec[i].rc;
+        r[i].provider_id = s->rec[i].provider_id;
+        r[i].segments = s->rec[i].segments;
+        r[i].detail = s->rec[i].detail;
+    }
+    int rc = queue_record_results(s->q, r, s->nrec, record_cb, s);
+    free(r);
+    if (rc < 0) {
+        log_warn("recording send results not issued", "account=%s error=\"%s\"", s->account_name,
+                 smsys_strerror(rc));
+        if (s->closing) {
+            rec_clear(s);
+        } else {
+            s->record_wait = 1;
+            arm_timer(s, s->record_retry_ms);
+        }
+        return;
+    }
+    s->recording = 1;
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    struct sender *s = container_of((uv_timer_t *)h, struct sender, timer);
+    void (*cb)(void *) = s->close_cb;
+    void *ud = s->close_ud;
+    free_pres(s->pend, s->npend);
+    free_pres(s->rec, s->nrec);
+    free(s->pend);
+    free(s->rec);
+    free(s->account_id);
+    free(s->account_name);
+    free(s->owner);
+    free(s);
+    if (cb)
+        cb(ud);
+}
+
+static void check_done(struct sender *s)
+{
+    int busy = s->claiming || s->batches_out || s->recording || s->applying || s->ap_cb;
+    if (s->draining && s->drain_cb && !busy && s->npend == 0 && s->nrec == 0) {
+        void (*cb)(void *) = s->drain_cb;
+        s->drain_cb = NULL;
+        cb(s->drain_ud);
+        return;
+    }
+    if (s->closing == 1 && !busy) {
+        if ((s->npend || s->nrec) && !s->record_wait) {
+            flush(s);
+            if (s->recording)
+                return;
+        }
+        s->closing = 2;
+        uv_close((uv_handle_t *)&s->timer, timer_closed_cb);
+    }
+}
+
+int sender_new(uv_loop_t *loop, struct queue *q, const struct conn_ops *ops, struct conn *c,
+               const struct sender_opts *opts, struct sender **out)
+{
+    if (!loop || !q || !ops || !ops->send || !opts || !opts->account_id || !out)
+        return -EINVAL;
+    struct sender *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->loop = loop;
+    s->q = q;
+    s->ops = ops;
+    s->c = c;
+    s->account_id = strdup(opts->account_id);
+    s->account_name = strdup(opts->account_name ? opts->account_name : opts->account_id);
+    s->owner = strdup(opts->owner ? opts->owner : "smsysd");
+    unsigned maxb = ops->max_batch ? (unsigned)ops->max_batch : 200;
+    /* Never more per claim than the connector takes in one call. */
+    s->batch = opts->batch ? opts->batch : 200;
+    if (s->batch > maxb)
+        s->batch = maxb;
+    s->pipeline = opts->pipeline ? opts->pipeline : 4;
+    s->lease_ms = opts->lease_ms ? opts->lease_ms : 60000;
+    s->idle_ms = opts->idle_ms ? opts->idle_ms : 1000;
+    s->record_retry_ms = opts->record_retry_ms ? opts->record_retry_ms : 1000;
+    if (opts->metrics)
+        s->m = *opts->metrics;
+    if (!s->account_id || !s->account_name || !s->owner) {
+        free(s->account_id);
+        free(s->account_name);
+        free(s->owner);
+        free(s);
+        return -ENOMEM;
+    }
+    uv_timer_init(loop, &s->timer);
+    *out = s;
+    maybe_claim(s);
+    return 0;
+}
+
+void sender_kick(struct sender *s)
+{
+    s->more = 1;
+    maybe_claim(s);
+}
+
+void sender_drain(struct sender *s, void (*cb)(void *ud), void *ud)
+{
+    s->draining = 1;
+    s->drain_cb = cb;
+    s->drain_ud = ud;
+    uv_timer_stop(&s->timer);
+    s->record_wait = 0;
+    flush(s);
+    check_done(s);
+}
+
+void sender_close(struct sender *s, void (*cb)(void *ud), void *ud)
+{
+    s->draining = 1;
+    s->drain_cb = NULL;
+    s->closing = 1;
+    s->close_cb = cb;
+    s->close_ud = ud;
+    s->record_wait = 0;
+    uv_timer_stop(&s->timer);
+    check_done(s);
+}
+
+void sender_stats(const struct sender *s, struct sender_stats *out)
+{
+    *out = s->st;
+    out->batches_out = s->batches_out;
+    out->pending = s->npend + s->nrec;
+}
