@@ -19,10 +19,7 @@
 #include <uv.h>
 
 #include "testutil.h"
-/* dvemu_client.h has its own dv_create; ours comes from dataverse.h */
-#define dv_create emu_create
 #include "dvemu_client.h"
-#undef dv_create
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/template.h"
@@ -34,7 +31,7 @@
 #define MISSING_ID "c0000000-0000-4000-8000-0000000000ff"
 
 struct fx {
-    struct dv emu;
+    struct emuproc emu;
     uv_loop_t loop;
     struct http_client *http;
     struct dv_client *dv;
@@ -51,11 +48,11 @@ static void flag_cb(void *ud)
 
 static void post(struct fx *fx, const char *path, const char *body, long want)
 {
-    struct dvres r;
-    long st = dv_req(&fx->emu, "POST", path, NULL, body, &r);
+    struct emures r;
+    long st = emu_req(&fx->emu, "POST", path, NULL, body, &r);
     if (st != want)
         fail_msg("POST %s -> %ld %s", path, st, r.body.data ? r.body.data : "");
-    dvres_free(&r);
+    emures_free(&r);
 }
 
 /* account.new_balance (Money) and a new_contract table with an end date and
@@ -111,7 +108,7 @@ static int setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    dv_start(&fx->emu, NULL);
+    emu_start(&fx->emu, NULL);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     assert_int_equal(http_client_new(&fx->loop, NULL, &fx->http), 0);
     snprintf(fx->token_url, sizeof(fx->token_url), "%s/t/oauth2/v2.0/token", fx->emu.root);
@@ -138,7 +135,7 @@ static int teardown(void **state)
     assert_int_equal(tu_run_until(&fx->loop, &fx->http_closed, 5000), 0);
     assert_int_equal(tu_loop_handles(&fx->loop), 0);
     assert_int_equal(tu_loop_close(&fx->loop), 0);
-    dv_stop(&fx->emu);
+    emu_stop(&fx->emu);
     free(fx);
     return 0;
 }
@@ -322,12 +319,12 @@ static void test_validate(void **state)
 
 static long emu_requests(struct fx *fx)
 {
-    struct dvres r;
-    dv_req_full(&fx->emu, "GET", "/_emu/stats", NULL, NULL, 0, 0, &r);
+    struct emures r;
+    emu_req_full(&fx->emu, "GET", "/_emu/stats", NULL, NULL, 0, 0, &r);
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(r.json, "requests");
     assert_true(cJSON_IsNumber(n));
     long v = (long)n->valuedouble;
-    dvres_free(&r);
+    emures_free(&r);
     return v;
 }
 
@@ -502,8 +499,8 @@ static void test_cli(void **state)
     assert_int_equal(r.code, 0);
     cJSON *j = cJSON_Parse(r.out);
     assert_non_null(j);
-    assert_string_equal(dv_str(j, "text"), want);
-    assert_string_equal(dv_str(j, "encoding"), "UCS-2");
+    assert_string_equal(emu_str(j, "text"), want);
+    assert_string_equal(emu_str(j, "encoding"), "UCS-2");
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "segments")->valueint, 1);
     cJSON_Delete(j);
 
