@@ -200,13 +200,18 @@ static void tb_relation(struct tb *b)
             const char *key = template_relation_key(t, b->rel_i, r, b->tbl->key);
             if (!key || rc < 0)
                 continue;
-            rc = buf_printf(&f, "%s_%s_value eq ", nkeys ? " or " : "", ri.lookup);
-            if (rc == 0)
-                rc = odata_lit_guid(&f, key);
-            if (rc == -EINVAL)
-                rc = 0; /* not a GUID: nothing can match it */
-            else if (rc == 0)
-                nkeys++;
+            /* recipients often share the row the relation hangs off (one
+             * account, many contacts): ask for each key once */
+            struct buf g = BUF_INIT;
+            int gr = odata_lit_guid(&g, key);
+            if (gr == 0 && !(f.data && strstr(f.data, g.data))) {
+                rc = buf_printf(&f, "%s_%s_value eq %s", nkeys ? " or " : "", ri.lookup, g.data);
+                if (rc == 0)
+                    nkeys++;
+            } else if (gr == -ENOMEM) {
+                rc = gr;
+            } /* not a GUID: nothing can match it */
+            buf_free(&g);
         }
         if (rc == 0)
             rc = buf_putc(&f, ')');
