@@ -35,11 +35,20 @@ struct trun {
     char *text;
 };
 
+/* Marks the step done and ends the loop turn at once: the callback may run
+ * from an idle handle, after which uv_run(ONCE) would otherwise block in
+ * poll until the deadline. */
+static void step_done(struct trun *r)
+{
+    r->done = 1;
+    uv_stop(&r->loop);
+}
+
 static void deadline_cb(uv_timer_t *t)
 {
     struct trun *r = container_of(t, struct trun, deadline);
     if (!r->done) {
-        r->done = 1;
+        step_done(r);
         r->timedout = 1;
         r->rc = -ETIMEDOUT;
         smsys_err_set(&r->err, -ETIMEDOUT, "no answer from Dynamics in time");
@@ -124,7 +133,7 @@ static void fetched_cb(int rc, struct dv_result *res, void *ud)
     struct trun *r = ud;
     if (r->done)
         return;
-    r->done = 1;
+    step_done(r);
     r->rc = rc;
     if (rc < 0) {
         r->err = res->err;
@@ -186,7 +195,7 @@ static void validated_cb(int rc, const struct template_error *te, const struct s
     struct trun *r = ud;
     if (r->done)
         return;
-    r->done = 1;
+    step_done(r);
     r->rc = rc;
     r->te = *te;
     r->err = *err;
@@ -219,7 +228,7 @@ static void batch_done_cb(int rc, const struct template_batch_stats *st,
     (void)st;
     if (r->done)
         return;
-    r->done = 1;
+    step_done(r);
     if (rc < 0) {
         r->rc = rc;
         r->err = *err;
