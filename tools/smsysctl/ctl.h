@@ -76,5 +76,7 @@ int cmd_optout_export(struct ctl *ctl, int argc, char **argv);
 int cmd_rules_test(struct ctl *ctl, int argc, char **argv);
 int cmd_send(struct ctl *ctl, int argc, char **argv);
 int cmd_queue_retry(struct ctl *ctl, int argc, char **argv);
+int cmd_template_check(struct ctl *ctl, int argc, char **argv);
+int cmd_template_render(struct ctl *ctl, int argc, char **argv);
 
 #endif

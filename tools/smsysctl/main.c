@@ -78,6 +78,17 @@ static const struct ctl_cmd commands[] = {
      "Dry run of the keyword rules on TEXT: which rules fire, the words they matched,\n"
      "what they would do and the rest of the text. Nothing is changed.",
      CTL_JSON, cmd_rules_test},
+    {"template", "check", "NAME|ID",
+     "Read the SMS template NAME (or with that id) from Dynamics, parse it and check every "
+     "column, lookup and related table it names against the server. Prints the columns and "
+     "lookups one recipient costs; exit 1 with the placeholder and its position when it is "
+     "not valid.",
+     CTL_JSON, cmd_template_check},
+    {"template", "render", "NAME|ID --for TABLE:ID",
+     "Render the SMS template NAME (or with that id) for one recipient, e.g. --for "
+     "contact:<guid>, exactly as sending would, and show the text with its encoding and "
+     "segment count. Exit 1 when it cannot be rendered (the error names the placeholder).",
+     CTL_JSON, cmd_template_render},
     {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
 };
 

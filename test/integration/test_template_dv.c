@@ -1,0 +1,551 @@
+/* Integration tests for templates against dvemu (a real process over
+ * loopback), through our Dataverse client: the spec's debt-and-contract
+ * example end to end (a custom contract table related 1:N to account,
+ * created through the metadata API), lookups, validation errors reported
+ * by the server, and batch rendering of 1,000 recipients with the number
+ * of Web API requests counted by dvemu's /_emu/stats. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "testutil.h"
+#include "dvemu_client.h"
+#include "smsys/dataverse.h"
+#include "smsys/http_client.h"
+#include "smsys/template.h"
+#include "smsys/text.h"
+
+#define ACCOUNT_ID "a0000000-0000-4000-8000-000000000001"
+#define CONTACT_ID "c0000000-0000-4000-8000-000000000001"
+#define LONELY_ID  "c0000000-0000-4000-8000-000000000002" /* no account */
+#define MISSING_ID "c0000000-0000-4000-8000-0000000000ff"
+
+struct fx {
+    struct emuproc emu;
+    uv_loop_t loop;
+    struct http_client *http;
+    struct dv_client *dv;
+    int dv_closed, http_closed;
+    char token_url[128];
+    char set[64], key[64];
+    struct template_table tbl;
+};
+
+static void flag_cb(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+static void post(struct fx *fx, const char *path, const char *body, long want)
+{
+    struct emures r;
+    long st = emu_req(&fx->emu, "POST", path, NULL, body, &r);
+    if (st != want)
+        fail_msg("POST %s -> %ld %s", path, st, r.body.data ? r.body.data : "");
+    emures_free(&r);
+}
+
+/* account.new_balance (Money) and a new_contract table with an end date and
+ * a lookup new_accountid -> account (1:N account -> contracts). */
+static void deploy_contracts(struct fx *fx)
+{
+    post(fx, "EntityDefinitions(LogicalName='account')/Attributes",
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.MoneyAttributeMetadata\","
+         "\"SchemaName\":\"new_Balance\"}",
+         204);
+    post(fx, "EntityDefinitions",
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.EntityMetadata\",\"SchemaName\":"
+         "\"new_contract\",\"OwnershipType\":\"UserOwned\",\"IsActivity\":false,\"Attributes\":["
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.StringAttributeMetadata\",\"SchemaName\":"
+         "\"new_Name\",\"IsPrimaryName\":true,\"MaxLength\":100},"
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.DateTimeAttributeMetadata\",\"SchemaName\":"
+         "\"new_EndDate\"}]}",
+         204);
+    post(fx, "RelationshipDefinitions",
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata\","
+         "\"SchemaName\":\"new_account_new_contract\",\"ReferencedEntity\":\"account\","
+         "\"ReferencingEntity\":\"new_contract\",\"Lookup\":{\"SchemaName\":\"new_AccountId\"}}",
+         204);
+}
+
+static void seed_example(struct fx *fx)
+{
+    deploy_contracts(fx);
+    post(fx, "accounts",
+         "{\"accountid\":\"" ACCOUNT_ID "\",\"name\":\"شرکت نمونه\",\"new_balance\":12500000}",
+         204);
+    post(fx, "contacts",
+         "{\"contactid\":\"" CONTACT_ID "\",\"firstname\":\"علی\",\"lastname\":\"رضایی\","
+         "\"parentcustomerid_account@odata.bind\":\"/accounts(" ACCOUNT_ID ")\"}",
+         204);
+    post(fx, "contacts", "{\"contactid\":\"" LONELY_ID "\",\"firstname\":\"Sara\"}", 204);
+    /* an old active contract, the latest active one, and a later inactive one */
+    post(fx, "new_contracts",
+         "{\"new_name\":\"old\",\"new_enddate\":\"2025-01-01T08:00:00Z\","
+         "\"new_accountid@odata.bind\":\"/accounts(" ACCOUNT_ID ")\"}",
+         204);
+    post(fx, "new_contracts",
+         "{\"new_name\":\"support\",\"new_enddate\":\"2026-03-20T20:30:00Z\","
+         "\"new_accountid@odata.bind\":\"/accounts(" ACCOUNT_ID ")\"}",
+         204);
+    post(fx, "new_contracts",
+         "{\"new_name\":\"cancelled\",\"new_enddate\":\"2027-01-01T08:00:00Z\",\"statecode\":1,"
+         "\"new_accountid@odata.bind\":\"/accounts(" ACCOUNT_ID ")\"}",
+         204);
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    emu_start(&fx->emu, NULL);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    assert_int_equal(http_client_new(&fx->loop, NULL, &fx->http), 0);
+    snprintf(fx->token_url, sizeof(fx->token_url), "%s/t/oauth2/v2.0/token", fx->emu.root);
+    struct dv_opts o = {.url = fx->emu.root,
+                        .token_url = fx->token_url,
+                        .client_id = "smsys-demo",
+                        .client_secret = "smsys-demo-secret",
+                        .scope = "http://127.0.0.1/.default",
+                        .timeout_ms = 10000};
+    assert_int_equal(dv_new(&fx->loop, fx->http, &o, &fx->dv), 0);
+    assert_int_equal(
+        template_table_for("contact", fx->set, sizeof(fx->set), fx->key, sizeof(fx->key), &fx->tbl),
+        0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    dv_close(fx->dv, flag_cb, &fx->dv_closed);
+    assert_int_equal(tu_run_until(&fx->loop, &fx->dv_closed, 5000), 0);
+    http_client_close(fx->http, flag_cb, &fx->http_closed);
+    assert_int_equal(tu_run_until(&fx->loop, &fx->http_closed, 5000), 0);
+    assert_int_equal(tu_loop_handles(&fx->loop), 0);
+    assert_int_equal(tu_loop_close(&fx->loop), 0);
+    emu_stop(&fx->emu);
+    free(fx);
+    return 0;
+}
+
+static struct template *parse(const char *src)
+{
+    struct template *t;
+    struct smsys_err err;
+    if (template_parse(src, strlen(src), &t, NULL, &err) < 0)
+        fail_msg("parse: %s", err.detail);
+    return t;
+}
+
+/* ---- batch collection ---- */
+
+struct got {
+    size_t n;
+    char *text[1100];
+    int rc[1100];
+    char id[1100][37];
+    char err[1100][200];
+    int done, done_rc;
+    struct template_batch_stats st;
+};
+
+static void row_cb(const char *id, int rc, const char *text, size_t len,
+                   const struct smsys_err *err, void *ud)
+{
+    struct got *g = ud;
+    assert_true(g->n < 1100);
+    snprintf(g->id[g->n], sizeof(g->id[0]), "%s", id);
+    g->rc[g->n] = rc;
+    g->text[g->n] = rc == 0 ? strndup(text, len) : NULL;
+    snprintf(g->err[g->n], sizeof(g->err[0]), "%.199s", err ? err->detail : "");
+    g->n++;
+}
+
+static void done_cb(int rc, const struct template_batch_stats *st, const struct smsys_err *err,
+                    void *ud)
+{
+    struct got *g = ud;
+    if (rc < 0)
+        fprintf(stderr, "batch: %s\n", err ? err->detail : "");
+    g->done_rc = rc;
+    g->st = *st;
+    g->done = 1;
+}
+
+static void got_free(struct got *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        free(g->text[i]);
+}
+
+static void run_batch(struct fx *fx, const struct template *t, const char *const *ids, size_t n,
+                      unsigned bs, struct got *g)
+{
+    memset(g, 0, sizeof(*g));
+    struct template_batch_opts o = {.batch_size = bs};
+    assert_int_equal(template_render_batch(fx->dv, t, &fx->tbl, ids, n, &o, row_cb, done_cb, g), 0);
+    assert_int_equal(tu_run_until(&fx->loop, &g->done, 60000), 0);
+}
+
+static void test_debt_and_contract(void **state)
+{
+    struct fx *fx = *state;
+    seed_example(fx);
+    struct template *t =
+        parse("{{let contract = new_contracts(new_accountid) of parentcustomerid "
+              "where statecode eq 0 latest by new_enddate}}"
+              "{{firstname}} عزیز، بدهی {{parentcustomerid_account.name | default \"شما\"}}: "
+              "{{parentcustomerid_account.new_balance | default \"0\" | currency \"IRT\" | "
+              "persian}}. "
+              "{{#if contract.new_enddate}}پشتیبانی تا {{contract.new_enddate | jalali \"d MMMM "
+              "yyyy\" | persian}}{{else}}بدون قرارداد{{/if}}");
+    const char *ids[] = {CONTACT_ID, LONELY_ID, MISSING_ID};
+    struct got g;
+    run_batch(fx, t, ids, 3, 0, &g);
+    assert_int_equal(g.done_rc, 0);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.id[0], CONTACT_ID);
+    assert_int_equal(g.rc[0], 0);
+    assert_string_equal(g.text[0], "علی عزیز، بدهی شرکت نمونه: ۱,۲۵۰,۰۰۰ تومان. "
+                                   "پشتیبانی تا ۱ فروردین ۱۴۰۵");
+    assert_int_equal(g.rc[1], 0);
+    assert_string_equal(g.text[1], "Sara عزیز، بدهی شما: ۰ تومان. بدون قرارداد");
+    assert_int_equal(g.rc[2], SMSYS_ENOTFOUND);
+    assert_non_null(strstr(g.err[2], MISSING_ID));
+    /* one GET for the contacts, one for the contracts of the accounts found */
+    assert_int_equal(g.st.requests, 2);
+    assert_int_equal(g.st.rendered, 2);
+    assert_int_equal(g.st.failed, 1);
+    got_free(&g);
+
+    /* a required value that is missing fails that one message, naming it */
+    template_free(t);
+    t = parse("سلام {{firstname}}، {{parentcustomerid_account.name | required}}");
+    run_batch(fx, t, ids, 2, 0, &g);
+    assert_int_equal(g.rc[0], 0);
+    assert_string_equal(g.text[0], "سلام علی، شرکت نمونه");
+    assert_int_equal(g.rc[1], SMSYS_ETEMPLATE);
+    assert_string_equal(g.err[1], "line 1, column 21 (byte 25), "
+                                  "{{parentcustomerid_account.name | required}}: required value "
+                                  "is missing");
+    got_free(&g);
+    template_free(t);
+}
+
+/* ---- validation ---- */
+
+struct vres {
+    int done, rc;
+    struct template_error te;
+    char detail[512];
+};
+
+static void validate_cb(int rc, const struct template_error *te, const struct smsys_err *err,
+                        void *ud)
+{
+    struct vres *v = ud;
+    v->rc = rc;
+    v->te = *te;
+    snprintf(v->detail, sizeof(v->detail), "%s", err->detail);
+    v->done = 1;
+}
+
+static void validate(struct fx *fx, const char *src, struct vres *v)
+{
+    struct template *t = parse(src);
+    memset(v, 0, sizeof(*v));
+    assert_int_equal(template_validate(fx->dv, t, &fx->tbl, validate_cb, v), 0);
+    assert_int_equal(tu_run_until(&fx->loop, &v->done, 10000), 0);
+    template_free(t);
+}
+
+static void test_validate(void **state)
+{
+    struct fx *fx = *state;
+    deploy_contracts(fx);
+    struct vres v;
+    /* valid: columns, lookups at depth 1 and 2, a relation with where/order */
+    validate(fx,
+             "{{firstname}} {{parentcustomerid_account.new_balance | number}} "
+             "{{parentcustomerid_account.primarycontactid.fullname}} {{c.new_enddate | jalali}}"
+             "{{let c = new_contracts(new_accountid) of parentcustomerid where statecode "
+             "eq 0 latest by new_enddate}}",
+             &v);
+    if (v.rc != 0)
+        fail_msg("valid template refused: %s", v.detail);
+
+    validate(fx, "Hi {{firstname}} {{shoesize | default \"?\"}}", &v);
+    assert_int_equal(v.rc, SMSYS_ETEMPLATE);
+    assert_int_equal(v.te.kind, TE_UNKNOWN_COLUMN);
+    assert_string_equal(v.detail, "line 1, column 18 (byte 17), {{shoesize | default \"?\"}}: "
+                                  "column \"shoesize\" does not exist on contact");
+
+    validate(fx, "{{firstname}}\n{{employer.name}}", &v);
+    assert_int_equal(v.rc, SMSYS_ETEMPLATE);
+    assert_int_equal(v.te.kind, TE_UNKNOWN_LOOKUP);
+    assert_string_equal(v.detail, "line 2, column 1 (byte 14), {{employer.name}}: lookup "
+                                  "\"employer\" does not exist on contact");
+
+    validate(fx, "{{parentcustomerid_account.shoesize}}", &v);
+    assert_int_equal(v.rc, SMSYS_ETEMPLATE);
+    assert_int_equal(v.te.kind, TE_UNKNOWN_COLUMN);
+    assert_string_equal(v.te.placeholder, "{{parentcustomerid_account.shoesize}}");
+
+    validate(fx, "{{let x = new_widgets(new_accountid)}}{{x.new_name}}", &v);
+    assert_int_equal(v.rc, SMSYS_ETEMPLATE);
+    assert_int_equal(v.te.kind, TE_RELATION);
+    assert_string_equal(v.te.placeholder, "{{let x = new_widgets(new_accountid)}}");
+
+    validate(fx, "{{let x = new_contracts(new_accountid)}}{{x.new_colour}}", &v);
+    assert_int_equal(v.rc, SMSYS_ETEMPLATE);
+    assert_int_equal(v.te.kind, TE_UNKNOWN_COLUMN);
+    assert_string_equal(v.te.placeholder, "{{x.new_colour}}");
+    assert_non_null(strstr(v.detail, "does not exist on new_contract"));
+}
+
+/* ---- 1,000 recipients ---- */
+
+static long emu_requests(struct fx *fx)
+{
+    struct emures r;
+    emu_req_full(&fx->emu, "GET", "/_emu/stats", NULL, NULL, 0, 0, &r);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(r.json, "requests");
+    assert_true(cJSON_IsNumber(n));
+    long v = (long)n->valuedouble;
+    emures_free(&r);
+    return v;
+}
+
+static void test_batch_1000(void **state)
+{
+    struct fx *fx = *state;
+    deploy_contracts(fx);
+    enum { N = 1000, NACC = 20 };
+    static char ids[N][37];
+    const char *idp[N];
+    struct buf b = BUF_INIT;
+    /* accounts with a balance and one contract each */
+    for (int a = 0; a < NACC; a++) {
+        buf_reset(&b);
+        buf_printf(&b,
+                   "{\"accountid\":\"a0000000-0000-4000-8000-%012d\",\"name\":\"acc%d\","
+                   "\"new_balance\":%d}",
+                   a, a, (a + 1) * 1000);
+        post(fx, "accounts", b.data, 204);
+        buf_reset(&b);
+        buf_printf(&b,
+                   "{\"new_name\":\"c%d\",\"new_enddate\":\"2026-0%d-15T12:00:00Z\","
+                   "\"new_accountid@odata.bind\":\"/accounts(a0000000-0000-4000-8000-%012d)\"}",
+                   a, 1 + a % 9, a);
+        post(fx, "new_contracts", b.data, 204);
+    }
+    buf_reset(&b);
+    buf_puts(&b, "{\"Targets\":[");
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "c0000000-0000-4000-8000-%012d", i);
+        idp[i] = ids[i];
+        buf_printf(&b,
+                   "%s{\"@odata.type\":\"Microsoft.Dynamics.CRM.contact\",\"contactid\":\"%s\","
+                   "\"firstname\":\"n%d\",\"parentcustomerid_account@odata.bind\":"
+                   "\"/accounts(a0000000-0000-4000-8000-%012d)\"}",
+                   i ? "," : "", ids[i], i, i % NACC);
+    }
+    buf_puts(&b, "]}");
+    post(fx, "contacts/Microsoft.Dynamics.CRM.CreateMultiple", b.data, 200);
+    buf_free(&b);
+
+    struct template *t =
+        parse("{{let c = new_contracts(new_accountid) of parentcustomerid "
+              "latest by new_enddate}}{{firstname}} {{parentcustomerid_account.name}} "
+              "{{parentcustomerid_account.new_balance | number}} "
+              "{{c.new_enddate | date \"MM\"}}");
+    long before = emu_requests(fx);
+    struct got *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    run_batch(fx, t, idp, N, 100, g);
+    long after = emu_requests(fx);
+    assert_int_equal(g->done_rc, 0);
+    assert_int_equal(g->n, N);
+    for (int i = 0; i < N; i++) {
+        char want[128];
+        int a = i % NACC;
+        snprintf(want, sizeof(want), "n%d acc%d %d,000 0%d", i, a, a + 1, 1 + a % 9);
+        assert_int_equal(g->rc[i], 0);
+        assert_string_equal(g->id[i], ids[i]);
+        assert_string_equal(g->text[i], want);
+    }
+    /* 10 batches x (recipients + contracts); the token request is not an API call */
+    assert_int_equal(g->st.requests, 20);
+    assert_true(after - before >= 20 && after - before <= 21);
+    printf("batch of %d recipients: %u Web API requests\n", N, g->st.requests);
+    got_free(g);
+    free(g);
+    template_free(t);
+}
+
+/* ---- smsysctl template check / render ---- */
+
+struct run {
+    int code;
+    char out[4096], err[4096];
+};
+
+static void read_all(int fd, char *to, size_t cap)
+{
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < cap && (k = read(fd, to + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    to[n] = '\0';
+}
+
+/* Runs smsysctl with args (NULL-terminated), stdout/stderr to temp files. */
+static void ctl_run(struct fx *fx, const char *const *args, struct run *r)
+{
+    char conf[128], outp[128], errp[128];
+    snprintf(conf, sizeof(conf), "/tmp/smsys-tmpl-%d.conf", fx->emu.port);
+    snprintf(outp, sizeof(outp), "/tmp/smsys-tmpl-%d.out", fx->emu.port);
+    snprintf(errp, sizeof(errp), "/tmp/smsys-tmpl-%d.err", fx->emu.port);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[dataverse]\nurl = %s\ntoken_url = %s\nclient_id = smsys-demo\n"
+            "client_secret = smsys-demo-secret\nscope = http://127.0.0.1/.default\n"
+            "[postgres]\nconninfo = \"host=/nonexistent dbname=x\"\n",
+            fx->emu.root, fx->token_url);
+    fclose(f);
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = tu_bin("smsysctl");
+    argv[n++] = "--config";
+    argv[n++] = conf;
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    r->code = WEXITSTATUS(st);
+    int o = open(outp, O_RDONLY), e = open(errp, O_RDONLY);
+    read_all(o, r->out, sizeof(r->out));
+    read_all(e, r->err, sizeof(r->err));
+    close(o);
+    close(e);
+    unlink(conf);
+    unlink(outp);
+    unlink(errp);
+}
+
+#define DEBT_TPL_ID "d0000000-0000-4000-8000-000000000001"
+
+static void test_cli(void **state)
+{
+    struct fx *fx = *state;
+    seed_example(fx);
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"" DEBT_TPL_ID "\",\"smsys_name\":\"debt\","
+         "\"smsys_entity\":\"contact\",\"smsys_isdefault\":true,\"smsys_body\":"
+         "\"{{let c = new_contracts(new_accountid) of parentcustomerid where statecode eq 0 "
+         "latest by new_enddate}}{{firstname}}: {{parentcustomerid_account.new_balance | currency "
+         "\\\"IRT\\\" | persian}} / {{c.new_enddate | jalali}}\"}",
+         204);
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_name\":\"broken\",\"smsys_entity\":\"contact\",\"smsys_body\":"
+         "\"Hi {{firstname}}\\n{{parentcustomerid_account.shoesize}}\"}",
+         204);
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_name\":\"bad syntax\",\"smsys_entity\":\"contact\",\"smsys_body\":"
+         "\"Hi {{firstname | shout}}\"}",
+         204);
+    const char *want = "علی: ۱,۲۵۰,۰۰۰ تومان / 1405/01/01";
+    struct text_info ti;
+    assert_int_equal(text_analyze(want, strlen(want), &ti), 0);
+
+    struct run r;
+    const char *render[] = {"template", "render", "debt", "--for", "contact:" CONTACT_ID, NULL};
+    ctl_run(fx, render, &r);
+    if (r.code != 0)
+        fail_msg("render: %s", r.err);
+    char line[512];
+    snprintf(line, sizeof(line), "%s\n-- UCS-2, %zu characters, 1 segment, %zu left in the last\n",
+             want, ti.chars, ti.remaining);
+    assert_string_equal(r.out, line);
+
+    const char *render_json[] = {
+        "--json", "template", "render", DEBT_TPL_ID, "--for", "contact:" CONTACT_ID, NULL};
+    ctl_run(fx, render_json, &r);
+    assert_int_equal(r.code, 0);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    assert_string_equal(emu_str(j, "text"), want);
+    assert_string_equal(emu_str(j, "encoding"), "UCS-2");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "segments")->valueint, 1);
+    cJSON_Delete(j);
+
+    const char *check_ok[] = {"template", "check", "debt", NULL};
+    ctl_run(fx, check_ok, &r);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "template 'debt' for contact: ok"));
+    assert_non_null(strstr(r.out, "$expand=parentcustomerid_account($select=new_balance)"));
+    assert_non_null(strstr(r.out, "c: new_contracts by new_accountid where statecode eq 0 "
+                                  "order new_enddate desc"));
+
+    const char *check_bad[] = {"template", "check", "broken", NULL};
+    ctl_run(fx, check_bad, &r);
+    assert_int_equal(r.code, 1);
+    assert_string_equal(r.err, "smsysctl: template 'broken': line 2, column 1 (byte 17), "
+                               "{{parentcustomerid_account.shoesize}}: column \"shoesize\" does "
+                               "not exist on account\n");
+
+    const char *check_syntax[] = {"template", "check", "bad syntax", NULL};
+    ctl_run(fx, check_syntax, &r);
+    assert_int_equal(r.code, 1);
+    assert_string_equal(r.err, "smsysctl: template 'bad syntax': line 1, column 18 (byte 17), "
+                               "{{firstname | shout}}: unknown filter \"shout\"\n");
+
+    const char *render_missing[] = {"template", "render", "debt", "--for", "contact:" MISSING_ID,
+                                    NULL};
+    ctl_run(fx, render_missing, &r);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "does not exist"));
+
+    const char *usage[] = {"template", "render", "debt", "--for", "contact", NULL};
+    ctl_run(fx, usage, &r);
+    assert_int_equal(r.code, 2);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_debt_and_contract, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_1000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
