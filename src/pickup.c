@@ -38,7 +38,7 @@ struct party_index {
     size_t n;
 };
 
-enum pk_stage { PK_READ, PK_PG, PK_FETCH, PK_CHILD };
+enum pk_stage { PK_READ, PK_PG, PK_TPL, PK_FETCH, PK_CHILD };
 
 struct pickup {
     uv_loop_t *loop;
@@ -83,6 +83,7 @@ struct child_ctx {
 };
 
 static void step_done(struct pickup *p);
+static void tpl_done_cb(int rc, const struct smsys_err *err, void *ud);
 
 /* ---- ids -------------------------------------------------------------- */
 
@@ -710,7 +711,25 @@ static void step_done(struct pickup *p)
     switch (p->stage) {
     case PK_READ:
         break;
-    case PK_PG:
+    case PK_PG: {
+        /* Templates render before the text checks: the rendered text is
+         * what they check and what is queued. */
+        p->stage = PK_TPL;
+        p->pending = 1;
+        int rc = pk_tpl_render(p->dv, p->sms, p->nsms, tpl_done_cb, p);
+        if (rc == 0)
+            break;
+        if (rc != SMSYS_ENOTFOUND) {
+            /* Cannot start (out of memory): templated SMS wait for the next poll. */
+            log_warn("pickup_tpl_start", "rc=%d", rc);
+            for (size_t i = 0; i < p->nsms; i++)
+                if (p->sms[i].tpl_id[0] && (p->sms[i].body == NULL || !p->sms[i].body[0]))
+                    p->sms[i].skip = 1;
+        }
+        step_done(p);
+        break;
+    }
+    case PK_TPL:
         for (size_t i = 0; i < p->nsms; i++) {
             if (p->sms[i].skip)
                 continue;
@@ -732,6 +751,14 @@ static void step_done(struct pickup *p)
         build_items(p);
         break;
     }
+}
+
+static void tpl_done_cb(int rc, const struct smsys_err *err, void *ud)
+{
+    struct pickup *p = ud;
+    (void)rc;
+    (void)err;
+    step_done(p);
 }
 
 /* ---- 1. the Pending records ------------------------------------------- */

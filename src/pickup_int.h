@@ -68,6 +68,8 @@ struct pk_sms {
     char *subject;
     char *body;
     int has_template;
+    char tpl_id[37]; /* _smsys_templateid_value, "" without */
+    int rendered;    /* body came from the template this poll */
     struct pk_party *to;
     size_t nto;
     int skip; /* already queued, or its child records could not be made */
@@ -101,6 +103,17 @@ void pk_party_resolve(struct pk_party *p, const struct pk_table *tb, const cJSON
                       const char *optout_column, const char *country);
 /* Final reason for a party that could not be fetched or has no table. */
 void pk_party_finish(struct pk_party *p, const struct pk_table *tb, const char *country);
+
+/* Renders the templated SMS of the page (template set, description empty,
+ * not skipped/failed): sets s->body (and s->rendered) after writing it to
+ * description, or s->fail (template error naming the placeholder and
+ * position, wrong table), or s->skip (request error: stays Pending for the
+ * next poll). sms is borrowed until cb, which runs once with rc 0.
+ * Returns 0 (cb later), SMSYS_ENOTFOUND (nothing to render, no cb), or
+ * another error (no cb). */
+typedef void (*pk_tpl_done_cb)(int rc, const struct smsys_err *err, void *ud);
+int pk_tpl_render(struct dv_client *dv, struct pk_sms *sms, size_t nsms, pk_tpl_done_cb cb,
+                  void *ud);
 
 char *pk_strdup(const char *s);
 char *pk_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

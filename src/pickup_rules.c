@@ -264,6 +264,7 @@ int pk_sms_from_row(struct pk_sms *s, const cJSON *row)
         copy_id(s->owner_id, jstr(row, "_ownerid_value"));
     copy_id(s->setting_id, jstr(row, "_smsys_settingid_value"));
     s->has_template = jstr(row, "_smsys_templateid_value") != NULL;
+    copy_id(s->tpl_id, jstr(row, "_smsys_templateid_value"));
     s->sender_in = pk_strdup(jstr(row, "smsys_sendernumber"));
     s->subject = pk_strdup(jstr(row, "subject"));
     s->body = pk_strdup(jstr(row, "description"));
@@ -319,10 +320,8 @@ void pk_check_text(struct pk_sms *s, unsigned max_segments)
     if (s->fail)
         return;
     if (s->body == NULL || s->body[0] == '\0') {
-        s->fail = pk_strdup(s->has_template
-                                ? "template rendering is not available in this version: write "
-                                  "the text into the description"
-                                : "the message text (description) is empty");
+        s->fail = pk_strdup(s->has_template ? "the template could not be rendered"
+                                            : "the message text (description) is empty");
         return;
     }
     struct text_info ti;

@@ -567,12 +567,86 @@ static void test_pickup_paging(void **state)
     pkf_close(&f);
 }
 
+/* Templated SMS: rendered at pickup, the text queued and written back to
+ * description; a template error fails the SMS naming the position; a
+ * template for another table fails with a clear message. */
+#define C5      "c5000000-0000-0000-0000-000000000005"
+#define T1      "7e000000-0000-0000-0000-000000000001"
+#define T2      "7e000000-0000-0000-0000-000000000002"
+#define T3      "7e000000-0000-0000-0000-000000000003"
+#define TPL(id) "\"smsys_templateid@odata.bind\":\"/smsys_smstemplates(" id ")\""
+/* "سلام {{firstname}}، خوش آمدید" and its rendering for Ali */
+#define SALAM   "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85 "
+#define WELCOME "\xd8\x8c \xd8\xae\xd9\x88\xd8\xb4 \xd8\xa2\xd9\x85\xd8\xaf\xdb\x8c\xd8\xaf"
+
+static void test_pickup_template(void **state)
+{
+    (void)state;
+    struct pkf f = {0};
+    pkf_open(&f, "pktpl", NULL, 0);
+    arrange_org(&f);
+    struct accounts *a;
+    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
+    sync_accounts(&f, a);
+    pkf_post(&f, "contacts",
+             "{\"contactid\":\"" C5 "\",\"firstname\":\"Ali\",\"lastname\":\"Rostami\","
+             "\"mobilephone\":\"09121234567\"}");
+    pkf_post(&f, "smsys_smstemplates",
+             "{\"smsys_smstemplateid\":\"" T1 "\",\"smsys_name\":\"welcome\",\"smsys_entity\":"
+             "\"contact\",\"smsys_body\":\"" SALAM "{{firstname}}" WELCOME "\"}");
+    pkf_post(&f, "smsys_smstemplates",
+             "{\"smsys_smstemplateid\":\"" T2 "\",\"smsys_name\":\"loud\",\"smsys_entity\":"
+             "\"contact\",\"smsys_body\":\"Hi {{firstname | shout}}\"}");
+    pkf_post(&f, "smsys_smstemplates",
+             "{\"smsys_smstemplateid\":\"" T3 "\",\"smsys_name\":\"firm\",\"smsys_entity\":"
+             "\"account\",\"smsys_body\":\"Dear {{name}}\"}");
+    sms(&f, S(1), NULL, TO("contact", "contacts", C5), TPL(T1));
+    sms(&f, S(2), NULL, TO("contact", "contacts", C5), TPL(T2));
+    sms(&f, S(3), NULL, TO("contact", "contacts", C5), TPL(T3));
+    /* A text already in description is sent as written. */
+    sms(&f, S(4), "typed", TO("contact", "contacts", C5), TPL(T1));
+
+    struct pickup_opts po = {0};
+    struct pickup *p;
+    struct smsys_err err = {0};
+    assert_int_equal(pickup_new(&f.loop, f.q, f.pool, f.dv, &po, &p, &err), 0);
+    struct pickup_result r = poll_once(&f, p);
+    assert_int_equal(r.records, 4);
+    assert_int_equal(r.inserted, 4);
+    assert_int_equal(r.failed, 2);
+
+    assert_string_equal(msg_col(&f, S(1), "body"), SALAM "Ali" WELCOME);
+    assert_string_equal(msg_col(&f, S(1), "state"), "3");
+    assert_string_equal(msg_col(&f, S(1), "segments"), "1");
+    cJSON *row = pkf_get(&f, "smsys_smses(" S(1) ")?$select=description");
+    assert_non_null(row);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(row, "description");
+    assert_true(cJSON_IsString(d));
+    assert_string_equal(d->valuestring, SALAM "Ali" WELCOME);
+    cJSON_Delete(row);
+
+    assert_string_equal(msg_col(&f, S(2), "state"), "6");
+    const char *e2 = msg_col(&f, S(2), "last_error");
+    assert_non_null(strstr(e2, "template loud: "));
+    assert_non_null(strstr(e2, "column"));
+    assert_non_null(strstr(e2, "shout"));
+    assert_string_equal(msg_col(&f, S(3), "state"), "6");
+    assert_non_null(
+        strstr(msg_col(&f, S(3), "last_error"), "written for table 'account' but the recipient"));
+    assert_string_equal(msg_col(&f, S(4), "body"), "typed");
+
+    pickup_free(p);
+    accounts_free(a);
+    pkf_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accounts_sync),        cmocka_unit_test(test_balance),
         cmocka_unit_test(test_pickup_end_to_end),    cmocka_unit_test(test_pickup_cost),
         cmocka_unit_test(test_phone_columns_config), cmocka_unit_test(test_pickup_paging),
+        cmocka_unit_test(test_pickup_template),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,7 +119,7 @@ static void test_text(void **state)
 
     s.has_template = 1;
     pk_check_text(&s, 20);
-    assert_non_null(strstr(s.fail, "template rendering is not available"));
+    assert_non_null(strstr(s.fail, "the template could not be rendered"));
     pk_sms_clear(&s);
 
     char big[800];
