@@ -37,9 +37,10 @@ struct pt_run {
     size_t grp_sms; /* first SMS of the group being rendered */
     char set[80], key[80];
     struct template_table tbl;
-    const char **ids;
-    size_t *idx; /* ids[i] belongs to sms[idx[i]] */
+    const char **ids; /* the group's recipients, each once */
     size_t nids;
+    size_t *idx; /* the group's SMS (several may share a recipient) */
+    size_t nidx;
     cJSON *patch;
     pk_tpl_done_cb cb;
     void *ud;
@@ -123,11 +124,9 @@ static void row_cb(const char *id, int rc, const char *text, size_t text_len,
                    const struct smsys_err *err, void *ud)
 {
     struct pt_run *r = ud;
-    for (size_t i = 0; i < r->nids; i++) {
-        if (strcmp(r->ids[i], id) != 0)
-            continue;
+    for (size_t i = 0; i < r->nidx; i++) {
         struct pk_sms *s = &r->sms[r->idx[i]];
-        if (!needs(s))
+        if (!needs(s) || strcmp(s->to[0].party_id, id) != 0)
             continue;
         struct pt_tpl *t = tpl_find(r, s->tpl_id);
         if (rc != 0) {
@@ -163,13 +162,14 @@ static void batch_done_cb(int rc, const struct template_batch_stats *st,
 {
     struct pt_run *r = ud;
     (void)st;
-    if (rc != 0) {
+    if (rc != 0)
         log_warn("pickup_tpl_render", "rc=%d detail=%s", rc, log_q(err ? err->detail : ""));
-        /* Rows not reached stay Pending; the rendered ones are written. */
-        for (size_t i = 0; i < r->nids; i++)
-            if (needs(&r->sms[r->idx[i]]))
-                r->sms[r->idx[i]].skip = 1;
-    }
+    /* Rows not reached (request error) stay Pending for the next poll; the
+     * rendered ones are written. Marking them also ends this group, so
+     * next_group cannot pick it again. */
+    for (size_t i = 0; i < r->nidx; i++)
+        if (needs(&r->sms[r->idx[i]]))
+            r->sms[r->idx[i]].skip = 1;
     next_group(r);
 }
 
@@ -183,13 +183,18 @@ static void next_group(struct pt_run *r)
         struct pt_tpl *t = tpl_find(r, g->tpl_id);
         const char *table = g->to[0].table;
         r->nids = 0;
+        r->nidx = 0;
         for (size_t i = r->grp_sms; i < r->nsms; i++) {
             struct pk_sms *s = &r->sms[i];
-            if (needs(s) && strcmp(s->tpl_id, g->tpl_id) == 0 &&
-                strcmp(s->to[0].table, table) == 0) {
-                r->ids[r->nids] = s->to[0].party_id;
-                r->idx[r->nids++] = i;
-            }
+            if (!needs(s) || strcmp(s->tpl_id, g->tpl_id) != 0 ||
+                strcmp(s->to[0].table, table) != 0)
+                continue;
+            r->idx[r->nidx++] = i;
+            int seen = 0;
+            for (size_t j = 0; j < r->nids && !seen; j++)
+                seen = strcmp(r->ids[j], s->to[0].party_id) == 0;
+            if (!seen)
+                r->ids[r->nids++] = s->to[0].party_id;
         }
         int rc = template_table_for(table, r->set, sizeof(r->set), r->key, sizeof(r->key), &r->tbl);
         if (rc == 0)
@@ -197,7 +202,7 @@ static void next_group(struct pt_run *r)
                                        batch_done_cb, r);
         if (rc == 0)
             return;
-        for (size_t i = 0; i < r->nids; i++) {
+        for (size_t i = 0; i < r->nidx; i++) {
             struct pk_sms *s = &r->sms[r->idx[i]];
             if (rc == -ENOMEM)
                 s->skip = 1;

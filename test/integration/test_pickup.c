@@ -605,14 +605,16 @@ static void test_pickup_template(void **state)
     sms(&f, S(3), NULL, TO("contact", "contacts", C5), TPL(T3));
     /* A text already in description is sent as written. */
     sms(&f, S(4), "typed", TO("contact", "contacts", C5), TPL(T1));
+    /* The same recipient twice in one group: asked for once, both rendered. */
+    sms(&f, S(5), NULL, TO("contact", "contacts", C5), TPL(T1));
 
     struct pickup_opts po = {0};
     struct pickup *p;
     struct smsys_err err = {0};
     assert_int_equal(pickup_new(&f.loop, f.q, f.pool, f.dv, &po, &p, &err), 0);
     struct pickup_result r = poll_once(&f, p);
-    assert_int_equal(r.records, 4);
-    assert_int_equal(r.inserted, 4);
+    assert_int_equal(r.records, 5);
+    assert_int_equal(r.inserted, 5);
     assert_int_equal(r.failed, 2);
 
     assert_string_equal(msg_col(&f, S(1), "body"), SALAM "Ali" WELCOME);
@@ -634,6 +636,7 @@ static void test_pickup_template(void **state)
     assert_non_null(
         strstr(msg_col(&f, S(3), "last_error"), "written for table 'account' but the recipient"));
     assert_string_equal(msg_col(&f, S(4), "body"), "typed");
+    assert_string_equal(msg_col(&f, S(5), "body"), SALAM "Ali" WELCOME);
 
     pickup_free(p);
     accounts_free(a);
