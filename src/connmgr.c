@@ -691,6 +691,17 @@ int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_acc
     return -ENOENT;
 }
 
+int connmgr_push(struct connmgr *m, const char *account_id, const struct conn_event *ev,
+                 conn_ack_fn ack, void *token)
+{
+    for (struct acct *a = m->accts; a; a = a->next)
+        if (!a->closing && a->conn && strcmp(a->id, account_id) == 0) {
+            event_cb(a, ev, ack, token);
+            return 0;
+        }
+    return -ENOENT;
+}
+
 static void drained_one(struct connmgr *m)
 {
     if (m->ndrain > 0 && --m->ndrain == 0 && m->drain_cb) {

@@ -77,6 +77,14 @@ void connmgr_each(struct connmgr *m, void (*fn)(void *ud, const struct connmgr_a
  * again). Returns 0 or -ENOENT (unknown, closing or not opened). */
 int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_account *out);
 
+/* Hands a pushed event of account_id (a webhook) to the durable path,
+ * exactly like the connector's own env->event: ack(token, rc) is called
+ * once, maybe inside this call, after the event is stored (rc 0) or
+ * refused (rc < 0). ev is borrowed. Returns 0, or -ENOENT (account not
+ * open; ack is not called). */
+int connmgr_push(struct connmgr *m, const char *account_id, const struct conn_event *ev,
+                 conn_ack_fn ack, void *token);
+
 /* Stops every sender from claiming and calls cb(ud) once their batches are
  * all answered and recorded (bound it with the grace period). */
 void connmgr_drain(struct connmgr *m, void (*cb)(void *ud), void *ud);
