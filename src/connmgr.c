@@ -38,7 +38,7 @@ struct acct {
     int mo_busy; /* MO parts being stored (acked after commit) */
 
     int balance_busy, has_balance;
-    double balance;
+    double balance, low_balance; /* low_balance < 0: no threshold */
     char balance_unit[16];
     int health_rc;
 };
@@ -391,6 +391,16 @@ static void acct_open(struct acct *a)
     }
     /* The key travels in env->apikey, never as a connector setting. */
     cJSON_DeleteItemFromObjectCaseSensitive(settings, "apikey");
+    /* Service-level keys: ours, not the connector's (it rejects unknown
+     * keys). */
+    const cJSON *low = cJSON_GetObjectItemCaseSensitive(settings, "low_balance");
+    a->low_balance = -1;
+    if (cJSON_IsNumber(low) && low->valuedouble >= 0)
+        a->low_balance = low->valuedouble;
+    else if (low)
+        log_warn("account setting low_balance ignored: not a number >= 0", "account=%s", a->name);
+    cJSON_DeleteItemFromObjectCaseSensitive(settings, "low_balance");
+    cJSON_DeleteItemFromObjectCaseSensitive(settings, "failover_order");
     a->env = (struct conn_env){
         .loop = m->loop,
         .http = m->http,
@@ -576,19 +586,46 @@ static void balance_cb(void *ud, int rc, const struct conn_balance *b, const str
     a->has_balance = 1;
     a->balance = b->amount;
     snprintf(a->balance_unit, sizeof(a->balance_unit), "%s", b->unit ? b->unit : "");
-    log_info("account balance", "account=%s amount=%.2f unit=%s", a->name, b->amount,
-             a->balance_unit);
+    int low = a->low_balance >= 0 && b->amount < a->low_balance;
+    if (low)
+        log_warn("provider balance low", "account=%s amount=%.2f unit=%s threshold=%.2f", a->name,
+                 b->amount, a->balance_unit, a->low_balance);
+    else
+        log_info("account balance", "account=%s amount=%.2f unit=%s", a->name, b->amount,
+                 a->balance_unit);
+    const char *labels[] = {"account", a->name, NULL};
+    metrics_set(metrics_gauge(NULL, "smsys_provider_balance",
+                              "Last credit read from the provider, in its unit.", labels),
+                b->amount);
+    metrics_set(metrics_gauge(NULL, "smsys_provider_balance_low",
+                              "1 when the last credit read is below the account's low_balance.",
+                              labels),
+                low);
+    if (a->m->o.on_balance)
+        a->m->o.on_balance(a->m->o.balance_ud, a->id, a->name, b, low);
+}
+
+int connmgr_balance_refresh(struct connmgr *m, const char *account_id)
+{
+    int n = 0;
+    if (m->closing || m->draining)
+        return 0;
+    for (struct acct *a = m->accts; a; a = a->next) {
+        if (a->closing || !a->conn || !a->ops->balance || a->balance_busy)
+            continue;
+        if (account_id && strcmp(a->id, account_id) != 0)
+            continue;
+        if (a->ops->balance(a->conn, balance_cb, a) == 0) {
+            a->balance_busy = 1;
+            n++;
+        }
+    }
+    return n;
 }
 
 static void balance_timer_cb(uv_timer_t *t)
 {
-    struct connmgr *m = container_of(t, struct connmgr, balance_timer);
-    for (struct acct *a = m->accts; a; a = a->next) {
-        if (a->closing || !a->conn || !a->ops->balance || a->balance_busy)
-            continue;
-        if (a->ops->balance(a->conn, balance_cb, a) == 0)
-            a->balance_busy = 1;
-    }
+    connmgr_balance_refresh(container_of(t, struct connmgr, balance_timer), NULL);
 }
 
 /* --- NOTIFY -------------------------------------------------------------- */

@@ -14,8 +14,13 @@
  *  - CONN_EV_MO: the inbound store is not part of this module yet; MO is
  *    refused with SMSYS_ETEMP so the SMSC keeps and redelivers it.
  * It also runs queue_reap (expired leases) at start and every lease_ms / 2,
- * and reads each account's balance every balance_ms (logged and kept for
- * health; the Dynamics write belongs to the accounts sync).
+ * and reads each account's balance every balance_ms and on demand
+ * (connmgr_balance_refresh): kept for health, exported as the gauges
+ * smsys_provider_balance{account} and smsys_provider_balance_low{account},
+ * warned about below the account's threshold (config key "low_balance",
+ * a number in the balance's unit; the key is the service's, stripped
+ * before the connector sees the settings) and handed to opts.on_balance
+ * (smsysd writes it to Dynamics, accounts_write_balance).
  *
  * API keys: the row's `apikey` column when the schema has one, else the
  * config's "apikey" key; "env:NAME" reads the environment, "file:PATH" the
@@ -49,6 +54,11 @@ struct connmgr_opts {
     const struct conn_ops *(*find)(const char *provider);
     const struct sender_metrics *metrics; /* may be NULL; borrowed */
     struct metric *receipts;              /* counter of receipts stored; may be NULL */
+    /* Each successful balance read; may be NULL. low: below low_balance.
+     * Arguments borrowed for the call. */
+    void (*on_balance)(void *ud, const char *account_id, const char *account_name,
+                       const struct conn_balance *b, int low);
+    void *balance_ud;
 };
 
 /* An open account, for the tracker (connmgr_each). Borrowed: valid during
@@ -84,6 +94,11 @@ int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_acc
  * open; ack is not called). */
 int connmgr_push(struct connmgr *m, const char *account_id, const struct conn_event *ev,
                  conn_ack_fn ack, void *token);
+
+/* Reads the balance of every open account whose connector can (or only
+ * account_id when not NULL) now, as the balance timer does. Returns the
+ * number of reads started (a read already running is not doubled). */
+int connmgr_balance_refresh(struct connmgr *m, const char *account_id);
 
 /* Stops every sender from claiming and calls cb(ud) once their batches are
  * all answered and recorded (bound it with the grace period). */
