@@ -68,5 +68,10 @@ int cmd_text_info(struct ctl *ctl, int argc, char **argv);
 int cmd_queue_stats(struct ctl *ctl, int argc, char **argv);
 int cmd_send(struct ctl *ctl, int argc, char **argv);
 int cmd_queue_retry(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_list(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_balance(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_lines(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_default(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_test(struct ctl *ctl, int argc, char **argv);
 
 #endif
