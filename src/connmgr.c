@@ -368,7 +368,7 @@ static void idem_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud
     (void)res;
     m->busy--;
     if (rc < 0)
-        log_warn("cannot store the account's idempotency flag", "error=\"%s\"",
+        log_warn("cannot store the account's idempotency flag or failover order", "error=\"%s\"",
                  log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
     maybe_finish(m);
 }
@@ -400,6 +400,16 @@ static void acct_open(struct acct *a)
     else if (low)
         log_warn("account setting low_balance ignored: not a number >= 0", "account=%s", a->name);
     cJSON_DeleteItemFromObjectCaseSensitive(settings, "low_balance");
+    /* failover_order (docs/queue.md "Pause and failover") can be set in
+     * Dynamics this way; absent, the column is left as it is. */
+    const cJSON *fo = cJSON_GetObjectItemCaseSensitive(settings, "failover_order");
+    char fobuf[24] = "";
+    int fo_null = cJSON_IsNull(fo);
+    if (cJSON_IsNumber(fo) && fo->valuedouble >= 0 && fo->valuedouble <= 1000000)
+        snprintf(fobuf, sizeof fobuf, "%d", fo->valueint);
+    else if (fo && !fo_null)
+        log_warn("account setting failover_order ignored: not an integer 0..1000000", "account=%s",
+                 a->name);
     cJSON_DeleteItemFromObjectCaseSensitive(settings, "failover_order");
     a->env = (struct conn_env){
         .loop = m->loop,
@@ -440,6 +450,14 @@ static void acct_open(struct acct *a)
                  " AND idempotent IS DISTINCT FROM $2::boolean",
                  2, params, idem_cb, m) == 0)
         m->busy++;
+    if (fobuf[0] || fo_null) {
+        const char *fp[2] = {a->id, fobuf[0] ? fobuf : NULL};
+        if (pg_query(m->pg,
+                     "UPDATE smsys_account SET failover_order = $2::integer WHERE id = $1::uuid"
+                     " AND failover_order IS DISTINCT FROM $2::integer",
+                     2, fp, idem_cb, m) == 0)
+            m->busy++;
+    }
     log_info("account connector open", "account=%s provider=%s", a->name, a->provider);
     return;
 fail:
