@@ -25,7 +25,13 @@
  * API keys: the row's `apikey` column when the schema has one, else the
  * config's "apikey" key; "env:NAME" reads the environment, "file:PATH" the
  * file's first line (blocking read of a small local file, done when the
- * connector is opened). Keys are never logged. */
+ * connector is opened). Keys are never logged.
+ *
+ * Service-level keys of the row's config, removed before the connector
+ * sees it: "apikey", "low_balance" (see above) and "failover_order"
+ * (copied into smsys_account.failover_order at open; absent = the column
+ * is left alone, null = cleared). Webhooks reach the same durable path
+ * through connmgr_push (webhook.h). */
 #ifndef SMSYS_CONNMGR_H
 #define SMSYS_CONNMGR_H
 
