@@ -8,6 +8,14 @@
  * queue, never from inside a curl callback, so they may freely start,
  * cancel or close.
  *
+ * Callbacks that run before the loop's poll phase (from the timer, when
+ * curl finishes a transfer inside curl_multi_socket_action(TIMEOUT), or
+ * from `defer`) keep `defer` active through the poll that follows, so the
+ * poll does not block (see kick()). Without that, a caller that waits with
+ * `while (!done) uv_run(loop, UV_RUN_ONCE)` (the tests, smsysctl) gets
+ * control back only when some unrelated event ends the poll: the reply
+ * was handled within a millisecond, yet the caller saw it seconds later.
+ *
  * Call states: ACTIVE (easy handle in the multi, on c->active) ->
  * DONE (removed from the multi, rc fixed, on c->done) -> freed right after
  * its callback. Cancel and close move ACTIVE calls to DONE themselves and
@@ -31,7 +39,7 @@
 #include "smsys/log.h"
 #include "smsys/util.h"
 
-static void process(struct http_client *c);
+static unsigned process(struct http_client *c);
 static void defer_cb(uv_idle_t *h);
 
 /* ---- small helpers ---- */
@@ -40,6 +48,16 @@ static void schedule(struct http_client *c)
 {
     if (!c->defer_closed && !uv_is_active((uv_handle_t *)&c->defer))
         uv_idle_start(&c->defer, defer_cb);
+}
+
+/* User callbacks have just run in a phase before the poll: keep `defer`
+ * active until that poll is over (an active idle handle makes libuv poll
+ * with a zero timeout), so a UV_RUN_ONCE caller regains control and sees
+ * what they changed. defer_cb stops it again once a turn has gone by. */
+static void kick(struct http_client *c)
+{
+    c->kick = 1;
+    schedule(c);
 }
 
 static void handle_gone(struct http_client *c)
@@ -195,7 +213,11 @@ static void timer_cb(uv_timer_t *t)
     struct http_client *c = container_of(t, struct http_client, timer);
     int running = 0;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    process(c);
+    /* curl finishes transfers here too: when the reply was already in
+     * the socket as it sent the request, or when a timeout struck. This
+     * runs before the poll phase of the loop's turn. */
+    if (process(c))
+        kick(c);
 }
 
 /* curl asks to be woken after timeout_ms (-1: never). A 0 timeout is
@@ -311,40 +333,47 @@ static void defer_closed_cb(uv_handle_t *h)
     handle_gone(container_of((uv_idle_t *)h, struct http_client, defer));
 }
 
-/* Runs the callbacks of the done queue in order. Callbacks may add to the
- * queue (cancel, close); the loop picks those up too. */
-static void fire_done(struct http_client *c)
+/* Runs the callbacks of the done queue in order and returns how many ran.
+ * Callbacks may add to the queue (cancel, close); the loop picks those up
+ * too. Only defer_cb stops `defer` (see kick). */
+static unsigned fire_done(struct http_client *c)
 {
     if (c->firing)
-        return;
+        return 0;
+    unsigned n = 0;
     c->firing = 1;
     struct http_call *call;
     while ((call = list_entry(list_pop_front(&c->done), struct http_call, link)) != NULL) {
         fire_one(call);
+        n++;
     }
     c->firing = 0;
-    if (c->closing) {
-        if (!c->defer_closed) {
-            c->defer_closed = 1;
-            uv_close((uv_handle_t *)&c->defer, defer_closed_cb);
-        }
-    } else if (c->n_aborts == 0) {
-        uv_idle_stop(&c->defer);
+    if (c->closing && !c->defer_closed) {
+        c->defer_closed = 1;
+        uv_close((uv_handle_t *)&c->defer, defer_closed_cb);
     }
+    return n;
 }
 
-static void process(struct http_client *c)
+static unsigned process(struct http_client *c)
 {
     drain(c);
     if (c->n_aborts)
         run_aborts(c);
-    fire_done(c);
+    return fire_done(c);
 }
 
+/* The idle phase also comes before the poll: after firing callbacks, or
+ * when kicked from the timer earlier in this turn, stay active through
+ * this turn's poll; stop on a turn with nothing to do. */
 static void defer_cb(uv_idle_t *h)
 {
     struct http_client *c = container_of(h, struct http_client, defer);
-    process(c);
+    int kicked = c->kick;
+    c->kick = 0;
+    unsigned n = process(c);
+    if (!c->defer_closed && !kicked && n == 0 && c->n_aborts == 0)
+        uv_idle_stop(&c->defer);
 }
 
 static void timer_closed_cb(uv_handle_t *h)

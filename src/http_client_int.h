@@ -29,6 +29,7 @@ struct http_client {
     unsigned n_aborts;  /* active calls with abort_rc set */
     int closing;
     int firing; /* fire_done() is on the stack */
+    int kick;   /* callbacks ran before the poll: keep defer through it */
     int defer_closed;
     http_client_closed_cb closed_cb;
     void *closed_ud;
