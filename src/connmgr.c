@@ -746,6 +746,14 @@ int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_acc
     return -ENOENT;
 }
 
+int connmgr_known(const struct connmgr *m, const char *account_id)
+{
+    for (const struct acct *a = m->accts; a; a = a->next)
+        if (strcmp(a->id, account_id) == 0)
+            return 1;
+    return 0;
+}
+
 int connmgr_push(struct connmgr *m, const char *account_id, const struct conn_event *ev,
                  conn_ack_fn ack, void *token)
 {

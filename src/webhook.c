@@ -96,9 +96,15 @@ void webhook_handle(struct connmgr *m, struct http_req *req, struct http_resp *r
     }
     struct connmgr_account a;
     if (connmgr_lookup(m, acc, &a) != 0) {
-        log_warn("webhook for an account that is not open", "account=%s kind=%s peer=%s", acc, kind,
-                 req->peer ? req->peer : "");
-        answer(resp, 404, "no such account\n");
+        /* Known but not open (reopening after a settings change, failed
+         * to open, closing): the provider should try again later. */
+        int known = connmgr_known(m, acc);
+        log_warn("webhook for an account that is not open", "account=%s kind=%s peer=%s known=%d",
+                 acc, kind, req->peer ? req->peer : "", known);
+        if (known)
+            answer(resp, 503, "account not ready, retry later\n");
+        else
+            answer(resp, 404, "no such account\n");
         return;
     }
     if (a.ops->webhook == NULL) {

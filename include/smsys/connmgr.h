@@ -93,6 +93,11 @@ void connmgr_each(struct connmgr *m, void (*fn)(void *ud, const struct connmgr_a
  * again). Returns 0 or -ENOENT (unknown, closing or not opened). */
 int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_account *out);
 
+/* 1 when account_id is an enabled account the manager knows, open or
+ * not (its connector failed to open, is being reopened or closed); 0
+ * when it is unknown or disabled. */
+int connmgr_known(const struct connmgr *m, const char *account_id);
+
 /* Hands a pushed event of account_id (a webhook) to the durable path,
  * exactly like the connector's own env->event: ack(token, rc) is called
  * once, maybe inside this call, after the event is stored (rc 0) or

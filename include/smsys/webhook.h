@@ -11,11 +11,12 @@
  *
  * The answer is given only after every event of the request is durable:
  * 200 once receipts are committed (queue_apply_states via the connector
- * manager, the same path as SMPP receipts), 503 when they could not be
- * stored or when an inbound message has no store yet (the provider
- * retries), 403 on a bad signature or token (logged with the account,
- * never the token), 404 for an unknown account or a provider without
- * webhooks, 400 for a request the connector cannot parse. */
+ * manager, the same path as SMPP receipts); 503 when they could not be
+ * stored, when an inbound message has no store yet, or when the account
+ * is known but its connector is not open (the provider retries); 403 on
+ * a bad signature or token (logged with the account, never the token);
+ * 404 for an unknown account or a provider without webhooks; 400 for a
+ * request the connector cannot parse. */
 #ifndef SMSYS_WEBHOOK_H
 #define SMSYS_WEBHOOK_H
 

@@ -26,11 +26,12 @@
 
 #include "tdb.h"
 
-#define TW_ACC "7b1e3c7f-2a7d-4b8f-8b66-1e4f3b2c0001"
-#define KV_ACC "7b1e3c7f-2a7d-4b8f-8b66-1e4f3b2c0002"
-#define KV_TOK "kv-hook-secret-0123456789"
-#define ACT_TW "5f8a1d2e-0000-4000-8000-00000000a001"
-#define ACT_KV "5f8a1d2e-0000-4000-8000-00000000a002"
+#define TW_ACC  "7b1e3c7f-2a7d-4b8f-8b66-1e4f3b2c0001"
+#define KV_ACC  "7b1e3c7f-2a7d-4b8f-8b66-1e4f3b2c0002"
+#define KV_TOK  "kv-hook-secret-0123456789"
+#define BAD_ACC "7b1e3c7f-2a7d-4b8f-8b66-1e4f3b2c0003"
+#define ACT_TW  "5f8a1d2e-0000-4000-8000-00000000a001"
+#define ACT_KV  "5f8a1d2e-0000-4000-8000-00000000a002"
 
 struct env {
     char dbname[128], conninfo[1024];
@@ -218,6 +219,9 @@ static int setup(void **state)
                 "\"apikey\":\"" KV_KEY "\",\"sender\":\"10004346\","
                 "\"webhook_token\":\"" KV_TOK "\"}')",
                 base, g.port, g.port, base));
+    /* enabled, but its settings cannot open a connector */
+    PQclear(sql("INSERT INTO smsys_account (id, name, provider, config) VALUES "
+                "('" BAD_ACC "', 'bad', 'twilio', '{}')"));
     struct connmgr_opts o = {.batch = 10, .lease_ms = 5000, .idle_ms = 100, .poll_ms = 200};
     if (connmgr_new(&g.loop, g.pool, g.q, g.http, &o, &g.m) != 0)
         return -1;
@@ -329,6 +333,8 @@ static void test_twilio_status_callback(void **state)
     assert_int_equal(
         post_hook("/webhooks/7b1e3c7f-0000-0000-0000-000000000000/status", "a=b", NULL), 404);
     assert_int_equal(post_hook("/webhooks/not-a-guid!/status", "a=b", NULL), 404);
+    /* known but not open: the provider is asked to retry */
+    assert_int_equal(post_hook("/webhooks/" BAD_ACC "/status", "a=b", NULL), 503);
 }
 
 static void test_twilio_inbound_refused(void **state)
