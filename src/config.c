@@ -172,6 +172,10 @@ static const struct config_key keys[] = {
     {"queue", "accounts_poll_ms", CONFIG_DURATION, "5000", OFF(queue.accounts_poll_ms), 100, 600000,
      .help = "How often smsys_account is re-read to open, reopen (changed settings) or close "
              "connectors. SIGHUP re-reads at once."},
+    {"queue", "balance_interval_ms", CONFIG_DURATION, "600000", OFF(queue.balance_interval_ms),
+     10000, 86400000,
+     .help = "How often each enabled account's credit is read from its provider and written "
+             "to Dynamics (smsys_balance); SIGHUP reads it at once."},
 
     /* [log] */
     {"log", "level", CONFIG_ENUM, "info", OFF(log.level), .choices = level_choices,

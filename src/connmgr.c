@@ -39,7 +39,7 @@ struct acct {
     int mo_busy; /* MO parts being stored (acked after commit) */
 
     int balance_busy, has_balance;
-    double balance;
+    double balance, low_balance; /* low_balance < 0: no threshold */
     char balance_unit[16];
     int health_rc;
 };
@@ -396,7 +396,7 @@ static void idem_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud
     (void)res;
     m->busy--;
     if (rc < 0)
-        log_warn("cannot store the account's idempotency flag", "error=\"%s\"",
+        log_warn("cannot store the account's idempotency flag or failover order", "error=\"%s\"",
                  log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
     maybe_finish(m);
 }
@@ -419,6 +419,26 @@ static void acct_open(struct acct *a)
     }
     /* The key travels in env->apikey, never as a connector setting. */
     cJSON_DeleteItemFromObjectCaseSensitive(settings, "apikey");
+    /* Service-level keys: ours, not the connector's (it rejects unknown
+     * keys). */
+    const cJSON *low = cJSON_GetObjectItemCaseSensitive(settings, "low_balance");
+    a->low_balance = -1;
+    if (cJSON_IsNumber(low) && low->valuedouble >= 0)
+        a->low_balance = low->valuedouble;
+    else if (low)
+        log_warn("account setting low_balance ignored: not a number >= 0", "account=%s", a->name);
+    cJSON_DeleteItemFromObjectCaseSensitive(settings, "low_balance");
+    /* failover_order (docs/queue.md "Pause and failover") can be set in
+     * Dynamics this way; absent, the column is left as it is. */
+    const cJSON *fo = cJSON_GetObjectItemCaseSensitive(settings, "failover_order");
+    char fobuf[24] = "";
+    int fo_null = cJSON_IsNull(fo);
+    if (cJSON_IsNumber(fo) && fo->valuedouble >= 0 && fo->valuedouble <= 1000000)
+        snprintf(fobuf, sizeof fobuf, "%d", fo->valueint);
+    else if (fo && !fo_null)
+        log_warn("account setting failover_order ignored: not an integer 0..1000000", "account=%s",
+                 a->name);
+    cJSON_DeleteItemFromObjectCaseSensitive(settings, "failover_order");
     a->env = (struct conn_env){
         .loop = m->loop,
         .http = m->http,
@@ -458,6 +478,14 @@ static void acct_open(struct acct *a)
                  " AND idempotent IS DISTINCT FROM $2::boolean",
                  2, params, idem_cb, m) == 0)
         m->busy++;
+    if (fobuf[0] || fo_null) {
+        const char *fp[2] = {a->id, fobuf[0] ? fobuf : NULL};
+        if (pg_query(m->pg,
+                     "UPDATE smsys_account SET failover_order = $2::integer WHERE id = $1::uuid"
+                     " AND failover_order IS DISTINCT FROM $2::integer",
+                     2, fp, idem_cb, m) == 0)
+            m->busy++;
+    }
     log_info("account connector open", "account=%s provider=%s", a->name, a->provider);
     return;
 fail:
@@ -604,19 +632,46 @@ static void balance_cb(void *ud, int rc, const struct conn_balance *b, const str
     a->has_balance = 1;
     a->balance = b->amount;
     snprintf(a->balance_unit, sizeof(a->balance_unit), "%s", b->unit ? b->unit : "");
-    log_info("account balance", "account=%s amount=%.2f unit=%s", a->name, b->amount,
-             a->balance_unit);
+    int low = a->low_balance >= 0 && b->amount < a->low_balance;
+    if (low)
+        log_warn("provider balance low", "account=%s amount=%.2f unit=%s threshold=%.2f", a->name,
+                 b->amount, a->balance_unit, a->low_balance);
+    else
+        log_info("account balance", "account=%s amount=%.2f unit=%s", a->name, b->amount,
+                 a->balance_unit);
+    const char *labels[] = {"account", a->name, NULL};
+    metrics_set(metrics_gauge(NULL, "smsys_provider_balance",
+                              "Last credit read from the provider, in its unit.", labels),
+                b->amount);
+    metrics_set(metrics_gauge(NULL, "smsys_provider_balance_low",
+                              "1 when the last credit read is below the account's low_balance.",
+                              labels),
+                low);
+    if (a->m->o.on_balance)
+        a->m->o.on_balance(a->m->o.balance_ud, a->id, a->name, b, low);
+}
+
+int connmgr_balance_refresh(struct connmgr *m, const char *account_id)
+{
+    int n = 0;
+    if (m->closing || m->draining)
+        return 0;
+    for (struct acct *a = m->accts; a; a = a->next) {
+        if (a->closing || !a->conn || !a->ops->balance || a->balance_busy)
+            continue;
+        if (account_id && strcmp(a->id, account_id) != 0)
+            continue;
+        if (a->ops->balance(a->conn, balance_cb, a) == 0) {
+            a->balance_busy = 1;
+            n++;
+        }
+    }
+    return n;
 }
 
 static void balance_timer_cb(uv_timer_t *t)
 {
-    struct connmgr *m = container_of(t, struct connmgr, balance_timer);
-    for (struct acct *a = m->accts; a; a = a->next) {
-        if (a->closing || !a->conn || !a->ops->balance || a->balance_busy)
-            continue;
-        if (a->ops->balance(a->conn, balance_cb, a) == 0)
-            a->balance_busy = 1;
-    }
+    connmgr_balance_refresh(container_of(t, struct connmgr, balance_timer), NULL);
 }
 
 /* --- NOTIFY -------------------------------------------------------------- */
@@ -714,6 +769,25 @@ int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_acc
     for (struct acct *a = m->accts; a; a = a->next)
         if (!a->closing && a->conn && strcmp(a->id, account_id) == 0) {
             *out = (struct connmgr_account){a->id, a->name, a->ops, a->conn, a->inbound_s};
+            return 0;
+        }
+    return -ENOENT;
+}
+
+int connmgr_known(const struct connmgr *m, const char *account_id)
+{
+    for (const struct acct *a = m->accts; a; a = a->next)
+        if (strcmp(a->id, account_id) == 0)
+            return 1;
+    return 0;
+}
+
+int connmgr_push(struct connmgr *m, const char *account_id, const struct conn_event *ev,
+                 conn_ack_fn ack, void *token)
+{
+    for (struct acct *a = m->accts; a; a = a->next)
+        if (!a->closing && a->conn && strcmp(a->id, account_id) == 0) {
+            event_cb(a, ev, ack, token);
             return 0;
         }
     return -ENOENT;

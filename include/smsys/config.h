@@ -102,6 +102,7 @@ struct smsys_config {
         long long receipt_deadline_s;
         long long expire_interval_ms;
         long long accounts_poll_ms;
+        long long balance_interval_ms;
     } queue;
 
     struct {

@@ -17,13 +17,24 @@
  *    as one inbound message (inbound_accept_group). Refused (redelivered)
  *    when it could not be stored.
  * It also runs queue_reap (expired leases) at start and every lease_ms / 2,
- * and reads each account's balance every balance_ms (logged and kept for
- * health; the Dynamics write belongs to the accounts sync).
+ * and reads each account's balance every balance_ms and on demand
+ * (connmgr_balance_refresh): kept for health, exported as the gauges
+ * smsys_provider_balance{account} and smsys_provider_balance_low{account},
+ * warned about below the account's threshold (config key "low_balance",
+ * a number in the balance's unit; the key is the service's, stripped
+ * before the connector sees the settings) and handed to opts.on_balance
+ * (smsysd writes it to Dynamics, accounts_write_balance).
  *
  * API keys: the row's `apikey` column when the schema has one, else the
  * config's "apikey" key; "env:NAME" reads the environment, "file:PATH" the
  * file's first line (blocking read of a small local file, done when the
- * connector is opened). Keys are never logged. */
+ * connector is opened). Keys are never logged.
+ *
+ * Service-level keys of the row's config, removed before the connector
+ * sees it: "apikey", "low_balance" (see above) and "failover_order"
+ * (copied into smsys_account.failover_order at open; absent = the column
+ * is left alone, null = cleared). Webhooks reach the same durable path
+ * through connmgr_push (webhook.h). */
 #ifndef SMSYS_CONNMGR_H
 #define SMSYS_CONNMGR_H
 
@@ -52,6 +63,11 @@ struct connmgr_opts {
     const struct conn_ops *(*find)(const char *provider);
     const struct sender_metrics *metrics; /* may be NULL; borrowed */
     struct metric *receipts;              /* counter of receipts stored; may be NULL */
+    /* Each successful balance read; may be NULL. low: below low_balance.
+     * Arguments borrowed for the call. */
+    void (*on_balance)(void *ud, const char *account_id, const char *account_name,
+                       const struct conn_balance *b, int low);
+    void *balance_ud;
 };
 
 /* An open account, for the tracker (connmgr_each). Borrowed: valid during
@@ -79,6 +95,24 @@ void connmgr_each(struct connmgr *m, void (*fn)(void *ud, const struct connmgr_a
 /* Fills *out with the open account account_id (valid until the loop runs
  * again). Returns 0 or -ENOENT (unknown, closing or not opened). */
 int connmgr_lookup(struct connmgr *m, const char *account_id, struct connmgr_account *out);
+
+/* 1 when account_id is an enabled account the manager knows, open or
+ * not (its connector failed to open, is being reopened or closed); 0
+ * when it is unknown or disabled. */
+int connmgr_known(const struct connmgr *m, const char *account_id);
+
+/* Hands a pushed event of account_id (a webhook) to the durable path,
+ * exactly like the connector's own env->event: ack(token, rc) is called
+ * once, maybe inside this call, after the event is stored (rc 0) or
+ * refused (rc < 0). ev is borrowed. Returns 0, or -ENOENT (account not
+ * open; ack is not called). */
+int connmgr_push(struct connmgr *m, const char *account_id, const struct conn_event *ev,
+                 conn_ack_fn ack, void *token);
+
+/* Reads the balance of every open account whose connector can (or only
+ * account_id when not NULL) now, as the balance timer does. Returns the
+ * number of reads started (a read already running is not doubled). */
+int connmgr_balance_refresh(struct connmgr *m, const char *account_id);
 
 /* Stops every sender from claiming and calls cb(ud) once their batches are
  * all answered and recorded (bound it with the grace period). */

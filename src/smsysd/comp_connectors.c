@@ -5,6 +5,7 @@
  * client. */
 #include "smsysd.h"
 
+#include "smsys/accounts.h"
 #include "smsys/connmgr.h"
 #include "smsys/http_client.h"
 #include "smsys/log.h"
@@ -47,6 +48,32 @@ static void make_metrics(struct comp_conn *c)
                                   "Delivery receipts stored (pushed by providers)", NULL);
 }
 
+static void balance_written_cb(int rc, const struct smsys_err *err, void *ud)
+{
+    (void)ud;
+    if (rc < 0)
+        log_warn("cannot write the balance to Dynamics", "error=\"%s\"",
+                 log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
+}
+
+/* Each balance read goes to the account record in Dynamics (F13); without
+ * a Dynamics client (not configured, not started) it stays in the log,
+ * the metrics and /healthz. A failed write waits for the next read. */
+static void balance_read_cb(void *ud, const char *account_id, const char *account_name,
+                            const struct conn_balance *b, int low)
+{
+    struct comp_conn *c = ud;
+    (void)account_name;
+    (void)low;
+    if (c->d->dv == NULL)
+        return;
+    int rc =
+        accounts_write_balance(c->d->dv, account_id, b->amount, b->unit, 0, balance_written_cb, c);
+    if (rc < 0)
+        log_warn("cannot write the balance to Dynamics", "account=%s error=\"%s\"", account_name,
+                 smsys_strerror(rc));
+}
+
 static int conn_start(struct service *svc, void *ud, struct smsys_err *err)
 {
     struct comp_conn *c = ud;
@@ -80,6 +107,9 @@ static int conn_start(struct service *svc, void *ud, struct smsys_err *err)
         .poll_ms = (unsigned)cfg->queue.accounts_poll_ms,
         .metrics = &c->sm,
         .receipts = c->receipts,
+        .balance_ms = (unsigned)cfg->queue.balance_interval_ms,
+        .on_balance = balance_read_cb,
+        .balance_ud = c,
     };
     rc = connmgr_new(service_loop(svc), d->pg, d->queue, d->http, &o, &d->connmgr);
     if (rc)
@@ -129,10 +159,12 @@ static int conn_reload(void *ud, const struct smsys_config *old, const struct sm
     (void)old;
     (void)cfg;
     (void)err;
-    /* SIGHUP also means "re-read the accounts now". Queue tunables apply
+    /* SIGHUP also means "re-read the accounts and balances now". Queue tunables apply
      * at the next start. */
-    if (c->d->connmgr)
+    if (c->d->connmgr) {
         connmgr_refresh(c->d->connmgr);
+        connmgr_balance_refresh(c->d->connmgr, NULL);
+    }
     return 0;
 }
 

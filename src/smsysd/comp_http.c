@@ -2,13 +2,15 @@
  * GET /healthz (the health module, one check per component that reports
  * health, plus "service", which fails while starting or stopping so a load
  * balancer drains us first) and GET /metrics (the default metrics
- * registry). Provider webhooks will add their routes to the same server. */
+ * registry), and the provider webhooks under /webhooks/ (webhook.h), which
+ * answer 503 until the connectors component has started. */
 #include "smsysd.h"
 
 #include "smsys/health.h"
 #include "smsys/http_server.h"
 #include "smsys/metrics.h"
 #include "smsys/version.h"
+#include "smsys/webhook.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -56,6 +58,12 @@ static void metrics_cb(struct http_req *req, struct http_resp *resp, void *ud)
     struct comp_http *h = ud;
     smsysd_scrape(h->d);
     metrics_http_handler(req, resp, NULL);
+}
+
+static void webhook_cb(struct http_req *req, struct http_resp *resp, void *ud)
+{
+    struct comp_http *h = ud;
+    webhook_handle(h->d->connmgr, req, resp);
 }
 
 static int add_checks(struct comp_http *h)
@@ -120,7 +128,8 @@ static int http_start(struct service *svc, void *ud, struct smsys_err *err)
                              smsys_strerror(rc));
     }
     if ((rc = http_server_route(h->srv, "GET", "/healthz", health_http_handler, h->health)) != 0 ||
-        (rc = http_server_route(h->srv, "GET", "/metrics", metrics_cb, h)) != 0) {
+        (rc = http_server_route(h->srv, "GET", "/metrics", metrics_cb, h)) != 0 ||
+        (rc = http_server_route(h->srv, NULL, WEBHOOK_PREFIX, webhook_cb, h)) != 0) {
         /* A failed start is never closed by the service: do it here. */
         http_server_close(h->srv, discard_closed_cb, NULL);
         h->srv = NULL;

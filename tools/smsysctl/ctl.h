@@ -78,5 +78,10 @@ int cmd_send(struct ctl *ctl, int argc, char **argv);
 int cmd_queue_retry(struct ctl *ctl, int argc, char **argv);
 int cmd_template_check(struct ctl *ctl, int argc, char **argv);
 int cmd_template_render(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_list(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_balance(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_lines(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_default(struct ctl *ctl, int argc, char **argv);
+int cmd_providers_test(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -89,6 +89,26 @@ static const struct ctl_cmd commands[] = {
      "contact:<guid>, exactly as sending would, and show the text with its encoding and "
      "segment count. Exit 1 when it cannot be rendered (the error names the placeholder).",
      CTL_JSON, cmd_template_render},
+    {"providers", "list", "",
+     "List the provider accounts smsysd uses (smsys_account, synced from Dynamics): name, "
+     "provider, enabled, default, paused, failover order.",
+     CTL_JSON, cmd_providers_list},
+    {"providers", "balance", "[ACCOUNT]",
+     "Read the credit live from the provider through the account's connector (every enabled "
+     "account without ACCOUNT). Exit 1 when a read fails.",
+     CTL_JSON, cmd_providers_balance},
+    {"providers", "lines", "ACCOUNT",
+     "List the account's sender lines as the provider's API reports them. Exit 1 when the "
+     "API cannot tell or the read fails.",
+     CTL_JSON, cmd_providers_lines},
+    {"providers", "default", "ACCOUNT",
+     "Make ACCOUNT the default in Dynamics (smsys_isdefault set on it, cleared on the others); "
+     "smsysd takes it at its next accounts sync, without a restart.",
+     CTL_JSON, cmd_providers_default},
+    {"providers", "test", "ACCOUNT --to NUMBER [--text TEXT] [--wait]",
+     "Queue one test SMS to NUMBER through ACCOUNT (as smsysctl send --account). --wait waits "
+     "for the final state: exit 0 Delivered, 1 otherwise.",
+     CTL_JSON, cmd_providers_test},
     {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
 };
 
