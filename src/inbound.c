@@ -166,6 +166,8 @@ static void jobs_free(struct inbound *in)
     free(in->jobs);
     in->jobs = NULL;
     in->njobs = in->running = in->ndone = 0;
+    cJSON_Delete(in->tpls);
+    in->tpls = NULL;
 }
 
 void inbound_free(struct inbound *in)

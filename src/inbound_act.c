@@ -14,6 +14,7 @@
 
 #include "smsys/buf.h"
 #include "smsys/log.h"
+#include "smsys/template.h"
 #include "smsys/text.h"
 
 void ijob_result(struct ijob *j, const struct kw_hit *h, int rc, const char *detail)
@@ -122,38 +123,23 @@ static void enq_cb(int rc, const struct queue_enq_res *res, size_t n, const stru
     next_sub(j);
 }
 
-static void template_cb(int rc, struct dv_result *res, void *ud)
+/* Ends the reply step without queueing anything. */
+static void reply_fail(struct ijob *j, int rc, const char *what, const char *detail)
 {
-    struct ijob *j = ud;
-    if (rc < 0) {
-        act_fail(j, rc, "read the reply template", res ? res->err.detail : NULL);
-        j->sub++; /* skip the enqueue */
-        next_sub(j);
-        return;
-    }
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(res->json, "smsys_body");
-    const char *body = cJSON_IsString(b) ? b->valuestring : "";
-    if (strstr(body, "{{")) {
-        /* Sending "{{firstname}}" to a customer would be worse than no
-         * reply: until template rendering is wired in, say so. */
-        act_fail(j, SMSYS_ETEMPLATE, "reply template",
-                 "the template has placeholders and template rendering is not available in "
-                 "this build; reply not sent");
-        j->sub++;
-        next_sub(j);
-        return;
-    }
+    act_fail(j, rc, what, detail);
+    j->sub++; /* skip the enqueue */
+    next_sub(j);
+}
+
+static void enqueue_reply(struct ijob *j, const char *body)
+{
     if (!*body) {
-        act_fail(j, SMSYS_ETEMPLATE, "reply template", "the template body is empty");
-        j->sub++;
-        next_sub(j);
+        reply_fail(j, SMSYS_ETEMPLATE, "reply template", "the rendered text is empty");
         return;
     }
     struct text_info ti;
     if (text_analyze(body, strlen(body), &ti) < 0) {
-        act_fail(j, SMSYS_EUTF8, "reply template", "invalid UTF-8");
-        j->sub++;
-        next_sub(j);
+        reply_fail(j, SMSYS_EUTF8, "reply template", "invalid UTF-8");
         return;
     }
     char key[200];
@@ -177,16 +163,168 @@ static void template_cb(int rc, struct dv_result *res, void *ud)
     }
 }
 
+/* One render of a reply template for the matched record. Owns t; freed in
+ * render_done_cb (or by the caller when template_render_batch refuses). */
+struct reply_render {
+    struct ijob *j;
+    struct template *t;
+    char set[80], key[80];
+    struct template_table tbl;
+    const char *ids[1];
+    char *text; /* the rendered reply, NULL until row_cb */
+    int rc;
+    char err[300];
+};
+
+static void render_free(struct reply_render *r)
+{
+    template_free(r->t);
+    free(r->text);
+    free(r);
+}
+
+static void render_row_cb(const char *id, int rc, const char *text, size_t text_len,
+                          const struct smsys_err *err, void *ud)
+{
+    (void)id;
+    struct reply_render *r = ud;
+    if (rc < 0) {
+        r->rc = rc;
+        snprintf(r->err, sizeof(r->err), "%.280s",
+                 err && err->detail[0] ? err->detail : smsys_strerror(rc));
+        return;
+    }
+    free(r->text);
+    r->text = malloc(text_len + 1);
+    if (r->text == NULL) {
+        r->rc = -ENOMEM;
+        return;
+    }
+    memcpy(r->text, text, text_len);
+    r->text[text_len] = '\0';
+}
+
+static void render_done_cb(int rc, const struct template_batch_stats *st,
+                           const struct smsys_err *err, void *ud)
+{
+    (void)st;
+    struct reply_render *r = ud;
+    struct ijob *j = r->j;
+    if (rc < 0)
+        reply_fail(j, rc, "render the reply template", err ? err->detail : NULL);
+    else if (r->rc < 0)
+        reply_fail(j, r->rc, "render the reply template", r->err[0] ? r->err : NULL);
+    else if (r->text == NULL)
+        reply_fail(j, SMSYS_ENOTFOUND, "render the reply template",
+                   "the matched record was not returned");
+    else
+        enqueue_reply(j, r->text); /* queue_enqueue copies the text */
+    render_free(r);
+}
+
+/* A template with placeholders: rendered for the record the sender
+ * matched, which must be of the table the template is written for. */
+static void render_reply(struct ijob *j, const char *body, const char *entity)
+{
+    if (!j->m_id[0]) {
+        reply_fail(j, SMSYS_ETEMPLATE, "reply template",
+                   "the template has placeholders but the sender matched no record to render "
+                   "them for; reply not sent");
+        return;
+    }
+    if (!*entity) {
+        reply_fail(j, SMSYS_ETEMPLATE, "reply template",
+                   "the template has placeholders but names no table (smsys_entity); reply "
+                   "not sent");
+        return;
+    }
+    if (strcmp(entity, j->m_table) != 0) {
+        char d[200];
+        snprintf(d, sizeof(d),
+                 "the template is written for table '%s' but the sender matched a '%s'; "
+                 "reply not sent",
+                 entity, j->m_table);
+        reply_fail(j, SMSYS_ETEMPLATE, "reply template", d);
+        return;
+    }
+    struct reply_render *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        reply_fail(j, -ENOMEM, "render the reply template", NULL);
+        return;
+    }
+    r->j = j;
+    struct smsys_err e = {0};
+    int rc = template_parse(body, strlen(body), &r->t, NULL, &e);
+    if (rc < 0) {
+        render_free(r);
+        reply_fail(j, rc, "reply template", e.detail[0] ? e.detail : NULL);
+        return;
+    }
+    rc = template_table_for(j->m_table, r->set, sizeof(r->set), r->key, sizeof(r->key), &r->tbl);
+    r->ids[0] = j->m_id;
+    if (rc == 0)
+        rc = template_render_batch(j->in->dv, r->t, &r->tbl, r->ids, 1, NULL, render_row_cb,
+                                   render_done_cb, r);
+    if (rc < 0) {
+        render_free(r);
+        reply_fail(j, rc, "render the reply template", NULL);
+    }
+}
+
+static void use_template(struct ijob *j, const char *body, const char *entity)
+{
+    if (!*body) {
+        reply_fail(j, SMSYS_ETEMPLATE, "reply template", "the template body is empty");
+        return;
+    }
+    if (strstr(body, "{{"))
+        render_reply(j, body, entity);
+    else
+        enqueue_reply(j, body); /* fixed text: any record, or none */
+}
+
+static const char *str_of(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void template_cb(int rc, struct dv_result *res, void *ud)
+{
+    struct ijob *j = ud;
+    if (rc < 0) {
+        reply_fail(j, rc, "read the reply template", res ? res->err.detail : NULL);
+        return;
+    }
+    const char *body = str_of(res->json, "smsys_body");
+    const char *entity = str_of(res->json, "smsys_entity");
+    struct inbound *in = j->in;
+    const char *id = cur_hit(j)->rule->template_id;
+    if (in->tpls == NULL)
+        in->tpls = cJSON_CreateObject();
+    cJSON *c = in->tpls ? cJSON_CreateObject() : NULL;
+    if (c && cJSON_AddStringToObject(c, "body", body) &&
+        cJSON_AddStringToObject(c, "entity", entity) && !cJSON_HasObjectItem(in->tpls, id))
+        cJSON_AddItemToObject(in->tpls, id, c);
+    else
+        cJSON_Delete(c); /* not cached: read again next time */
+    use_template(j, body, entity);
+}
+
 static void send_template(struct ijob *j, const char *template_id)
 {
-    char path[160];
-    snprintf(path, sizeof(path), "smsys_smstemplates(%s)?$select=smsys_body", template_id);
-    int rc = dv_request(j->in->dv, "GET", path, NULL, NULL, template_cb, j);
-    if (rc < 0) {
-        act_fail(j, rc, "read the reply template", NULL);
-        j->sub++;
-        next_sub(j);
+    const cJSON *c =
+        j->in->tpls ? cJSON_GetObjectItemCaseSensitive(j->in->tpls, template_id) : NULL;
+    if (c) {
+        use_template(j, str_of(c, "body"), str_of(c, "entity"));
+        return;
     }
+    char path[200];
+    snprintf(path, sizeof(path), "smsys_smstemplates(%s)?$select=smsys_body,smsys_entity",
+             template_id);
+    int rc = dv_request(j->in->dv, "GET", path, NULL, NULL, template_cb, j);
+    if (rc < 0)
+        reply_fail(j, rc, "read the reply template", NULL);
 }
 
 /* ---- the actions ---- */

@@ -42,6 +42,9 @@ struct inbound {
 
     struct kw_rules *rules;
     cJSON *seps; /* {"<account id lower case>": "<separators>"} */
+    /* reply templates read this round: {"<id>": {"body","entity"}}; freed
+     * with the round's jobs so an edited template takes effect next round */
+    cJSON *tpls;
     uint64_t rules_at_ms;
 
     int busy;

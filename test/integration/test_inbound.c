@@ -548,49 +548,80 @@ static void test_spec_case_example(void **state)
     fx_close(f);
 }
 
-/* F15's first example: "confirm registration" gets a reply. Gap: the
- * spec's reply carries the person's password field, which needs template
- * rendering (another branch); here a template without placeholders is
- * sent, and one with placeholders is refused rather than sent raw. */
+static void em_post(const char *path, const char *body)
+{
+    struct emures r;
+    long st = emu_req(&emu, "POST", path, NULL, body, &r);
+    if (st / 100 != 2)
+        fail_msg("POST %s -> %ld %s", path, st, r.body.data ? r.body.data : "");
+    emures_free(&r);
+}
+
+static void add_rule(const char *name, const char *words, int match, const char *tpl)
+{
+    char body[600];
+    snprintf(body, sizeof(body),
+             "{\"smsys_name\":\"%s\",\"smsys_keywords\":\"%s\",\"smsys_match\":%d,"
+             "\"smsys_action\":3,\"smsys_priority\":1,"
+             "\"smsys_templateid@odata.bind\":\"/smsys_smstemplates(%s)\"}",
+             name, words, match, tpl);
+    em_create("smsys_keywordrules", body);
+}
+
+/* F15's first example, literally: "confirm registration" gets an automatic
+ * reply carrying the person's password field (a custom column, created
+ * through the metadata API), rendered for the contact the sender matched.
+ * A fixed-text template still works for anyone; a template with
+ * placeholders fails clearly for an unmatched sender and for a record of
+ * another table, and nothing raw is sent. */
 static void test_spec_reply_example(void **state)
 {
     struct fx *f = fx_open(state, INBOUND_UNMATCHED_LEAVE);
-    char tpl[40], raw[40], body[600];
-    em_create("contacts", "{\"lastname\":\"Moradi\",\"mobilephone\":\"09126660001\"}");
-    snprintf(tpl, sizeof(tpl), "%s",
+    char pw[40], fixed[40], acc[40];
+    em_post("EntityDefinitions(LogicalName='contact')/Attributes",
+            "{\"@odata.type\":\"Microsoft.Dynamics.CRM.StringAttributeMetadata\","
+            "\"SchemaName\":\"new_Password\",\"MaxLength\":100}");
+    em_create("contacts", "{\"lastname\":\"Moradi\",\"mobilephone\":\"09126660001\","
+                          "\"new_password\":\"Xy7-4821\"}");
+    snprintf(pw, sizeof(pw), "%s",
+             em_create("smsys_smstemplates", "{\"smsys_name\":\"pw\",\"smsys_entity\":\"contact\","
+                                             "\"smsys_body\":\"رمز عبور شما: {{new_password}}\"}"));
+    snprintf(fixed, sizeof(fixed), "%s",
              em_create("smsys_smstemplates", "{\"smsys_name\":\"ok\",\"smsys_body\":"
                                              "\"ثبت نام شما تایید شد\"}"));
-    snprintf(raw, sizeof(raw), "%s",
-             em_create("smsys_smstemplates", "{\"smsys_name\":\"pw\",\"smsys_body\":"
-                                             "\"Your password: {{new_password}}\"}"));
-    snprintf(body, sizeof(body),
-             "{\"smsys_name\":\"confirm\",\"smsys_keywords\":\"confirm registration\\nتایید ثبت "
-             "نام\",\"smsys_match\":1,\"smsys_action\":3,\"smsys_priority\":1,"
-             "\"smsys_templateid@odata.bind\":\"/smsys_smstemplates(%s)\"}",
-             tpl);
-    em_create("smsys_keywordrules", body);
-    snprintf(body, sizeof(body),
-             "{\"smsys_name\":\"password\",\"smsys_keywords\":\"password\",\"smsys_match\":3,"
-             "\"smsys_action\":3,\"smsys_priority\":2,"
-             "\"smsys_templateid@odata.bind\":\"/smsys_smstemplates(%s)\"}",
-             raw);
-    em_create("smsys_keywordrules", body);
+    snprintf(acc, sizeof(acc), "%s",
+             em_create("smsys_smstemplates", "{\"smsys_name\":\"bal\",\"smsys_entity\":\"account\","
+                                             "\"smsys_body\":\"{{name}}\"}"));
+    add_rule("confirm", "confirm registration\\nتایید ثبت نام", 1, pw);
+    add_rule("status", "status", 3, fixed);
+    add_rule("balance", "balance", 3, acc);
     refresh_sync(f);
     struct acc a = accept_sync(f, "m-conf", "09126660001", "Confirm registration please", 0);
-    struct acc b = accept_sync(f, "m-pw", "09126660001", "password", 0);
+    struct acc b = accept_sync(f, "m-stat", "09126660001", "status", 0);
+    struct acc c = accept_sync(f, "m-bal", "09126660001", "balance", 0);
+    struct acc d = accept_sync(f, "m-unk", "09126660002", "confirm registration", 0);
+    accept_sync(f, "m-conf2", "09126660001", "تایید ثبت نام", 0); /* template read once */
     round_sync(f);
-    char v[400];
+    char v[600];
     db_value(f->db,
-             "SELECT count(*) || ' ' || min(body) || ' ' || min(sender) FROM smsys_message"
+             "SELECT string_agg(body || ' ' || sender, ',' ORDER BY body) FROM smsys_message"
              " WHERE recipient = '+989126660001' AND state = 3",
              v, sizeof(v));
-    assert_string_equal(v, "1 ثبت نام شما تایید شد 3000123");
+    assert_string_equal(v, "ثبت نام شما تایید شد 3000123,رمز عبور شما: Xy7-4821 3000123,"
+                           "رمز عبور شما: Xy7-4821 3000123");
     row_value(f, a.id, "rule_results->0->>'rc'", v, sizeof(v));
     assert_string_equal(v, "0");
-    row_value(f, b.id, "rule_results->0->>'detail'", v, sizeof(v));
-    assert_non_null(strstr(v, "placeholders"));
-    row_value(f, b.id, "state", v, sizeof(v));
+    row_value(f, b.id, "rule_results->0->>'rc'", v, sizeof(v));
+    assert_string_equal(v, "0");
+    row_value(f, c.id, "rule_results->0->>'detail'", v, sizeof(v));
+    assert_non_null(strstr(v, "written for table 'account' but the sender matched a 'contact'"));
+    row_value(f, c.id, "state", v, sizeof(v));
     assert_string_equal(v, "recorded");
+    row_value(f, d.id, "rule_results->0->>'detail'", v, sizeof(v));
+    assert_non_null(strstr(v, "matched no record"));
+    db_value(f->db, "SELECT count(*) FROM smsys_message WHERE recipient = '+989126660002'", v,
+             sizeof(v));
+    assert_string_equal(v, "0");
     fx_close(f);
 }
 
