@@ -25,6 +25,7 @@
 static const char *const auth_choices[] = {"client_credentials", "ntlm", "negotiate", NULL};
 static const char *const level_choices[] = {"error", "warn", "info", "debug", NULL};
 static const char *const format_choices[] = {"text", "json", NULL};
+static const char *const unmatched_choices[] = {"leave", "lead", NULL};
 static const char *const proxy_schemes[] = {"http",   "https",   "socks4", "socks4a",
                                             "socks5", "socks5h", NULL};
 
@@ -176,6 +177,13 @@ static const struct config_key keys[] = {
      10000, 86400000,
      .help = "How often each enabled account's credit is read from its provider and written "
              "to Dynamics (smsys_balance); SIGHUP reads it at once."},
+
+    /* [inbound] */
+    {"inbound", "unmatched", CONFIG_ENUM, "leave", OFF(inbound.unmatched),
+     .choices = unmatched_choices,
+     .help = "An incoming SMS whose sender matches no contact, lead or account: leave keeps "
+             "the SMS record unlinked (from = the number; in the line's queue when it has "
+             "one), lead creates a lead for the number and links the SMS to it."},
 
     /* [log] */
     {"log", "level", CONFIG_ENUM, "info", OFF(log.level), .choices = level_choices,

@@ -106,6 +106,10 @@ struct smsys_config {
     } queue;
 
     struct {
+        int unmatched; /* enum inbound_unmatched: 0 leave unlinked, 1 create a lead */
+    } inbound;
+
+    struct {
         int level;  /* enum log_level */
         int format; /* enum log_format */
     } log;

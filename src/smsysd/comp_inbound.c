@@ -55,8 +55,11 @@ static int in_start(struct service *svc, void *ud, struct smsys_err *err)
     int rc = dv_new(service_loop(svc), d->http, &o, &c->dv);
     if (rc == 0)
         rc = phone_index_new(d->pg, c->dv, NULL, 0, NULL, &c->pi);
+    struct inbound_opts io = {
+        .unmatched = cfg->inbound.unmatched == 1 ? INBOUND_UNMATCHED_LEAD : INBOUND_UNMATCHED_LEAVE,
+    };
     if (rc == 0)
-        rc = inbound_new(service_loop(svc), d->pg, c->dv, d->queue, c->pi, NULL, &c->in);
+        rc = inbound_new(service_loop(svc), d->pg, c->dv, d->queue, c->pi, &io, &c->in);
     if (rc == 0) {
         if (d->connmgr)
             inbound_attach_connmgr(c->in, d->connmgr);

@@ -238,6 +238,7 @@ static void test_error_lines(void **state)
         {"[dataverse]\nmax_concurrency = 99999999999999999999\n", 10, "out of range"},
         {"[log]\nlevel = verbose\n", 10, "'verbose' is not one of: error, warn, info, debug"},
         {"[dataverse]\nauth = kerberos\n", 10, "not one of: client_credentials, ntlm, negotiate"},
+        {"[inbound]\nunmatched = ignore\n", 10, "'ignore' is not one of: leave, lead"},
         {"[http]\nlisten = localhost:8480\n", 10, "expected IP:PORT or [IPv6]:PORT"},
         {"[http]\nlisten = 127.0.0.1:99999\n", 10, "port must be a number from 0 to 65535"},
         {"[http]\nlisten = 127.0.0.1\n", 10, "http.listen: expected IP:PORT"},
