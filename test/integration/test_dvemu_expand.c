@@ -52,7 +52,9 @@ static void assert_keys(const cJSON *o, const char *const *keys)
     }
     if (got != want) {
         char *s = cJSON_PrintUnformatted(o);
-        fail_msg("want %zu keys, got %zu: %s", want, got, s);
+        fprintf(stderr, "want %zu keys, got %zu: %s\n", want, got, s ? s : "");
+        free(s);
+        fail();
     }
 }
 
@@ -109,6 +111,29 @@ static void test_depth_2_and_3(void **state)
     assert_keys(beta, (const char *const[]){"accountid", "name", NULL});
     assert_string_equal(emu_str(beta, "name"), "Beta");
     assert_non_null(emu_str(beta, "@odata.etag"));
+    emures_free(&r);
+
+    /* the activity-party collection, its rows expanding their party two levels */
+    const char *sms = emu_create(&d, "smsys_smses",
+                                 "{\"subject\":\"hi\",\"smsys_sms_activity_parties\":["
+                                 "{\"partyid_contact@odata.bind\":\"/contacts(" CYRUS_ID ")\","
+                                 "\"participationtypemask\":2}]}");
+    char url[600];
+    snprintf(url, sizeof(url),
+             "smsys_smses(%s)?$select=subject&$expand=smsys_sms_activity_parties($select="
+             "participationtypemask;$expand=partyid_contact($select=firstname;$expand="
+             "parentcustomerid_account($select=name)))",
+             sms);
+    assert_int_equal(emu_req(&d, "GET", url, NULL, NULL, &r), 200);
+    const cJSON *parties = cJSON_GetObjectItemCaseSensitive(r.json, "smsys_sms_activity_parties");
+    assert_int_equal(cJSON_GetArraySize(parties), 1);
+    const cJSON *party = cJSON_GetArrayItem(parties, 0);
+    const cJSON *who = cJSON_GetObjectItemCaseSensitive(party, "partyid_contact");
+    assert_keys(who,
+                (const char *const[]){"contactid", "firstname", "parentcustomerid_account", NULL});
+    assert_string_equal(emu_str(who, "firstname"), "Cyrus");
+    assert_string_equal(
+        emu_str(cJSON_GetObjectItemCaseSensitive(who, "parentcustomerid_account"), "name"), "Acme");
     emures_free(&r);
 
     /* a missing lookup at depth 1 is null and stops there */
