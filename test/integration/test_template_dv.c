@@ -395,6 +395,60 @@ static void test_batch_1000(void **state)
     template_free(t);
 }
 
+/* ---- lookups two levels deep ---- */
+
+/* A lookup chain two levels deep (contact -> account -> its primary
+ * contact) is fetched with a nested $expand in the recipients' one GET and
+ * rendered; a recipient whose chain breaks at either level gets the default. */
+static void test_lookup_depth_2(void **state)
+{
+    struct fx *fx = *state;
+#define PRIMARY_ID "c0000000-0000-4000-8000-000000000010"
+#define NOPRIM_ACC "a0000000-0000-4000-8000-000000000002"
+#define NOPRIM_CON "c0000000-0000-4000-8000-000000000011"
+    post(fx, "contacts",
+         "{\"contactid\":\"" PRIMARY_ID "\",\"firstname\":\"پریسا\",\"lastname\":\"کریمی\"}", 204);
+    post(fx, "accounts",
+         "{\"accountid\":\"" ACCOUNT_ID "\",\"name\":\"شرکت نمونه\","
+         "\"primarycontactid@odata.bind\":\"/contacts(" PRIMARY_ID ")\"}",
+         204);
+    post(fx, "accounts", "{\"accountid\":\"" NOPRIM_ACC "\",\"name\":\"بی‌نام\"}", 204);
+    post(fx, "contacts",
+         "{\"contactid\":\"" CONTACT_ID "\",\"firstname\":\"علی\","
+         "\"parentcustomerid_account@odata.bind\":\"/accounts(" ACCOUNT_ID ")\"}",
+         204);
+    post(fx, "contacts",
+         "{\"contactid\":\"" NOPRIM_CON "\",\"firstname\":\"Reza\","
+         "\"parentcustomerid_account@odata.bind\":\"/accounts(" NOPRIM_ACC ")\"}",
+         204);
+    post(fx, "contacts", "{\"contactid\":\"" LONELY_ID "\",\"firstname\":\"Sara\"}", 204);
+
+    struct template *t =
+        parse("{{firstname}}: {{parentcustomerid_account.primarycontactid.fullname "
+              "| default \"-\"}}");
+    const char *ids[] = {CONTACT_ID, NOPRIM_CON, LONELY_ID};
+    long before = emu_requests(fx);
+    struct got g;
+    run_batch(fx, t, ids, 3, 0, &g);
+    long after = emu_requests(fx);
+    assert_int_equal(g.done_rc, 0);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.rc[0], 0);
+    assert_string_equal(g.text[0], "علی: پریسا کریمی");
+    assert_int_equal(g.rc[1], 0);
+    assert_string_equal(g.text[1], "Reza: -");
+    assert_int_equal(g.rc[2], 0);
+    assert_string_equal(g.text[2], "Sara: -");
+    /* both levels came with the recipients: one Web API request */
+    assert_int_equal(g.st.requests, 1);
+    assert_true(after - before >= 1 && after - before <= 2);
+    got_free(&g);
+    template_free(t);
+#undef PRIMARY_ID
+#undef NOPRIM_ACC
+#undef NOPRIM_CON
+}
+
 /* ---- smsysctl template check / render ---- */
 
 struct run {
@@ -541,6 +595,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_debt_and_contract, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_depth_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),

@@ -256,9 +256,15 @@ struct expand {
     const struct column *lookup; /* single-valued */
     char target[64];             /* logical name required by a polymorphic nav, or "" */
     int parties;
+    struct expand *sub; /* nested $expand inside the options, owned */
+    size_t nsub;
 };
-/* Parses $expand into a new array (*out, *nout; free with expand_free). On
- * an unknown navigation property returns <0 with a 400 in r. */
+/* Nested $expand levels accepted (the top level is 1); deeper -> 400. */
+#define EXPAND_MAX_DEPTH 10
+/* Parses $expand into a new array (*out, *nout; free with expand_free),
+ * nested "($select=...;$expand=...)" options recursively. On an unknown
+ * navigation property at any level, a nesting deeper than EXPAND_MAX_DEPTH
+ * or a nested expand dvemu cannot resolve returns <0 with a 400 in r. */
 int parse_expand(struct emu *e, const struct table *t, const char *s, struct expand **out,
                  size_t *nout, struct api_res *r);
 void apply_expand(struct emu *e, const struct table *t, const struct row *row,

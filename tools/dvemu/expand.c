@@ -17,6 +17,7 @@ void expand_free(struct expand *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(x[i].name);
         cJSON_Delete(x[i].sel);
+        expand_free(x[i].sub, x[i].nsub);
     }
     free(x);
 }
@@ -48,8 +49,78 @@ static const struct column *nav_lookup(const struct emu *e, const struct table *
     return NULL;
 }
 
+/* Cuts the next ';'-separated option off *p, ignoring ';' inside
+ * parentheses (a nested $expand carries its own options); NULL at the end. */
+static char *next_option(char **p)
+{
+    char *st = *p;
+    if (st == NULL || *st == '\0')
+        return NULL;
+    int depth = 0;
+    char *c = st;
+    while (*c && (depth > 0 || *c != ';')) {
+        if (*c == '(')
+            depth++;
+        else if (*c == ')')
+            depth--;
+        c++;
+    }
+    if (*c == ';')
+        *c++ = '\0';
+    *p = c;
+    return st;
+}
+
+static int parse_level(struct emu *e, const struct table *t, const char *s, struct expand **out,
+                       size_t *nout, struct api_res *r, int level);
+
+/* The options of one expanded navigation: $select and a nested $expand on
+ * the target table sub (NULL when the target is not known, e.g. a
+ * polymorphic lookup named without its target). Other options are ignored
+ * as before. */
+static int parse_options(struct emu *e, struct expand *cur, const struct table *sub, char *opts,
+                         struct api_res *r, int level)
+{
+    char *p = opts;
+    for (char *o = next_option(&p); o; o = next_option(&p)) {
+        if (strncmp(o, "$select=", 8) == 0) {
+            if (sub && parse_select(sub, o + 8, &cur->sel, r))
+                return -EINVAL;
+        } else if (strncmp(o, "$expand=", 8) == 0) {
+            if (level >= EXPAND_MAX_DEPTH) {
+                api_error(r, 400, "0x0",
+                          "$expand is nested deeper than %d levels, which dvemu does not "
+                          "support.",
+                          EXPAND_MAX_DEPTH);
+                return -EINVAL;
+            }
+            if (sub == NULL) {
+                api_error(r, 400, "0x0",
+                          "A nested $expand under '%s' is not supported by dvemu: name the "
+                          "target of the polymorphic lookup (e.g. '%s_<table>').",
+                          cur->name, cur->name);
+                return -EINVAL;
+            }
+            if (cur->sub) {
+                api_error(r, 400, "0x0", "$expand appears twice in the options of '%s'.",
+                          cur->name);
+                return -EINVAL;
+            }
+            if (parse_level(e, sub, o + 8, &cur->sub, &cur->nsub, r, level + 1))
+                return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 int parse_expand(struct emu *e, const struct table *t, const char *s, struct expand **out,
                  size_t *nout, struct api_res *r)
+{
+    return parse_level(e, t, s, out, nout, r, 1);
+}
+
+static int parse_level(struct emu *e, const struct table *t, const char *s, struct expand **out,
+                       size_t *nout, struct api_res *r, int level)
 {
     *out = NULL;
     *nout = 0;
@@ -123,15 +194,16 @@ int parse_expand(struct emu *e, const struct table *t, const char *s, struct exp
                 snprintf(cur->target, sizeof(cur->target), "%s", cur->lookup->targets);
             sub = cur->target[0] ? store_by_logical(&e->store, cur->target) : NULL;
         }
-        if (opts && sub) {
-            char *save = NULL;
-            for (char *o = strtok_r(opts, ";", &save); o; o = strtok_r(NULL, ";", &save)) {
-                if (strncmp(o, "$select=", 8) == 0 && parse_select(sub, o + 8, &cur->sel, r)) {
-                    free(item);
-                    expand_free(x, n);
-                    return -EINVAL;
-                }
-            }
+        if (cur->name == NULL) {
+            free(item);
+            expand_free(x, n);
+            api_error(r, 500, "0x0", "out of memory");
+            return -ENOMEM;
+        }
+        if (opts && parse_options(e, cur, sub, opts, r, level)) {
+            free(item);
+            expand_free(x, n);
+            return -EINVAL;
         }
         free(item);
     }
@@ -157,7 +229,10 @@ void apply_expand(struct emu *e, const struct table *t, const struct row *row,
                 pr.version = row->version;
                 const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "activitypartyid");
                 snprintf(pr.id, sizeof(pr.id), "%s", cJSON_IsString(pid) ? pid->valuestring : "");
-                cJSON_AddItemToArray(arr, render_row(e, pt, &pr, x[i].sel, annotations, 0));
+                cJSON *po = render_row(e, pt, &pr, x[i].sel, annotations, 0);
+                if (po && x[i].nsub)
+                    apply_expand(e, pt, &pr, x[i].sub, x[i].nsub, po, annotations);
+                cJSON_AddItemToArray(arr, po);
             }
             continue;
         }
@@ -173,9 +248,14 @@ void apply_expand(struct emu *e, const struct table *t, const struct row *row,
             tt = store_by_logical(&e->store, l->valuestring);
             tr = tt ? store_get(tt, v->valuestring) : NULL;
         }
-        if (tr)
-            cJSON_AddItemToObject(out, x[i].name, render_row(e, tt, tr, x[i].sel, annotations, 0));
-        else
+        if (tr) {
+            cJSON *to = render_row(e, tt, tr, x[i].sel, annotations, 0);
+            /* nested levels read the same in-memory rows: no cycle can
+             * loop, the parsed depth bounds the recursion */
+            if (to && x[i].nsub)
+                apply_expand(e, tt, tr, x[i].sub, x[i].nsub, to, annotations);
+            cJSON_AddItemToObject(out, x[i].name, to);
+        } else
             cJSON_AddNullToObject(out, x[i].name);
     }
 }
