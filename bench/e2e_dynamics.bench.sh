@@ -10,7 +10,8 @@
 # Prints messages/s, smsysd CPU µs per message (utime+stime from
 # /proc/<pid>/stat, from process start), peak RSS (VmHWM) and Dynamics
 # requests per message (/_emu/stats before/after, minus the polls of this
-# script). bench/run runs it with SMSYS_TEST_PG set.
+# script). bench/run runs it with SMSYS_TEST_PG set. E2E_PAGE_SIZE sets
+# [pickup] page_size (2000 as smsysd's default): peak RSS against messages/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -97,6 +98,8 @@ conninfo = "$ci"
 migrate_on_start = false
 [http]
 listen = 127.0.0.1:$hport
+[pickup]
+page_size = ${E2E_PAGE_SIZE:-2000}
 [queue]
 batch_size = 200
 pipeline = 4

@@ -30,8 +30,12 @@ static int int_of(const char *s)
     "smsys_smsnumbers?$select=smsys_smsnumberid,smsys_number,_smsys_settingid_value,"              \
     "_smsys_userid_value,_smsys_queueid_value,smsys_isdefault&$filter=statecode%20eq%200"
 
-static const char SQL_SYNC[] = "SELECT default_id::text, marked, changed "
-                               "FROM smsys_accounts_sync($1::jsonb, $2::jsonb)";
+/* The NOTIFY rides in the sync's own transaction: it is delivered only
+ * once the new rows are visible to whoever reloads on it. */
+static const char SQL_SYNC[] =
+    "SELECT default_id::text, marked, changed, "
+    "CASE WHEN changed > 0 THEN pg_notify('" ACCOUNTS_CHANNEL "', '')::text END "
+    "FROM smsys_accounts_sync($1::jsonb, $2::jsonb)";
 
 struct accounts {
     uv_loop_t *loop;

@@ -102,6 +102,10 @@ static const struct config_key keys[] = {
      .help = "ISO 3166 country of numbers written without a country code (0912...)."},
     {"pickup", "max_segments", CONFIG_INT, "20", OFF(pickup.max_segments), 1, 255,
      .help = "Longest text in SMS parts; a longer SMS fails with a clear error."},
+    {"pickup", "page_size", CONFIG_INT, "2000", OFF(pickup.page_size), 1, 5000,
+     .help = "Pending SMS records read per poll (one page, handled whole; a full page polls "
+             "again at once). Bounds memory: each record brings its parties and phone "
+             "lookups."},
     {"pickup", "writeback_batch", CONFIG_INT, "1000", OFF(pickup.writeback_batch), 1, 1000,
      .help = "SMS records written back to Dynamics per request (UpdateMultiple or $batch)."},
     {"pickup", "writeback_idle_ms", CONFIG_DURATION, "500", OFF(pickup.writeback_idle_ms), 20,

@@ -1,6 +1,7 @@
 /* connmgr.c - one connector and one sender per enabled account (connmgr.h). */
 #include "smsys/connmgr.h"
 
+#include "smsys/accounts.h"
 #include "smsys/inbound.h"
 #include "smsys/log.h"
 #include "smsys/metrics.h"
@@ -688,6 +689,18 @@ static void notify_cb(const char *channel, const char *payload, void *ud)
             sender_kick(a->sender);
 }
 
+/* An accounts sync changed smsys_account: reload now rather than at the
+ * next poll. payload NULL (LISTEN back after a reconnect) reloads too, as
+ * a notification may have been missed meanwhile. */
+static void accounts_notify_cb(const char *channel, const char *payload, void *ud)
+{
+    struct relay *r = ud;
+    (void)channel;
+    (void)payload;
+    if (r->m)
+        connmgr_refresh(r->m);
+}
+
 /* --- lifecycle ----------------------------------------------------------- */
 
 int connmgr_new(uv_loop_t *loop, struct pg_pool *pg, struct queue *q, struct http_client *http,
@@ -738,6 +751,9 @@ int connmgr_new(uv_loop_t *loop, struct pg_pool *pg, struct queue *q, struct htt
             if (queue_listen(q, notify_cb, m->relay) != 0)
                 log_warn("cannot LISTEN for new messages: claiming on the timer only", "channel=%s",
                          QUEUE_CHANNEL);
+            if (pg_listen(pg, ACCOUNTS_CHANNEL, accounts_notify_cb, m->relay) != 0)
+                log_warn("cannot LISTEN for account changes: reading them on the timer only",
+                         "channel=%s", ACCOUNTS_CHANNEL);
         }
     }
     uv_timer_init(loop, &m->poll_timer);

@@ -7,7 +7,9 @@
  * PostgreSQL statement that applies the whole snapshot in one transaction
  * (smsys_accounts_sync). Exactly one enabled account ends up with
  * is_default: when Dynamics marks none or several, a warning is logged and
- * the rule of docs/outbound.md picks one deterministically.
+ * the rule of docs/outbound.md picks one deterministically. A sync that
+ * changed something issues NOTIFY ACCOUNTS_CHANNEL in its transaction, so
+ * the connector manager opens new accounts at once (not a poll later).
  *
  * Rules: calls with a callback return 0 and call it exactly once, later,
  * or return < 0 and never call it. Arguments are borrowed for the call.
@@ -20,6 +22,10 @@
 #include <uv.h>
 
 #include "smsys/error.h"
+
+/* NOTIFY channel of a sync that changed smsys_account or smsys_line; the
+ * payload is empty. */
+#define ACCOUNTS_CHANNEL "smsys_accounts"
 
 struct pg_pool;
 struct dv_client;

@@ -66,6 +66,7 @@ struct smsys_config {
         char *optout_column;
         char *default_country;
         long long max_segments;
+        long long page_size;
         long long writeback_batch;
         long long writeback_idle_ms;
     } pickup;

@@ -1,7 +1,8 @@
 /* connmgr.h - the connector manager: one connector and one sender per
  * enabled smsys_account row.
  *
- * It reads smsys_account every poll_ms (and on connmgr_refresh: SIGHUP),
+ * It reads smsys_account on NOTIFY ACCOUNTS_CHANNEL (accounts.h: a sync
+ * changed it), every poll_ms as fallback and on connmgr_refresh (SIGHUP),
  * opens a connector for each enabled row (connector_find(provider), the
  * row's config jsonb as settings, the resolved API key), reopens it when
  * the row's provider, config or key changed and closes it when the row is

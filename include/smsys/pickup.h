@@ -48,7 +48,7 @@ struct pickup_opts {
     const char *optout_tables;
     const char *optout_column;   /* NULL: "smsys_donotsms" */
     const char *default_country; /* for numbers without a country code; NULL: "IR" */
-    unsigned max_rows;           /* SMS records per poll [5000] */
+    unsigned max_rows;           /* SMS records per poll [5000], at most 5000 */
     unsigned max_segments;       /* longer texts fail [20] */
     int metrics;                 /* nonzero: register and update metrics */
     struct metrics *registry;    /* with metrics: NULL = the process's default registry */

@@ -52,6 +52,7 @@ static int pk_start(struct service *svc, void *ud, struct smsys_err *err)
         .optout_column = cfg->pickup.optout_column,
         .default_country = cfg->pickup.default_country,
         .max_segments = (unsigned)cfg->pickup.max_segments,
+        .max_rows = (unsigned)cfg->pickup.page_size,
         .metrics = 1,
     };
     int rc = pickup_new(service_loop(svc), c->d->dvq, c->d->pg, c->d->dv, &o, &c->pk, err);

@@ -224,7 +224,8 @@ static void write_conf(void)
             "[pickup]\n"
             "writeback_idle_ms = 100\n"
             "[queue]\n"
-            "accounts_poll_ms = 300\n"
+            /* the connector opens on the accounts sync's NOTIFY alone */
+            "accounts_poll_ms = 600000\n"
             "idle_claim_ms = 100\n"
             "[service]\n"
             "grace_period_ms = 3000\n"

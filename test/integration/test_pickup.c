@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -171,6 +172,21 @@ static const char *msg_col(struct pkf *f, const char *key, const char *col)
     return pkf_str(f, sql);
 }
 
+/* Counts NOTIFY ACCOUNTS_CHANNEL; payload NULL = LISTEN in effect. */
+struct acc_listen {
+    int listening, notified;
+};
+
+static void acc_notify_cb(const char *channel, const char *payload, void *ud)
+{
+    struct acc_listen *l = ud;
+    assert_string_equal(channel, ACCOUNTS_CHANNEL);
+    if (payload == NULL)
+        l->listening = 1;
+    else
+        l->notified++;
+}
+
 static void test_accounts_sync(void **state)
 {
     (void)state;
@@ -179,8 +195,16 @@ static void test_accounts_sync(void **state)
     arrange_org(&f);
     struct accounts *a;
     assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
+    /* static: a subscription lives as long as the pool (no unlisten) */
+    static struct acc_listen l;
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(pg_listen(f.pool, ACCOUNTS_CHANNEL, acc_notify_cb, &l), 0);
+    assert_int_equal(tu_run_until(&f.loop, &l.listening, 10000), 0);
 
     struct accounts_result r = sync_accounts(&f, a);
+    /* a sync that changed something tells the connector manager at once */
+    assert_int_equal(tu_run_until(&f.loop, &l.notified, 5000), 0);
+    assert_int_equal(l.notified, 1);
     assert_int_equal(r.accounts, 2);
     assert_int_equal(r.lines, 2);
     assert_int_equal(r.marked_default, 1);
@@ -193,9 +217,12 @@ static void test_accounts_sync(void **state)
     assert_int_equal(pkf_int(&f, "SELECT max_retries FROM smsys_account WHERE id = '" A1 "'"), 2);
     assert_string_equal(pkf_str(&f, "SELECT user_id FROM smsys_line WHERE id = '" L2 "'"), U1);
 
-    /* Nothing changed: a sync writes nothing. */
+    /* Nothing changed: a sync writes nothing, and notifies no one. */
     r = sync_accounts(&f, a);
     assert_int_equal(r.changed, 0);
+    int never = 0;
+    assert_int_equal(tu_run_until(&f.loop, &never, 300), -ETIMEDOUT);
+    assert_int_equal(l.notified, 1);
 
     /* Both marked default: the oldest (A1, created first) stays; exactly
      * one effective default. */

@@ -144,6 +144,11 @@ int filter_eval(const struct fnode *n, const cJSON *row);
  * it). Returns the new count. Out of memory ends the scan early: the
  * answer is shorter, never wrong. */
 size_t filter_rows(const struct table *t, const struct fnode *n, struct row ***m);
+/* The same through the primary-key index when n pins the key (In/eq on
+ * it, or-ed, or and-ed with anything): replaces *m (freed) with the
+ * accepted rows in slot order, sets *nm and returns 0; -1 (nothing
+ * changed) when only a scan can answer n. */
+int filter_rows_by_key(const struct table *t, const struct fnode *n, struct row ***m, size_t *nm);
 void filter_free(struct fnode *n);
 /* Builders used by fetchxml.c */
 struct fnode *filter_cmp_new(const char *op, const char *prop, const cJSON *lit);

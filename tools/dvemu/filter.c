@@ -576,9 +576,105 @@ int filter_eval(const struct fnode *n, const cJSON *row)
     return 0;
 }
 
+/* Adds the rows whose primary key literal l names to *c (a superset
+ * check is done later by filter_eval). Returns 0, or -1 when l could name
+ * a row the index cannot find (not a GUID string) so the caller scans. */
+static int key_add(const struct table *t, const cJSON *l, struct row ***c, size_t *nc, size_t *cap)
+{
+    if (!cJSON_IsString(l) || strlen(l->valuestring) != 36 || !guid_valid(l->valuestring, 36))
+        return -1;
+    char id[37];
+    memcpy(id, l->valuestring, 37);
+    guid_lower(id);
+    struct row *row = store_get(t, id);
+    if (row == NULL)
+        return 0;
+    if (*nc == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        struct row **nv = realloc(*c, ncap * sizeof(**c));
+        if (nv == NULL)
+            return -1;
+        *c = nv;
+        *cap = ncap;
+    }
+    (*c)[(*nc)++] = row;
+    return 0;
+}
+
+/* Candidate rows for n through the primary-key index, as Dataverse uses
+ * its clustered index: `In` or `eq` on the key, an `or` of such, or an
+ * `and` with one such side. Returns 0 when n is keyed (candidates in *c,
+ * unordered, maybe repeated), -1 when only a scan can answer it. */
+static int key_candidates(const struct table *t, const struct fnode *n, struct row ***c, size_t *nc,
+                          size_t *cap)
+{
+    switch (n->kind) {
+    case F_IN: {
+        if (n->prop == NULL || strcmp(n->prop, t->pk) != 0)
+            return -1;
+        const cJSON *l;
+        cJSON_ArrayForEach(l, n->lit)
+        {
+            if (key_add(t, l, c, nc, cap))
+                return -1;
+        }
+        return 0;
+    }
+    case F_CMP:
+        if (n->op != OP_EQ || n->prop == NULL || strcmp(n->prop, t->pk) != 0)
+            return -1;
+        return key_add(t, n->lit, c, nc, cap);
+    case F_OR:
+        if (key_candidates(t, n->a, c, nc, cap))
+            return -1;
+        return key_candidates(t, n->b, c, nc, cap);
+    case F_AND: {
+        size_t keep = *nc;
+        if (key_candidates(t, n->a, c, nc, cap) == 0)
+            return 0;
+        *nc = keep;
+        return key_candidates(t, n->b, c, nc, cap);
+    }
+    default:
+        return -1;
+    }
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+    const struct row *x = *(struct row *const *)a, *y = *(struct row *const *)b;
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+int filter_rows_by_key(const struct table *t, const struct fnode *n, struct row ***m, size_t *nm)
+{
+    struct row **c = NULL;
+    size_t nc = 0, cap = 0;
+    *nm = 0;
+    if (n == NULL || key_candidates(t, n, &c, &nc, &cap)) {
+        free(c);
+        return -1;
+    }
+    qsort(c, nc, sizeof(*c), slot_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (k > 0 && c[k - 1] == c[i])
+            continue;
+        if (!filter_eval(n, c[i]->obj))
+            continue;
+        c[k++] = c[i];
+    }
+    free(*m);
+    *m = c;
+    *nm = k;
+    return 0;
+}
+
 size_t filter_rows(const struct table *t, const struct fnode *n, struct row ***m)
 {
     size_t nm = 0, cap = 0;
+    if (filter_rows_by_key(t, n, m, &nm) == 0)
+        return nm;
     for (size_t i = 0; i < t->nrows_slots; i++) {
         struct row *row = t->rows[i];
         if (row == NULL || (n && !filter_eval(n, row->obj)))

@@ -375,19 +375,39 @@ void query_collection(struct emu *e, struct table *t, const struct api_req *q,
     } else {
         /* natural order: resume scanning at slot pos; O(page) per call */
         size_t want = page < limit ? page : limit;
-        m = malloc((want + 1) * sizeof(*m));
-        for (size_t i = pos; i < t->nrows_slots; i++) {
-            struct row *row = t->rows[i];
-            if (row == NULL || (fn && !filter_eval(fn, row->obj)))
-                continue;
-            if (nm == want) {
-                if (want < limit) {
-                    more = 1;
-                    next_pos = i;
+        struct row **keyed = NULL;
+        size_t nkeyed = 0;
+        if (filter_rows_by_key(t, fn, &keyed, &nkeyed) == 0) {
+            /* the key pins the rows: walk only them, same order and cookie */
+            m = malloc((want + 1) * sizeof(*m));
+            for (size_t i = 0; m && i < nkeyed; i++) {
+                if (keyed[i]->slot < pos)
+                    continue;
+                if (nm == want) {
+                    if (want < limit) {
+                        more = 1;
+                        next_pos = keyed[i]->slot;
+                    }
+                    break;
                 }
-                break;
+                m[nm++] = keyed[i];
             }
-            m[nm++] = row;
+            free(keyed);
+        } else {
+            m = malloc((want + 1) * sizeof(*m));
+            for (size_t i = pos; m && i < t->nrows_slots; i++) {
+                struct row *row = t->rows[i];
+                if (row == NULL || (fn && !filter_eval(fn, row->obj)))
+                    continue;
+                if (nm == want) {
+                    if (want < limit) {
+                        more = 1;
+                        next_pos = i;
+                    }
+                    break;
+                }
+                m[nm++] = row;
+            }
         }
         /* with $top above the page size, the nextLink carries the rest of $top */
     }
