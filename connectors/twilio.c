@@ -388,7 +388,8 @@ int conn_twilio_signature(const char *token, const char *url, const struct ch_fo
         pairs[2 * i] = f->key[i];
         pairs[2 * i + 1] = f->val[i];
     }
-    qsort(pairs, f->n, 2 * sizeof *pairs, pair_cmp);
+    if (f->n > 1)
+        qsort(pairs, f->n, 2 * sizeof *pairs, pair_cmp);
     struct buf data = BUF_INIT;
     int rc = buf_puts(&data, url);
     for (size_t i = 0; !rc && i < 2 * f->n; i++)

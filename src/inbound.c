@@ -298,7 +298,8 @@ static void claimed_cb(int rc, PGresult *res, const struct smsys_err *err, void 
             return;
         }
     }
-    qsort(in->jobs, in->njobs, sizeof(*in->jobs), cmp_job);
+    if (in->njobs > 1)
+        qsort(in->jobs, in->njobs, sizeof(*in->jobs), cmp_job);
     pump(in);
 }
 

@@ -472,7 +472,8 @@ int keyword_eval(const struct kw_rules *rs, const char *text, const char *separa
     out->nwords = w.n;
     for (size_t i = 0; i < nr; i++)
         order[i] = &rs->r[i];
-    qsort(order, nr, sizeof(*order), cmp_rule);
+    if (nr > 1)
+        qsort(order, nr, sizeof(*order), cmp_rule);
 
     for (size_t i = 0; i < nr; i++) {
         const struct rule *r = order[i];

@@ -588,7 +588,8 @@ static void fetch_parties(struct pickup *p)
             if (s->to[k].party_id[0] && pk_tables_find(&p->tables, s->to[k].table))
                 p->ix.v[p->ix.n++] = &s->to[k];
     }
-    qsort(p->ix.v, p->ix.n, sizeof(*p->ix.v), party_key_cmp);
+    if (p->ix.n > 1)
+        qsort(p->ix.v, p->ix.n, sizeof(*p->ix.v), party_key_cmp);
     p->stage = PK_FETCH;
     p->pending = 1; /* guard */
     size_t i = 0;

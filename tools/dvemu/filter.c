@@ -655,7 +655,9 @@ int filter_rows_by_key(const struct table *t, const struct fnode *n, struct row 
         free(c);
         return -1;
     }
-    qsort(c, nc, sizeof(*c), slot_cmp);
+    /* No candidate leaves c NULL, and qsort's pointer must not be NULL. */
+    if (nc > 1)
+        qsort(c, nc, sizeof(*c), slot_cmp);
     size_t k = 0;
     for (size_t i = 0; i < nc; i++) {
         if (k > 0 && c[k - 1] == c[i])
