@@ -86,19 +86,18 @@ static const char *const load_sql =
 
 /* --- API keys ----------------------------------------------------------- */
 
-/* Resolves "env:NAME", "file:PATH" or a literal key into a new string.
- * Returns NULL and fills why when it cannot; never logs the key. */
-static char *resolve_key(const char *src, char *why, size_t why_len)
+char *connmgr_resolve_key(const char *src, char *why, size_t why_len)
 {
+    char *key = NULL;
     if (strncmp(src, "env:", 4) == 0) {
         const char *v = getenv(src + 4);
         if (v == NULL) {
             snprintf(why, why_len, "apikey: environment variable %s is not set", src + 4);
             return NULL;
         }
-        return strdup(v);
-    }
-    if (strncmp(src, "file:", 5) == 0) {
+        key = strdup(v);
+    } else if (strncmp(src, "file:", 5) == 0) {
+        /* A small read, once per connector (re)open, not per message. */
         FILE *f = fopen(src + 5, "r");
         if (f == NULL) {
             snprintf(why, why_len, "apikey: cannot read %s: %s", src + 5, strerror(errno));
@@ -109,9 +108,14 @@ static char *resolve_key(const char *src, char *why, size_t why_len)
             line[0] = '\0';
         fclose(f);
         line[strcspn(line, "\r\n")] = '\0';
-        return strdup(line);
+        key = strdup(line);
+        memset(line, 0, sizeof(line));
+    } else {
+        key = strdup(src);
     }
-    return strdup(src);
+    if (key == NULL)
+        snprintf(why, why_len, "apikey: out of memory");
+    return key;
 }
 
 /* --- receipts ------------------------------------------------------------ */
@@ -410,7 +414,7 @@ static void acct_open(struct acct *a)
         snprintf(a->error, sizeof(a->error), "no connector for provider \"%s\"", a->provider);
         goto fail;
     }
-    a->apikey = resolve_key(a->keysrc, a->error, sizeof(a->error));
+    a->apikey = connmgr_resolve_key(a->keysrc, a->error, sizeof(a->error));
     if (a->apikey == NULL)
         goto fail;
     cJSON *settings = cJSON_Parse(a->config);

@@ -86,6 +86,12 @@ struct connmgr_account {
 int connmgr_new(uv_loop_t *loop, struct pg_pool *pg, struct queue *q, struct http_client *http,
                 const struct connmgr_opts *opts, struct connmgr **out);
 
+/* Resolves an account's API key as written in smsys_apikey: "env:NAME",
+ * "file:PATH" (its first line) or the key itself. Returns a new string the
+ * caller frees (and should wipe), or NULL with why filled. Never logs the
+ * key. The service and smsysctl both use it, so they agree on the rules. */
+char *connmgr_resolve_key(const char *src, char *why, size_t why_len);
+
 /* Re-reads smsys_account now. */
 void connmgr_refresh(struct connmgr *m);
 

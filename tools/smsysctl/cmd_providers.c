@@ -6,6 +6,8 @@
  * Dynamics (the accounts sync of smsysd then takes it). */
 #include "ctl.h"
 
+#include "smsys/connmgr.h"
+
 #include "smsys/connector.h"
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
@@ -132,32 +134,6 @@ struct live {
     cJSON *out; /* result object of one account */
 };
 
-/* The same rules as connmgr's resolve_key (env:, file:, literal). Never
- * printed. Caller frees. */
-static char *resolve_key(const char *src, char *why, size_t len)
-{
-    if (strncmp(src, "env:", 4) == 0) {
-        const char *v = getenv(src + 4);
-        if (v == NULL)
-            snprintf(why, len, "apikey: environment variable %s is not set", src + 4);
-        return v ? strdup(v) : NULL;
-    }
-    if (strncmp(src, "file:", 5) == 0) {
-        FILE *f = fopen(src + 5, "r");
-        char line[4096] = "";
-        if (f == NULL) {
-            snprintf(why, len, "apikey: cannot read %s: %s", src + 5, strerror(errno));
-            return NULL;
-        }
-        if (fgets(line, sizeof line, f) == NULL)
-            line[0] = '\0';
-        fclose(f);
-        line[strcspn(line, "\r\n")] = '\0';
-        return strdup(line);
-    }
-    return strdup(src);
-}
-
 static void live_event_cb(void *ud, const struct conn_event *ev, conn_ack_fn ack, void *token)
 {
     (void)ud;
@@ -242,7 +218,7 @@ static int live_run(PGresult *r, int i, enum live_op op, cJSON *out)
         cJSON_AddStringToObject(out, "error", "the provider's API cannot tell");
         return -ENOTSUP;
     }
-    char *key = resolve_key(PQgetvalue(r, i, C_KEY), l.err, sizeof l.err);
+    char *key = connmgr_resolve_key(PQgetvalue(r, i, C_KEY), l.err, sizeof l.err);
     cJSON *settings = cJSON_Parse(PQgetvalue(r, i, C_CONFIG));
     int rc = key && settings ? 0 : -EINVAL;
     if (settings) {
