@@ -11,6 +11,7 @@
 #include "smsys/odata.h"
 #include "smsys/pg.h"
 #include "smsys/queue.h"
+#include "smsys/template_default.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -52,6 +53,7 @@ struct pickup {
     unsigned max_segments;
     struct pickup_stats st;
     struct metric *m_polls, *m_records, *m_msgs, *m_req, *m_batch;
+    struct template_defaults *defs; /* default template per table (F8), cached */
 
     /* the poll in progress */
     int busy;
@@ -69,6 +71,7 @@ struct pickup {
     struct queue_new *items;
     size_t nitems;
     size_t enq_pos;
+    cJSON *desc_patch; /* descriptions written after the enqueue */
 };
 
 struct fetch_ctx {
@@ -137,7 +140,8 @@ int pickup_new(uv_loop_t *loop, struct queue *q, struct pg_pool *pool, struct dv
     if (p->max_rows > 5000)
         p->max_rows = 5000;
     p->max_segments = o && o->max_segments ? o->max_segments : 20;
-    if (p->optout_column == NULL || p->country == NULL) {
+    if (p->optout_column == NULL || p->country == NULL ||
+        template_defaults_new(loop, dv, 0, &p->defs) != 0) {
         pickup_free(p);
         return -ENOMEM;
     }
@@ -175,6 +179,8 @@ static void poll_clear(struct pickup *p)
     free(p->items);
     p->items = NULL;
     p->nitems = 0;
+    cJSON_Delete(p->desc_patch);
+    p->desc_patch = NULL;
 }
 
 void pickup_free(struct pickup *p)
@@ -183,6 +189,7 @@ void pickup_free(struct pickup *p)
         return;
     poll_clear(p);
     pk_tables_free(&p->tables);
+    template_defaults_free(p->defs);
     free(p->optout_column);
     free(p->country);
     free(p);
@@ -263,10 +270,46 @@ static void enqueue_cb(int rc, const struct queue_enq_res *res, size_t n,
     enqueue_next(p);
 }
 
+static void desc_cb(int rc, const struct dv_bulk_result *res, void *ud)
+{
+    struct pickup *p = ud;
+    p->res.requests += res ? res->requests : 1;
+    if (rc != 0)
+        /* The messages are queued and will be sent; only the record lacks
+         * the text. Not retried: a re-read would see description empty
+         * but the SMS already queued (skipped). */
+        log_warn("pickup_description_failed", "rc=%d", rc);
+    poll_end(p);
+}
+
+/* Templated SMS with several recipients: the original record gets the
+ * text of its own (first) recipient, now that the queue has them all;
+ * written earlier, a retry of this poll would send that personal text to
+ * every recipient as if it had been typed. */
+static void write_descriptions(struct pickup *p)
+{
+    p->desc_patch = cJSON_CreateArray();
+    for (size_t i = 0; p->desc_patch && i < p->nsms; i++) {
+        const struct pk_sms *s = &p->sms[i];
+        if (s->skip || s->fail || !s->per_party || s->nto == 0 || s->to[0].body == NULL)
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        if (row == NULL || !cJSON_AddStringToObject(row, "activityid", s->id) ||
+            !cJSON_AddStringToObject(row, "description", s->to[0].body)) {
+            cJSON_Delete(row);
+            continue;
+        }
+        cJSON_AddItemToArray(p->desc_patch, row);
+    }
+    if (cJSON_GetArraySize(p->desc_patch) == 0 ||
+        dv_update_multiple(p->dv, "smsys_smses", "smsys_sms", p->desc_patch, desc_cb, p) != 0)
+        poll_end(p);
+}
+
 static void enqueue_next(struct pickup *p)
 {
     if (p->enq_pos >= p->nitems) {
-        poll_end(p);
+        write_descriptions(p);
         return;
     }
     size_t n = p->nitems - p->enq_pos;
@@ -299,6 +342,11 @@ static int add_item(struct pickup *p, const struct pk_sms *s, const struct pk_pa
     it->body = s->body ? s->body : "";
     it->segments = s->segments;
     it->encoding = s->encoding;
+    if (to && to->body) {
+        it->body = to->body;
+        it->segments = to->segments;
+        it->encoding = to->encoding;
+    }
     if (s->fail || (to && to->why)) {
         int blocked = s->fail ? strncmp(s->fail, "no valid mobile number", 22) == 0 : !to->failed;
         it->state = blocked ? QUEUE_BLOCKED : QUEUE_FAILED;
@@ -388,7 +436,9 @@ static char *child_body(const struct pk_sms *s, const struct pk_party *to,
     cJSON_AddStringToObject(o, "activityid", to->child_id);
     if (s->subject)
         cJSON_AddStringToObject(o, "subject", s->subject);
-    if (s->body)
+    if (to->body)
+        cJSON_AddStringToObject(o, "description", to->body);
+    else if (s->body)
         cJSON_AddStringToObject(o, "description", s->body);
     cJSON_AddNumberToObject(o, "smsys_direction", 1);
     cJSON_AddNumberToObject(o, "smsys_status", 3);
@@ -585,7 +635,8 @@ static void fetch_parties(struct pickup *p)
         if (s->skip || s->fail)
             continue;
         for (size_t k = 0; k < s->nto; k++)
-            if (s->to[k].party_id[0] && pk_tables_find(&p->tables, s->to[k].table))
+            if (s->to[k].party_id[0] && s->to[k].why == NULL &&
+                pk_tables_find(&p->tables, s->to[k].table))
                 p->ix.v[p->ix.n++] = &s->to[k];
     }
     if (p->ix.n > 1)
@@ -717,14 +768,15 @@ static void step_done(struct pickup *p)
          * what they check and what is queued. */
         p->stage = PK_TPL;
         p->pending = 1;
-        int rc = pk_tpl_render(p->dv, p->sms, p->nsms, tpl_done_cb, p);
+        int rc = pk_tpl_render(p->dv, p->defs, p->sms, p->nsms, tpl_done_cb, p);
         if (rc == 0)
             break;
         if (rc != SMSYS_ENOTFOUND) {
-            /* Cannot start (out of memory): templated SMS wait for the next poll. */
+            /* Cannot start (out of memory): SMS without text (templated or
+             * for a default template) wait for the next poll. */
             log_warn("pickup_tpl_start", "rc=%d", rc);
             for (size_t i = 0; i < p->nsms; i++)
-                if (p->sms[i].tpl_id[0] && (p->sms[i].body == NULL || !p->sms[i].body[0]))
+                if (p->sms[i].body == NULL || !p->sms[i].body[0])
                     p->sms[i].skip = 1;
         }
         step_done(p);
@@ -732,10 +784,15 @@ static void step_done(struct pickup *p)
     }
     case PK_TPL:
         for (size_t i = 0; i < p->nsms; i++) {
-            if (p->sms[i].skip)
+            struct pk_sms *s = &p->sms[i];
+            if (s->skip)
                 continue;
-            pk_check_text(&p->sms[i], p->max_segments);
-            pk_choose_account(&p->sms[i], &p->ac);
+            if (s->per_party && !s->fail)
+                for (size_t k = 0; k < s->nto; k++)
+                    pk_check_party_text(&s->to[k], p->max_segments);
+            else
+                pk_check_text(s, p->max_segments);
+            pk_choose_account(s, &p->ac);
         }
         fetch_parties(p);
         break;

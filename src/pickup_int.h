@@ -36,6 +36,9 @@ struct pk_party {
     char *why;         /* Blocked / Failed reason, NULL when the number is good */
     int failed;        /* why is a Failed reason (table unreadable), not Blocked */
     char child_id[37]; /* the record this recipient is sent on (k > 0: a child) */
+    char *body;        /* own text (templated SMS with several recipients), else NULL */
+    int segments;      /* of body */
+    int encoding;
 };
 
 struct pk_line {
@@ -70,6 +73,8 @@ struct pk_sms {
     int has_template;
     char tpl_id[37]; /* _smsys_templateid_value, "" without */
     int rendered;    /* body came from the template this poll */
+    int per_party;   /* templated with several recipients: each has its own
+                        body (pk_party.body) or why; s->body stays empty */
     struct pk_party *to;
     size_t nto;
     int skip; /* already queued, or its child records could not be made */
@@ -93,6 +98,9 @@ void pk_sms_clear(struct pk_sms *s);
 
 /* Text checks: sets s->fail or segments/encoding. */
 void pk_check_text(struct pk_sms *s, unsigned max_segments);
+/* The same for one recipient's own text (per_party SMS): sets p->why
+ * (Failed) or p->segments/encoding. */
+void pk_check_party_text(struct pk_party *p, unsigned max_segments);
 
 /* Account and sender line (F4): sets account_id/sender or s->fail. */
 void pk_choose_account(struct pk_sms *s, const struct pk_accts *ac);
@@ -104,16 +112,21 @@ void pk_party_resolve(struct pk_party *p, const struct pk_table *tb, const cJSON
 /* Final reason for a party that could not be fetched or has no table. */
 void pk_party_finish(struct pk_party *p, const struct pk_table *tb, const char *country);
 
-/* Renders the templated SMS of the page (template set, description empty,
- * not skipped/failed): sets s->body (and s->rendered) after writing it to
- * description, or s->fail (template error naming the placeholder and
- * position, wrong table), or s->skip (request error: stays Pending for the
- * next poll). sms is borrowed until cb, which runs once with rc 0.
- * Returns 0 (cb later), SMSYS_ENOTFOUND (nothing to render, no cb), or
- * another error (no cb). */
+/* Renders the SMS of the page that need it (description empty, not
+ * skipped/failed, and a template set or a recipient with a table whose
+ * default template applies): one recipient -> s->body (and s->rendered)
+ * after writing it to description; several -> each pk_party.body (the
+ * caller writes the original's description after enqueue) and
+ * s->per_party; or s->fail / pk_party.why (template error naming the
+ * placeholder and position, wrong table, no default), or s->skip (request
+ * error: stays Pending for the next poll). sms and defs are borrowed until
+ * cb, which runs once with rc 0 (possibly inside the call when nothing
+ * needs a request). Returns 0 (cb), SMSYS_ENOTFOUND (nothing to render,
+ * no cb), or another error (no cb). */
+struct template_defaults;
 typedef void (*pk_tpl_done_cb)(int rc, const struct smsys_err *err, void *ud);
-int pk_tpl_render(struct dv_client *dv, struct pk_sms *sms, size_t nsms, pk_tpl_done_cb cb,
-                  void *ud);
+int pk_tpl_render(struct dv_client *dv, struct template_defaults *defs, struct pk_sms *sms,
+                  size_t nsms, pk_tpl_done_cb cb, void *ud);
 
 char *pk_strdup(const char *s);
 char *pk_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

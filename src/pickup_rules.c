@@ -304,6 +304,7 @@ void pk_sms_clear(struct pk_sms *s)
     for (size_t i = 0; i < s->nto; i++) {
         free(s->to[i].addr);
         free(s->to[i].why);
+        free(s->to[i].body);
     }
     free(s->to);
     free(s->sender_in);
@@ -315,34 +316,42 @@ void pk_sms_clear(struct pk_sms *s)
 
 /* ---- text ------------------------------------------------------------- */
 
+/* NULL when body can be sent (segments/encoding set), else the reason. */
+static char *check_body(const char *body, int has_template, unsigned max_segments, int *segments,
+                        int *encoding)
+{
+    if (body == NULL || body[0] == '\0')
+        return pk_strdup(has_template ? "the template could not be rendered"
+                                      : "the message text (description) is empty");
+    struct text_info ti;
+    int rc = text_analyze(body, strlen(body), &ti);
+    if (rc == SMSYS_EUTF8)
+        return pk_printf("the message text is not valid UTF-8 at byte %zu (%s)", ti.bad_offset,
+                         text_utf8_strerror(ti.bad_kind));
+    if (rc != 0)
+        return pk_printf("the message text cannot be analysed: %s", smsys_strerror(rc));
+    if (ti.segments > max_segments)
+        return pk_printf("the message text needs %zu SMS parts (%zu characters); the limit is "
+                         "%u ([pickup] max_segments)",
+                         ti.segments, ti.chars, max_segments);
+    *segments = (int)ti.segments;
+    *encoding = (int)ti.encoding;
+    return NULL;
+}
+
 void pk_check_text(struct pk_sms *s, unsigned max_segments)
 {
     if (s->fail)
         return;
-    if (s->body == NULL || s->body[0] == '\0') {
-        s->fail = pk_strdup(s->has_template ? "the template could not be rendered"
-                                            : "the message text (description) is empty");
+    s->fail = check_body(s->body, s->has_template, max_segments, &s->segments, &s->encoding);
+}
+
+void pk_check_party_text(struct pk_party *p, unsigned max_segments)
+{
+    if (p->why)
         return;
-    }
-    struct text_info ti;
-    int rc = text_analyze(s->body, strlen(s->body), &ti);
-    if (rc == SMSYS_EUTF8) {
-        s->fail = pk_printf("the message text is not valid UTF-8 at byte %zu (%s)", ti.bad_offset,
-                            text_utf8_strerror(ti.bad_kind));
-        return;
-    }
-    if (rc != 0) {
-        s->fail = pk_printf("the message text cannot be analysed: %s", smsys_strerror(rc));
-        return;
-    }
-    if (ti.segments > max_segments) {
-        s->fail = pk_printf("the message text needs %zu SMS parts (%zu characters); the limit is "
-                            "%u ([pickup] max_segments)",
-                            ti.segments, ti.chars, max_segments);
-        return;
-    }
-    s->segments = (int)ti.segments;
-    s->encoding = (int)ti.encoding;
+    p->why = check_body(p->body, 1, max_segments, &p->segments, &p->encoding);
+    p->failed = p->why != NULL;
 }
 
 /* ---- account and line (F4) -------------------------------------------- */

@@ -1,13 +1,24 @@
-/* Pickup: render templated SMS (issue 8, deliverable 4).
+/* Pickup: render templated SMS (issue 8).
  *
- * For each picked-up SMS with a template and an empty description: one GET
- * of all templates the page names, template_parse each (cached for this
- * poll only), then template_render_batch per (template, recipient table),
- * one group at a time. The rendered texts are PATCHed into description
- * (dv_update_multiple) BEFORE the caller queues them: a crash in between
- * re-renders on the next poll from the same data, or finds the text
- * already in description and queues that. The outbox cannot carry
- * description, hence the separate write. */
+ * An SMS of the page is rendered when its description is empty and it
+ *  - names a template (smsys_templateid), or
+ *  - names none: then each recipient gets the default template of its own
+ *    table (template_default.h, cached), so a page mixing contacts and
+ *    accounts renders each with its table's default.
+ * Every 'to' recipient is rendered from its own row: with one recipient
+ * the text becomes the SMS's body (and description); with several, each
+ * recipient keeps its own text (pk_party.body) for its child record.
+ *
+ * Order of the I/O: one GET of the named templates of the page and the
+ * default lookups (at most one GET per TTL), in parallel; then per
+ * (template, recipient table) template_render_batch, one group at a time;
+ * then, for one-recipient SMS, one dv_update_multiple of description
+ * BEFORE the caller queues them: a crash in between re-renders on the next
+ * poll, or finds the text in description and queues that, which is the
+ * same text. With several recipients the original record's description
+ * (its first recipient's text) is written only AFTER the enqueue
+ * (pickup.c): written earlier, a retry would take it for a typed text and
+ * send the first recipient's personal text to all of them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,42 +30,86 @@
 #include "smsys/log.h"
 #include "smsys/odata.h"
 #include "smsys/template.h"
+#include "smsys/template_default.h"
 
+struct pt_run;
+
+/* A template used this poll: named by an SMS, or a table's default. */
 struct pt_tpl {
-    char id[37];
+    struct pt_run *run;
+    int is_default;
+    int read_failed; /* default: the lookup failed (SMS stay Pending) */
+    char id[37];     /* "" for a table without a default */
+    char entity[64]; /* the table it is written for / the default's table */
     char *name;
-    char entity[64];
-    struct template *t; /* NULL: parse failed, see fail */
+    const struct template *t;     /* NULL: see fail, or no default */
+    struct template *own;         /* a named template parsed here */
+    struct template_default *def; /* a held default */
     char *fail;
+};
+
+/* One recipient of one SMS to render. */
+struct pt_job {
+    size_t sms, party;
+    struct pt_tpl *tpl;
+    int done;
 };
 
 struct pt_run {
     struct dv_client *dv;
+    struct template_defaults *defs;
     struct pk_sms *sms;
     size_t nsms;
     struct pt_tpl *tpl;
     size_t ntpl, cap;
-    size_t grp_sms; /* first SMS of the group being rendered */
+    int tpl_read_failed;
+    int pending;
+    struct pt_job *jobs;
+    size_t njobs;
+    size_t grp; /* first job of the group being rendered */
     char set[80], key[80];
     struct template_table tbl;
     const char **ids; /* the group's recipients, each once */
     size_t nids;
-    size_t *idx; /* the group's SMS (several may share a recipient) */
+    size_t *idx; /* the group's jobs (several may share a recipient) */
     size_t nidx;
     cJSON *patch;
     pk_tpl_done_cb cb;
     void *ud;
 };
 
+static int has_table_party(const struct pk_sms *s)
+{
+    for (size_t k = 0; k < s->nto; k++)
+        if (s->to[k].party_id[0] && s->to[k].table[0])
+            return 1;
+    return 0;
+}
+
 static int needs(const struct pk_sms *s)
 {
-    return !s->skip && !s->fail && s->tpl_id[0] && (s->body == NULL || s->body[0] == '\0');
+    if (s->skip || s->fail || (s->body != NULL && s->body[0] != '\0'))
+        return 0;
+    return s->tpl_id[0] ? 1 : has_table_party(s);
+}
+
+static const char *tpl_label(const struct pt_tpl *t)
+{
+    return t->name && t->name[0] ? t->name : t->id;
 }
 
 static struct pt_tpl *tpl_find(struct pt_run *r, const char *id)
 {
     for (size_t i = 0; i < r->ntpl; i++)
-        if (strcmp(r->tpl[i].id, id) == 0)
+        if (!r->tpl[i].is_default && strcmp(r->tpl[i].id, id) == 0)
+            return &r->tpl[i];
+    return NULL;
+}
+
+static struct pt_tpl *default_find(struct pt_run *r, const char *table)
+{
+    for (size_t i = 0; i < r->ntpl; i++)
+        if (r->tpl[i].is_default && strcmp(r->tpl[i].entity, table) == 0)
             return &r->tpl[i];
     return NULL;
 }
@@ -62,31 +117,44 @@ static struct pt_tpl *tpl_find(struct pt_run *r, const char *id)
 static void run_free(struct pt_run *r)
 {
     for (size_t i = 0; i < r->ntpl; i++) {
-        template_free(r->tpl[i].t);
+        template_free(r->tpl[i].own);
+        template_default_release(r->tpl[i].def);
         free(r->tpl[i].name);
         free(r->tpl[i].fail);
     }
     free(r->tpl);
+    free(r->jobs);
     free(r->ids);
     free(r->idx);
     cJSON_Delete(r->patch);
     free(r);
 }
 
-static void finish(struct pt_run *r, int rc, const struct smsys_err *err)
+static void finish(struct pt_run *r)
 {
     pk_tpl_done_cb cb = r->cb;
     void *ud = r->ud;
     run_free(r);
-    cb(rc, err, ud);
+    cb(0, NULL, ud);
 }
 
-/* A request error is temporary: the SMS not rendered yet stay Pending. */
-static void leave_pending(struct pt_run *r)
+/* A recipient that cannot get its text: with one recipient the whole SMS
+ * fails; with several only this one does (the others are still sent). */
+static void fail_party(struct pk_sms *s, size_t k, char *why)
 {
-    for (size_t i = 0; i < r->nsms; i++)
-        if (needs(&r->sms[i]))
-            r->sms[i].skip = 1;
+    if (s->nto <= 1) {
+        if (s->fail == NULL)
+            s->fail = why;
+        else
+            free(why);
+        return;
+    }
+    if (s->to[k].why == NULL) {
+        s->to[k].why = why;
+        s->to[k].failed = 1;
+    } else {
+        free(why);
+    }
 }
 
 static void patch_cb(int rc, const struct dv_bulk_result *res, void *ud)
@@ -100,13 +168,13 @@ static void patch_cb(int rc, const struct dv_bulk_result *res, void *ud)
             if (r->sms[i].rendered)
                 r->sms[i].skip = 1;
     }
-    finish(r, 0, NULL);
+    finish(r);
 }
 
 static void write_back(struct pt_run *r)
 {
     if (cJSON_GetArraySize(r->patch) == 0) {
-        finish(r, 0, NULL);
+        finish(r);
         return;
     }
     int rc = dv_update_multiple(r->dv, "smsys_smses", "smsys_sms", r->patch, patch_cb, r);
@@ -114,46 +182,62 @@ static void write_back(struct pt_run *r)
         for (size_t i = 0; i < r->nsms; i++)
             if (r->sms[i].rendered)
                 r->sms[i].skip = 1;
-        finish(r, 0, NULL);
+        finish(r);
     }
 }
 
 static void next_group(struct pt_run *r);
+
+/* One recipient's text into its SMS: the body (one recipient; queued for
+ * the description PATCH) or the recipient's own body (several). */
+static void take_text(struct pt_run *r, struct pk_sms *s, size_t k, const char *text,
+                      size_t text_len)
+{
+    char *body = malloc(text_len + 1);
+    if (body == NULL) {
+        s->skip = 1;
+        return;
+    }
+    memcpy(body, text, text_len);
+    body[text_len] = '\0';
+    if (s->nto > 1) {
+        free(s->to[k].body);
+        s->to[k].body = body;
+        return;
+    }
+    cJSON *row = cJSON_CreateObject();
+    if (row == NULL || !cJSON_AddStringToObject(row, "activityid", s->id) ||
+        !cJSON_AddStringToObject(row, "description", body)) {
+        free(body);
+        cJSON_Delete(row);
+        s->skip = 1;
+        return;
+    }
+    cJSON_AddItemToArray(r->patch, row);
+    free(s->body);
+    s->body = body;
+    s->rendered = 1;
+}
 
 static void row_cb(const char *id, int rc, const char *text, size_t text_len,
                    const struct smsys_err *err, void *ud)
 {
     struct pt_run *r = ud;
     for (size_t i = 0; i < r->nidx; i++) {
-        struct pk_sms *s = &r->sms[r->idx[i]];
-        if (!needs(s) || strcmp(s->to[0].party_id, id) != 0)
+        struct pt_job *j = &r->jobs[r->idx[i]];
+        struct pk_sms *s = &r->sms[j->sms];
+        if (j->done || strcmp(s->to[j->party].party_id, id) != 0)
             continue;
-        struct pt_tpl *t = tpl_find(r, s->tpl_id);
-        if (rc != 0) {
-            s->fail = pk_printf("template %s: %s", t && t->name ? t->name : s->tpl_id,
-                                err && err->detail[0] ? err->detail : smsys_strerror(rc));
+        j->done = 1;
+        if (s->skip)
             continue;
-        }
-        char *body = malloc(text_len + 1);
-        cJSON *row = cJSON_CreateObject();
-        if (body == NULL || row == NULL || !cJSON_AddStringToObject(row, "activityid", s->id)) {
-            free(body);
-            cJSON_Delete(row);
-            s->skip = 1;
-            continue;
-        }
-        memcpy(body, text, text_len);
-        body[text_len] = '\0';
-        if (!cJSON_AddStringToObject(row, "description", body)) {
-            free(body);
-            cJSON_Delete(row);
-            s->skip = 1;
-            continue;
-        }
-        cJSON_AddItemToArray(r->patch, row);
-        free(s->body);
-        s->body = body;
-        s->rendered = 1;
+        if (rc != 0)
+            fail_party(s, j->party,
+                       pk_printf("%stemplate %s: %s", j->tpl->is_default ? "default " : "",
+                                 tpl_label(j->tpl),
+                                 err && err->detail[0] ? err->detail : smsys_strerror(rc)));
+        else
+            take_text(r, s, j->party, text, text_len);
     }
 }
 
@@ -164,80 +248,147 @@ static void batch_done_cb(int rc, const struct template_batch_stats *st,
     (void)st;
     if (rc != 0)
         log_warn("pickup_tpl_render", "rc=%d detail=%s", rc, log_q(err ? err->detail : ""));
-    /* Rows not reached (request error) stay Pending for the next poll; the
-     * rendered ones are written. Marking them also ends this group, so
-     * next_group cannot pick it again. */
-    for (size_t i = 0; i < r->nidx; i++)
-        if (needs(&r->sms[r->idx[i]]))
-            r->sms[r->idx[i]].skip = 1;
+    /* Recipients not reached (request error): their SMS stays Pending for
+     * the next poll, whole, so no recipient is sent twice or skipped. */
+    for (size_t i = 0; i < r->nidx; i++) {
+        struct pt_job *j = &r->jobs[r->idx[i]];
+        if (!j->done) {
+            j->done = 1;
+            r->sms[j->sms].skip = 1;
+        }
+    }
     next_group(r);
 }
 
-/* The next (template, table) group of SMS still to render, or the write. */
+/* The next (template, recipient table) group still to render, or the write. */
 static void next_group(struct pt_run *r)
 {
-    for (; r->grp_sms < r->nsms; r->grp_sms++) {
-        struct pk_sms *g = &r->sms[r->grp_sms];
-        if (!needs(g))
+    for (; r->grp < r->njobs; r->grp++) {
+        struct pt_job *g = &r->jobs[r->grp];
+        if (g->done || r->sms[g->sms].skip)
             continue;
-        struct pt_tpl *t = tpl_find(r, g->tpl_id);
-        const char *table = g->to[0].table;
+        const char *table = r->sms[g->sms].to[g->party].table;
         r->nids = 0;
         r->nidx = 0;
-        for (size_t i = r->grp_sms; i < r->nsms; i++) {
-            struct pk_sms *s = &r->sms[i];
-            if (!needs(s) || strcmp(s->tpl_id, g->tpl_id) != 0 ||
-                strcmp(s->to[0].table, table) != 0)
+        for (size_t i = r->grp; i < r->njobs; i++) {
+            struct pt_job *j = &r->jobs[i];
+            struct pk_party *pt = &r->sms[j->sms].to[j->party];
+            if (j->done || r->sms[j->sms].skip || j->tpl != g->tpl || strcmp(pt->table, table) != 0)
                 continue;
             r->idx[r->nidx++] = i;
             int seen = 0;
-            for (size_t j = 0; j < r->nids && !seen; j++)
-                seen = strcmp(r->ids[j], s->to[0].party_id) == 0;
+            for (size_t k = 0; k < r->nids && !seen; k++)
+                seen = strcmp(r->ids[k], pt->party_id) == 0;
             if (!seen)
-                r->ids[r->nids++] = s->to[0].party_id;
+                r->ids[r->nids++] = pt->party_id;
         }
         int rc = template_table_for(table, r->set, sizeof(r->set), r->key, sizeof(r->key), &r->tbl);
         if (rc == 0)
-            rc = template_render_batch(r->dv, t->t, &r->tbl, r->ids, r->nids, NULL, row_cb,
+            rc = template_render_batch(r->dv, g->tpl->t, &r->tbl, r->ids, r->nids, NULL, row_cb,
                                        batch_done_cb, r);
         if (rc == 0)
             return;
         for (size_t i = 0; i < r->nidx; i++) {
-            struct pk_sms *s = &r->sms[r->idx[i]];
+            struct pt_job *j = &r->jobs[r->idx[i]];
+            struct pk_sms *s = &r->sms[j->sms];
+            j->done = 1;
             if (rc == -ENOMEM)
                 s->skip = 1;
             else
-                s->fail =
-                    pk_printf("template %s: cannot render for %s %s: %s", t->name ? t->name : t->id,
-                              table, s->to[0].party_id, smsys_strerror(rc));
+                fail_party(s, j->party,
+                           pk_printf("template %s: cannot render for %s %s: %s", tpl_label(g->tpl),
+                                     table, s->to[j->party].party_id, smsys_strerror(rc)));
         }
     }
     write_back(r);
 }
 
-/* Per SMS: the template must exist, parse, and be written for the
- * recipient's table; one recipient only (each would need its own text). */
-static void check_sms(struct pt_run *r)
+/* Which template renders recipient k of s: a job, or the reason it fails.
+ * Returns 1 when the whole SMS is decided (failed or left Pending). */
+static int plan_party(struct pt_run *r, struct pk_sms *s, size_t k)
 {
+    struct pk_party *pt = &s->to[k];
+    if (pt->why)
+        return 0;
+    struct pt_tpl *t;
+    if (s->tpl_id[0]) {
+        t = tpl_find(r, s->tpl_id);
+        if (t == NULL) {
+            s->fail = pk_printf("template %s does not exist (or is not readable)", s->tpl_id);
+            return 1;
+        }
+        if (t->fail) {
+            s->fail = pk_strdup(t->fail);
+            return 1;
+        }
+        if (pt->party_id[0] == '\0') {
+            fail_party(s, k,
+                       pk_printf("template %s needs a recipient with a Dynamics record; this one "
+                                 "is only the address '%s'",
+                                 tpl_label(t), pt->addr ? pt->addr : ""));
+            return 0;
+        }
+        if (strcmp(pt->table, t->entity) != 0) {
+            fail_party(s, k,
+                       pk_printf("template %s is written for table '%s' but the recipient is a "
+                                 "'%s'",
+                                 tpl_label(t), t->entity, pt->table[0] ? pt->table : "(unknown)"));
+            return 0;
+        }
+    } else {
+        t = pt->party_id[0] && pt->table[0] ? default_find(r, pt->table) : NULL;
+        if (t && t->read_failed) {
+            s->skip = 1; /* the defaults could not be read: next poll */
+            return 1;
+        }
+        if (t == NULL) {
+            fail_party(s, k, pk_strdup("the message text (description) is empty"));
+            return 0;
+        }
+        if (t->def == NULL) {
+            fail_party(s, k,
+                       pk_printf("the message text (description) is empty and table '%s' has "
+                                 "no default SMS template (smsys_isdefault)",
+                                 pt->table));
+            return 0;
+        }
+        if (t->fail) {
+            fail_party(s, k, pk_strdup(t->fail));
+            return 0;
+        }
+    }
+    r->jobs[r->njobs++] = (struct pt_job){.sms = (size_t)(s - r->sms), .party = k, .tpl = t};
+    return 0;
+}
+
+/* Named templates and defaults are known: plan the jobs and render. */
+static void start_render(struct pt_run *r)
+{
+    if (r->tpl_read_failed) {
+        for (size_t i = 0; i < r->nsms; i++)
+            if (needs(&r->sms[i]) && r->sms[i].tpl_id[0])
+                r->sms[i].skip = 1;
+    }
     for (size_t i = 0; i < r->nsms; i++) {
         struct pk_sms *s = &r->sms[i];
         if (!needs(s))
             continue;
-        struct pt_tpl *t = tpl_find(r, s->tpl_id);
-        if (t == NULL)
-            s->fail = pk_printf("template %s does not exist (or is not readable)", s->tpl_id);
-        else if (t->fail)
-            s->fail = pk_strdup(t->fail);
-        else if (s->nto != 1)
-            s->fail = pk_printf("template %s: a templated SMS must have exactly one 'to' "
-                                "recipient (it has %zu)",
-                                t->name ? t->name : t->id, s->nto);
-        else if (strcmp(s->to[0].table, t->entity) != 0)
-            s->fail = pk_printf("template %s is written for table '%s' but the recipient is "
-                                "a '%s'",
-                                t->name ? t->name : t->id, t->entity,
-                                s->to[0].table[0] ? s->to[0].table : "(unknown)");
+        size_t first = r->njobs;
+        for (size_t k = 0; k < s->nto; k++)
+            if (plan_party(r, s, k))
+                break;
+        if (s->fail || s->skip)
+            r->njobs = first; /* decided as a whole: no job of it renders */
+        else if (s->nto > 1)
+            s->per_party = 1;
     }
+    next_group(r);
+}
+
+static void step_done(struct pt_run *r)
+{
+    if (--r->pending == 0)
+        start_render(r);
 }
 
 static int tpl_page_cb(const cJSON *rows, const cJSON *page, void *ud)
@@ -256,10 +407,11 @@ static int tpl_page_cb(const cJSON *rows, const cJSON *page, void *ud)
         if (!cJSON_IsString(id) || strlen(id->valuestring) != 36 || tpl_find(r, id->valuestring))
             continue;
         struct pt_tpl *t = &r->tpl[r->ntpl++];
+        t->run = r;
         snprintf(t->id, sizeof(t->id), "%s", id->valuestring);
         t->name = pk_strdup(cJSON_IsString(name) ? name->valuestring : NULL);
         snprintf(t->entity, sizeof(t->entity), "%s", cJSON_IsString(ent) ? ent->valuestring : "");
-        const char *tn = t->name ? t->name : t->id;
+        const char *tn = tpl_label(t);
         if (!cJSON_IsString(body) || body->valuestring[0] == '\0') {
             t->fail = pk_printf("template %s has no text (smsys_body)", tn);
             continue;
@@ -268,13 +420,13 @@ static int tpl_page_cb(const cJSON *rows, const cJSON *page, void *ud)
             t->fail = pk_printf("template %s names no table (smsys_entity)", tn);
             continue;
         }
-        struct template_error te;
         struct smsys_err e = {0};
-        int rc = template_parse(body->valuestring, strlen(body->valuestring), &t->t, &te, &e);
+        int rc = template_parse(body->valuestring, strlen(body->valuestring), &t->own, NULL, &e);
         if (rc == -ENOMEM)
             return rc;
         if (rc != 0)
             t->fail = pk_printf("template %s: %s", tn, e.detail[0] ? e.detail : smsys_strerror(rc));
+        t->t = t->own;
     }
     return 0;
 }
@@ -287,63 +439,147 @@ static void tpl_done_cb(int rc, const char *delta, unsigned pages, const struct 
     (void)pages;
     if (rc != 0) {
         log_warn("pickup_tpl_read", "rc=%d detail=%s", rc, log_q(err ? err->detail : ""));
-        leave_pending(r);
-        finish(r, 0, NULL);
-        return;
+        r->tpl_read_failed = 1;
     }
-    check_sms(r);
-    next_group(r);
+    step_done(r);
 }
 
-int pk_tpl_render(struct dv_client *dv, struct pk_sms *sms, size_t nsms, pk_tpl_done_cb cb,
-                  void *ud)
+static void take_default(struct pt_tpl *t, int rc, struct template_default *def)
 {
-    size_t want = 0;
+    if (rc != 0) {
+        t->read_failed = 1;
+        return;
+    }
+    t->def = def; /* the reference is ours */
+    if (def == NULL)
+        return;
+    snprintf(t->id, sizeof(t->id), "%s", def->id);
+    t->name = pk_strdup(def->name);
+    t->t = def->t;
+    if (def->t == NULL)
+        t->fail = pk_strdup(def->error ? def->error : "default template cannot be parsed");
+}
+
+static void default_cb(int rc, struct template_default *def, const struct smsys_err *err, void *ud)
+{
+    struct pt_tpl *t = ud;
+    (void)err; /* logged by template_default.c */
+    take_default(t, rc, def);
+    step_done(t->run);
+}
+
+/* The named templates of the page: one GET (an or-chain: a page holds at
+ * most max_rows SMS and far fewer distinct templates). */
+static int read_named(struct pt_run *r)
+{
+    struct buf filter = BUF_INIT, path = BUF_INIT;
+    size_t nf = 0;
+    int rc = 0;
+    for (size_t i = 0; i < r->nsms && rc == 0; i++) {
+        struct pk_sms *s = &r->sms[i];
+        if (!needs(s) || !s->tpl_id[0])
+            continue;
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = needs(&r->sms[j]) && strcmp(r->sms[j].tpl_id, s->tpl_id) == 0;
+        if (!seen)
+            rc = buf_printf(&filter, "%ssmsys_smstemplateid eq %s", nf++ ? " or " : "", s->tpl_id);
+    }
+    if (rc == 0 && nf == 0)
+        return 0;
+    if (rc == 0)
+        rc = buf_puts(&path, "smsys_smstemplates");
+    if (rc == 0)
+        rc = odata_query_add(&path, "$select",
+                             "smsys_smstemplateid,smsys_name,smsys_body,smsys_entity");
+    if (rc == 0)
+        rc = odata_query_add(&path, "$filter", filter.data);
+    if (rc == 0)
+        rc = dv_get_all(r->dv, path.data, NULL, 0, tpl_page_cb, tpl_done_cb, r);
+    if (rc == 0)
+        r->pending++;
+    buf_free(&filter);
+    buf_free(&path);
+    return rc;
+}
+
+/* The defaults of the recipient tables of SMS without a template. */
+static int read_defaults(struct pt_run *r)
+{
+    for (size_t i = 0; i < r->nsms; i++) {
+        struct pk_sms *s = &r->sms[i];
+        if (!needs(s) || s->tpl_id[0])
+            continue;
+        for (size_t k = 0; k < s->nto; k++) {
+            const struct pk_party *pt = &s->to[k];
+            if (!pt->party_id[0] || !pt->table[0] || default_find(r, pt->table))
+                continue;
+            if (r->ntpl >= r->cap)
+                return -ENOMEM; /* cannot happen: cap counts every party */
+            struct pt_tpl *t = &r->tpl[r->ntpl++];
+            t->run = r;
+            t->is_default = 1;
+            snprintf(t->entity, sizeof(t->entity), "%s", pt->table);
+            struct template_default *def = NULL;
+            int rc = template_default_lookup(r->defs, pt->table, &def, default_cb, t);
+            if (rc == TEMPLATE_DEFAULT_LATER)
+                r->pending++;
+            else if (rc == 0)
+                take_default(t, 0, def);
+            else if (rc == -ENOMEM)
+                return rc;
+            else
+                t->read_failed = 1; /* its SMS stay Pending */
+        }
+    }
+    return 0;
+}
+
+int pk_tpl_render(struct dv_client *dv, struct template_defaults *defs, struct pk_sms *sms,
+                  size_t nsms, pk_tpl_done_cb cb, void *ud)
+{
+    size_t want = 0, parties = 0;
     for (size_t i = 0; i < nsms; i++)
-        want += needs(&sms[i]);
+        if (needs(&sms[i])) {
+            want++;
+            parties += sms[i].nto ? sms[i].nto : 1;
+        }
     if (want == 0)
         return SMSYS_ENOTFOUND;
     struct pt_run *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return -ENOMEM;
     r->dv = dv;
+    r->defs = defs;
     r->sms = sms;
     r->nsms = nsms;
     r->cb = cb;
     r->ud = ud;
-    r->cap = want;
-    r->tpl = calloc(want, sizeof(*r->tpl));
-    r->ids = calloc(want, sizeof(*r->ids));
-    r->idx = calloc(want, sizeof(*r->idx));
+    /* at most one template per SMS plus one default per recipient */
+    r->cap = want + parties;
+    r->tpl = calloc(r->cap, sizeof(*r->tpl));
+    r->jobs = calloc(parties, sizeof(*r->jobs));
+    r->ids = calloc(parties, sizeof(*r->ids));
+    r->idx = calloc(parties, sizeof(*r->idx));
     r->patch = cJSON_CreateArray();
-    struct buf filter = BUF_INIT, path = BUF_INIT;
-    int rc = (r->tpl && r->ids && r->idx && r->patch) ? 0 : -ENOMEM;
-    /* One GET for every distinct template on the page (an or-chain: the
-     * page holds at most max_rows SMS, far fewer distinct templates). */
-    size_t nf = 0;
-    for (size_t i = 0; i < nsms && rc == 0; i++) {
-        if (!needs(&sms[i]))
-            continue;
-        int seen = 0;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = needs(&sms[j]) && strcmp(sms[j].tpl_id, sms[i].tpl_id) == 0;
-        if (!seen)
-            rc = buf_printf(&filter, "%ssmsys_smstemplateid eq %s", nf++ ? " or " : "",
-                            sms[i].tpl_id);
+    int rc = (r->tpl && r->jobs && r->ids && r->idx && r->patch) ? 0 : -ENOMEM;
+    r->pending = 1; /* guard */
+    if (rc == 0)
+        rc = read_named(r);
+    if (rc == 0)
+        rc = read_defaults(r);
+    if (rc != 0 && r->pending > 1) {
+        /* Requests are out and will call back: let them end the run, with
+         * the SMS of this page left Pending. */
+        for (size_t i = 0; i < nsms; i++)
+            if (needs(&sms[i]))
+                sms[i].skip = 1;
+        rc = 0;
     }
-    if (rc == 0)
-        rc = buf_puts(&path, "smsys_smstemplates");
-    if (rc == 0)
-        rc = odata_query_add(&path, "$select",
-                             "smsys_smstemplateid,smsys_name,smsys_body,"
-                             "smsys_entity");
-    if (rc == 0)
-        rc = odata_query_add(&path, "$filter", filter.data);
-    if (rc == 0)
-        rc = dv_get_all(dv, path.data, NULL, 0, tpl_page_cb, tpl_done_cb, r);
-    buf_free(&filter);
-    buf_free(&path);
-    if (rc != 0)
+    if (rc != 0) {
         run_free(r);
-    return rc;
+        return rc;
+    }
+    step_done(r);
+    return 0;
 }

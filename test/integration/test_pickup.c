@@ -670,13 +670,158 @@ static void test_pickup_template(void **state)
     pkf_close(&f);
 }
 
+/* Default templates (F8) and templated SMS with several recipients, through
+ * pickup against dvemu and PostgreSQL: an SMS without text or template is
+ * rendered with its recipient's table default (the newest of two wins; a
+ * non-default or inactive template is never used; a table without a
+ * default fails clearly); recipients of different tables each get their
+ * table's default; several recipients each get their own text on their
+ * own record, and one recipient's error fails only that recipient. */
+#define D1 "7d000000-0000-0000-0000-000000000001"
+#define D2 "7d000000-0000-0000-0000-000000000002"
+#define D3 "7d000000-0000-0000-0000-000000000003"
+#define D4 "7d000000-0000-0000-0000-000000000004"
+#define D5 "7d000000-0000-0000-0000-000000000005"
+#define T4 "7e000000-0000-0000-0000-000000000004"
+#define T5 "7e000000-0000-0000-0000-000000000005"
+
+static void tpl_row(struct pkf *f, const char *id, const char *name, const char *entity,
+                    const char *body, int is_default, int state)
+{
+    char js[1024];
+    snprintf(js, sizeof(js),
+             "{\"smsys_smstemplateid\":\"%s\",\"smsys_name\":\"%s\",\"smsys_entity\":\"%s\","
+             "\"smsys_body\":\"%s\",\"smsys_isdefault\":%s,\"statecode\":%d}",
+             id, name, entity, body, is_default ? "true" : "false", state);
+    pkf_post(f, "smsys_smstemplates", js);
+}
+
+static const char *description(struct pkf *f, const char *id)
+{
+    static char out[1024];
+    char path[128];
+    snprintf(path, sizeof(path), "smsys_smses(%s)?$select=description", id);
+    cJSON *row = pkf_get(f, path);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(row, "description");
+    snprintf(out, sizeof(out), "%s", cJSON_IsString(d) ? d->valuestring : "<null>");
+    cJSON_Delete(row);
+    return out;
+}
+
+static void test_pickup_default_and_multi(void **state)
+{
+    (void)state;
+    struct pkf f = {0};
+    pkf_open(&f, "pkdef", NULL, 0);
+    arrange_org(&f);
+    struct accounts *a;
+    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
+    sync_accounts(&f, a);
+    pkf_post(&f, "contacts",
+             "{\"contactid\":\"" C5 "\",\"firstname\":\"Ali\",\"lastname\":\"Rostami\","
+             "\"mobilephone\":\"09121234567\"}");
+    /* Two defaults for contact a second apart: the newer (higher id, so not
+     * the tie-break) wins. A newer non-default and an inactive default are
+     * never used. */
+    tpl_row(&f, D1, "old default", "contact", "old {{firstname}}", 1, 0);
+    uv_sleep(1100);
+    tpl_row(&f, D2, "contact default", "contact", SALAM "{{firstname}}", 1, 0);
+    tpl_row(&f, D4, "account default", "account", "Dear {{name}}", 1, 0);
+    uv_sleep(1100);
+    tpl_row(&f, D3, "not default", "contact", "nope {{firstname}}", 0, 0);
+    tpl_row(&f, D5, "inactive", "account", "inactive {{name}}", 1, 1);
+    tpl_row(&f, T4, "lastname", "contact", "Hi {{lastname}}", 0, 0);
+    tpl_row(&f, T5, "strict", "contact", "Hi {{firstname | required}}", 0, 0);
+
+    sms(&f, S(1), NULL, TO("contact", "contacts", C5), "");
+    sms(&f, S(2), NULL, TO("lead", "leads", LD1), "");
+    /* a contact and an account: each with its table's default */
+    sms(&f, S(3), NULL, TO("contact", "contacts", C5) "," TO("account", "accounts", AC1), "");
+    /* one template, three contacts and an account: own text each; the
+     * account is the wrong table for this template and fails alone */
+    sms(&f, S(4), NULL,
+        TO("contact", "contacts", C5) "," TO("contact", "contacts", C1) "," TO(
+            "contact", "contacts", C4) "," TO("account", "accounts", AC1),
+        TPL(T4));
+    /* a required value missing for one recipient fails only that one */
+    sms(&f, S(5), NULL, TO("contact", "contacts", C5) "," TO("contact", "contacts", C4), TPL(T5));
+    /* text typed by the user: no default applies */
+    sms(&f, S(6), "typed", TO("contact", "contacts", C5), "");
+
+    struct pickup_opts po = {0};
+    struct pickup *p;
+    struct smsys_err err = {0};
+    assert_int_equal(pickup_new(&f.loop, f.q, f.pool, f.dv, &po, &p, &err), 0);
+    struct pickup_result r = poll_once(&f, p);
+    assert_int_equal(r.records, 6);
+    /* 1 + 1 + 2 + 4 + 2 + 1 queue rows */
+    assert_int_equal(r.inserted, 11);
+
+    assert_string_equal(msg_col(&f, S(1), "body"), SALAM "Ali");
+    assert_string_equal(msg_col(&f, S(1), "state"), "3");
+    assert_string_equal(description(&f, S(1)), SALAM "Ali");
+
+    assert_string_equal(msg_col(&f, S(2), "state"), "6");
+    assert_string_equal(msg_col(&f, S(2), "last_error"),
+                        "the message text (description) is empty and table 'lead' has no "
+                        "default SMS template (smsys_isdefault)");
+
+    assert_string_equal(msg_col(&f, S(3) ":" C5, "body"), SALAM "Ali");
+    assert_string_equal(msg_col(&f, S(3) ":" C5, "state"), "3");
+    assert_string_equal(msg_col(&f, S(3) ":" AC1, "body"), "Dear Pars Co");
+    assert_string_equal(msg_col(&f, S(3) ":" AC1, "state"), "3");
+    /* the original keeps its first recipient (the account: ids sort it
+     * first) and that one's text; the contact's child record has its own */
+    assert_string_equal(description(&f, S(3)), "Dear Pars Co");
+    char child[37];
+    pickup_child_id(S(3), C5, child);
+    assert_string_equal(description(&f, child), SALAM "Ali");
+
+    assert_string_equal(msg_col(&f, S(4) ":" C5, "body"), "Hi Rostami");
+    assert_string_equal(msg_col(&f, S(4) ":" C1, "body"), "Hi Rahimi");
+    assert_string_equal(msg_col(&f, S(4) ":" C4, "body"), "Hi Moradi");
+    assert_string_equal(msg_col(&f, S(4) ":" C4, "state"), "3");
+    assert_string_equal(msg_col(&f, S(4) ":" AC1, "state"), "6");
+    assert_string_equal(msg_col(&f, S(4) ":" AC1, "last_error"),
+                        "template lastname is written for table 'contact' but the recipient is "
+                        "a 'account'");
+    pickup_child_id(S(4), C1, child);
+    assert_string_equal(description(&f, child), "Hi Rahimi");
+    /* the original's recipient (AC1) failed: its description stays empty */
+    assert_string_equal(description(&f, S(4)), "<null>");
+
+    assert_string_equal(msg_col(&f, S(5) ":" C5, "body"), "Hi Ali");
+    assert_string_equal(msg_col(&f, S(5) ":" C5, "state"), "3");
+    assert_string_equal(msg_col(&f, S(5) ":" C4, "state"), "6");
+    const char *e5 = msg_col(&f, S(5) ":" C4, "last_error");
+    assert_non_null(strstr(e5, "template strict: line 1, column 4 (byte 3)"));
+    assert_non_null(strstr(e5, "required value is missing"));
+    /* C4 sorts first: the original record is the failed one */
+    assert_string_equal(description(&f, S(5)), "<null>");
+
+    assert_string_equal(msg_col(&f, S(6), "body"), "typed");
+
+    /* Again: nothing new is queued (all are queued already). */
+    r = poll_once(&f, p);
+    assert_int_equal(r.inserted, 0);
+    assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 11);
+
+    pickup_free(p);
+    accounts_free(a);
+    pkf_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accounts_sync),        cmocka_unit_test(test_balance),
-        cmocka_unit_test(test_pickup_end_to_end),    cmocka_unit_test(test_pickup_cost),
-        cmocka_unit_test(test_phone_columns_config), cmocka_unit_test(test_pickup_paging),
+        cmocka_unit_test(test_accounts_sync),
+        cmocka_unit_test(test_balance),
+        cmocka_unit_test(test_pickup_end_to_end),
+        cmocka_unit_test(test_pickup_cost),
+        cmocka_unit_test(test_phone_columns_config),
+        cmocka_unit_test(test_pickup_paging),
         cmocka_unit_test(test_pickup_template),
+        cmocka_unit_test(test_pickup_default_and_multi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
