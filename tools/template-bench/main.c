@@ -2,10 +2,15 @@
  * (two levels), a related row, Persian digits and a Jalali date, rendered
  * over N synthetic Web API rows (default 100,000). Prints renders per
  * second and the Web API requests the batch renderer makes per 1,000
- * recipients (one GET per batch plus one per {{let}}; measured against
- * dvemu in test/integration/test_template_dv.c).
+ * recipients (one GET per batch plus one per {{let}}).
  *
- *   template-bench [--rows N] [--batch B] */
+ * With --url, the same template is rendered for N recipients arranged in
+ * a running dvemu, through the Dataverse client (dv.c): renders per
+ * second including the requests, requests per 1,000 recipients as dvemu
+ * counted them, and peak RSS (bench/template.bench.sh).
+ *
+ *   template-bench [--rows N] [--batch B] [--url URL [--client ID:SECRET]] */
+#include "bench.h"
 #include "smsys/buf.h"
 #include "smsys/template.h"
 #include "smsys/util.h"
@@ -22,7 +27,7 @@ static const char TPL[] =
     "{{parentcustomerid_account.primarycontactid.fullname}}؛ مالک: {{ownerid.fullname}}؛ "
     "پایان قرارداد {{c.new_enddate | jalali \"d MMMM yyyy\" | persian}}";
 
-static double now_s(void)
+double bench_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -32,14 +37,26 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
     long long rows = 100000, batch = 100;
+    const char *url = NULL, *client = "smsys-demo:smsys-demo-secret";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--rows") == 0 && util_parse_int(argv[i + 1], 1, 100000000, &rows) == 0)
             continue;
         if (strcmp(argv[i], "--batch") == 0 && util_parse_int(argv[i + 1], 1, 200, &batch) == 0)
             continue;
-        fprintf(stderr, "usage: template-bench [--rows N] [--batch 1-200]\n");
+        if (strcmp(argv[i], "--url") == 0) {
+            url = argv[i + 1];
+            continue;
+        }
+        if (strcmp(argv[i], "--client") == 0 && strchr(argv[i + 1], ':')) {
+            client = argv[i + 1];
+            continue;
+        }
+        fprintf(stderr, "usage: template-bench [--rows N] [--batch 1-200] [--url URL "
+                        "[--client ID:SECRET]]\n");
         return 2;
     }
+    if (url)
+        return bench_dv(url, client, rows, batch, TPL);
     struct template *t;
     struct smsys_err err;
     if (template_parse(TPL, strlen(TPL), &t, NULL, &err) < 0) {
@@ -67,7 +84,7 @@ int main(int argc, char **argv)
     }
     struct buf out = BUF_INIT;
     size_t bytes = 0, failed = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long long i = 0; i < rows; i++) {
         const cJSON *rel[1] = {cs[i % DISTINCT]};
         buf_reset(&out);
@@ -75,7 +92,7 @@ int main(int argc, char **argv)
             failed++;
         bytes += out.len;
     }
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     long long batches = (1000 + batch - 1) / batch;
     printf("template: 3 lookups (2 levels) + 1 related row, Persian digits, Jalali date\n");
     printf("rendered %lld rows in %.3f s: %.0f renders/s (%.2f us each, %zu bytes, %zu failed)\n",
