@@ -241,15 +241,10 @@ static void row_cb(const char *id, int rc, const char *text, size_t text_len,
     }
 }
 
-static void batch_done_cb(int rc, const struct template_batch_stats *st,
-                          const struct smsys_err *err, void *ud)
+/* The group's jobs not reached: their SMS stays Pending for the next
+ * poll, whole, so no recipient is sent twice or skipped. */
+static void leave_rest_pending(struct pt_run *r)
 {
-    struct pt_run *r = ud;
-    (void)st;
-    if (rc != 0)
-        log_warn("pickup_tpl_render", "rc=%d detail=%s", rc, log_q(err ? err->detail : ""));
-    /* Recipients not reached (request error): their SMS stays Pending for
-     * the next poll, whole, so no recipient is sent twice or skipped. */
     for (size_t i = 0; i < r->nidx; i++) {
         struct pt_job *j = &r->jobs[r->idx[i]];
         if (!j->done) {
@@ -257,6 +252,49 @@ static void batch_done_cb(int rc, const struct template_batch_stats *st,
             r->sms[j->sms].skip = 1;
         }
     }
+}
+
+static void validate_cb(int rc, const struct template_error *te, const struct smsys_err *err,
+                        void *ud)
+{
+    struct pt_run *r = ud;
+    (void)te;
+    if (rc == SMSYS_ETEMPLATE) {
+        /* The template names something the table does not have: no retry
+         * helps; every recipient of the group fails with the placeholder
+         * and its position. */
+        for (size_t i = 0; i < r->nidx; i++) {
+            struct pt_job *j = &r->jobs[r->idx[i]];
+            if (j->done)
+                continue;
+            j->done = 1;
+            fail_party(&r->sms[j->sms], j->party,
+                       pk_printf("%stemplate %s: %s", j->tpl->is_default ? "default " : "",
+                                 tpl_label(j->tpl), err->detail));
+        }
+    } else {
+        log_warn("pickup_tpl_validate", "rc=%d detail=%s", rc, log_q(err ? err->detail : ""));
+    }
+    leave_rest_pending(r);
+    next_group(r);
+}
+
+static void batch_done_cb(int rc, const struct template_batch_stats *st,
+                          const struct smsys_err *err, void *ud)
+{
+    struct pt_run *r = ud;
+    (void)st;
+    if (rc != 0)
+        log_warn("pickup_tpl_render", "rc=%d detail=%s", rc, log_q(err ? err->detail : ""));
+    if ((rc == SMSYS_EPROTO || rc == SMSYS_ENOTFOUND) && r->nidx > 0) {
+        /* A 400/404 is the server refusing a name of the template (or a
+         * real outage of one table): the probe queries of
+         * template_validate tell which, and name the placeholder. */
+        const struct pt_tpl *t = r->jobs[r->idx[0]].tpl;
+        if (template_validate(r->dv, t->t, &r->tbl, validate_cb, r) == 0)
+            return;
+    }
+    leave_rest_pending(r);
     next_group(r);
 }
 
