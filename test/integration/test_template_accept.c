@@ -1,0 +1,427 @@
+/* test_template_accept.c - issue 8's acceptance list against dvemu (a real
+ * process over loopback, through our Dataverse client): every filter on
+ * real Web API rows (labels, raw values, missing values, Persian text and
+ * digits), Jalali dates across leap days and the Nowruz year change in
+ * Tehran time and in another zone, lookups at every depth from 1 to 6 in
+ * one request, and the default-template cache (template_default.h): one
+ * GET shared by concurrent lookups, newest default wins, answers from the
+ * cache until invalidated, a default that does not parse. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "testutil.h"
+#include "dvemu_client.h"
+#include "smsys/dataverse.h"
+#include "smsys/http_client.h"
+#include "smsys/template.h"
+#include "smsys/template_default.h"
+
+#define ACC "a0000000-0000-4000-8000-000000000001"
+#define ALI "c0000000-0000-4000-8000-000000000001"
+#define BOB "c0000000-0000-4000-8000-000000000002" /* no account, nearly empty */
+
+struct fx {
+    struct emuproc emu;
+    uv_loop_t loop;
+    struct http_client *http;
+    struct dv_client *dv;
+    int dv_closed, http_closed;
+    char token_url[128];
+    char set[64], key[64];
+    struct template_table tbl;
+};
+
+static void flag_cb(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+static void post(struct fx *fx, const char *path, const char *body)
+{
+    struct emures r;
+    long st = emu_req(&fx->emu, "POST", path, NULL, body, &r);
+    if (st != 204 && st != 201 && st != 200)
+        fail_msg("POST %s -> %ld %s", path, st, r.body.data ? r.body.data : "");
+    emures_free(&r);
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    emu_start(&fx->emu, NULL);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    assert_int_equal(http_client_new(&fx->loop, NULL, &fx->http), 0);
+    snprintf(fx->token_url, sizeof(fx->token_url), "%s/t/oauth2/v2.0/token", fx->emu.root);
+    struct dv_opts o = {.url = fx->emu.root,
+                        .token_url = fx->token_url,
+                        .client_id = "smsys-demo",
+                        .client_secret = "smsys-demo-secret",
+                        .scope = "http://127.0.0.1/.default",
+                        .timeout_ms = 10000};
+    assert_int_equal(dv_new(&fx->loop, fx->http, &o, &fx->dv), 0);
+    assert_int_equal(
+        template_table_for("contact", fx->set, sizeof(fx->set), fx->key, sizeof(fx->key), &fx->tbl),
+        0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    dv_close(fx->dv, flag_cb, &fx->dv_closed);
+    assert_int_equal(tu_run_until(&fx->loop, &fx->dv_closed, 5000), 0);
+    http_client_close(fx->http, flag_cb, &fx->http_closed);
+    assert_int_equal(tu_run_until(&fx->loop, &fx->http_closed, 5000), 0);
+    assert_int_equal(tu_loop_handles(&fx->loop), 0);
+    assert_int_equal(tu_loop_close(&fx->loop), 0);
+    emu_stop(&fx->emu);
+    free(fx);
+    return 0;
+}
+
+/* ---- rendering through template_render_batch ---- */
+
+struct got {
+    size_t n;
+    int rc[8];
+    char text[8][2048];
+    char err[8][600];
+    int done, done_rc;
+    struct template_batch_stats st;
+};
+
+static void row_cb(const char *id, int rc, const char *text, size_t len,
+                   const struct smsys_err *err, void *ud)
+{
+    struct got *g = ud;
+    (void)id;
+    assert_true(g->n < 8);
+    g->rc[g->n] = rc;
+    if (rc == 0)
+        snprintf(g->text[g->n], sizeof(g->text[0]), "%.*s", (int)len, text);
+    snprintf(g->err[g->n], sizeof(g->err[0]), "%s", err ? err->detail : "");
+    g->n++;
+}
+
+static void done_cb(int rc, const struct template_batch_stats *st, const struct smsys_err *err,
+                    void *ud)
+{
+    struct got *g = ud;
+    if (rc < 0)
+        print_message("batch: %s\n", err ? err->detail : "");
+    g->done_rc = rc;
+    g->st = *st;
+    g->done = 1;
+}
+
+/* Renders src for the given contacts; every row must render. */
+static void render(struct fx *fx, const char *src, const char *const *ids, size_t n, struct got *g)
+{
+    struct template *t;
+    struct smsys_err err;
+    if (template_parse(src, strlen(src), &t, NULL, &err) < 0)
+        fail_msg("parse: %s", err.detail);
+    memset(g, 0, sizeof(*g));
+    assert_int_equal(template_render_batch(fx->dv, t, &fx->tbl, ids, n, NULL, row_cb, done_cb, g),
+                     0);
+    assert_int_equal(tu_run_until(&fx->loop, &g->done, 20000), 0);
+    assert_int_equal(g->done_rc, 0);
+    assert_int_equal(g->n, n);
+    for (size_t i = 0; i < n; i++)
+        if (g->rc[i] != 0)
+            fail_msg("row %zu: %s", i, g->err[i]);
+    template_free(t);
+}
+
+static void deploy_money_and_contracts(struct fx *fx)
+{
+    post(fx, "EntityDefinitions(LogicalName='account')/Attributes",
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.MoneyAttributeMetadata\","
+         "\"SchemaName\":\"new_Balance\"}");
+    post(fx, "EntityDefinitions",
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.EntityMetadata\",\"SchemaName\":"
+         "\"new_contract\",\"OwnershipType\":\"UserOwned\",\"IsActivity\":false,\"Attributes\":["
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.StringAttributeMetadata\",\"SchemaName\":"
+         "\"new_Name\",\"IsPrimaryName\":true,\"MaxLength\":100},"
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.DateTimeAttributeMetadata\",\"SchemaName\":"
+         "\"new_EndDate\"}]}");
+    post(fx, "RelationshipDefinitions",
+         "{\"@odata.type\":\"Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata\","
+         "\"SchemaName\":\"new_account_new_contract\",\"ReferencedEntity\":\"account\","
+         "\"ReferencingEntity\":\"new_contract\",\"Lookup\":{\"SchemaName\":\"new_AccountId\"}}");
+}
+
+static void seed_people(struct fx *fx)
+{
+    deploy_money_and_contracts(fx);
+    post(fx, "accounts",
+         "{\"accountid\":\"" ACC "\",\"name\":\"شرکت نمونه\",\"new_balance\":12500000.5}");
+    post(fx, "contacts",
+         "{\"contactid\":\"" ALI "\",\"firstname\":\"علی\",\"lastname\":\"Smith-Jones\","
+         "\"jobtitle\":\"Sales Manager\",\"address1_city\":\"تهران، خیابان ولیعصر\","
+         "\"donotphone\":true,\"parentcustomerid_account@odata.bind\":\"/accounts(" ACC ")\"}");
+    post(fx, "contacts", "{\"contactid\":\"" BOB "\",\"lastname\":\"Bob\"}");
+}
+
+/* Every filter, on real Web API rows with annotations: one GET for both
+ * recipients and their account. */
+static void test_every_filter(void **state)
+{
+    struct fx *fx = *state;
+    seed_people(fx);
+    const char *ids[] = {ALI, BOB};
+    struct got g;
+    render(fx,
+           "{{firstname}}|{{lastname | upper}}|{{lastname | lower}}|{{jobtitle | truncate 5}}|"
+           "{{address1_city | truncate 5}}|{{jobtitle | default \"مشتری\"}}|[{{jobtitle}}]|"
+           "{{parentcustomerid_account.new_balance | number}}|"
+           "{{parentcustomerid_account.new_balance | number 2}}|"
+           "{{parentcustomerid_account.new_balance | number | persian}}|"
+           "{{parentcustomerid_account.new_balance | currency}}|"
+           "{{parentcustomerid_account.new_balance | currency \"IRT\" | persian}}|"
+           "{{statecode}}|{{statecode | raw}}|{{statecode | label}}|{{donotphone}}|"
+           "{{donotphone | raw}}|{{_parentcustomerid_value}}|"
+           "{{parentcustomerid_account.name | default \"-\" | upper}}|"
+           "{{#if jobtitle}}J{{else}}noJ{{/if}}|{{#if not parentcustomerid_account.new_balance}}"
+           "settled{{/if}}",
+           ids, 2, &g);
+    assert_int_equal(g.st.requests, 1);
+    assert_string_equal(g.text[0], "علی|SMITH-JONES|smith-jones|Sales…|تهران…|Sales Manager|"
+                                   "[Sales Manager]|12,500,001|12,500,000.50|۱۲,۵۰۰,۰۰۱|"
+                                   "12,500,001 ریال|۱,۲۵۰,۰۰۰ تومان|Active|0|Active|Yes|true|"
+                                   "شرکت نمونه|شرکت نمونه|J|");
+    /* Bob: every missing value prints nothing or its default */
+    assert_string_equal(g.text[1], "|BOB|bob|||مشتری|[]||||||Active|0|Active||||-|noJ|settled");
+}
+
+/* Jalali and Gregorian dates of related rows: the last day of leap year
+ * 1403, Nowruz 1404 at midnight Tehran (still 1403/12/30 in UTC), the last
+ * day of common year 1404 and Nowruz 1405, and the five-year leap gap
+ * before 1408, with weekday and month names and Persian digits. */
+static void test_jalali_dates(void **state)
+{
+    struct fx *fx = *state;
+    seed_people(fx);
+    static const char *const when[][2] = {
+        {"leap", "2025-03-20T20:29:00Z"},   /* 23:59 Tehran, 1403/12/30 */
+        {"nowruz", "2025-03-20T20:30:00Z"}, /* 00:00 Tehran, 1404/01/01 */
+        {"common", "2026-03-20T08:00:00Z"}, /* 1404/12/29: 1404 is common */
+        {"n1405", "2026-03-21T08:00:00Z"},
+        {"n1408", "2029-03-20T08:00:00Z"}, /* 1407 is common: 1408 starts on 20 March */
+    };
+    for (size_t i = 0; i < sizeof(when) / sizeof(when[0]); i++) {
+        char js[512];
+        snprintf(js, sizeof(js),
+                 "{\"new_name\":\"%s\",\"new_enddate\":\"%s\",\"new_accountid@odata.bind\":"
+                 "\"/accounts(" ACC ")\"}",
+                 when[i][0], when[i][1]);
+        post(fx, "new_contracts", js);
+    }
+    const char *ids[] = {ALI};
+    struct got g;
+    render(fx,
+           "{{let a = new_contracts(new_accountid) of parentcustomerid where new_name eq 'leap'}}"
+           "{{let b = new_contracts(new_accountid) of parentcustomerid where new_name eq "
+           "'nowruz'}}"
+           "{{let c = new_contracts(new_accountid) of parentcustomerid where new_name eq "
+           "'common'}}"
+           "{{let d = new_contracts(new_accountid) of parentcustomerid where new_name eq 'n1405'}}"
+           "{{let e = new_contracts(new_accountid) of parentcustomerid where new_name eq 'n1408'}}"
+           "{{a.new_enddate | jalali}} {{a.new_enddate | jalali \"HH:mm\"}}\n"
+           "{{b.new_enddate | jalali}} {{b.new_enddate | jalali \"EEEE d MMMM yyyy HH:mm\" | "
+           "persian}} {{b.new_enddate | tz \"UTC\" | jalali}}\n"
+           "{{c.new_enddate | jalali \"yy/M/d\"}} {{d.new_enddate | jalali \"d MMMM yyyy\"}}\n"
+           "{{e.new_enddate | jalali}} {{e.new_enddate | date \"EEEE d MMMM yyyy\"}} "
+           "{{b.new_enddate | tz \"Europe/London\" | date \"yyyy-MM-dd HH:mm\"}} "
+           "{{b.new_enddate | date}}",
+           ids, 1, &g);
+    /* one GET of the recipient, one per relation */
+    assert_int_equal(g.st.requests, 6);
+    assert_string_equal(g.text[0], "1403/12/30 23:59\n"
+                                   "1404/01/01 جمعه ۱ فروردین ۱۴۰۴ ۰۰:۰۰ 1403/12/30\n"
+                                   "04/12/29 1 فروردین 1405\n"
+                                   "1408/01/01 Tuesday 20 March 2029 2025-03-20 20:30 "
+                                   "2025-03-21");
+}
+
+/* Lookups at every depth from 1 to 6 (the limit), through a chain
+ * contact -> account -> its primary contact -> that one's account -> ...,
+ * all in the recipient's one GET (nested $expand); a chain that breaks
+ * on the way is a missing value. */
+static void test_lookup_depths(void **state)
+{
+    struct fx *fx = *state;
+    /* K0 -> A1 -> K1 -> A2 -> K2 -> A3 -> K3 */
+    post(fx, "contacts",
+         "{\"contactid\":\"c0000000-0000-4000-8000-0000000000a3\",\"firstname\":\"ششم\"}");
+    post(fx, "accounts",
+         "{\"accountid\":\"a0000000-0000-4000-8000-0000000000a3\",\"name\":\"پنجم\","
+         "\"primarycontactid@odata.bind\":\"/contacts(c0000000-0000-4000-8000-0000000000a3)\"}");
+    post(fx, "contacts",
+         "{\"contactid\":\"c0000000-0000-4000-8000-0000000000a2\",\"firstname\":\"چهارم\","
+         "\"parentcustomerid_account@odata.bind\":\"/accounts(a0000000-0000-4000-8000-"
+         "0000000000a3)\"}");
+    post(fx, "accounts",
+         "{\"accountid\":\"a0000000-0000-4000-8000-0000000000a2\",\"name\":\"سوم\","
+         "\"primarycontactid@odata.bind\":\"/contacts(c0000000-0000-4000-8000-0000000000a2)\"}");
+    post(fx, "contacts",
+         "{\"contactid\":\"c0000000-0000-4000-8000-0000000000a1\",\"firstname\":\"دوم\","
+         "\"parentcustomerid_account@odata.bind\":\"/accounts(a0000000-0000-4000-8000-"
+         "0000000000a2)\"}");
+    post(fx, "accounts",
+         "{\"accountid\":\"a0000000-0000-4000-8000-0000000000a1\",\"name\":\"یکم\","
+         "\"primarycontactid@odata.bind\":\"/contacts(c0000000-0000-4000-8000-0000000000a1)\"}");
+    post(fx, "contacts",
+         "{\"contactid\":\"" ALI "\",\"firstname\":\"علی\",\"parentcustomerid_account@odata."
+         "bind\":\"/accounts(a0000000-0000-4000-8000-0000000000a1)\"}");
+    post(fx, "contacts", "{\"contactid\":\"" BOB "\",\"firstname\":\"Bob\"}");
+#define P  "parentcustomerid_account"
+#define PC "primarycontactid"
+    const char *ids[] = {ALI, BOB};
+    struct got g;
+    render(fx,
+           "{{firstname}}>{{" P ".name}}>{{" P "." PC ".firstname}}>{{" P "." PC "." P
+           ".name}}>{{" P "." PC "." P "." PC ".firstname}}>{{" P "." PC "." P "." PC "." P
+           ".name}}>{{" P "." PC "." P "." PC "." P "." PC ".firstname | default \"?\"}}",
+           ids, 2, &g);
+    assert_int_equal(g.st.requests, 1);
+    assert_string_equal(g.text[0], "علی>یکم>دوم>سوم>چهارم>پنجم>ششم");
+    assert_string_equal(g.text[1], "Bob>>>>>>?");
+    /* seven is refused when the template is parsed */
+    struct template *t;
+    struct template_error te;
+    const char *deep = "{{" P "." PC "." P "." PC "." P "." PC "." P ".name}}";
+    assert_int_equal(template_parse(deep, strlen(deep), &t, &te, NULL), SMSYS_ETEMPLATE);
+    assert_int_equal(te.kind, TE_TOO_DEEP);
+#undef P
+#undef PC
+}
+
+/* ---- the default-template cache ---- */
+
+struct dres {
+    int done, rc;
+    struct template_default *def;
+};
+
+static void def_cb(int rc, struct template_default *def, const struct smsys_err *err, void *ud)
+{
+    struct dres *d = ud;
+    (void)err;
+    d->rc = rc;
+    d->def = def;
+    d->done = 1;
+}
+
+static long emu_requests(struct fx *fx)
+{
+    struct emures r;
+    emu_req_full(&fx->emu, "GET", "/_emu/stats", NULL, NULL, 0, 0, &r);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(r.json, "requests");
+    long v = cJSON_IsNumber(n) ? (long)n->valuedouble : -1;
+    emures_free(&r);
+    return v;
+}
+
+static void test_default_cache(void **state)
+{
+    struct fx *fx = *state;
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"d0000000-0000-4000-8000-000000000002\",\"smsys_name\":"
+         "\"old\",\"smsys_entity\":\"contact\",\"smsys_isdefault\":true,\"smsys_body\":\"old\"}");
+    uv_sleep(1100); /* modifiedon has whole seconds */
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"d0000000-0000-4000-8000-000000000009\",\"smsys_name\":"
+         "\"new\",\"smsys_entity\":\"contact\",\"smsys_isdefault\":true,\"smsys_body\":"
+         "\"سلام {{firstname}}\"}");
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_name\":\"broken\",\"smsys_entity\":\"account\",\"smsys_isdefault\":true,"
+         "\"smsys_body\":\"Hi {{name | shout}}\"}");
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_name\":\"not default\",\"smsys_entity\":\"lead\",\"smsys_isdefault\":false,"
+         "\"smsys_body\":\"x\"}");
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_name\":\"inactive\",\"smsys_entity\":\"lead\",\"smsys_isdefault\":true,"
+         "\"statecode\":1,\"smsys_body\":\"x\"}");
+
+    struct template_defaults *d;
+    assert_int_equal(template_defaults_new(&fx->loop, fx->dv, 60000, &d), 0);
+    long before = emu_requests(fx);
+    /* two lookups while the cache is empty share one GET */
+    struct dres c = {0}, a = {0};
+    struct template_default *now = NULL;
+    assert_int_equal(template_default_lookup(d, "contact", &now, def_cb, &c),
+                     TEMPLATE_DEFAULT_LATER);
+    assert_int_equal(template_default_lookup(d, "account", &now, def_cb, &a),
+                     TEMPLATE_DEFAULT_LATER);
+    assert_false(c.done); /* never inside the call */
+    assert_int_equal(tu_run_until(&fx->loop, &a.done, 10000), 0);
+    assert_true(c.done);
+    assert_int_equal(emu_requests(fx) - before, 1 + 1); /* the GET, then this stats call */
+    assert_int_equal(c.rc, 0);
+    assert_non_null(c.def);
+    assert_string_equal(c.def->id, "d0000000-0000-4000-8000-000000000009");
+    assert_string_equal(c.def->name, "new");
+    assert_non_null(c.def->t);
+    assert_null(c.def->error);
+    assert_int_equal(a.rc, 0);
+    assert_non_null(a.def);
+    assert_null(a.def->t);
+    assert_string_equal(a.def->error, "default template broken: line 1, column 13 (byte 12), "
+                                      "{{name | shout}}: unknown filter \"shout\"");
+    struct template_defaults_stats st;
+    template_defaults_stats(d, &st);
+    assert_int_equal(st.refreshes, 1);
+    assert_int_equal(st.duplicates, 1);
+
+    /* fresh: answered in the call, no request, no callback */
+    struct dres l = {0};
+    assert_int_equal(template_default_lookup(d, "lead", &now, def_cb, &l), 0);
+    assert_null(now); /* neither the non-default nor the inactive one */
+    assert_int_equal(template_default_lookup(d, "Contact", &now, def_cb, &l), 0);
+    assert_ptr_equal(now, c.def);
+    template_default_release(now);
+    assert_false(l.done);
+    template_defaults_stats(d, &st);
+    assert_int_equal(st.refreshes, 1);
+    assert_int_equal(st.hits, 2);
+    assert_int_equal(template_default_lookup(d, "", &now, def_cb, &l), -EINVAL);
+
+    /* invalidated: read again; the reference held survives the refresh */
+    template_defaults_invalidate(d);
+    assert_int_equal(template_default_lookup(d, "contact", &now, def_cb, &l),
+                     TEMPLATE_DEFAULT_LATER);
+    assert_int_equal(tu_run_until(&fx->loop, &l.done, 10000), 0);
+    assert_int_equal(l.rc, 0);
+    assert_ptr_not_equal(l.def, c.def);
+    assert_string_equal(l.def->id, c.def->id);
+    assert_string_equal(c.def->body, "سلام {{firstname}}");
+    template_default_release(l.def);
+    template_default_release(c.def);
+    template_default_release(a.def);
+    template_defaults_free(d);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_every_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jalali_dates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_depths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_cache, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
