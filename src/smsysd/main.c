@@ -132,6 +132,8 @@ static int register_components(struct smsysd *d)
         rc = smsysd_add_pickup(d);
     if (rc == 0)
         rc = smsysd_add_inbound(d);
+    if (rc == 0)
+        rc = smsysd_add_templates(d);
     return rc;
 }
 

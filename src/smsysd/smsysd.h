@@ -61,5 +61,6 @@ int smsysd_add_connectors(struct smsysd *d);
 int smsysd_add_sender(struct smsysd *d);
 int smsysd_add_tracker(struct smsysd *d);
 int smsysd_add_inbound(struct smsysd *d);
+int smsysd_add_templates(struct smsysd *d); /* comp_templates.c: validation on save */
 
 #endif

@@ -5,7 +5,9 @@
  * Tehran time and in another zone, lookups at every depth from 1 to 6 in
  * one request, and the default-template cache (template_default.h): one
  * GET shared by concurrent lookups, newest default wins, answers from the
- * cache until invalidated, a default that does not parse. */
+ * cache until invalidated, a default that does not parse; and validation
+ * on save (template_check.h): change tracking, notes on invalid templates,
+ * nothing repeated. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +24,7 @@
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/template.h"
+#include "smsys/template_check.h"
 #include "smsys/template_default.h"
 
 #define ACC "a0000000-0000-4000-8000-000000000001"
@@ -412,6 +415,155 @@ static void test_default_cache(void **state)
     template_defaults_free(d);
 }
 
+/* ---- validation on save ---- */
+
+struct cres {
+    int done, rc;
+    struct template_check_result r;
+};
+
+static void check_cb(int rc, const struct template_check_result *res, const struct smsys_err *err,
+                     void *ud)
+{
+    struct cres *c = ud;
+    if (rc != 0)
+        print_message("check: %s\n", err ? err->detail : "");
+    c->rc = rc;
+    c->r = *res;
+    c->done = 1;
+}
+
+static struct template_check_result check_once(struct fx *fx, struct template_check *tc)
+{
+    struct cres c = {0};
+    assert_int_equal(template_check_run(tc, check_cb, &c), 0);
+    assert_int_equal(template_check_run(tc, check_cb, &c), -EBUSY);
+    assert_int_equal(tu_run_until(&fx->loop, &c.done, 20000), 0);
+    assert_int_equal(c.rc, 0);
+    return c.r;
+}
+
+#define TGOOD "e0000000-0000-4000-8000-000000000001"
+#define TCOL  "e0000000-0000-4000-8000-000000000002"
+#define TSYN  "e0000000-0000-4000-8000-000000000003"
+#define TNOT  "e0000000-0000-4000-8000-000000000004"
+
+/* The notes on template id (notetext joined by "\n"), or NULL when the
+ * server has no annotation table (404). */
+static char *notes_of(struct fx *fx, const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof(path),
+             "annotations?$select=notetext,subject&$filter=_objectid_value%%20eq%%20%s", id);
+    struct emures r;
+    long st = emu_req(&fx->emu, "GET", path, NULL, NULL, &r);
+    if (st == 404) {
+        emures_free(&r);
+        return NULL;
+    }
+    assert_int_equal(st, 200);
+    struct buf b = BUF_INIT;
+    buf_puts(&b, "");
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r.json, "value"))
+    {
+        assert_string_equal(emu_str(v, "subject"), TEMPLATE_CHECK_SUBJECT);
+        buf_printf(&b, "%s%s", b.len ? "\n" : "", emu_str(v, "notetext"));
+    }
+    emures_free(&r);
+    return b.data;
+}
+
+static void test_check_on_save(void **state)
+{
+    struct fx *fx = *state;
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"" TGOOD "\",\"smsys_name\":\"good\",\"smsys_entity\":"
+         "\"contact\",\"smsys_body\":\"سلام {{firstname}} {{parentcustomerid_account.name}}\"}");
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"" TCOL "\",\"smsys_name\":\"col\",\"smsys_entity\":"
+         "\"contact\",\"smsys_body\":\"Hi {{firstname}} {{shoesize | default \\\"?\\\"}}\"}");
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"" TSYN "\",\"smsys_name\":\"syn\",\"smsys_entity\":"
+         "\"contact\",\"smsys_body\":\"Hi {{firstname | shout}}\"}");
+    post(fx, "smsys_smstemplates",
+         "{\"smsys_smstemplateid\":\"" TNOT "\",\"smsys_name\":\"no table\",\"smsys_body\":"
+         "\"Hi\"}");
+    struct template_check *tc;
+    struct template_check_opts o = {0};
+    assert_int_equal(template_check_new(&fx->loop, fx->dv, &o, &tc), 0);
+
+    /* first run: every template */
+    struct template_check_result r = check_once(fx, tc);
+    assert_int_equal(r.changed, 4);
+    assert_int_equal(r.invalid, 3);
+    const char *want_col = "line 1, column 18 (byte 17), {{shoesize | default \"?\"}}: column "
+                           "\"shoesize\" does not exist on contact";
+    const char *want_syn =
+        "line 1, column 18 (byte 17), {{firstname | shout}}: unknown filter \"shout\"";
+    char *n = notes_of(fx, TCOL);
+    int notes_supported = n != NULL;
+    if (!notes_supported) {
+        /* The one tolerated case: this dvemu has no annotation table yet.
+         * Then nothing is written, and it is counted and logged. */
+        print_message("dvemu has no annotations: notes counted as unsupported\n");
+        assert_int_equal(r.notes, 0);
+        assert_int_equal(r.notes_unsupported, 3);
+    } else {
+        assert_int_equal(r.notes, 3);
+        assert_string_equal(n, want_col);
+        free(n);
+        n = notes_of(fx, TSYN);
+        assert_string_equal(n, want_syn);
+        free(n);
+        n = notes_of(fx, TNOT);
+        assert_non_null(strstr(n, "names no table (smsys_entity)"));
+        free(n);
+        n = notes_of(fx, TGOOD);
+        assert_string_equal(n, "");
+        free(n);
+    }
+
+    /* nothing changed: one request, nothing checked */
+    r = check_once(fx, tc);
+    assert_int_equal(r.changed, 0);
+    assert_int_equal(r.requests, 1);
+
+    /* the good one is edited into a bad one: only it is checked */
+    struct emures er;
+    assert_int_equal(emu_req(&fx->emu, "PATCH", "smsys_smstemplates(" TGOOD ")", NULL,
+                             "{\"smsys_body\":\"{{parentcustomerid_account.shoesize}}\"}", &er),
+                     204);
+    emures_free(&er);
+    r = check_once(fx, tc);
+    assert_int_equal(r.changed, 1);
+    assert_int_equal(r.invalid, 1);
+    assert_int_equal(r.notes + r.notes_unsupported, 1);
+    if (notes_supported) {
+        n = notes_of(fx, TGOOD);
+        assert_string_equal(n, "line 1, column 1 (byte 0), {{parentcustomerid_account.shoesize}}: "
+                               "column \"shoesize\" does not exist on account");
+        free(n);
+    }
+    const struct template_check_stats *st = template_check_stats(tc);
+    assert_int_equal(st->runs, 3);
+    assert_int_equal(st->invalid, 4);
+    template_check_free(tc);
+
+    /* a restart checks everything again but repeats no note */
+    assert_int_equal(template_check_new(&fx->loop, fx->dv, &o, &tc), 0);
+    r = check_once(fx, tc);
+    assert_int_equal(r.changed, 4);
+    assert_int_equal(r.invalid, 4);
+    if (notes_supported) {
+        assert_int_equal(r.notes, 0);
+        assert_int_equal(r.notes_kept, 4);
+    } else {
+        assert_int_equal(r.notes_unsupported, 4);
+    }
+    template_check_free(tc);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -420,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jalali_dates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_depths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_on_save, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
