@@ -71,7 +71,6 @@ struct pickup {
     struct queue_new *items;
     size_t nitems;
     size_t enq_pos;
-    cJSON *desc_patch; /* descriptions written after the enqueue */
 };
 
 struct fetch_ctx {
@@ -179,8 +178,6 @@ static void poll_clear(struct pickup *p)
     free(p->items);
     p->items = NULL;
     p->nitems = 0;
-    cJSON_Delete(p->desc_patch);
-    p->desc_patch = NULL;
 }
 
 void pickup_free(struct pickup *p)
@@ -270,46 +267,21 @@ static void enqueue_cb(int rc, const struct queue_enq_res *res, size_t n,
     enqueue_next(p);
 }
 
-static void desc_cb(int rc, const struct dv_bulk_result *res, void *ud)
+static void desc_cb(int rc, unsigned requests, void *ud)
 {
     struct pickup *p = ud;
-    p->res.requests += res ? res->requests : 1;
-    if (rc != 0)
-        /* The messages are queued and will be sent; only the record lacks
-         * the text. Not retried: a re-read would see description empty
-         * but the SMS already queued (skipped). */
-        log_warn("pickup_description_failed", "rc=%d", rc);
+    (void)rc; /* logged by pickup_tpl.c */
+    p->res.requests += requests;
     poll_end(p);
-}
-
-/* Templated SMS with several recipients: the original record gets the
- * text of its own (first) recipient, now that the queue has them all;
- * written earlier, a retry of this poll would send that personal text to
- * every recipient as if it had been typed. */
-static void write_descriptions(struct pickup *p)
-{
-    p->desc_patch = cJSON_CreateArray();
-    for (size_t i = 0; p->desc_patch && i < p->nsms; i++) {
-        const struct pk_sms *s = &p->sms[i];
-        if (s->skip || s->fail || !s->per_party || s->nto == 0 || s->to[0].body == NULL)
-            continue;
-        cJSON *row = cJSON_CreateObject();
-        if (row == NULL || !cJSON_AddStringToObject(row, "activityid", s->id) ||
-            !cJSON_AddStringToObject(row, "description", s->to[0].body)) {
-            cJSON_Delete(row);
-            continue;
-        }
-        cJSON_AddItemToArray(p->desc_patch, row);
-    }
-    if (cJSON_GetArraySize(p->desc_patch) == 0 ||
-        dv_update_multiple(p->dv, "smsys_smses", "smsys_sms", p->desc_patch, desc_cb, p) != 0)
-        poll_end(p);
 }
 
 static void enqueue_next(struct pickup *p)
 {
     if (p->enq_pos >= p->nitems) {
-        write_descriptions(p);
+        /* Templated SMS with several recipients: the original's own text,
+         * only now that every recipient is queued (pickup_tpl.c says why). */
+        if (pk_tpl_descriptions(p->dv, p->sms, p->nsms, desc_cb, p) != 0)
+            poll_end(p);
         return;
     }
     size_t n = p->nitems - p->enq_pos;

@@ -128,6 +128,14 @@ typedef void (*pk_tpl_done_cb)(int rc, const struct smsys_err *err, void *ud);
 int pk_tpl_render(struct dv_client *dv, struct template_defaults *defs, struct pk_sms *sms,
                   size_t nsms, pk_tpl_done_cb cb, void *ud);
 
+/* After the enqueue: PATCHes description of each original record of a
+ * per_party SMS (not skipped or failed) with its first recipient's text.
+ * cb(rc, requests made, ud) once, later. Returns 0, SMSYS_ENOTFOUND
+ * (nothing to write, no cb) or another error (no cb). */
+typedef void (*pk_desc_cb)(int rc, unsigned requests, void *ud);
+int pk_tpl_descriptions(struct dv_client *dv, const struct pk_sms *sms, size_t nsms, pk_desc_cb cb,
+                        void *ud);
+
 char *pk_strdup(const char *s);
 char *pk_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -17,8 +17,9 @@
  * poll, or finds the text in description and queues that, which is the
  * same text. With several recipients the original record's description
  * (its first recipient's text) is written only AFTER the enqueue
- * (pickup.c): written earlier, a retry would take it for a typed text and
- * send the first recipient's personal text to all of them. */
+ * (pk_tpl_descriptions, called by pickup.c): written earlier, a retry
+ * would take it for a typed text and send the first recipient's personal
+ * text to all of them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -620,4 +621,62 @@ int pk_tpl_render(struct dv_client *dv, struct template_defaults *defs, struct p
     }
     step_done(r);
     return 0;
+}
+
+/* ---- after the enqueue ---------------------------------------------- */
+
+struct pt_desc {
+    cJSON *rows;
+    pk_desc_cb cb;
+    void *ud;
+};
+
+static void desc_cb(int rc, const struct dv_bulk_result *res, void *ud)
+{
+    struct pt_desc *d = ud;
+    if (rc != 0)
+        /* The messages are queued and will be sent; only the original
+         * record lacks its text. Not retried: the next poll skips the SMS
+         * as queued, and must not take a late text for a typed one. */
+        log_warn("pickup_tpl_description", "rc=%d records=%d", rc, cJSON_GetArraySize(d->rows));
+    pk_desc_cb cb = d->cb;
+    void *cud = d->ud;
+    unsigned requests = res ? res->requests : 1;
+    cJSON_Delete(d->rows);
+    free(d);
+    cb(rc, requests, cud);
+}
+
+int pk_tpl_descriptions(struct dv_client *dv, const struct pk_sms *sms, size_t nsms, pk_desc_cb cb,
+                        void *ud)
+{
+    struct pt_desc *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    d->cb = cb;
+    d->ud = ud;
+    d->rows = cJSON_CreateArray();
+    int rc = d->rows ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nsms; i++) {
+        const struct pk_sms *s = &sms[i];
+        if (s->skip || s->fail || !s->per_party || s->nto == 0 || s->to[0].body == NULL)
+            continue;
+        cJSON *row = cJSON_CreateObject();
+        if (row == NULL || !cJSON_AddStringToObject(row, "activityid", s->id) ||
+            !cJSON_AddStringToObject(row, "description", s->to[0].body)) {
+            cJSON_Delete(row);
+            rc = -ENOMEM;
+            break;
+        }
+        cJSON_AddItemToArray(d->rows, row);
+    }
+    if (rc == 0 && cJSON_GetArraySize(d->rows) == 0)
+        rc = SMSYS_ENOTFOUND;
+    if (rc == 0)
+        rc = dv_update_multiple(dv, "smsys_smses", "smsys_sms", d->rows, desc_cb, d);
+    if (rc != 0) {
+        cJSON_Delete(d->rows);
+        free(d);
+    }
+    return rc;
 }
