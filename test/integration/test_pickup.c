@@ -752,6 +752,7 @@ static void test_pickup_default_and_multi(void **state)
     struct pickup *p;
     struct smsys_err err = {0};
     assert_int_equal(pickup_new(&f.loop, f.q, f.pool, f.dv, &po, &p, &err), 0);
+    double tpl0 = pkf_stat(&f, "by_entity_set", "smsys_smstemplates"); /* our POSTs */
     struct pickup_result r = poll_once(&f, p);
     assert_int_equal(r.records, 6);
     /* 1 + 1 + 2 + 4 + 2 + 1 queue rows */
@@ -801,10 +802,18 @@ static void test_pickup_default_and_multi(void **state)
 
     assert_string_equal(msg_col(&f, S(6), "body"), "typed");
 
-    /* Again: nothing new is queued (all are queued already). */
+    /* The first poll read the templates twice: the named ones of the page
+     * and every table's default in one GET. */
+    double tpl_gets = pkf_stat(&f, "by_entity_set", "smsys_smstemplates");
+    assert_true(tpl_gets - tpl0 == 2);
+    /* Again, with one new SMS for the contact default: the defaults come
+     * from the cache (no template request); nothing else is queued twice. */
+    sms(&f, S(7), NULL, TO("contact", "contacts", C5), "");
     r = poll_once(&f, p);
-    assert_int_equal(r.inserted, 0);
-    assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 11);
+    assert_int_equal(r.inserted, 1);
+    assert_string_equal(msg_col(&f, S(7), "body"), SALAM "Ali");
+    assert_true(pkf_stat(&f, "by_entity_set", "smsys_smstemplates") == tpl_gets);
+    assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 12);
 
     pickup_free(p);
     accounts_free(a);
