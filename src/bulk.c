@@ -772,9 +772,10 @@ static void completed_cb(int rc, PGresult *res, const struct smsys_err *err, voi
     if (rc == 0 && PQntuples(res) == 1) {
         s->state = to_int(val(res, 0, 0), s->state);
         log_info("bulk completed",
-                 "bulk=%s total=%lld sent=%lld delivered=%lld failed=%lld "
-                 "skipped=%lld",
-                 s->id, s->total, s->sent, s->delivered, s->failed, s->skipped);
+                 "bulk=%s total=%lld sent=%lld delivered=%lld failed=%lld skipped=%lld "
+                 "engine_dv_requests=%llu",
+                 s->id, s->total, s->sent, s->delivered, s->failed, s->skipped,
+                 (unsigned long long)r->e->st.dv_requests);
     }
     sync_write(r);
 }
