@@ -105,6 +105,7 @@ struct run {
     cJSON *row;             /* the row being decided */
     const char *force_rate; /* start command: rate override, else NULL */
     int forced;
+    char restart[37]; /* the bulk being restarted */
     struct syncrow *sy;
     size_t nsy, isy;
     struct bjob *jobs;

@@ -42,6 +42,20 @@ static void decided_cb(int rc, PGresult *res, const struct smsys_err *err, void 
         next_decide(r);
 }
 
+/* A Failed bulk set Ready again: started over when nothing was sent yet,
+ * else its Failed status is written back (the user sees why). */
+static void restart_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
+{
+    struct run *r = ud;
+    int again = rc == 0 && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    if (rc == 0)
+        log_info(again ? "bulk restarted" : "bulk not restarted: messages were sent already",
+                 "bulk=%s", r->restart);
+    if (rc == 0 && !again && bulk_db_set_written(r->e->pg, r->restart, "{}", decided_cb, r) == 0)
+        return;
+    decided_cb(rc, res, err, ud);
+}
+
 /* The accept JSON of a Ready row (smsys_bulk_accept). */
 static char *accept_json(struct run *r, const cJSON *row)
 {
@@ -115,9 +129,9 @@ static void decide(struct run *r, const cJSON *row, int pg, int written)
         rc = bulk_db_resume(e->pg, id, decided_cb, r);
     } else if (status == BULK_READY && pg == BULK_FAILED) {
         char *json = accept_json(r, row);
-        rc = json ? bulk_db_restart(e->pg, json, decided_cb, r) : -ENOMEM;
+        bulk_copy_id(r->restart, id);
+        rc = json ? bulk_db_restart(e->pg, json, restart_cb, r) : -ENOMEM;
         free(json);
-        log_info("bulk restart", "bulk=%s", id);
     } else if (status == BULK_READY && (pg == BULK_COMPLETED || pg == BULK_CANCELED)) {
         /* a finished bulk is not sent again: show its real status */
         rc = bulk_db_set_written(e->pg, id, "{}", decided_cb, r);

@@ -254,6 +254,23 @@ static void test_static_list_10k(void **state)
     }
     assert_int_equal(bw_int("SELECT count(*) FROM smsys_message WHERE bulk_id = '" BULK_A "'"),
                      9500);
+    /* each skip says why */
+    static const char *const why[] = {"",
+                                      "no phone number (mobilephone, telephone1 empty)",
+                                      "mobilephone ''12345''",
+                                      "recipient opted out by SMS on",
+                                      "smsys_donotsms is set",
+                                      "duplicate number +98912"};
+    for (int st = 1; st <= 5; st++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM smsys_bulk_member WHERE bulk_id = '" BULK_A
+                 "' AND status = %d AND strpos(reason, '%s') = 1",
+                 st, why[st]);
+        if (bw_int(sql) != 100)
+            fail_msg("status %d: reasons not all \"%s...\": e.g. %s", st, why[st],
+                     bw_str("SELECT reason FROM smsys_bulk_member WHERE bulk_id = '" BULK_A
+                            "' AND status > 0 ORDER BY status, seq LIMIT 1"));
+    }
 
     /* exactly one message per reachable member, counted at the SMSC */
     cJSON *seen = bw_seen("A ");
@@ -368,6 +385,25 @@ static void test_default_template(void **state)
     assert_non_null(strstr(e, "no default template for lead"));
     cJSON_Delete(row);
     assert_int_equal(bw_int("SELECT count(*) FROM smsys_message WHERE bulk_id = '" BULK_L "'"), 0);
+
+    /* the template is added, the user sets Ready again: it starts over */
+    bw_post("smsys_smstemplates", "{\"smsys_name\":\"Lead default\",\"smsys_body\":"
+                                  "\"LD {{lastname}}\",\"smsys_entity\":\"lead\","
+                                  "\"smsys_isdefault\":true}");
+    bw_patch("smsys_bulksmses(" BULK_L ")", "{\"smsys_status\":2}");
+    row = bw_wait_row(BULK_L, BULK_COMPLETED, 5, 5, 5, 0, 30000);
+    assert_null(jstr(row, "smsys_lasterror"));
+    cJSON_Delete(row);
+    seen = bw_seen("LD ");
+    assert_int_equal(cJSON_GetArraySize(seen), 5);
+    for (int i = 0; i < 5; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "98935%07d|LD Lead%d", i, i);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(seen, key);
+        assert_non_null(c);
+        assert_int_equal(c->valueint, 1);
+    }
+    cJSON_Delete(seen);
 }
 
 #define BULK_R "b0000000-0000-4000-8000-0000000000e1"

@@ -202,9 +202,9 @@ static void test_held_chunk_resumes(void **state)
 {
     (void)state;
     bw_smsysd_stop();
-    bw_post("smsys_bulksmses", "{\"smsys_bulksmsid\":\"" BULK_H "\",\"smsys_name\":\"H\","
-                               "\"smsys_status\":4,\"smsys_listid@odata.bind\":\"/lists(" L_Q
-                               ")\"}");
+    bw_post("smsys_bulksmses",
+            "{\"smsys_bulksmsid\":\"" BULK_H "\",\"smsys_name\":\"H\","
+            "\"smsys_status\":4,\"smsys_listid@odata.bind\":\"/lists(" L_Q ")\"}");
     bw_exec("SELECT * FROM smsys_bulk_accept('{\"id\":\"" BULK_H "\",\"name\":\"H\","
             "\"list_id\":\"" L_Q "\"}')");
     bw_exec("UPDATE smsys_bulk SET sources = '[{\"id\":\"" L_Q "\",\"dynamic\":false,"
@@ -224,8 +224,9 @@ static void test_held_chunk_resumes(void **state)
     }
     buf_putc(&js, ']');
     struct buf sql = BUF_INIT;
-    buf_printf(&sql, "SELECT applied FROM smsys_bulk_page('" BULK_H "', 0, NULL, 1, NULL, true, "
-                     "'%s')",
+    buf_printf(&sql,
+               "SELECT applied FROM smsys_bulk_page('" BULK_H "', 0, NULL, 1, NULL, true, "
+               "'%s')",
                js.data);
     bw_exec(sql.data);
     buf_free(&js);
