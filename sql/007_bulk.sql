@@ -461,8 +461,11 @@ BEGIN
     RETURN st;
 END $$;
 
--- Engine-driven transitions (Expanding -> Sending, -> Failed, -> Completed,
--- Paused/Ready -> Expanding on start). Final states are never left.
+-- Engine-driven transitions, each only from its predecessor: Ready ->
+-- Expanding (scheduled start reached), Expanding -> Sending (preflight
+-- passed), Sending -> Completed, Ready/Expanding/Sending -> Failed. So a
+-- pause or cancel that lands while the engine works is never overwritten;
+-- final states are never left. Returns the state in force.
 CREATE FUNCTION smsys_bulk_set_state(b uuid, st smallint, err text) RETURNS smallint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -473,7 +476,9 @@ BEGIN
            last_error = CASE WHEN st = 8 THEN err ELSE coalesce(err, x.last_error) END,
            final_at = CASE WHEN st IN (6, 7, 8) THEN now() ELSE NULL END,
            updated_at = now()
-     WHERE x.id = b AND x.state NOT IN (6, 7, 8)
+     WHERE x.id = b
+       AND ((st = 3 AND x.state = 2) OR (st = 4 AND x.state = 3) OR (st = 6 AND x.state = 4)
+            OR (st = 8 AND x.state IN (2, 3, 4)))
     RETURNING x.state INTO cur;
     IF cur IS NULL THEN
         SELECT x.state INTO cur FROM smsys_bulk x WHERE x.id = b;

@@ -342,6 +342,36 @@ static void test_optout_after_expansion(void **state)
     assert_int_equal(num(e->c, "SELECT finished::int FROM smsys_bulk_progress('" BULK "')"), 1);
 }
 
+/* Engine transitions only from their predecessor: a pause that lands
+ * while the preflight runs is not overwritten by "Sending". */
+static void test_engine_transitions(void **state)
+{
+    struct env *e = *state;
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_pause('" BULK "')"), BULK_PAUSED);
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_set_state('" BULK "', 4::int2, NULL)"),
+                     BULK_PAUSED);
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_set_state('" BULK "', 6::int2, NULL)"),
+                     BULK_PAUSED);
+    assert_int_equal(num(e->c, "SELECT sending::int FROM smsys_bulk"), 0);
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_resume('" BULK "')"), BULK_EXPANDING);
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_set_state('" BULK "', 6::int2, NULL)"),
+                     BULK_EXPANDING);
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_set_state('" BULK "', 4::int2, NULL)"),
+                     BULK_SENDING);
+    assert_int_equal(num(e->c, "SELECT sending::int FROM smsys_bulk"), 1);
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_set_state('" BULK "', 8::int2, 'why')"),
+                     BULK_FAILED);
+    char *err = str(e->c, "SELECT last_error FROM smsys_bulk");
+    assert_string_equal(err, "why");
+    free(err);
+    /* a Failed bulk without messages starts over */
+    assert_int_equal(num(e->c, "SELECT smsys_bulk_restart('{\"id\":\"" BULK "\",\"name\":"
+                               "\"Again\",\"account_id\":\"" ACC "\"}')::int"),
+                     1);
+    assert_int_equal(num(e->c, "SELECT state FROM smsys_bulk"), BULK_EXPANDING);
+    assert_int_equal(num(e->c, "SELECT count(*) FROM smsys_bulk WHERE last_error IS NULL"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +380,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_release_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_optout_after_expansion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_transitions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
