@@ -5,6 +5,7 @@
  *    Dynamics (PATCH smsys_status), paused and resumed the smsysctl way,
  *    then canceled from Dynamics: no hand-over after one poll interval,
  *    nothing sent twice, the records of canceled messages Canceled;
+ *  - a dynamic list (FetchXML) read in several pages;
  *  - a held chunk left by a crash, with some of its records made, is
  *    resumed: only the missing records are created, each member sent once;
  *  - quiet hours: outside the window the records are created but nothing
@@ -23,6 +24,8 @@
 #define NCONT  320
 #define L_MAIN "16000000-0000-4000-8000-000000000001" /* 0..299 */
 #define L_Q    "16000000-0000-4000-8000-000000000002" /* 300..319 */
+#define L_DYN  "16000000-0000-4000-8000-000000000003" /* city Tehran: 0..249 */
+#define BULK_F "b2000000-0000-4000-8000-000000000004"
 #define BULK_P "b2000000-0000-4000-8000-000000000001"
 #define BULK_Q "b2000000-0000-4000-8000-000000000002"
 #define BULK_H "b2000000-0000-4000-8000-000000000003"
@@ -40,11 +43,15 @@ static void seed(FILE *o, int port)
     for (int i = 0; i < NCONT; i++)
         fprintf(o,
                 "%s{\"contactid\":\"c1000000-0000-4000-8000-%012d\",\"firstname\":\"F%d\","
-                "\"lastname\":\"L%d\",\"mobilephone\":\"0935%07d\"}",
-                i ? "," : "", i, i, i, i);
+                "\"lastname\":\"L%d\",\"mobilephone\":\"0935%07d\"%s}",
+                i ? "," : "", i, i, i, i, i < 250 ? ",\"address1_city\":\"Tehran\"" : "");
     fputs("],\"lists\":[{\"listid\":\"" L_MAIN "\",\"listname\":\"Main\",\"type\":false,"
           "\"createdfromcode\":2},{\"listid\":\"" L_Q "\",\"listname\":\"Night\",\"type\":false,"
-          "\"createdfromcode\":2}],\"_links\":[",
+          "\"createdfromcode\":2},{\"listid\":\"" L_DYN "\",\"listname\":\"Tehran\","
+          "\"type\":true,\"createdfromcode\":2,\"query\":\"<fetch distinct='true'><entity "
+          "name='contact'><filter><condition attribute='address1_city' operator='eq' "
+          "value='Tehran'/></filter><order attribute='lastname'/></entity></fetch>\"}],"
+          "\"_links\":[",
           o);
     for (int i = 0; i < NCONT; i++)
         fprintf(o,
@@ -57,6 +64,7 @@ static void seed(FILE *o, int port)
 static int setup(void **state)
 {
     (void)state;
+    bw_page_size = 100; /* several pages per list, FetchXML included */
     bw_open("bulkctl", seed, "");
     return 0;
 }
@@ -194,6 +202,37 @@ static void test_pause_resume_cancel(void **state)
     assert_int_equal(bw_seen_total("P "), sent);
 }
 
+/* A dynamic list of 250 read in pages of 100 (FetchXML page + cookie),
+ * each page checkpointed. */
+static void test_dynamic_list_paged(void **state)
+{
+    (void)state;
+    bw_post("smsys_bulksmses",
+            "{\"smsys_bulksmsid\":\"" BULK_F "\",\"smsys_name\":\"F\",\"smsys_status\":2,"
+            "\"description\":\"T {{firstname}}\","
+            "\"smsys_listid@odata.bind\":\"/lists(" L_DYN ")\"}");
+    cJSON *row = bw_wait_row(BULK_F, BULK_COMPLETED, 250, 250, 250, 0, 60000);
+    cJSON_Delete(row);
+    cJSON *seen = bw_seen("T ");
+    assert_int_equal(cJSON_GetArraySize(seen), 250);
+    for (int i = 0; i < 250; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "98935%07d|T F%d", i, i);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(seen, key);
+        if (c == NULL)
+            fail_msg("member %d of the dynamic list never received %s", i, key);
+        assert_int_equal(c->valueint, 1);
+    }
+    cJSON_Delete(seen);
+    char *l = bw_slurp(w.log);
+    int pages = 0;
+    for (const char *p = l; (p = strstr(p, "bulk page bulk=" BULK_F)) != NULL; p++)
+        pages++;
+    free(l);
+    print_message("dynamic list of 250 read in %d pages\n", pages);
+    assert_int_equal(pages, 3);
+}
+
 /* What a kill -9 between "records created" and "released" leaves: a held
  * chunk whose records partly exist (here 7 of 20, made by hand). The
  * restarted service must ask Dynamics, create only the 13 missing records
@@ -327,6 +366,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pause_resume_cancel),
+        cmocka_unit_test(test_dynamic_list_paged),
         cmocka_unit_test(test_held_chunk_resumes),
         cmocka_unit_test(test_quiet_hours),
     };

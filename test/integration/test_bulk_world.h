@@ -29,6 +29,8 @@ struct bw {
 };
 
 static struct bw w;
+/* [bulk] page_size of the world's config (0: the default, 5000) */
+static int bw_page_size;
 
 static char *bw_slurp(const char *path)
 {
@@ -169,6 +171,7 @@ static void bw_write_conf(const char *quiet)
             "[bulk]\n"
             "poll_interval_ms = 200\n"
             "counters_interval_ms = 500\n"
+            "page_size = %d\n"
             "[sending]\n"
             "quiet_hours = %s\n"
             "timezone = Asia/Tehran\n"
@@ -178,7 +181,8 @@ static void bw_write_conf(const char *quiet)
             "listen = 127.0.0.1:%d\n"
             "[log]\n"
             "level = info\n",
-            w.f.root, w.f.root, w.f.conninfo, quiet, w.http_port);
+            w.f.root, w.f.root, w.f.conninfo, bw_page_size ? bw_page_size : 5000, quiet,
+            w.http_port);
     fclose(o);
     chmod(w.conf, 0600);
 }
