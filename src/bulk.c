@@ -261,12 +261,14 @@ void bulk_job_fail(struct bjob *j, const char *why)
         j->done(j, -ENOMEM, 0);
 }
 
+/* A scheduled bulk whose start time came (counted as started at accept). */
 static void started_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
 {
     struct bjob *j = ud;
     (void)res;
-    (void)err;
-    j->e->st.started++;
+    if (rc != 0)
+        log_warn("bulk start not stored", "bulk=%s error=\"%s\"", j->id,
+                 log_q(bulk_errtext(rc, err)));
     ((struct run *)j->e->run)->do_sync = 1;
     j->done(j, rc, rc == 0);
 }

@@ -117,6 +117,7 @@ struct bulk_opts {
 };
 
 struct bulk_stats {
+    /* started = bulks accepted */
     uint64_t runs, polls, started, pages, members, rendered, records, released, refused_rows,
         patches, failures;
     uint64_t dv_requests; /* Dynamics requests made by the engine */

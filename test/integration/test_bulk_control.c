@@ -6,6 +6,7 @@
  *    then canceled from Dynamics: no hand-over after one poll interval,
  *    nothing sent twice, the records of canceled messages Canceled;
  *  - a dynamic list (FetchXML) read in several pages;
+ *  - a scheduled start is honoured;
  *  - a held chunk left by a crash, with some of its records made, is
  *    resumed: only the missing records are created, each member sent once;
  *  - quiet hours: outside the window the records are created but nothing
@@ -26,6 +27,7 @@
 #define L_Q    "16000000-0000-4000-8000-000000000002" /* 300..319 */
 #define L_DYN  "16000000-0000-4000-8000-000000000003" /* city Tehran: 0..249 */
 #define BULK_F "b2000000-0000-4000-8000-000000000004"
+#define BULK_S "b2000000-0000-4000-8000-000000000005"
 #define BULK_P "b2000000-0000-4000-8000-000000000001"
 #define BULK_Q "b2000000-0000-4000-8000-000000000002"
 #define BULK_H "b2000000-0000-4000-8000-000000000003"
@@ -233,6 +235,33 @@ static void test_dynamic_list_paged(void **state)
     assert_int_equal(pages, 3);
 }
 
+/* Ready with smsys_scheduledstart 3 s ahead: accepted at once (state 2 in
+ * PostgreSQL), nothing read or sent before that time, then it runs. */
+static void test_scheduled_start(void **state)
+{
+    (void)state;
+    char at[40], body[600];
+    time_t t = time(NULL) + 3;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof(body),
+             "{\"smsys_bulksmsid\":\"" BULK_S "\",\"smsys_name\":\"S\",\"smsys_status\":2,"
+             "\"description\":\"S {{firstname}}\",\"smsys_scheduledstart\":\"%s\","
+             "\"smsys_listid@odata.bind\":\"/lists(" L_Q ")\"}",
+             at);
+    bw_post("smsys_bulksmses", body);
+    assert_int_equal(bw_wait_state(BULK_S, "2", 5000), BULK_READY);
+    uv_sleep(1000);
+    assert_int_equal(bw_int("SELECT state FROM smsys_bulk WHERE id = '" BULK_S "'"), BULK_READY);
+    assert_int_equal(bw_int("SELECT count(*) FROM smsys_bulk_member WHERE bulk_id = '" BULK_S "'"),
+                     0);
+    cJSON *row = bw_wait_row(BULK_S, BULK_COMPLETED, 20, 20, 20, 0, 30000);
+    cJSON_Delete(row);
+    assert_true(time(NULL) >= t);
+    assert_int_equal(bw_seen_total("S "), 20);
+}
+
 /* What a kill -9 between "records created" and "released" leaves: a held
  * chunk whose records partly exist (here 7 of 20, made by hand). The
  * restarted service must ask Dynamics, create only the 13 missing records
@@ -365,9 +394,8 @@ static void test_quiet_hours(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pause_resume_cancel),
-        cmocka_unit_test(test_dynamic_list_paged),
-        cmocka_unit_test(test_held_chunk_resumes),
+        cmocka_unit_test(test_pause_resume_cancel), cmocka_unit_test(test_dynamic_list_paged),
+        cmocka_unit_test(test_scheduled_start),     cmocka_unit_test(test_held_chunk_resumes),
         cmocka_unit_test(test_quiet_hours),
     };
     if (getenv("SMSYS_TEST_FILTER"))
