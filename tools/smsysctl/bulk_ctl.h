@@ -22,7 +22,7 @@ PGresult *bulk_db_exec(PGconn *c, const char *sql, int n, const char *const *par
  * CTL_OK, or CTL_USAGE (printed). */
 int bulk_check_arg(const struct ctl *ctl, const char *arg);
 
-/* Resolves a bulk id argument (bulk_id_parse rules) against smsys_bulk.
+/* Resolves a bulk id argument (bulkview_id_parse rules) against smsys_bulk.
  * Returns CTL_OK with the canonical id in id and *known = 1; CTL_USAGE
  * (printed) for a malformed argument; CTL_FAIL (printed) when no bulk or
  * several bulks match (the candidates are listed), or on a database error.
@@ -37,7 +37,7 @@ struct bulk_row {
     char name[256];
     char last_error[512];
     char created[24], updated[24]; /* ISO 8601 UTC */
-    struct bulk_progress p;
+    struct bulkview v;
 };
 
 /* The SELECT list and FROM clause giving one bulk_row per smsys_bulk row

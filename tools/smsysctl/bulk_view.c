@@ -6,21 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *bulk_state_name(int state)
-{
-    static const char *const names[] = {
-        [BULK_DRAFT] = "Draft",       [BULK_READY] = "Ready",   [BULK_EXPANDING] = "Expanding",
-        [BULK_SENDING] = "Sending",   [BULK_PAUSED] = "Paused", [BULK_COMPLETED] = "Completed",
-        [BULK_CANCELED] = "Canceled", [BULK_FAILED] = "Failed",
-    };
-    static char other[24];
-    if (state >= BULK_DRAFT && state <= BULK_FAILED)
-        return names[state];
-    snprintf(other, sizeof(other), "state %d", state);
-    return other;
-}
-
-int bulk_state_final(int state)
+int bulkview_final(int state)
 {
     return state == BULK_COMPLETED || state == BULK_CANCELED || state == BULK_FAILED;
 }
@@ -32,7 +18,7 @@ static int hyphen_allowed(int digits)
     return digits == 8 || digits == 12 || digits == 16 || digits == 20;
 }
 
-int bulk_id_parse(const char *arg, char hex[33], int *full)
+int bulkview_id_parse(const char *arg, char hex[33], int *full)
 {
     if (arg == NULL)
         return -EINVAL;
@@ -50,7 +36,7 @@ int bulk_id_parse(const char *arg, char hex[33], int *full)
         hex[n++] = (char)tolower((unsigned char)*p);
     }
     hex[n] = '\0';
-    if (n < BULK_ID_MIN_HEX || (n > 0 && arg[strlen(arg) - 1] == '-'))
+    if (n < BULKVIEW_ID_MIN_HEX || (n > 0 && arg[strlen(arg) - 1] == '-'))
         return -EINVAL;
     /* A full GUID is written with all four hyphens or none. */
     if (n == 32 && hyphens != 0 && hyphens != 4)
@@ -59,42 +45,42 @@ int bulk_id_parse(const char *arg, char hex[33], int *full)
     return 0;
 }
 
-void bulk_id_format(const char hex[33], char out[37])
+void bulkview_id_format(const char hex[33], char out[37])
 {
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-void bulk_rate_add(struct bulk_rate *r, uint64_t t_ms, long long done)
+void bulkview_rate_add(struct bulkview_rate *r, uint64_t t_ms, long long done)
 {
     if (r->n > 0) {
-        unsigned last = (r->head + r->n - 1) % BULK_RATE_SLOTS;
+        unsigned last = (r->head + r->n - 1) % BULKVIEW_RATE_SLOTS;
         if (t_ms < r->t[last])
             return;
     }
-    if (r->n == BULK_RATE_SLOTS) {
-        r->head = (r->head + 1) % BULK_RATE_SLOTS;
+    if (r->n == BULKVIEW_RATE_SLOTS) {
+        r->head = (r->head + 1) % BULKVIEW_RATE_SLOTS;
         r->n--;
     }
-    unsigned at = (r->head + r->n) % BULK_RATE_SLOTS;
+    unsigned at = (r->head + r->n) % BULKVIEW_RATE_SLOTS;
     r->t[at] = t_ms;
     r->v[at] = done;
     r->n++;
     /* Keep one sample at or just beyond the window edge, so the rate spans
      * the full window rather than whatever is strictly inside it. */
     while (r->n > 2) {
-        unsigned next = (r->head + 1) % BULK_RATE_SLOTS;
-        if (t_ms - r->t[next] < BULK_RATE_WINDOW_MS)
+        unsigned next = (r->head + 1) % BULKVIEW_RATE_SLOTS;
+        if (t_ms - r->t[next] < BULKVIEW_RATE_WINDOW_MS)
             break;
         r->head = next;
         r->n--;
     }
 }
 
-double bulk_rate_get(const struct bulk_rate *r)
+double bulkview_rate_get(const struct bulkview_rate *r)
 {
     if (r->n < 2)
         return -1;
-    unsigned last = (r->head + r->n - 1) % BULK_RATE_SLOTS;
+    unsigned last = (r->head + r->n - 1) % BULKVIEW_RATE_SLOTS;
     uint64_t span = r->t[last] - r->t[r->head];
     if (span < 1000)
         return -1;
@@ -104,7 +90,7 @@ double bulk_rate_get(const struct bulk_rate *r)
     return (double)d * 1000.0 / (double)span;
 }
 
-long long bulk_eta_s(long long remaining, double rate)
+long long bulkview_eta_s(long long remaining, double rate)
 {
     if (remaining <= 0)
         return 0;
@@ -116,7 +102,7 @@ long long bulk_eta_s(long long remaining, double rate)
     return (long long)(s + 0.999);
 }
 
-void bulk_fmt_duration(long long s, char *out, size_t len)
+void bulkview_duration(long long s, char *out, size_t len)
 {
     if (s < 0)
         snprintf(out, len, "?");
@@ -141,21 +127,21 @@ static void fmt_rate(double rate, char *out, size_t len)
 }
 
 /* The ETA only means something while sending a fully read audience. */
-static long long progress_eta(const struct bulk_progress *p, double rate)
+static long long progress_eta(const struct bulkview *p, double rate)
 {
-    if (bulk_state_final(p->state))
+    if (bulkview_final(p->state))
         return 0;
     if (p->state != BULK_SENDING || !p->expanded)
         return -1;
-    return bulk_eta_s(p->total - p->done, rate);
+    return bulkview_eta_s(p->c.total - p->done, rate);
 }
 
-static int progress_permille(const struct bulk_progress *p)
+static int progress_permille(const struct bulkview *p)
 {
-    if (p->total <= 0)
+    if (p->c.total <= 0)
         return p->state == BULK_COMPLETED ? 1000 : 0;
-    long long done = p->done < p->total ? p->done : p->total;
-    return (int)(done * 1000 / p->total);
+    long long done = p->done < p->c.total ? p->done : p->c.total;
+    return (int)(done * 1000 / p->c.total);
 }
 
 /* Copies at most width columns of s (ASCII) to out. */
@@ -171,14 +157,14 @@ static size_t cut(char *out, size_t len, const char *s, int width)
     return n;
 }
 
-size_t bulk_progress_line(char *out, size_t len, const struct bulk_progress *p, double rate,
-                          int width, int tty, time_t now)
+size_t bulkview_line(char *out, size_t len, const struct bulkview *p, double rate, int width,
+                     int tty, time_t now)
 {
     if (len == 0)
         return 0;
     char r[32], eta[32];
     fmt_rate(rate, r, sizeof(r));
-    bulk_fmt_duration(progress_eta(p, rate), eta, sizeof(eta));
+    bulkview_duration(progress_eta(p, rate), eta, sizeof(eta));
     int pm = progress_permille(p);
     const char *state = bulk_state_name(p->state);
     if (!tty) {
@@ -189,8 +175,8 @@ size_t bulk_progress_line(char *out, size_t len, const struct bulk_progress *p, 
         int n = snprintf(out, len,
                          "%s state=%s total=%lld%s done=%lld sent=%lld delivered=%lld failed=%lld "
                          "skipped=%lld progress=%d.%d%% rate=%s eta=%s",
-                         ts, state, p->total, p->expanded ? "" : "+", p->done, p->sent,
-                         p->delivered, p->failed, p->skipped, pm / 10, pm % 10, r, eta);
+                         ts, state, p->c.total, p->expanded ? "" : "+", p->done, p->c.sent,
+                         p->c.delivered, p->c.failed, p->c.skipped, pm / 10, pm % 10, r, eta);
         return n < 0 ? 0 : ((size_t)n < len ? (size_t)n : len - 1);
     }
     if (width < 1)
@@ -201,8 +187,8 @@ size_t bulk_progress_line(char *out, size_t len, const struct bulk_progress *p, 
     snprintf(tail, sizeof(tail),
              "%3d.%d%% %lld/%lld%s  sent %lld  delivered %lld  failed %lld  skipped %lld  %s  "
              "ETA %s",
-             pm / 10, pm % 10, p->done, p->total, p->expanded ? "" : "+", p->sent, p->delivered,
-             p->failed, p->skipped, r, eta);
+             pm / 10, pm % 10, p->done, p->c.total, p->expanded ? "" : "+", p->c.sent,
+             p->c.delivered, p->c.failed, p->c.skipped, r, eta);
     int fixed = (int)strlen(state) + 1 + (int)strlen(tail);
     int bar = width - fixed - 3; /* " [" ... "]" */
     if (bar > 40)
@@ -222,7 +208,7 @@ size_t bulk_progress_line(char *out, size_t len, const struct bulk_progress *p, 
         return cut(out, len, line, width);
     }
     /* Narrow: the essentials, then whatever fits. */
-    snprintf(line, sizeof(line), "%s %d%% %lld/%lld%s %s ETA %s", state, pm / 10, p->done, p->total,
-             p->expanded ? "" : "+", r, eta);
+    snprintf(line, sizeof(line), "%s %d%% %lld/%lld%s %s ETA %s", state, pm / 10, p->done,
+             p->c.total, p->expanded ? "" : "+", r, eta);
     return cut(out, len, line, width);
 }

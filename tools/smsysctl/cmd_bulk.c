@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ISO_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
 PGconn *bulk_db_open(const struct ctl *ctl)
 {
     struct smsys_config *cfg = ctl_load_config(ctl);
@@ -54,51 +52,49 @@ PGresult *bulk_db_exec(PGconn *c, const char *sql, int n, const char *const *par
     return r;
 }
 
-/* Counters as BULK.md defines them (and the engine writes to Dynamics):
- * total = members to send, skipped = members skipped at expansion, sent =
- * handed over and accepted (a failure reported after hand-over still
- * counts as sent), failed = Failed + Unknown + Blocked, done = messages
- * no longer waiting or in flight (the bar's progress). */
+/* The counters are smsys_bulk_progress's, the ones smsysd writes to
+ * Dynamics (docs/bulk.md). done (the bar's progress) is counted here:
+ * messages no longer waiting or in flight. Columns are read by name. */
 const char bulk_row_sql[] =
-    "SELECT b.id::text, coalesce(b.name, ''), b.state, coalesce(b.expanded, false),"
-    " coalesce(b.last_error, ''), " ISO_UTC("b.created_at") ", " ISO_UTC(
-        "b.updated_at") ","
-                        " mb.total, mb.skipped, ms.sent, ms.delivered, ms.failed, ms.done"
-                        " FROM smsys_bulk b,"
-                        " LATERAL (SELECT count(*) FILTER (WHERE status = 0) AS total,"
-                        "          count(*) FILTER (WHERE status <> 0) AS skipped"
-                        "          FROM smsys_bulk_member WHERE bulk_id = b.id) mb,"
-                        " LATERAL (SELECT count(*) FILTER (WHERE state IN (4, 5)"
-                        "                 OR (state = 6 AND sent_at IS NOT NULL)) AS sent,"
-                        "          count(*) FILTER (WHERE state = 5) AS delivered,"
-                        "          count(*) FILTER (WHERE state IN (6, 10, 21)) AS failed,"
-                        "          count(*) FILTER (WHERE state NOT IN (3, 7, 20)) AS done"
-                        "          FROM smsys_message WHERE bulk_id = b.id) ms";
+    "SELECT b.id::text AS id, coalesce(b.name, '') AS name, b.state,"
+    " b.expanded, coalesce(b.last_error, '') AS last_error,"
+    " to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created,"
+    " to_char(b.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated,"
+    " p.total, p.sent, p.delivered, p.failed, p.skipped, p.canceled, p.queued, p.inflight,"
+    " p.awaiting, p.unreleased, p.finished, d.done"
+    " FROM smsys_bulk b"
+    " CROSS JOIN LATERAL smsys_bulk_progress(b.id) p"
+    " CROSS JOIN LATERAL (SELECT count(*) AS done FROM smsys_message q"
+    "   WHERE q.bulk_id = b.id AND q.state NOT IN (3, 7, 20)) d";
 
 static long long num(PGresult *r, int i, int k)
 {
     long long v = 0;
-    if (!PQgetisnull(r, i, k) && util_parse_int(PQgetvalue(r, i, k), INT64_MIN, INT64_MAX, &v))
+    if (k < 0 || PQgetisnull(r, i, k) ||
+        util_parse_int(PQgetvalue(r, i, k), INT64_MIN, INT64_MAX, &v) != 0)
         v = 0;
     return v;
+}
+
+static const char *text(PGresult *r, int i, const char *col)
+{
+    int k = PQfnumber(r, col);
+    return k < 0 || PQgetisnull(r, i, k) ? "" : PQgetvalue(r, i, k);
 }
 
 void bulk_row_read(PGresult *r, int i, struct bulk_row *row)
 {
     memset(row, 0, sizeof(*row));
-    snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(r, i, 0));
-    snprintf(row->name, sizeof(row->name), "%s", PQgetvalue(r, i, 1));
-    row->p.state = (int)num(r, i, 2);
-    row->p.expanded = PQgetvalue(r, i, 3)[0] == 't';
-    snprintf(row->last_error, sizeof(row->last_error), "%s", PQgetvalue(r, i, 4));
-    snprintf(row->created, sizeof(row->created), "%s", PQgetvalue(r, i, 5));
-    snprintf(row->updated, sizeof(row->updated), "%s", PQgetvalue(r, i, 6));
-    row->p.total = num(r, i, 7);
-    row->p.skipped = num(r, i, 8);
-    row->p.sent = num(r, i, 9);
-    row->p.delivered = num(r, i, 10);
-    row->p.failed = num(r, i, 11);
-    row->p.done = num(r, i, 12);
+    snprintf(row->id, sizeof(row->id), "%s", text(r, i, "id"));
+    snprintf(row->name, sizeof(row->name), "%s", text(r, i, "name"));
+    snprintf(row->last_error, sizeof(row->last_error), "%s", text(r, i, "last_error"));
+    snprintf(row->created, sizeof(row->created), "%s", text(r, i, "created"));
+    snprintf(row->updated, sizeof(row->updated), "%s", text(r, i, "updated"));
+    row->v.state = (int)num(r, i, PQfnumber(r, "state"));
+    row->v.expanded = text(r, i, "expanded")[0] == 't';
+    row->v.done = num(r, i, PQfnumber(r, "done"));
+    /* only fails for a result without the columns: a bug, shown as zeros */
+    (void)bulk_progress_parse(r, i, &row->v.c);
 }
 
 int bulk_row_get(PGconn *c, const char *id, struct bulk_row *row)
@@ -120,11 +116,11 @@ int bulk_check_arg(const struct ctl *ctl, const char *arg)
 {
     char hex[33];
     int full;
-    if (bulk_id_parse(arg, hex, &full) != 0)
+    if (bulkview_id_parse(arg, hex, &full) != 0)
         return ctl_usage_error(ctl,
                                "'%s' is not a bulk id: expected the GUID or its first %d+ hex "
                                "digits (smsysctl bulk list shows them)",
-                               arg, BULK_ID_MIN_HEX);
+                               arg, BULKVIEW_ID_MIN_HEX);
     return CTL_OK;
 }
 
@@ -134,12 +130,12 @@ int bulk_resolve(const struct ctl *ctl, PGconn *c, const char *arg, int allow_un
     char hex[33];
     int full = 0;
     *known = 0;
-    if (bulk_id_parse(arg, hex, &full) != 0)
+    if (bulkview_id_parse(arg, hex, &full) != 0)
         return bulk_check_arg(ctl, arg);
     const char *params[1] = {hex};
     PGresult *r = NULL;
     if (full) {
-        bulk_id_format(hex, id);
+        bulkview_id_format(hex, id);
         params[0] = id;
         r = bulk_db_exec(c,
                          "SELECT id::text, coalesce(name, ''), state FROM smsys_bulk"
@@ -222,20 +218,25 @@ static cJSON *row_json(const struct bulk_row *b)
     if (o == NULL)
         return NULL;
     cJSON_AddStringToObject(o, "id", b->id);
-    char shortid[BULK_ID_MIN_HEX + 1];
-    memcpy(shortid, b->id, BULK_ID_MIN_HEX);
-    shortid[BULK_ID_MIN_HEX] = '\0';
+    char shortid[BULKVIEW_ID_MIN_HEX + 1];
+    memcpy(shortid, b->id, BULKVIEW_ID_MIN_HEX);
+    shortid[BULKVIEW_ID_MIN_HEX] = '\0';
     cJSON_AddStringToObject(o, "short_id", shortid);
     cJSON_AddStringToObject(o, "name", b->name);
-    cJSON_AddStringToObject(o, "state", bulk_state_name(b->p.state));
-    cJSON_AddNumberToObject(o, "state_code", b->p.state);
-    cJSON_AddBoolToObject(o, "expanded", b->p.expanded);
-    cJSON_AddNumberToObject(o, "total", (double)b->p.total);
-    cJSON_AddNumberToObject(o, "sent", (double)b->p.sent);
-    cJSON_AddNumberToObject(o, "delivered", (double)b->p.delivered);
-    cJSON_AddNumberToObject(o, "failed", (double)b->p.failed);
-    cJSON_AddNumberToObject(o, "skipped", (double)b->p.skipped);
-    cJSON_AddNumberToObject(o, "done", (double)b->p.done);
+    cJSON_AddStringToObject(o, "state", bulk_state_name(b->v.state));
+    cJSON_AddNumberToObject(o, "state_code", b->v.state);
+    cJSON_AddBoolToObject(o, "expanded", b->v.expanded);
+    cJSON_AddNumberToObject(o, "total", (double)b->v.c.total);
+    cJSON_AddNumberToObject(o, "sent", (double)b->v.c.sent);
+    cJSON_AddNumberToObject(o, "delivered", (double)b->v.c.delivered);
+    cJSON_AddNumberToObject(o, "failed", (double)b->v.c.failed);
+    cJSON_AddNumberToObject(o, "skipped", (double)b->v.c.skipped);
+    cJSON_AddNumberToObject(o, "canceled", (double)b->v.c.canceled);
+    cJSON_AddNumberToObject(o, "queued", (double)b->v.c.queued);
+    cJSON_AddNumberToObject(o, "inflight", (double)b->v.c.inflight);
+    cJSON_AddNumberToObject(o, "awaiting_receipt", (double)b->v.c.awaiting);
+    cJSON_AddNumberToObject(o, "unreleased", (double)b->v.c.unreleased);
+    cJSON_AddNumberToObject(o, "done", (double)b->v.done);
     cJSON_AddStringToObject(o, "created", b->created);
     cJSON_AddStringToObject(o, "updated", b->updated);
     if (b->last_error[0])
@@ -317,8 +318,8 @@ int cmd_bulk_list(struct ctl *ctl, int argc, char **argv)
         printf("%.8s  ", b.id);
         put_col(b.name, 24);
         printf("  %-9s  %7lld%s  %8lld  %9lld  %7lld  %7lld  %-16s  %-16s\n",
-               bulk_state_name(b.p.state), b.p.total, b.p.expanded ? " " : "+", b.p.sent,
-               b.p.delivered, b.p.failed, b.p.skipped, created, updated);
+               bulk_state_name(b.v.state), b.v.c.total, b.v.expanded ? " " : "+", b.v.c.sent,
+               b.v.c.delivered, b.v.c.failed, b.v.c.skipped, created, updated);
     }
     PQclear(r);
     return CTL_OK;
@@ -331,9 +332,12 @@ static void print_tree(const cJSON *v, int depth)
 {
     for (const cJSON *it = v->child; it; it = it->next) {
         printf("%*s", depth * 2, "");
-        if (it->string)
-            printf("%s:", it->string);
-        else
+        if (it->string) {
+            /* "no_number" reads "no number" */
+            for (const char *k = it->string; *k; k++)
+                putchar(*k == '_' ? ' ' : *k);
+            putchar(':');
+        } else
             printf("-");
         if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
             if (it->child == NULL) {
@@ -429,59 +433,16 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
 
 enum bulk_cmd { CMD_START, CMD_PAUSE, CMD_RESUME, CMD_CANCEL };
 
-/* Runs the SQL of one command in one transaction: the immediate effect
- * (sql_fn: "smsys_bulk_pause" ...; NULL for none), the command row for
- * the service and the NOTIFY, which PostgreSQL delivers at COMMIT. */
-static int control_tx(PGconn *c, const char *id, const char *sql_fn, const char *command,
-                      const char *rate)
+/* smsys_bulk_request: records the command for the service, applies
+ * pause/resume/cancel in PostgreSQL and NOTIFYs smsys_bulk, in one
+ * statement (one transaction). */
+static int request(PGconn *c, const char *id, const char *command, const char *rate)
 {
     const char *who = getenv("USER");
     const char *params[4] = {id, command, rate, who && *who ? who : "smsysctl"};
-    PGresult *r = bulk_db_exec(c, "BEGIN", 0, NULL);
-    int ok = r != NULL;
+    PGresult *r = bulk_db_exec(c, BULK_SQL_REQUEST, 4, params);
     PQclear(r);
-    if (ok && sql_fn) {
-        char sql[128];
-        snprintf(sql, sizeof(sql), "SELECT %s($1::uuid)", sql_fn);
-        r = bulk_db_exec(c, sql, 1, params);
-        ok = r != NULL;
-        PQclear(r);
-    }
-    if (ok) {
-        r = bulk_db_exec(c,
-                         "INSERT INTO smsys_bulk_command (bulk_id, command, rate, who)"
-                         " VALUES ($1::uuid, $2, $3::integer, $4)",
-                         4, params);
-        ok = r != NULL;
-        PQclear(r);
-    }
-    if (ok) {
-        r = bulk_db_exec(c, "SELECT pg_notify('smsys_bulk', $1)", 1, params);
-        ok = r != NULL;
-        PQclear(r);
-    }
-    r = ok ? bulk_db_exec(c, "COMMIT", 0, NULL) : PQexec(c, "ROLLBACK");
-    if (ok && r == NULL)
-        ok = 0;
-    PQclear(r);
-    return ok ? CTL_OK : CTL_FAIL;
-}
-
-/* Messages of the bulk still waiting, in flight and canceled. */
-static void message_counts(PGconn *c, const char *id, long long *waiting, long long *inflight,
-                           long long *canceled)
-{
-    const char *params[1] = {id};
-    PGresult *r = bulk_db_exec(c,
-                               "SELECT count(*) FILTER (WHERE state IN (3, 7)),"
-                               " count(*) FILTER (WHERE state = 20),"
-                               " count(*) FILTER (WHERE state = 9)"
-                               " FROM smsys_message WHERE bulk_id = $1::uuid",
-                               1, params);
-    *waiting = r ? num(r, 0, 0) : 0;
-    *inflight = r ? num(r, 0, 1) : 0;
-    *canceled = r ? num(r, 0, 2) : 0;
-    PQclear(r);
+    return r ? CTL_OK : CTL_FAIL;
 }
 
 static const char *const cmd_names[] = {"start", "pause", "resume", "cancel"};
@@ -522,7 +483,7 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
         PQfinish(c);
         return rc;
     }
-    int st = known ? b.p.state : BULK_DRAFT;
+    int st = known ? b.v.state : BULK_DRAFT;
     const char *stname = bulk_state_name(st);
     char label[320];
     if (known)
@@ -530,7 +491,10 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
     else
         snprintf(label, sizeof(label), "bulk %s", id);
 
-    if (bulk_state_final(st)) {
+    /* A Failed bulk may start over (smsysd does it only when none of its
+     * messages exists yet: it failed at start or preflight). */
+    int restart = cmd == CMD_START && st == BULK_FAILED;
+    if (bulkview_final(st) && !restart) {
         PQfinish(c);
         if ((cmd == CMD_CANCEL && st == BULK_CANCELED)) {
             printf("%s is already canceled\n", label);
@@ -539,19 +503,14 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
         return ctl_fail("%s is %s: a final state, there is nothing to %s", label, stname,
                         cmd_names[cmd]);
     }
-    const char *fn = NULL, *command = cmd_names[cmd];
+    const char *command = cmd_names[cmd];
     switch (cmd) {
     case CMD_START:
         if (st == BULK_PAUSED) {
             /* A paused bulk restarts where it stopped: that is resume. */
-            fn = "smsys_bulk_resume";
             command = "resume";
-        } else if (known) {
+        } else if (known && rate == NULL && !restart) {
             PQfinish(c);
-            if (rate)
-                return ctl_fail("%s is already %s; its rate is set at start (pause is "
-                                "immediate, then start --rate N resumes at the new rate)",
-                                label, stname);
             printf("%s is already %s: nothing to start\n", label, stname);
             return CTL_OK;
         }
@@ -562,7 +521,6 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
             printf("%s is already paused\n", label);
             return CTL_OK;
         }
-        fn = "smsys_bulk_pause";
         break;
     case CMD_RESUME:
         if (st != BULK_PAUSED) {
@@ -570,51 +528,56 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
             printf("%s is %s, not paused: nothing to resume\n", label, stname);
             return CTL_OK;
         }
-        fn = "smsys_bulk_resume";
         break;
     case CMD_CANCEL:
-        fn = "smsys_bulk_cancel";
         break;
     }
-    rc = control_tx(c, id, fn, command, rate);
-    if (rc != CTL_OK) {
-        PQfinish(c);
-        return rc;
-    }
-    long long waiting = 0, inflight = 0, canceled = 0;
-    if (known)
-        message_counts(c, id, &waiting, &inflight, &canceled);
+    rc = request(c, id, command, rate);
+    if (rc == CTL_OK && known && bulk_row_get(c, id, &b) != 1)
+        rc = CTL_FAIL;
     PQfinish(c);
-    char rate_txt[64] = "";
+    if (rc != CTL_OK)
+        return rc;
+    char rate_txt[80] = "";
     if (rate)
         snprintf(rate_txt, sizeof(rate_txt), " at %s messages/s%s", rate,
                  strcmp(rate, "0") == 0 ? " (no per-bulk limit)" : "");
+    const struct bulk_progress *n = &b.v.c;
     switch (cmd) {
     case CMD_START:
         if (st == BULK_PAUSED)
-            printf("%s was paused: resumed%s; hand-overs go on where they stopped, and smsysd "
-                   "sets it Ready, then Sending, in Dynamics\n",
-                   label, rate_txt);
+            printf("%s was paused: resumed%s (%s); %lld waiting message(s) are handed over "
+                   "again. smsysd sets it Ready in Dynamics\n",
+                   label, rate_txt, bulk_state_name(b.v.state), n->queued);
+        else if (restart)
+            printf("%s failed%s%s: start requested%s. smsysd starts it over, with the settings "
+                   "it has in Dynamics now, if none of its messages exists yet (it failed "
+                   "before sending); otherwise it stays Failed\n",
+                   label, b.last_error[0] ? ": " : "", b.last_error, rate_txt);
+        else if (known)
+            printf("%s is %s: its rate is now%s, for the messages not yet released\n", label,
+                   stname, rate_txt);
         else
             printf("%s: start requested%s. smsysd reads it from Dynamics, sets it Ready, reads "
-                   "the audience and checks the cost (smsysctl bulk preview), then sends "
-                   "(follow it with smsysctl bulk watch)\n",
+                   "the audience and checks the cost (smsysctl bulk preview), then sends; "
+                   "follow it with smsysctl bulk watch. If smsysd is not running, it starts "
+                   "when smsysd does\n",
                    label, rate_txt);
         break;
     case CMD_PAUSE:
         printf("%s paused: no new hand-overs; %lld waiting message(s) stay queued, %lld in "
                "flight finish. smsysd sets Paused in Dynamics\n",
-               label, waiting, inflight);
+               label, n->queued, n->inflight);
         break;
     case CMD_RESUME:
-        printf("%s resumed: %lld waiting message(s) are handed over again. smsysd sets it "
-               "Ready, then Sending, in Dynamics\n",
-               label, waiting);
+        printf("%s resumed (%s): %lld waiting message(s) are handed over again. smsysd sets it "
+               "Ready in Dynamics\n",
+               label, bulk_state_name(b.v.state), n->queued);
         break;
     case CMD_CANCEL:
         printf("%s canceled: %lld message(s) canceled, %lld in flight finish, the rest of the "
                "audience is not sent. smsysd sets Canceled in Dynamics\n",
-               label, canceled, inflight);
+               label, n->canceled, n->inflight);
         break;
     }
     return CTL_OK;

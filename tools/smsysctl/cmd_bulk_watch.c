@@ -117,15 +117,15 @@ static void print_json_tick(const struct bulk_row *b, double rate, long long eta
         strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
     cJSON_AddStringToObject(o, "time", ts);
     cJSON_AddStringToObject(o, "id", b->id);
-    cJSON_AddStringToObject(o, "state", bulk_state_name(b->p.state));
-    cJSON_AddNumberToObject(o, "state_code", b->p.state);
-    cJSON_AddBoolToObject(o, "expanded", b->p.expanded);
-    cJSON_AddNumberToObject(o, "total", (double)b->p.total);
-    cJSON_AddNumberToObject(o, "done", (double)b->p.done);
-    cJSON_AddNumberToObject(o, "sent", (double)b->p.sent);
-    cJSON_AddNumberToObject(o, "delivered", (double)b->p.delivered);
-    cJSON_AddNumberToObject(o, "failed", (double)b->p.failed);
-    cJSON_AddNumberToObject(o, "skipped", (double)b->p.skipped);
+    cJSON_AddStringToObject(o, "state", bulk_state_name(b->v.state));
+    cJSON_AddNumberToObject(o, "state_code", b->v.state);
+    cJSON_AddBoolToObject(o, "expanded", b->v.expanded);
+    cJSON_AddNumberToObject(o, "total", (double)b->v.c.total);
+    cJSON_AddNumberToObject(o, "done", (double)b->v.done);
+    cJSON_AddNumberToObject(o, "sent", (double)b->v.c.sent);
+    cJSON_AddNumberToObject(o, "delivered", (double)b->v.c.delivered);
+    cJSON_AddNumberToObject(o, "failed", (double)b->v.c.failed);
+    cJSON_AddNumberToObject(o, "skipped", (double)b->v.c.skipped);
     if (rate >= 0)
         cJSON_AddNumberToObject(o, "rate", rate);
     else
@@ -181,7 +181,7 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
     watch_stop = 0;
 
     int tty = !ctl->json && isatty(STDOUT_FILENO);
-    struct bulk_rate rate = {0};
+    struct bulkview_rate rate = {0};
     struct bulk_row b;
     uint64_t last_read = 0, last_print = 0;
     int down = 0; /* PostgreSQL was unreachable at the last read */
@@ -226,23 +226,23 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
             watch_wait(c, WATCH_TICK_MS);
             continue;
         }
-        bulk_rate_add(&rate, now, b.p.done);
-        double r = bulk_rate_get(&rate);
-        int final = bulk_state_final(b.p.state);
+        bulkview_rate_add(&rate, now, b.v.done);
+        double r = bulkview_rate_get(&rate);
+        int final = bulkview_final(b.v.state);
         /* Notifications may wake us often; print at most once a second,
          * and always the last line. */
         if (final || !last_print || now - last_print >= WATCH_TICK_MS - 50 || tty) {
             last_print = now;
             if (ctl->json) {
                 long long eta = final ? 0
-                                      : (b.p.state == BULK_SENDING && b.p.expanded
-                                             ? bulk_eta_s(b.p.total - b.p.done, r)
+                                      : (b.v.state == BULK_SENDING && b.v.expanded
+                                             ? bulkview_eta_s(b.v.c.total - b.v.done, r)
                                              : -1);
                 print_json_tick(&b, r, eta);
             } else {
                 char line[512];
                 int width = tty ? term_width() - 1 : 0; /* the last column would wrap */
-                bulk_progress_line(line, sizeof(line), &b.p, r, width, tty, time(NULL));
+                bulkview_line(line, sizeof(line), &b.v, r, width, tty, time(NULL));
                 if (tty)
                     printf("\r%s\033[K", line);
                 else
@@ -257,10 +257,10 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
             if (!ctl->json)
                 printf("bulk %.8s (%s) %s: %lld sent, %lld delivered, %lld failed, %lld "
                        "skipped of %lld%s%s\n",
-                       b.id, b.name, bulk_state_name(b.p.state), b.p.sent, b.p.delivered,
-                       b.p.failed, b.p.skipped, b.p.total, b.last_error[0] ? "; last error: " : "",
-                       b.last_error);
-            rc = b.p.state == BULK_COMPLETED ? CTL_OK : CTL_FAIL;
+                       b.id, b.name, bulk_state_name(b.v.state), b.v.c.sent, b.v.c.delivered,
+                       b.v.c.failed, b.v.c.skipped, b.v.c.total,
+                       b.last_error[0] ? "; last error: " : "", b.last_error);
+            rc = b.v.state == BULK_COMPLETED ? CTL_OK : CTL_FAIL;
             break;
         }
         watch_wait(c, WATCH_TICK_MS);
@@ -272,7 +272,7 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
         fflush(stdout);
         if (shown)
             fprintf(stderr, "smsysctl: stopped watching; bulk %s goes on (%s)\n", id,
-                    bulk_state_name(b.p.state));
+                    bulk_state_name(b.v.state));
         else
             fprintf(stderr, "smsysctl: stopped watching; bulk %s goes on\n", id);
         rc = CTL_FAIL;
