@@ -212,8 +212,10 @@ static void test_line_states(void **state)
     bulkview_line(out, sizeof(out), &p, 50, 200, 1, 0);
     assert_non_null(strstr(out, "ETA ?"));
     /* completed: full bar, nothing left */
-    p = (struct bulkview){
-        .state = BULK_COMPLETED, .expanded = 1, .total = 5, .done = 5, .sent = 5, .delivered = 5};
+    p = (struct bulkview){.state = BULK_COMPLETED,
+                          .expanded = 1,
+                          .c = {.total = 5, .sent = 5, .delivered = 5},
+                          .done = 5};
     bulkview_line(out, sizeof(out), &p, 0, 120, 1, 0);
     assert_non_null(strstr(out, "[########################################]"));
     assert_non_null(strstr(out, "100.0%"));
