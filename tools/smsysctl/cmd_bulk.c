@@ -575,8 +575,8 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
                label, bulk_state_name(b.v.state), n->queued);
         break;
     case CMD_CANCEL:
-        printf("%s canceled: %lld message(s) canceled, %lld in flight finish, the rest of the "
-               "audience is not sent. smsysd sets Canceled in Dynamics\n",
+        printf("%s canceled: %lld recipient(s) will not be sent to, %lld message(s) in flight "
+               "finish. smsysd sets Canceled in Dynamics\n",
                label, n->canceled, n->inflight);
         break;
     }
