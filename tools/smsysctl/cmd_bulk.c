@@ -191,8 +191,14 @@ static int utf8_cols(const char *s, size_t n)
 
 /* Prints s in exactly width columns: cut at a character boundary with "~"
  * when too long, padded with spaces. */
-static void put_col(const char *s, int width)
+static void put_col(const char *name, int width)
 {
+    /* a name is free text from Dynamics: a newline or tab would break the table */
+    char s[256];
+    snprintf(s, sizeof(s), "%s", name);
+    for (char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
     size_t len = strlen(s);
     if (utf8_cols(s, len) <= width) {
         fputs(s, stdout);
@@ -307,7 +313,7 @@ int cmd_bulk_list(struct ctl *ctl, int argc, char **argv)
         PQclear(r);
         return CTL_OK;
     }
-    printf("%-8s  %-24s  %-9s  %8s  %8s  %9s  %7s  %7s  %-16s  %-16s\n", "ID", "NAME", "STATE",
+    printf("%-8s  %-24s  %-9s  %8s  %8s  %9s  %7s  %7s  %-16s  %s\n", "ID", "NAME", "STATE",
            "TOTAL", "SENT", "DELIVERED", "FAILED", "SKIPPED", "CREATED", "UPDATED");
     for (int i = 0; i < n; i++) {
         struct bulk_row b;
@@ -317,7 +323,7 @@ int cmd_bulk_list(struct ctl *ctl, int argc, char **argv)
         short_time(b.updated, updated, sizeof(updated));
         printf("%.8s  ", b.id);
         put_col(b.name, 24);
-        printf("  %-9s  %7lld%s  %8lld  %9lld  %7lld  %7lld  %-16s  %-16s\n",
+        printf("  %-9s  %7lld%s  %8lld  %9lld  %7lld  %7lld  %-16s  %s\n",
                bulk_state_name(b.v.state), b.v.c.total, b.v.expanded ? " " : "+", b.v.c.sent,
                b.v.c.delivered, b.v.c.failed, b.v.c.skipped, created, updated);
     }
@@ -327,35 +333,64 @@ int cmd_bulk_list(struct ctl *ctl, int argc, char **argv)
 
 /* ---- preview ---- */
 
-/* Prints a JSON value as indented "key: value" lines. */
+/* The order a reader wants the summary in; jsonb keeps its keys sorted
+ * by length, which reads badly. Keys not listed follow in stored order. */
+static const char *const preview_order[] = {
+    "recipients", "total", "skipped", "segments",     "cost",    "estimated_cost",
+    "unit",       "price", "balance", "balance_unit", "verdict", NULL,
+};
+
+static int preview_listed(const char *k)
+{
+    for (size_t i = 0; k && preview_order[i]; i++)
+        if (strcmp(preview_order[i], k) == 0)
+            return 1;
+    return 0;
+}
+
+static void print_tree(const cJSON *v, int depth);
+
+static void print_item(const cJSON *it, int depth)
+{
+    printf("%*s", depth * 2, "");
+    if (it->string) {
+        /* "no_number" reads "no number" */
+        for (const char *k = it->string; *k; k++)
+            putchar(*k == '_' ? ' ' : *k);
+        putchar(':');
+    } else {
+        putchar('-');
+    }
+    if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+        if (it->child == NULL) {
+            printf(" (none)\n");
+        } else {
+            printf("\n");
+            print_tree(it, depth + 1);
+        }
+    } else if (cJSON_IsString(it)) {
+        printf(" %s\n", it->valuestring);
+    } else if (cJSON_IsNumber(it)) {
+        printf(" %.15g\n", it->valuedouble);
+    } else if (cJSON_IsBool(it)) {
+        printf(" %s\n", cJSON_IsTrue(it) ? "yes" : "no");
+    } else {
+        printf(" -\n");
+    }
+}
+
+/* Prints a JSON object or array as indented "key: value" lines. */
 static void print_tree(const cJSON *v, int depth)
 {
-    for (const cJSON *it = v->child; it; it = it->next) {
-        printf("%*s", depth * 2, "");
-        if (it->string) {
-            /* "no_number" reads "no number" */
-            for (const char *k = it->string; *k; k++)
-                putchar(*k == '_' ? ' ' : *k);
-            putchar(':');
-        } else
-            printf("-");
-        if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
-            if (it->child == NULL) {
-                printf(" (none)\n");
-            } else {
-                printf("\n");
-                print_tree(it, depth + 1);
-            }
-        } else if (cJSON_IsString(it)) {
-            printf(" %s\n", it->valuestring);
-        } else if (cJSON_IsNumber(it)) {
-            printf(" %.15g\n", it->valuedouble);
-        } else if (cJSON_IsBool(it)) {
-            printf(" %s\n", cJSON_IsTrue(it) ? "yes" : "no");
-        } else {
-            printf(" -\n");
+    if (cJSON_IsObject(v))
+        for (size_t i = 0; preview_order[i]; i++) {
+            const cJSON *it = cJSON_GetObjectItemCaseSensitive(v, preview_order[i]);
+            if (it)
+                print_item(it, depth);
         }
-    }
+    for (const cJSON *it = v->child; it; it = it->next)
+        if (!cJSON_IsObject(v) || !preview_listed(it->string))
+            print_item(it, depth);
 }
 
 int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)

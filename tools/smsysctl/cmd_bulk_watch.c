@@ -215,9 +215,13 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
         if (down)
             fprintf(stderr, "smsysctl: PostgreSQL is back\n");
         down = 0;
+        if (found == 0 && shown) {
+            rc = ctl_fail("bulk %s is gone from PostgreSQL", id);
+            break;
+        }
         if (found == 0) {
             int p = start_pending(c, id);
-            if (p == 0 && found == 0 && bulk_row_get(c, id, &b) == 0) {
+            if (p == 0 && bulk_row_get(c, id, &b) == 0) {
                 rc = ctl_fail("bulk %s: smsysd took the start command but did not accept the "
                               "bulk (see its log, or the record's last error in Dynamics)",
                               id);
