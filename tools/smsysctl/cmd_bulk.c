@@ -163,9 +163,10 @@ int bulk_resolve(const struct ctl *ctl, PGconn *c, const char *arg, int allow_un
         PQclear(r);
         if (full && allow_unknown)
             return CTL_OK;
-        return ctl_fail("no bulk send %s '%s' in PostgreSQL (smsysctl bulk list --all shows "
-                        "them)",
-                        full ? "with id" : "whose id starts with", arg);
+        return ctl_fail("no bulk send %s '%s' in PostgreSQL (%s)",
+                        full ? "with id" : "whose id starts with", arg,
+                        allow_unknown ? "a bulk smsysd has not seen yet needs its full GUID"
+                                      : "smsysctl bulk list --all shows them");
     }
     fprintf(stderr, "smsysctl: bulk id '%s' is ambiguous: it starts %s%d bulk sends:\n", arg,
             n > 10 ? "more than " : "", n > 10 ? 10 : n);
@@ -476,8 +477,9 @@ static int request(PGconn *c, const char *id, const char *command, const char *r
     const char *who = getenv("USER");
     const char *params[4] = {id, command, rate, who && *who ? who : "smsysctl"};
     PGresult *r = bulk_db_exec(c, BULK_SQL_REQUEST, 4, params);
+    int rc = r ? CTL_OK : CTL_FAIL;
     PQclear(r);
-    return r ? CTL_OK : CTL_FAIL;
+    return rc;
 }
 
 static const char *const cmd_names[] = {"start", "pause", "resume", "cancel"};
