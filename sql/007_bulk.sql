@@ -36,6 +36,10 @@ CREATE TABLE smsys_bulk (
     sender           text,
     template_id      uuid,
     template         text,                      -- the template text used (resolved at start)
+    -- the text per member table, resolved once before expansion:
+    -- {"*": text} for the bulk's own text or template, else the default
+    -- template of each member table {"contact": text, "lead": text}
+    templates        jsonb,
     body             text,                      -- the bulk's own text, when it has one
     list_id          uuid,
     campaign_id      uuid,
@@ -97,7 +101,8 @@ CREATE INDEX smsys_bulk_command_todo ON smsys_bulk_command (id) WHERE done_at IS
 -- Counters come from the bulk's messages.
 CREATE INDEX smsys_message_bulk ON smsys_message (bulk_id, state) WHERE bulk_id IS NOT NULL;
 
--- Accepts a bulk picked up from Dynamics (j: the columns above by name).
+-- Accepts a bulk picked up from Dynamics (j: the columns above by name;
+-- "state" 2 = accepted but waiting for its scheduled start, else 3).
 -- A bulk already known is left as it is (a replayed pickup changes
 -- nothing); returns the row either way.
 CREATE FUNCTION smsys_bulk_accept(j jsonb) RETURNS SETOF smsys_bulk
@@ -106,10 +111,14 @@ BEGIN
     INSERT INTO smsys_bulk (id, name, state, account_id, sender, template_id, template, body,
                             list_id, campaign_id, owner_id, owner_type, scheduled_start,
                             rate_per_s)
-    SELECT x.id, coalesce(x.name, ''), 3, x.account_id, x.sender, x.template_id, x.template,
-           x.body, x.list_id, x.campaign_id, x.owner_id, x.owner_type, x.scheduled_start,
+    SELECT x.id, coalesce(x.name, ''), CASE WHEN x.state = 2 THEN 2 ELSE 3 END,
+           -- no account named: the effective default (F12) at acceptance
+           coalesce(x.account_id, (SELECT a.id FROM smsys_account a
+                                    WHERE a.is_default AND a.enabled LIMIT 1)),
+           x.sender, x.template_id, x.template, x.body, x.list_id, x.campaign_id, x.owner_id, x.owner_type, x.scheduled_start,
            greatest(coalesce(x.rate_per_s, 0), 0)
-      FROM jsonb_to_record(j) AS x(id uuid, name text, account_id uuid, sender text,
+      FROM jsonb_to_record(j) AS x(id uuid, name text, state smallint, account_id uuid,
+                                   sender text,
                                    template_id uuid, template text, body text, list_id uuid,
                                    campaign_id uuid, owner_id uuid, owner_type text,
                                    scheduled_start timestamptz, rate_per_s real)
@@ -597,3 +606,11 @@ BEGIN
     PERFORM smsys_bulk_accept(j);
     RETURN true;
 END $$;
+
+-- Sets the resolved texts per member table once (see templates above);
+-- returns the value in force.
+CREATE FUNCTION smsys_bulk_set_templates(b uuid, t jsonb) RETURNS jsonb
+LANGUAGE sql AS $$
+    UPDATE smsys_bulk SET templates = coalesce(templates, t), updated_at = now()
+     WHERE id = b RETURNING templates
+$$;

@@ -1,6 +1,6 @@
 /* bulk_db.c - the PostgreSQL calls of the bulk engine (sql/007_bulk.sql)
  * and small pure helpers of bulk.h. Each call is one prepared statement. */
-#include "smsys/bulk.h"
+#include "bulk_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -285,4 +285,23 @@ int bulk_db_command_done(struct pg_pool *pool, long long id, const char *result,
     return q(pool, "bulk_cmd_done",
              "UPDATE smsys_bulk_command SET done_at = now(), result = $2 WHERE id = $1::int8", 2, p,
              cb, ud);
+}
+
+int bulk_arr_add(struct buf *b, const char *s)
+{
+    int rc = 0;
+    if (b->len > 0 && b->data[b->len - 1] != '{')
+        rc = buf_putc(b, ',');
+    if (rc != 0)
+        return rc;
+    if (s == NULL)
+        return buf_puts(b, "NULL");
+    rc = buf_putc(b, '"');
+    for (; rc == 0 && *s; s++) {
+        if (*s == '"' || *s == '\\')
+            rc = buf_putc(b, '\\');
+        if (rc == 0)
+            rc = buf_putc(b, *s);
+    }
+    return rc == 0 ? buf_putc(b, '"') : rc;
 }

@@ -93,6 +93,68 @@ struct bulk_progress {
 /* Parses row `row` of a smsys_bulk_progress result. Returns 0 or -EINVAL. */
 int bulk_progress_parse(const PGresult *res, int row, struct bulk_progress *out);
 
+/* ---- the engine (src/bulk.c and friends) ---------------------------- */
+
+struct dv_client;
+struct bulk_engine; /* opaque */
+
+/* Settings; strings are copied. Zero fields take the default in brackets. */
+struct bulk_opts {
+    const char *phone_columns;   /* as [pickup] phone_columns; NULL: the pickup default */
+    const char *optout_tables;   /* NULL: "contact,account,lead" */
+    const char *optout_column;   /* NULL: "smsys_donotsms" */
+    const char *default_country; /* NULL: "IR" */
+    unsigned max_segments;       /* longer rendered texts are skipped [20] */
+    unsigned page_size;          /* members per expansion request [5000] */
+    unsigned chunk;              /* records per CreateMultiple [1000] */
+    double rate_per_s;           /* default per-bulk hand-over rate, 0 = none */
+    int refuse_over_balance;     /* fail at preflight when the balance cannot cover it */
+    int quiet_set;               /* 1: hand over only inside [quiet_start, quiet_end) */
+    int quiet_start, quiet_end;  /* minutes after local midnight (end < start: crosses it) */
+    const char *timezone;        /* of the window; NULL: "Asia/Tehran" */
+    unsigned poll_ms;            /* smsys_bulksmses poll [2000] */
+    unsigned counters_ms;        /* counters / completion [5000] */
+};
+
+struct bulk_stats {
+    uint64_t runs, polls, started, pages, members, rendered, records, released, refused_rows,
+        patches, failures;
+    uint64_t dv_requests; /* Dynamics requests made by the engine */
+};
+
+/* Ends a run: rc 0 or the first error (logged); more != 0: work is left
+ * that can be done at once (call bulk_run again without waiting). */
+typedef void (*bulk_run_cb)(int rc, int more, void *ud);
+
+/* Creates the engine (pool and client borrowed; they must outlive it).
+ * Returns 0 and *out, -EINVAL (bad phone_columns, with err), -ENOMEM. */
+int bulk_new(uv_loop_t *loop, struct pg_pool *pg, struct dv_client *dv,
+             const struct bulk_opts *opts, struct bulk_engine **out, struct smsys_err *err);
+
+/* Frees the engine; only when no run is in flight (bulk_busy == 0). */
+void bulk_free(struct bulk_engine *e);
+int bulk_busy(const struct bulk_engine *e);
+const struct bulk_stats *bulk_stats(const struct bulk_engine *e);
+
+/* One run: applies smsysctl commands, reads smsys_bulksmses when its
+ * interval has passed (or after bulk_kick), writes states and counters
+ * when theirs has, sets the quiet-hours gate, then does one unit of work
+ * for every active bulk (a page of expansion, a chunk of rendering or of
+ * records, the preflight). Returns 0 (cb later, once) or -EBUSY. */
+int bulk_run(struct bulk_engine *e, bulk_run_cb cb, void *ud);
+
+/* Stops for good: the run in flight (if any) ends at its next step
+ * without another Dynamics request; later bulk_run calls return -ECANCELED.
+ * Call before the Dataverse client closes. */
+void bulk_stop(struct bulk_engine *e);
+
+/* The next run reads Dynamics and syncs counters at once (NOTIFY). */
+void bulk_kick(struct bulk_engine *e);
+
+/* Whether local time t (Unix seconds) is inside the sending window of
+ * opts (always 1 without quiet hours). */
+int bulk_window_open(const struct bulk_opts *o, int64_t t);
+
 /* ---- statements (for blocking callers; $n are text parameters) ------- */
 
 /* $1 bulk id, $2 start|pause|resume|cancel, $3 rate per second or NULL,
