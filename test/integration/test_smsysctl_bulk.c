@@ -440,19 +440,30 @@ static void test_preview(void **state)
     free(r.out);
     free(r.err);
 
-    /* what the engine stores: the SQL summary plus cost, balance, verdict */
-    sql("UPDATE smsys_bulk SET preflight = smsys_bulk_summary(id) || '{\"cost\": 1250.5,"
-        " \"unit\": \"IRR\", \"balance\": 90000, \"verdict\": \"ok\"}'::jsonb"
-        " WHERE id = '" BULK_A "'");
+    /* what the engine stores: the SQL summary plus price, cost, balance, verdict */
+    sql("UPDATE smsys_bulk SET preflight = smsys_bulk_summary(id) || '{\"price_per_segment\": 2.5,"
+        " \"cost\": 1250.5, \"unit\": \"IRR\", \"balance\": 90000, \"refused\": false,"
+        " \"at\": \"2026-11-28T10:00:00Z\"}'::jsonb WHERE id = '" BULK_A "'");
     r = CTL("bulk", "preview", "a1a1a1a1");
     assert_int_equal(r.code, 0);
     if (!strstr(r.out, "recipients: 8") || !strstr(r.out, "  no number: 1") ||
         !strstr(r.out, "  opted out: 1") || !strstr(r.out, "cost: 1250.5") ||
-        !strstr(r.out, "balance: 90000") || !strstr(r.out, "verdict: ok") ||
-        !strstr(r.out, "Spring promo") || !strstr(r.out, "(Sending)"))
+        !strstr(r.out, "price per segment: 2.5") || !strstr(r.out, "balance: 90000") ||
+        !strstr(r.out, "verdict: goes ahead") || !strstr(r.out, "Spring promo") ||
+        !strstr(r.out, "(Sending)"))
         fail_msg("preview:\n%s", r.out);
+    /* in reading order: recipients first, the verdict last */
+    assert_true(strstr(r.out, "recipients:") < strstr(r.out, "skipped:"));
+    assert_true(strstr(r.out, "cost:") < strstr(r.out, "verdict:"));
     free(r.out);
     free(r.err);
+    /* a refused bulk: the reason, and the last error */
+    sql("UPDATE smsys_bulk SET preflight = preflight || '{\"refused\": true, \"reason\":"
+        " \"insufficient balance: the estimated cost is 1250.5 IRR\"}'::jsonb,"
+        " last_error = 'insufficient balance' WHERE id = '" BULK_A "'");
+    expect(CTL("bulk", "preview", "a1a1a1a1"), 0,
+           "verdict: REFUSED: insufficient balance: the estimated cost is 1250.5 IRR", NULL);
+    expect(CTL("bulk", "preview", "a1a1a1a1"), 0, "last error: insufficient balance", NULL);
     r = CTL("--json", "bulk", "preview", BULK_A); /* global --json */
     assert_int_equal(r.code, 0);
     o = cJSON_Parse(r.out);
@@ -460,10 +471,12 @@ static void test_preview(void **state)
     assert_true(cJSON_IsObject(pre));
     assert_int_equal((int)num_of(pre, "recipients"), 8);
     assert_int_equal((int)num_of(cJSON_GetObjectItemCaseSensitive(pre, "skipped"), "opted_out"), 1);
-    assert_string_equal(str_of(pre, "verdict"), "ok");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pre, "refused")));
+    assert_string_equal(str_of(o, "last_error"), "insufficient balance");
     cJSON_Delete(o);
     free(r.out);
     free(r.err);
+    sql("UPDATE smsys_bulk SET last_error = NULL WHERE id = '" BULK_A "'");
 }
 
 /* Waits up to 2 s for NOTIFY smsys_bulk with payload id on db. */

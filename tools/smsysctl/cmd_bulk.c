@@ -337,8 +337,8 @@ int cmd_bulk_list(struct ctl *ctl, int argc, char **argv)
 /* The order a reader wants the summary in; jsonb keeps its keys sorted
  * by length, which reads badly. Keys not listed follow in stored order. */
 static const char *const preview_order[] = {
-    "recipients", "total", "skipped", "segments",     "cost",    "estimated_cost",
-    "unit",       "price", "balance", "balance_unit", "verdict", NULL,
+    "recipients", "total",   "skipped", "segments", "price_per_segment", "cost", "unit", "balance",
+    "balance_at", "refused", "reason",  NULL,
 };
 
 static int preview_listed(const char *k)
@@ -457,6 +457,12 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
         printf("%s\n", pre->valuestring); /* the summary as the note on the record shows it */
     } else {
         print_tree(pre, 0);
+        /* the engine's verdict: refused (with the reason) or not */
+        const cJSON *refused = cJSON_GetObjectItemCaseSensitive(pre, "refused");
+        const cJSON *reason = cJSON_GetObjectItemCaseSensitive(pre, "reason");
+        if (cJSON_IsBool(refused))
+            printf("verdict: %s%s\n", cJSON_IsTrue(refused) ? "REFUSED: " : "goes ahead",
+                   cJSON_IsTrue(refused) && cJSON_IsString(reason) ? reason->valuestring : "");
     }
     if (*err)
         printf("last error: %s\n", err);
