@@ -71,6 +71,64 @@ struct bulk_engine {
     void *run;   /* the run in progress, NULL when idle */
 };
 
+/* ---- the run (bulk.c, bulk_poll.c, bulk_sync.c) ---------------------- */
+
+/* An smsysctl command being applied. */
+struct cmd {
+    long long id;
+    char bulk[37];
+    char command[8];
+    char rate[32];   /* "" = none */
+    int pg, written; /* start: PostgreSQL's state and last written status, -1 none */
+};
+
+/* A bulk whose status and counters may need writing to Dynamics. */
+struct syncrow {
+    char id[37];
+    int state;
+    char *last_error;
+    cJSON *written;
+    long long total, sent, delivered, failed, skipped;
+    int finished;
+};
+
+/* One run of the engine (bulk_run): its phases in order are gate,
+ * commands, poll, sync, work. */
+struct run {
+    struct bulk_engine *e;
+    bulk_run_cb cb;
+    void *ud;
+    int rc, more, do_poll, do_sync;
+    struct cmd *cmds;
+    size_t ncmd, icmd;
+    cJSON *rows;            /* Dynamics rows being decided (owned) */
+    cJSON *row;             /* the row being decided */
+    const char *force_rate; /* start command: rate override, else NULL */
+    int forced;
+    struct syncrow *sy;
+    size_t nsy, isy;
+    struct bjob *jobs;
+    size_t njobs, ijob;
+    char *patch; /* the fields being written for sy[isy] */
+};
+
+/* Phases: each ends by starting the next (or bulk_run_finish). */
+void bulk_phase_commands(struct run *r); /* bulk_poll.c */
+void bulk_phase_poll(struct run *r);     /* bulk_poll.c */
+void bulk_phase_sync(struct run *r);     /* bulk_sync.c */
+void bulk_phase_work(struct run *r);     /* bulk.c */
+void bulk_run_finish(struct run *r);     /* bulk.c */
+
+/* Logs a failed step and keeps the run's first error. */
+void bulk_note_rc(struct run *r, int rc, const char *what, const struct smsys_err *err);
+
+/* Helpers for PostgreSQL and JSON values (bulk.c). */
+const char *bulk_val(const PGresult *res, int row, int col); /* NULL for SQL NULL */
+int bulk_to_int(const char *s, int def);
+const char *bulk_jstr(const cJSON *o, const char *k); /* non-empty string or NULL */
+int bulk_jint(const cJSON *o, const char *k, int def);
+void bulk_copy_id(char dst[37], const char *src);
+
 /* A member table: phone columns, entity set and key (from [pickup]
  * phone_columns), NULL when the table is not configured. */
 const struct pk_table *bulk_table(const struct bulk_engine *e, const char *entity);

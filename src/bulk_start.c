@@ -13,6 +13,7 @@
 
 #include "smsys/log.h"
 #include "smsys/odata.h"
+#include "smsys/phone.h"
 
 static const char *jstr(const cJSON *o, const char *k)
 {
@@ -155,6 +156,8 @@ int bulk_unit_sources(struct bjob *j)
     return rc;
 }
 
+static int texts_start(struct bjob *j);
+
 /* ---- texts -------------------------------------------------------------- */
 
 /* Checks that text parses as a template; NULL or the reason (in why). */
@@ -265,6 +268,51 @@ static void tpl_cb(int rc, struct dv_result *res, void *ud)
     cJSON_Delete(map);
 }
 
+/* ---- sender line ----------------------------------------------------------- */
+
+static void sender_set_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
+{
+    struct bjob *j = ud;
+    (void)res;
+    if (rc == 0)
+        rc = texts_start(j);
+    if (rc != 0) {
+        log_warn("bulk sender not set", "bulk=%s error=\"%s\"", j->id,
+                 log_q(bulk_errtext(rc, err)));
+        j->done(j, rc, 0);
+    }
+}
+
+/* The line: the bulk's smsys_sendernumber, else the account's default
+ * line (else any of its lines; none: the connector's own sender), as the
+ * pickup writes it (phone_normalize_line). */
+static void sender_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud)
+{
+    struct bjob *j = ud;
+    if (rc != 0) {
+        j->done(j, rc, 0);
+        (void)err;
+        return;
+    }
+    const char *line = PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL;
+    char norm[40] = "";
+    if (line) {
+        struct smsys_err e = {0};
+        if (phone_normalize_line(line, norm, sizeof(norm), &e) != 0) {
+            char why[1200];
+            snprintf(why, sizeof(why),
+                     "sender line '%.100s' is not a phone number or short code: %s", line,
+                     e.detail);
+            bulk_job_fail(j, why);
+            return;
+        }
+    }
+    const char *p[2] = {j->id, norm[0] ? norm : NULL};
+    if (pg_query(j->e->pg, "UPDATE smsys_bulk SET sender = $2 WHERE id = $1::uuid", 2, p,
+                 sender_set_cb, j) != 0)
+        j->done(j, -ENOMEM, 0);
+}
+
 int bulk_unit_templates(struct bjob *j)
 {
     if (!j->account_id[0]) {
@@ -272,6 +320,16 @@ int bulk_unit_templates(struct bjob *j)
                          "no account is the default");
         return 0;
     }
+    const char *p[1] = {j->id};
+    return pg_query(j->e->pg,
+                    "SELECT coalesce(nullif(b.sender, ''), (SELECT l.number FROM smsys_line l "
+                    "WHERE l.account_id = b.account_id ORDER BY l.is_default DESC, l.number "
+                    "LIMIT 1)) FROM smsys_bulk b WHERE b.id = $1::uuid",
+                    1, p, sender_cb, j);
+}
+
+static int texts_start(struct bjob *j)
+{
     char why[1200];
     if (!j->template_id[0] && j->body && j->body[0]) {
         /* the bulk's own text: placeholders allowed, like a template */

@@ -188,8 +188,7 @@ static const struct config_key keys[] = {
     {"bulk", "enabled", CONFIG_BOOL, "true", OFF(bulk.enabled),
      .help = "Run the bulk SMS engine (marketing lists and campaigns, docs/bulk.md) on the "
              "leader. false: this process leaves bulk sends to others."},
-    {"bulk", "poll_interval_ms", CONFIG_DURATION, "2000", OFF(bulk.poll_interval_ms), 100,
-     3600000,
+    {"bulk", "poll_interval_ms", CONFIG_DURATION, "2000", OFF(bulk.poll_interval_ms), 100, 3600000,
      .help = "How often smsys_bulksms records are read for Ready, Paused and Canceled; pause and "
              "cancel from Dynamics take effect within this time. smsysctl commands act at once."},
     {"bulk", "page_size", CONFIG_INT, "5000", OFF(bulk.page_size), 10, 5000,

@@ -1,7 +1,10 @@
-/* comp_bulk.c - the bulk SMS engine (bulk.h) as a component: one leader
- * job "bulk" (its own advisory lock, so two smsysd never expand the same
- * bulk) running bulk_run every [bulk] poll_interval_ms, at once again
- * while there is work, and on NOTIFY smsys_bulk (smsysctl commands).
+/* comp_bulk.c - the bulk SMS engine (bulk.h) as a component: a leader-only
+ * task "bulk" running bulk_run every [bulk] poll_interval_ms, at once again
+ * while there is work, and on NOTIFY smsys_bulk (smsysctl commands). The
+ * task joins the "dynamics" leader group (the lock of pickup, accounts and
+ * write-back): one lock, one pinned connection, and two smsysd never
+ * expand the same bulk. With [pickup] enabled = false there is no such
+ * group and the task gets its own lock, "bulk".
  * Drain and close stop the job; a run in flight ends on its own (every
  * step is durable in PostgreSQL, so abandoning it loses nothing). */
 #include "comp_bulk.h"
@@ -18,8 +21,9 @@
 
 struct comp_bulk {
     struct smsysd *d;
-    struct queue *q; /* our handle for the leader lock */
-    struct ljob *job;
+    struct queue *q;  /* our handle for the leader lock */
+    struct ljob *job; /* d->dvjob, or our own */
+    int own_job;
     struct ljob_task *task;
     struct ljob_task *run;
     struct bulk_engine *eng;
@@ -89,9 +93,13 @@ static int bk_start(struct service *svc, void *ud, struct smsys_err *err)
     int rc = bulk_new(loop, c->d->pg, c->d->dv, &o, &c->eng, err);
     if (rc != 0)
         return rc;
-    rc = queue_new(loop, c->d->pg, NULL, &c->q);
-    if (rc == 0)
-        rc = ljob_new(loop, c->q, "bulk", 1000, &c->job);
+    c->own_job = c->d->dvjob == NULL;
+    c->job = c->d->dvjob;
+    if (c->own_job) {
+        rc = queue_new(loop, c->d->pg, NULL, &c->q);
+        if (rc == 0)
+            rc = ljob_new(loop, c->q, "bulk", 1000, &c->job);
+    }
     if (rc == 0)
         rc = ljob_task_add(c->job, "bulk", (unsigned)cfg->bulk.poll_interval_ms, run_cb, c,
                            &c->task);
@@ -101,7 +109,7 @@ static int bk_start(struct service *svc, void *ud, struct smsys_err *err)
         c->listening = rc == 0;
     }
     if (rc != 0) {
-        if (c->job)
+        if (c->job && c->own_job)
             ljob_close(c->job, NULL, NULL);
         c->job = NULL;
         c->task = NULL;
@@ -117,7 +125,8 @@ static int bk_start(struct service *svc, void *ud, struct smsys_err *err)
 static void job_closed_cb(void *ud)
 {
     struct comp_bulk *c = ud;
-    queue_free(c->q);
+    if (c->q)
+        queue_free(c->q);
     c->q = NULL;
     bulk_free(c->eng);
     c->eng = NULL;
@@ -128,8 +137,10 @@ static void task_stopped_cb(void *ud)
     struct comp_bulk *c = ud;
     struct ljob *j = c->job;
     c->job = NULL;
-    if (j)
+    if (j && c->own_job)
         ljob_close(j, job_closed_cb, c);
+    else
+        job_closed_cb(c); /* the group is comp_dataverse's to close */
 }
 
 static void bk_stop(struct comp_bulk *c)
