@@ -83,5 +83,12 @@ int cmd_providers_balance(struct ctl *ctl, int argc, char **argv);
 int cmd_providers_lines(struct ctl *ctl, int argc, char **argv);
 int cmd_providers_default(struct ctl *ctl, int argc, char **argv);
 int cmd_providers_test(struct ctl *ctl, int argc, char **argv);
+int cmd_bulk_list(struct ctl *ctl, int argc, char **argv);
+int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv);
+int cmd_bulk_start(struct ctl *ctl, int argc, char **argv);
+int cmd_bulk_pause(struct ctl *ctl, int argc, char **argv);
+int cmd_bulk_resume(struct ctl *ctl, int argc, char **argv);
+int cmd_bulk_cancel(struct ctl *ctl, int argc, char **argv);
+int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -109,6 +109,42 @@ static const struct ctl_cmd commands[] = {
      "Queue one test SMS to NUMBER through ACCOUNT (as smsysctl send --account). --wait waits "
      "for the final state: exit 0 Delivered, 1 otherwise.",
      CTL_JSON, cmd_providers_test},
+    {"bulk", "list", "[--all]",
+     "List the bulk sends smsysd has accepted, newest first: short id, name, state, "
+     "total/sent/delivered/failed/skipped (counted live from PostgreSQL; a total still "
+     "growing is marked +), created and updated (UTC). --all also shows those that ended "
+     "over 7 days ago.",
+     CTL_JSON, cmd_bulk_list},
+    {"bulk", "preview", "ID",
+     "Show the preflight summary of a bulk send: recipients, skipped by reason, segments by "
+     "encoding, estimated cost, the account's balance and the verdict; or say that its "
+     "audience has not been read yet. ID: the bulk GUID or its first 8+ hex digits.",
+     CTL_JSON, cmd_bulk_preview},
+    {"bulk", "start", "ID [--rate N]",
+     "Ask smsysd to start a bulk send (Draft in Dynamics, or not yet seen by PostgreSQL: "
+     "give the full GUID), at most N messages per second when --rate is given (0: no "
+     "per-bulk limit). smsysd reads the bulk from Dynamics and sets it Ready. A paused bulk "
+     "is resumed.",
+     0, cmd_bulk_start},
+    {"bulk", "pause", "ID",
+     "Pause a bulk send: hand-overs stop at once (in PostgreSQL, even while smsysd is down); "
+     "messages in flight finish; smsysd sets Paused in Dynamics.",
+     0, cmd_bulk_pause},
+    {"bulk", "resume", "ID",
+     "Resume a paused bulk send where it stopped; smsysd sets it Ready, then Sending, in "
+     "Dynamics.",
+     0, cmd_bulk_resume},
+    {"bulk", "cancel", "ID",
+     "Cancel a bulk send: its waiting messages are canceled at once, the rest of the audience "
+     "is not sent, messages in flight finish; smsysd sets Canceled in Dynamics.",
+     0, cmd_bulk_cancel},
+    {"bulk", "watch", "ID",
+     "Follow a bulk send: a progress bar with sent/delivered/failed/skipped of total, "
+     "messages per second over the last 10 s and the ETA (one log line per second when "
+     "stdout is not a terminal; --json: one object per line). Exit 0 when the bulk ends "
+     "Completed, 1 when it ends Failed or Canceled. Ctrl-C stops watching only (exit 1); "
+     "the bulk goes on.",
+     CTL_JSON, cmd_bulk_watch},
     {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
 };
 
