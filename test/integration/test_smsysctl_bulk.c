@@ -756,6 +756,8 @@ static void test_watch_waits_for_start(void **state)
         "'" BULK_NEW "'");
     assert_true(wait_output(fo, "state=Expanding", 5000));
     sql("UPDATE smsys_bulk SET expanded = true WHERE id = '" BULK_NEW "'");
+    /* the engine's transitions: Expanding -> Sending -> Completed */
+    sql("SELECT smsys_bulk_set_state('" BULK_NEW "', 4::smallint, NULL)");
     sql("SELECT smsys_bulk_set_state('" BULK_NEW "', 6::smallint, NULL)");
     struct run r = finish(pid, fo, fe, 5000);
     if (r.code != 0 || !strstr(r.out, "Completed: 0 sent"))
