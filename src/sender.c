@@ -48,6 +48,7 @@ struct pres {
     int rc;
     int segments;
     int not_handed; /* never given to the connector */
+    int marked;     /* its batch was marked: counts in sender.exposed */
     char *provider_id;
     char *detail;
 };
@@ -70,6 +71,7 @@ struct sender {
     struct sbatch *marking; /* its queue_handing is out */
     unsigned inconn;        /* in the connector, not all answered */
     int mark_hold;          /* a mark failed: no new mark before the timer */
+    size_t exposed;         /* messages marked and not yet recorded */
 
     struct pres *pend; /* results not yet handed to the queue */
     size_t npend, cappend;
@@ -142,8 +144,12 @@ static void free_pres(struct pres *p, size_t n)
     }
 }
 
+/* Drops the results of the record call (recorded, or given up). */
 static void rec_clear(struct sender *s)
 {
+    for (size_t i = 0; i < s->nrec; i++)
+        if (s->rec[i].marked && s->exposed > 0)
+            s->exposed--;
     free_pres(s->rec, s->nrec);
     free(s->rec);
     s->rec = NULL;
@@ -157,8 +163,11 @@ static char *dup_or_null(const char *v)
 
 /* Queues one result for recording. Out of memory loses only the detail
  * text, never the result itself (pend grows before it is needed). */
+#define RES_NOT_HANDED 1u /* never given to the connector */
+#define RES_MARKED     2u /* from a marked batch */
+
 static void push_result(struct sender *s, int64_t id, int rc, const char *provider_id, int segments,
-                        const char *detail, int not_handed)
+                        const char *detail, unsigned flags)
 {
     if (s->npend == s->cappend) {
         size_t cap = s->cappend ? s->cappend * 2 : 256;
@@ -168,6 +177,8 @@ static void push_result(struct sender *s, int64_t id, int rc, const char *provid
              * unknown outcome, which is safe. */
             log_error("sender result dropped", "account=%s id=%" PRId64 " error=\"%s\"",
                       s->account_name, id, smsys_strerror(-ENOMEM));
+            if ((flags & RES_MARKED) && s->exposed > 0)
+                s->exposed--;
             return;
         }
         s->pend = p;
@@ -177,7 +188,8 @@ static void push_result(struct sender *s, int64_t id, int rc, const char *provid
     p->id = id;
     p->rc = rc;
     p->segments = segments;
-    p->not_handed = not_handed;
+    p->not_handed = (flags & RES_NOT_HANDED) != 0;
+    p->marked = (flags & RES_MARKED) != 0;
     p->provider_id = dup_or_null(provider_id);
     p->detail = dup_or_null(detail);
     s->st.results++;
@@ -234,10 +246,12 @@ static void sent_cb(void *ud, const struct conn_sent *res, size_t n)
         if (id < 0) {
             log_warn("connector answered an id it was not given", "account=%s id=\"%s\"",
                      s->account_name, log_q(res[i].id ? res[i].id : ""));
+            if (s->exposed > 0)
+                s->exposed--; /* nothing of ours will be recorded for it */
             continue;
         }
         push_result(s, id, res[i].rc, res[i].rc == 0 ? res[i].provider_id : NULL, res[i].segments,
-                    res[i].detail, 0);
+                    res[i].detail, RES_MARKED);
         if (s->m.send_latency)
             metrics_observe(s->m.send_latency, secs);
     }
@@ -299,11 +313,13 @@ static struct sbatch *batch_make(struct sender *s, const struct queue_msg *m, si
 }
 
 /* The batch never reached the connector: its rows go back to Queued with
- * the attempt given back (queue_result.not_handed_over). Frees b. */
-static void give_back(struct sender *s, struct sbatch *b, const char *why)
+ * the attempt given back (queue_result.not_handed_over). marked: b was
+ * marked (counted in exposed). Frees b. */
+static void give_back(struct sender *s, struct sbatch *b, const char *why, int marked)
 {
     for (size_t i = 0; i < b->n; i++)
-        push_result(s, b->ids[i], SMSYS_ETEMP, NULL, 0, why, 1);
+        push_result(s, b->ids[i], SMSYS_ETEMP, NULL, 0, why,
+                    RES_NOT_HANDED | (marked ? RES_MARKED : 0));
     batch_free(b);
 }
 
@@ -323,7 +339,7 @@ static void hand(struct sender *s, struct sbatch *b)
     log_warn("send refused by the connector", "account=%s n=%zu error=\"%s\"", s->account_name, n,
              smsys_strerror(src));
     for (size_t i = 0; i < n; i++)
-        push_result(s, b->ids[i], src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why, 0);
+        push_result(s, b->ids[i], src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why, RES_MARKED);
     batch_free(b);
     s->more = 0;
     arm_timer(s, s->idle_ms);
@@ -369,7 +385,7 @@ static void mark_failed(struct sender *s, struct sbatch *b, int rc, const struct
     snprintf(why, sizeof(why), "not handed over: the hand-over mark failed (%.150s)", e);
     log_warn("hand-over mark failed, batch back to the queue", "account=%s n=%zu error=\"%s\"",
              s->account_name, b->n, log_q(e));
-    give_back(s, b, why);
+    give_back(s, b, why, 0);
     /* the database is in trouble: no new mark (nor claim) before the timer */
     s->mark_hold = 1;
     s->more = 0;
@@ -390,10 +406,11 @@ static void marked_cb(int rc, const int64_t *ids, size_t n, const struct smsys_e
             /* their leases ran out and the reaper took them: no longer ours */
             log_warn("lease lost before hand-over, not sent", "account=%s n=%zu", s->account_name,
                      asked - b->n);
+        s->exposed += b->n;
         if (b->n == 0)
             batch_free(b);
         else if (s->closing)
-            give_back(s, b, "not handed over: smsysd stopping");
+            give_back(s, b, "not handed over: smsysd stopping", 1);
         else
             bq_push(&s->markq, b);
     }
@@ -416,10 +433,15 @@ static void pump(struct sender *s)
     if (s->draining) {
         struct sbatch *b;
         while ((b = bq_pop(&s->waitq)) != NULL)
-            give_back(s, b, "not handed over: smsysd stopping");
+            give_back(s, b, "not handed over: smsysd stopping", 0);
         return;
     }
-    if (s->marking || s->mark_hold || s->waitq.head == NULL || s->markq.n + s->inconn > s->handover)
+    /* What a crash would leave Unknown is what is marked and not yet
+     * recorded (in the connector, marked ahead, answered but not yet
+     * recorded): never more than (handover + 1) batches. */
+    if (s->marking || s->mark_hold || s->waitq.head == NULL ||
+        s->markq.n + s->inconn > s->handover ||
+        s->exposed + s->waitq.head->n > (size_t)(s->handover + 1) * s->batch)
         return;
     struct sbatch *b = bq_pop(&s->waitq);
     s->marking = b;
@@ -456,7 +478,7 @@ static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struc
          * waiting for its lease. */
         const char *why = b ? "not handed over: smsysd stopping" : "not handed over: out of memory";
         for (size_t i = 0; i < n; i++)
-            push_result(s, msgs[i].id, SMSYS_ETEMP, NULL, 0, why, 1);
+            push_result(s, msgs[i].id, SMSYS_ETEMP, NULL, 0, why, RES_NOT_HANDED);
         if (b)
             batch_free(b);
         else
@@ -547,6 +569,7 @@ static void record_cb(int rc, const struct queue_outcome *o, size_t n, const str
     if (cnt[4])
         log_warn("messages back to the queue", "account=%s n=%" PRIu64, s->account_name, cnt[4]);
     rec_clear(s);
+    pump(s); /* recorded results make room for the next mark */
     flush(s);
     /* Retrying rows are not notified: an idle sender claims on its timer. */
     maybe_claim(s);
@@ -766,9 +789,9 @@ void sender_close(struct sender *s, void (*cb)(void *ud), void *ud)
     /* The connector is gone: whatever it never got goes back to Queued. */
     struct sbatch *b;
     while ((b = bq_pop(&s->waitq)) != NULL)
-        give_back(s, b, "not handed over: smsysd stopping");
+        give_back(s, b, "not handed over: smsysd stopping", 0);
     while ((b = bq_pop(&s->markq)) != NULL)
-        give_back(s, b, "not handed over: smsysd stopping");
+        give_back(s, b, "not handed over: smsysd stopping", 1);
     check_done(s);
 }
 
