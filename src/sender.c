@@ -390,6 +390,7 @@ static void mark_failed(struct sender *s, struct sbatch *b, int rc, const struct
     s->mark_hold = 1;
     s->more = 0;
     arm_timer(s, s->idle_ms);
+    flush(s);
 }
 
 static void marked_cb(int rc, const int64_t *ids, size_t n, const struct smsys_err *err, void *ud)

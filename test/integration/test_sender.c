@@ -410,19 +410,51 @@ static void test_claim_ahead_unmarked_given_back(void **state)
     }
     fprintf(stderr, "in flight: at most %lld claimed, %lld of them marked\n", most_inflight,
             most_marked);
-    assert_true(most_marked <= 2 * 50);      /* handover (1) + one marked ahead */
+    assert_true(most_marked <= 2 * 50);       /* handover (1) + one marked ahead */
     assert_true(most_inflight > most_marked); /* and it did claim ahead */
     int drained = 0;
     connmgr_drain(e.m, flag_cb, &drained);
     assert_int_equal(tu_run_until(&e.loop, &drained, 20000), 0);
-    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state IN (20, 21)"),
-                     0);
+    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state IN (20, 21)"), 0);
     long long back = sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state = 3 AND "
                                  "attempts = 0 AND last_error LIKE '%smsysd stopping%'");
     fprintf(stderr, "given back at drain: %lld\n", back);
     assert_true(back >= 1);
     long long sent = sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state IN (4, 5)");
     assert_int_equal(sim_submits(&e, NULL, 1), sent); /* each accepted once */
+    close_all(&e);
+}
+
+/* The hand-over mark fails (its function is missing): nothing is sent,
+ * the batches go back to Queued without spending attempts, nothing is
+ * Unknown; once the mark works again every message goes out once. */
+static void test_mark_failure_sends_nothing(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_up(&e, NULL, 3);
+    PQclear(
+        sql(&e, "ALTER FUNCTION smsys_q_handing(bigint[], text) RENAME TO smsys_q_handing_off"));
+    enqueue(&e, 100, "");
+    e.m = mgr_start(&e, e.pool, e.q, "t10");
+    assert_int_equal(wait_sql(&e,
+                              "SELECT (count(*) >= 50)::int FROM smsys_message WHERE state = 3 "
+                              "AND last_error LIKE 'not handed over: the hand-over mark failed%'",
+                              1, 20000),
+                     0);
+    assert_int_equal(sim_submits(&e, NULL, 0), 0);
+    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state NOT IN (3, 20)"),
+                     0);
+    assert_true(sql_int(&e, "SELECT max(attempts) FROM smsys_message") <= 1);
+    PQclear(
+        sql(&e, "ALTER FUNCTION smsys_q_handing_off(bigint[], text) RENAME TO smsys_q_handing"));
+    assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 100, 30000),
+                     0);
+    int total = 0;
+    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(total, 100);
+    /* attempts count real hand-overs only */
+    assert_int_equal(sql_int(&e, "SELECT max(attempts) FROM smsys_message"), 1);
     close_all(&e);
 }
 
@@ -585,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_cut_mid_window),
         cmocka_unit_test(test_two_instances_send_once),
         cmocka_unit_test(test_claim_ahead_unmarked_given_back),
+        cmocka_unit_test(test_mark_failure_sends_nothing),
         cmocka_unit_test(test_receipt_deadline),
         cmocka_unit_test(test_config_change_reopens),
         cmocka_unit_test(test_receipt_race_swept),
