@@ -4,11 +4,12 @@
  * A claimed batch moves through three stages: waiting (claimed ahead,
  * not yet marked), marked (queue_handing committed: it may now reach the
  * provider) and in the connector. At most `handover` batches are in the
- * connector and one more is marked ahead, so a kill -9 leaves at most
- * (handover + 1) batches as unknown outcomes; the waiting ones carry no
- * mark and the reaper queues them again. The mark of the next batch runs
- * while the current one is being sent, so its round trip costs no send
- * time. */
+ * connector and one more is marked ahead, and no batch is marked while
+ * the messages marked and not yet recorded would exceed (handover + 1)
+ * batches: that is all a kill -9 can leave as unknown outcomes; the
+ * waiting ones carry no mark and the reaper queues them again. The mark
+ * of the next batch runs while the current one is being sent, so its
+ * round trip costs no send time. */
 #include "smsys/sender.h"
 
 #include "smsys/log.h"

@@ -16,7 +16,8 @@
  * process dies first, the lease expires and queue_reap turns a marked
  * message into an unknown outcome (never a blind resend) and an unmarked
  * one (claimed ahead, never handed over) back into Queued. At most
- * (handover + 1) x batch messages per account are marked at any time. */
+ * (handover + 1) x batch messages per account are marked and not yet
+ * recorded at any time: that is all a crash can leave Unknown. */
 #ifndef SMSYS_SENDER_H
 #define SMSYS_SENDER_H
 
