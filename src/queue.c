@@ -518,7 +518,7 @@ int queue_record_results(struct queue *q, const struct queue_result *res, size_t
         qa_init(&a[c]);
     for (size_t i = 0; i < n; i++) {
         const struct queue_result *x = &res[i];
-        int kind = result_kind(x->rc);
+        int kind = x->not_handed_over ? 5 : result_kind(x->rc);
         char canon[128], alt[128];
         const char *pid = NULL;
         canon[0] = alt[0] = '\0';

@@ -1,4 +1,15 @@
-/* sender.c - the claim -> send -> record loop of one account (sender.h). */
+/* sender.c - the claim -> mark -> send -> record loop of one account
+ * (sender.h).
+ *
+ * A claimed batch moves through three stages: waiting (claimed ahead,
+ * not yet marked), marked (queue_handing committed: it may now reach the
+ * provider) and in the connector. At most `handover` batches are in the
+ * connector and one more is marked ahead, and no batch is marked while
+ * the messages marked and not yet recorded would exceed (handover + 1)
+ * batches: that is all a kill -9 can leave as unknown outcomes; the
+ * waiting ones carry no mark and the reaper queues them again. The mark
+ * of the next batch runs while the current one is being sent, so its
+ * round trip costs no send time. */
 #include "smsys/sender.h"
 
 #include "smsys/log.h"
@@ -13,15 +24,23 @@
 
 #define RECORD_MAX 1000 /* results per queue_record_results call */
 
-/* One claimed batch handed to the connector. The sms_out strings live in
- * `strs`, one block, because the connector only borrows them for the call
- * but our ids must stay valid until every result is back. */
+/* One claimed batch. The sms_out strings live in `strs`, one block,
+ * because the connector only borrows them for the call but our ids must
+ * stay valid until every result is back. ids[i] is out[i]'s message id. */
 struct sbatch {
     struct sender *s;
+    struct sbatch *next; /* while waiting or marked */
     size_t n, left;
     uint64_t t0_ns;
+    int64_t *ids;
     struct sms_out *out;
     char *strs;
+};
+
+/* FIFO of batches. */
+struct bq {
+    struct sbatch *head, *tail;
+    size_t n;
 };
 
 /* A result waiting to be recorded; strings owned. */
@@ -29,6 +48,8 @@ struct pres {
     int64_t id;
     int rc;
     int segments;
+    int not_handed; /* never given to the connector */
+    int marked;     /* its batch was marked: counts in sender.exposed */
     char *provider_id;
     char *detail;
 };
@@ -39,14 +60,19 @@ struct sender {
     const struct conn_ops *ops;
     struct conn *c;
     char *account_id, *account_name, *owner;
-    unsigned batch, pipeline, lease_ms, idle_ms, record_retry_ms;
+    unsigned batch, pipeline, handover, lease_ms, idle_ms, record_retry_ms;
     struct sender_metrics m;
 
-    uv_timer_t timer; /* idle claim and record retry */
+    uv_timer_t timer; /* idle claim, record retry, mark retry */
     int claiming;     /* a queue_claim is out */
     int more;         /* the last claim was full: more may be ready */
     uint64_t claim_t0;
-    unsigned batches_out;
+    struct bq waitq;        /* claimed, not marked */
+    struct bq markq;        /* marked, not yet in the connector */
+    struct sbatch *marking; /* its queue_handing is out */
+    unsigned inconn;        /* in the connector, not all answered */
+    int mark_hold;          /* a mark failed: no new mark before the timer */
+    size_t exposed;         /* messages marked and not yet recorded */
 
     struct pres *pend; /* results not yet handed to the queue */
     size_t npend, cappend;
@@ -73,6 +99,37 @@ struct sender {
 static void maybe_claim(struct sender *s);
 static void flush(struct sender *s);
 static void check_done(struct sender *s);
+static void pump(struct sender *s);
+
+static void bq_push(struct bq *q, struct sbatch *b)
+{
+    b->next = NULL;
+    if (q->tail)
+        q->tail->next = b;
+    else
+        q->head = b;
+    q->tail = b;
+    q->n++;
+}
+
+static struct sbatch *bq_pop(struct bq *q)
+{
+    struct sbatch *b = q->head;
+    if (b) {
+        q->head = b->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        q->n--;
+        b->next = NULL;
+    }
+    return b;
+}
+
+/* Batches claimed and not all answered, in every stage. */
+static unsigned claimed_batches(const struct sender *s)
+{
+    return (unsigned)(s->waitq.n + s->markq.n) + (s->marking != NULL) + s->inconn;
+}
 
 static void inc(struct metric *x, double v)
 {
@@ -88,8 +145,12 @@ static void free_pres(struct pres *p, size_t n)
     }
 }
 
+/* Drops the results of the record call (recorded, or given up). */
 static void rec_clear(struct sender *s)
 {
+    for (size_t i = 0; i < s->nrec; i++)
+        if (s->rec[i].marked && s->exposed > 0)
+            s->exposed--;
     free_pres(s->rec, s->nrec);
     free(s->rec);
     s->rec = NULL;
@@ -103,8 +164,11 @@ static char *dup_or_null(const char *v)
 
 /* Queues one result for recording. Out of memory loses only the detail
  * text, never the result itself (pend grows before it is needed). */
+#define RES_NOT_HANDED 1u /* never given to the connector */
+#define RES_MARKED     2u /* from a marked batch */
+
 static void push_result(struct sender *s, int64_t id, int rc, const char *provider_id, int segments,
-                        const char *detail)
+                        const char *detail, unsigned flags)
 {
     if (s->npend == s->cappend) {
         size_t cap = s->cappend ? s->cappend * 2 : 256;
@@ -114,6 +178,8 @@ static void push_result(struct sender *s, int64_t id, int rc, const char *provid
              * unknown outcome, which is safe. */
             log_error("sender result dropped", "account=%s id=%" PRId64 " error=\"%s\"",
                       s->account_name, id, smsys_strerror(-ENOMEM));
+            if ((flags & RES_MARKED) && s->exposed > 0)
+                s->exposed--;
             return;
         }
         s->pend = p;
@@ -123,6 +189,8 @@ static void push_result(struct sender *s, int64_t id, int rc, const char *provid
     p->id = id;
     p->rc = rc;
     p->segments = segments;
+    p->not_handed = (flags & RES_NOT_HANDED) != 0;
+    p->marked = (flags & RES_MARKED) != 0;
     p->provider_id = dup_or_null(provider_id);
     p->detail = dup_or_null(detail);
     s->st.results++;
@@ -132,8 +200,11 @@ static void timer_cb(uv_timer_t *t)
 {
     struct sender *s = container_of(t, struct sender, timer);
     s->record_wait = 0;
+    s->mark_hold = 0;
     flush(s);
+    pump(s);
     maybe_claim(s);
+    check_done(s);
 }
 
 static void arm_timer(struct sender *s, unsigned ms)
@@ -148,6 +219,7 @@ static void arm_timer(struct sender *s, unsigned ms)
 
 static void batch_free(struct sbatch *b)
 {
+    free(b->ids);
     free(b->out);
     free(b->strs);
     free(b);
@@ -175,17 +247,21 @@ static void sent_cb(void *ud, const struct conn_sent *res, size_t n)
         if (id < 0) {
             log_warn("connector answered an id it was not given", "account=%s id=\"%s\"",
                      s->account_name, log_q(res[i].id ? res[i].id : ""));
+            if (s->exposed > 0)
+                s->exposed--; /* nothing of ours will be recorded for it */
             continue;
         }
         push_result(s, id, res[i].rc, res[i].rc == 0 ? res[i].provider_id : NULL, res[i].segments,
-                    res[i].detail);
+                    res[i].detail, RES_MARKED);
         if (s->m.send_latency)
             metrics_observe(s->m.send_latency, secs);
     }
     b->left = n >= b->left ? 0 : b->left - n;
     if (b->left == 0) {
         batch_free(b);
-        s->batches_out--;
+        s->inconn--;
+        /* the next marked batch goes to the connector before anything else */
+        pump(s);
     }
     flush(s);
     maybe_claim(s);
@@ -202,15 +278,17 @@ static struct sbatch *batch_make(struct sender *s, const struct queue_msg *m, si
     struct sbatch *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
+    b->ids = calloc(n, sizeof(*b->ids));
     b->out = calloc(n, sizeof(*b->out));
     b->strs = malloc(total ? total : 1);
-    if (b->out == NULL || b->strs == NULL) {
+    if (b->ids == NULL || b->out == NULL || b->strs == NULL) {
         batch_free(b);
         return NULL;
     }
     char *p = b->strs;
     for (size_t i = 0; i < n; i++) {
         struct sms_out *o = &b->out[i];
+        b->ids[i] = m[i].id;
         int k = snprintf(p, 24, "%" PRId64, m[i].id);
         o->id = p;
         p += k + 1;
@@ -235,6 +313,147 @@ static struct sbatch *batch_make(struct sender *s, const struct queue_msg *m, si
     return b;
 }
 
+/* The batch never reached the connector: its rows go back to Queued with
+ * the attempt given back (queue_result.not_handed_over). marked: b was
+ * marked (counted in exposed). Frees b. */
+static void give_back(struct sender *s, struct sbatch *b, const char *why, int marked)
+{
+    for (size_t i = 0; i < b->n; i++)
+        push_result(s, b->ids[i], SMSYS_ETEMP, NULL, 0, why,
+                    RES_NOT_HANDED | (marked ? RES_MARKED : 0));
+    batch_free(b);
+}
+
+/* Gives the connector a marked batch. */
+static void hand(struct sender *s, struct sbatch *b)
+{
+    size_t n = b->n;
+    s->inconn++;
+    int src = s->ops->send(s->c, b->out, n, sent_cb, b);
+    if (src >= 0)
+        return;
+    s->inconn--;
+    /* Marked, so recorded as an attempt with the connector's code: a
+     * connector that keeps refusing must not spin through the queue. */
+    char why[160];
+    snprintf(why, sizeof(why), "connector did not take the batch: %s", smsys_strerror(src));
+    log_warn("send refused by the connector", "account=%s n=%zu error=\"%s\"", s->account_name, n,
+             smsys_strerror(src));
+    for (size_t i = 0; i < n; i++)
+        push_result(s, b->ids[i], src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why, RES_MARKED);
+    batch_free(b);
+    s->more = 0;
+    arm_timer(s, s->idle_ms);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Keeps in b only the ids the mark answered (claims return each id once,
+ * so an answer as long as the batch is the whole batch). */
+static void batch_keep(struct sbatch *b, const int64_t *ids, size_t n)
+{
+    if (n >= b->n)
+        return;
+    int64_t *sorted = n ? malloc(n * sizeof(*sorted)) : NULL;
+    if (n && sorted == NULL) {
+        b->n = b->left = 0; /* cannot tell which: send none (safe) */
+        return;
+    }
+    if (n) {
+        memcpy(sorted, ids, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), cmp_id);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (n && bsearch(&b->ids[i], sorted, n, sizeof(*sorted), cmp_id)) {
+            b->ids[k] = b->ids[i];
+            b->out[k] = b->out[i];
+            k++;
+        }
+    }
+    free(sorted);
+    b->n = b->left = k;
+}
+
+static void mark_failed(struct sender *s, struct sbatch *b, int rc, const struct smsys_err *err)
+{
+    const char *e = err && err->detail[0] ? err->detail : smsys_strerror(rc);
+    char why[200];
+    snprintf(why, sizeof(why), "not handed over: the hand-over mark failed (%.150s)", e);
+    log_warn("hand-over mark failed, batch back to the queue", "account=%s n=%zu error=\"%s\"",
+             s->account_name, b->n, log_q(e));
+    give_back(s, b, why, 0);
+    /* the database is in trouble: no new mark (nor claim) before the timer */
+    s->mark_hold = 1;
+    s->more = 0;
+    arm_timer(s, s->idle_ms);
+    flush(s);
+}
+
+static void marked_cb(int rc, const int64_t *ids, size_t n, const struct smsys_err *err, void *ud)
+{
+    struct sbatch *b = ud;
+    struct sender *s = b->s;
+    s->marking = NULL;
+    if (rc < 0) {
+        mark_failed(s, b, rc, err);
+    } else {
+        size_t asked = b->n;
+        batch_keep(b, ids, n);
+        if (b->n < asked)
+            /* their leases ran out and the reaper took them: no longer ours */
+            log_warn("lease lost before hand-over, not sent", "account=%s n=%zu", s->account_name,
+                     asked - b->n);
+        s->exposed += b->n;
+        if (b->n == 0)
+            batch_free(b);
+        else if (s->closing)
+            give_back(s, b, "not handed over: smsysd stopping", 1);
+        else
+            bq_push(&s->markq, b);
+    }
+    pump(s);
+    flush(s);
+    maybe_claim(s);
+    check_done(s);
+}
+
+/* Moves batches along: marked ones into the connector while it has room,
+ * the next waiting one marked ahead (one at a time, and only one batch
+ * beyond what the connector holds). While draining, waiting batches go
+ * back to the queue instead. */
+static void pump(struct sender *s)
+{
+    if (s->closing)
+        return;
+    while (s->markq.head && s->inconn < s->handover)
+        hand(s, bq_pop(&s->markq));
+    if (s->draining) {
+        struct sbatch *b;
+        while ((b = bq_pop(&s->waitq)) != NULL)
+            give_back(s, b, "not handed over: smsysd stopping", 0);
+        return;
+    }
+    /* What a crash would leave Unknown is what is marked and not yet
+     * recorded (in the connector, marked ahead, answered but not yet
+     * recorded): never more than (handover + 1) batches. */
+    if (s->marking || s->mark_hold || s->waitq.head == NULL ||
+        s->markq.n + s->inconn > s->handover ||
+        s->exposed + s->waitq.head->n > (size_t)(s->handover + 1) * s->batch)
+        return;
+    struct sbatch *b = bq_pop(&s->waitq);
+    s->marking = b;
+    int rc = queue_handing(s->q, s->owner, b->ids, b->n, marked_cb, b);
+    if (rc < 0) {
+        s->marking = NULL;
+        mark_failed(s, b, rc, NULL);
+    }
+}
+
 static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struct smsys_err *err,
                      void *ud)
 {
@@ -255,33 +474,24 @@ static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struc
         check_done(s);
         return;
     }
-    if (s->closing) {
-        /* The connector is gone: give the rows back as a temporary failure
-         * rather than leaving them to become unknown outcomes. */
-        for (size_t i = 0; i < n; i++)
-            push_result(s, msgs[i].id, SMSYS_ETEMP, NULL, 0, "not handed over: smsysd stopping");
-        flush(s);
-        check_done(s);
-        return;
-    }
     struct sbatch *b = batch_make(s, msgs, n);
-    int src = b ? s->ops->send(s->c, b->out, n, sent_cb, b) : -ENOMEM;
-    if (src < 0) {
-        char why[160];
-        snprintf(why, sizeof(why), "connector did not take the batch: %s", smsys_strerror(src));
-        log_warn("send refused by the connector", "account=%s n=%zu error=\"%s\"", s->account_name,
-                 n, smsys_strerror(src));
+    if (b == NULL || s->draining || s->closing) {
+        /* Never marked, so it goes back to Queued at once instead of
+         * waiting for its lease. */
+        const char *why = b ? "not handed over: smsysd stopping" : "not handed over: out of memory";
         for (size_t i = 0; i < n; i++)
-            push_result(s, msgs[i].id, src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why);
+            push_result(s, msgs[i].id, SMSYS_ETEMP, NULL, 0, why, RES_NOT_HANDED);
         if (b)
             batch_free(b);
+        else
+            arm_timer(s, s->idle_ms);
         s->more = 0;
-        arm_timer(s, s->idle_ms);
         flush(s);
         check_done(s);
         return;
     }
-    s->batches_out++;
+    bq_push(&s->waitq, b);
+    pump(s);
     if (s->more)
         maybe_claim(s);
     else
@@ -290,7 +500,8 @@ static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struc
 
 static void maybe_claim(struct sender *s)
 {
-    if (s->draining || s->closing || s->claiming || s->batches_out >= s->pipeline)
+    if (s->draining || s->closing || s->claiming || s->mark_hold ||
+        claimed_batches(s) >= s->pipeline)
         return;
     const char *ids[1] = {s->account_id};
     s->claim_t0 = uv_hrtime();
@@ -358,9 +569,9 @@ static void record_cb(int rc, const struct queue_outcome *o, size_t n, const str
     inc(s->m.unknown, (double)cnt[3]);
     inc(s->m.requeued, (double)cnt[4]);
     if (cnt[4])
-        log_warn("account-wide error: messages back to the queue", "account=%s n=%" PRIu64,
-                 s->account_name, cnt[4]);
+        log_warn("messages back to the queue", "account=%s n=%" PRIu64, s->account_name, cnt[4]);
     rec_clear(s);
+    pump(s); /* recorded results make room for the next mark */
     flush(s);
     /* Retrying rows are not notified: an idle sender claims on its timer. */
     maybe_claim(s);
@@ -454,6 +665,7 @@ static void flush(struct sender *s)
         r[i].provider_id = s->rec[i].provider_id;
         r[i].segments = s->rec[i].segments;
         r[i].detail = s->rec[i].detail;
+        r[i].not_handed_over = s->rec[i].not_handed;
     }
     int rc = queue_record_results(s->q, r, s->nrec, record_cb, s);
     free(r);
@@ -490,7 +702,7 @@ static void timer_closed_cb(uv_handle_t *h)
 
 static void check_done(struct sender *s)
 {
-    int busy = s->claiming || s->batches_out || s->recording || s->applying || s->ap_cb;
+    int busy = s->claiming || claimed_batches(s) || s->recording || s->applying || s->ap_cb;
     if (s->draining && s->drain_cb && !busy && s->npend == 0 && s->nrec == 0) {
         void (*cb)(void *) = s->drain_cb;
         s->drain_cb = NULL;
@@ -529,6 +741,7 @@ int sender_new(uv_loop_t *loop, struct queue *q, const struct conn_ops *ops, str
     if (s->batch > maxb)
         s->batch = maxb;
     s->pipeline = opts->pipeline ? opts->pipeline : 4;
+    s->handover = opts->handover ? opts->handover : 1;
     s->lease_ms = opts->lease_ms ? opts->lease_ms : 60000;
     s->idle_ms = opts->idle_ms ? opts->idle_ms : 1000;
     s->record_retry_ms = opts->record_retry_ms ? opts->record_retry_ms : 1000;
@@ -560,6 +773,8 @@ void sender_drain(struct sender *s, void (*cb)(void *ud), void *ud)
     s->drain_ud = ud;
     uv_timer_stop(&s->timer);
     s->record_wait = 0;
+    s->mark_hold = 0;
+    pump(s); /* waiting batches go back to the queue; marked ones still go out */
     flush(s);
     check_done(s);
 }
@@ -573,12 +788,18 @@ void sender_close(struct sender *s, void (*cb)(void *ud), void *ud)
     s->close_ud = ud;
     s->record_wait = 0;
     uv_timer_stop(&s->timer);
+    /* The connector is gone: whatever it never got goes back to Queued. */
+    struct sbatch *b;
+    while ((b = bq_pop(&s->waitq)) != NULL)
+        give_back(s, b, "not handed over: smsysd stopping", 0);
+    while ((b = bq_pop(&s->markq)) != NULL)
+        give_back(s, b, "not handed over: smsysd stopping", 1);
     check_done(s);
 }
 
 void sender_stats(const struct sender *s, struct sender_stats *out)
 {
     *out = s->st;
-    out->batches_out = s->batches_out;
+    out->batches_out = claimed_batches(s);
     out->pending = s->npend + s->nrec;
 }

@@ -20,7 +20,8 @@
  *     deadlock, 40001; rows are locked in id order to make them rare)
  *     should simply be retried; results of a batch that is never recorded
  *     end as unknown outcomes when their leases expire (never resent
- *     blindly).
+ *     blindly) -- unless the batch was never marked as handed over
+ *     (queue_handing): then it goes back to Queued.
  *
  * Lifetime: the queue does not own the pool. Free the queue only after
  * every callback has fired (e.g. after pg_pool_close()'s callback), and
@@ -114,6 +115,12 @@ struct queue_result {
     const char *provider_id; /* when accepted */
     int segments;            /* as billed; 0 keeps the stored count */
     const char *detail;      /* provider code and text; NULL when none */
+    /* 1: the sender never gave this message to its connector (stopping,
+     * the hand-over mark failed). A row still InFlight goes back to
+     * Queued at once with the attempt given back; rc is then ignored and
+     * detail becomes last_error. Only the process that holds the lease
+     * can know this: never set it for a message that may have left. */
+    int not_handed_over;
 };
 
 struct queue_outcome {
@@ -192,8 +199,27 @@ int queue_claim(struct queue *q, const char *owner, const char *const *account_i
 int queue_record_results(struct queue *q, const struct queue_result *res, size_t n,
                          queue_record_cb cb, void *ud);
 
-/* Turns up to limit expired leases into unknown outcomes (or back to
- * Queued for providers that deduplicate on our id). */
+/* Answer of queue_handing: the ids marked (a subset of the ids asked, in
+ * any order; borrowed for the callback). */
+typedef void (*queue_ids_cb)(int rc, const int64_t *ids, size_t n, const struct smsys_err *err,
+                             void *ud);
+
+/* The hand-over mark (docs/queue.md): call it right before the connector
+ * gets claimed messages, and hand over only the ids cb returns. It marks,
+ * durably, the rows that are still InFlight under owner's lease and whose
+ * lease has not run out; a row missing from the answer is no longer ours
+ * (its lease ran out and it was reaped, maybe claimed again) and must not
+ * be sent. Repeating the call for a marked row answers it again. After a
+ * failed call the rows may or may not be marked: do not send them (record
+ * them not_handed_over, or leave them to their leases). Returns -EINVAL
+ * for n == 0, n > 100000 or a bad owner. */
+int queue_handing(struct queue *q, const char *owner, const int64_t *ids, size_t n, queue_ids_cb cb,
+                  void *ud);
+
+/* Expired leases, up to limit: a message never handed over (no mark) goes
+ * back to Queued with its attempt given back; a marked one becomes an
+ * unknown outcome (or Queued again for providers that deduplicate on our
+ * id). */
 int queue_reap(struct queue *q, unsigned limit, queue_count_cb cb, void *ud);
 
 /* Stores n receipts of account_id and applies them forward-only. */

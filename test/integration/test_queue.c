@@ -883,8 +883,14 @@ static void test_reap_expired_leases(void **state)
     struct count_wait c = {0};
     assert_int_equal(queue_reap(e->q, 100, count_cb, &c), 0);
     assert_int_equal(wait_count(e, &c), 0); /* leases still valid */
-    /* the claimer "crashed": its leases run out */
-    exec_ok(e->side, "UPDATE smsys_message SET lease_until = now() - interval '1 s'");
+    /* all were handed to the connector (the hand-over mark, 008) ... */
+    assert_int_equal(side_int(e, "SELECT count(*) FROM smsys_q_handing((SELECT array_agg(id) "
+                                 "FROM smsys_message WHERE state = 20), 'test')"),
+                     5);
+    /* ... then the claimer "crashed": its leases run out (marks move along) */
+    exec_ok(e->side, "UPDATE smsys_message SET lease_until = lease_until - interval '1 hour' "
+                     "WHERE state = 20");
+    exec_ok(e->side, "UPDATE smsys_handover SET lease_until = lease_until - interval '1 hour'");
     memset(&c, 0, sizeof(c));
     assert_int_equal(queue_reap(e->q, 100, count_cb, &c), 0);
     assert_int_equal(wait_count(e, &c), 5);

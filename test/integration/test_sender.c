@@ -377,6 +377,87 @@ static void test_cut_mid_window(void **state)
     close_all(&e);
 }
 
+/* Marked rows in flight: what a kill -9 now would leave Unknown. */
+static const char MARKED_INFLIGHT[] =
+    "SELECT count(*) FROM smsys_message m WHERE m.state = 20 AND EXISTS (SELECT 1 FROM "
+    "smsys_handover h WHERE h.owner = m.lease_owner AND h.lease_until = m.lease_until "
+    "AND m.id = ANY (h.ids))";
+
+/* A throttled SMSC keeps batches waiting: the sender claims 4 batches of
+ * 50 ahead but marks (exposes to a crash) at most the one in the connector
+ * and the next; a drain gives the unmarked ones back to Queued with their
+ * attempt, none becomes Unknown, none is sent twice. */
+static void test_claim_ahead_unmarked_given_back(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    const char *flags[] = {"--throttle-rate", "250", NULL};
+    env_up(&e, flags, 10);
+    enqueue(&e, 600, "");
+    e.m = mgr_start(&e, e.pool, e.q, "t9");
+    assert_int_equal(
+        wait_sql(&e, "SELECT (count(*) >= 60)::int FROM smsys_message WHERE state IN (4, 5)", 1,
+                 20000),
+        0);
+    long long most_marked = 0, most_inflight = 0;
+    for (int i = 0; i < 10; i++) {
+        int never = 0;
+        tu_run_until(&e.loop, &never, 50);
+        long long mk = sql_int(&e, MARKED_INFLIGHT);
+        long long fl = sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state = 20");
+        most_marked = mk > most_marked ? mk : most_marked;
+        most_inflight = fl > most_inflight ? fl : most_inflight;
+    }
+    fprintf(stderr, "in flight: at most %lld claimed, %lld of them marked\n", most_inflight,
+            most_marked);
+    assert_true(most_marked <= 2 * 50);       /* handover (1) + one marked ahead */
+    assert_true(most_inflight > most_marked); /* and it did claim ahead */
+    int drained = 0;
+    connmgr_drain(e.m, flag_cb, &drained);
+    assert_int_equal(tu_run_until(&e.loop, &drained, 20000), 0);
+    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state IN (20, 21)"), 0);
+    long long back = sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state = 3 AND "
+                                 "attempts = 0 AND last_error LIKE '%smsysd stopping%'");
+    fprintf(stderr, "given back at drain: %lld\n", back);
+    assert_true(back >= 1);
+    long long sent = sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state IN (4, 5)");
+    assert_int_equal(sim_submits(&e, NULL, 1), sent); /* each accepted once */
+    close_all(&e);
+}
+
+/* The hand-over mark fails (its function is missing): nothing is sent,
+ * the batches go back to Queued without spending attempts, nothing is
+ * Unknown; once the mark works again every message goes out once. */
+static void test_mark_failure_sends_nothing(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_up(&e, NULL, 3);
+    PQclear(
+        sql(&e, "ALTER FUNCTION smsys_q_handing(bigint[], text) RENAME TO smsys_q_handing_off"));
+    enqueue(&e, 100, "");
+    e.m = mgr_start(&e, e.pool, e.q, "t10");
+    assert_int_equal(wait_sql(&e,
+                              "SELECT (count(*) >= 50)::int FROM smsys_message WHERE state = 3 "
+                              "AND last_error LIKE 'not handed over: the hand-over mark failed%'",
+                              1, 20000),
+                     0);
+    assert_int_equal(sim_submits(&e, NULL, 0), 0);
+    assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_message WHERE state NOT IN (3, 20)"),
+                     0);
+    assert_true(sql_int(&e, "SELECT max(attempts) FROM smsys_message") <= 1);
+    PQclear(
+        sql(&e, "ALTER FUNCTION smsys_q_handing_off(bigint[], text) RENAME TO smsys_q_handing"));
+    assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 100, 30000),
+                     0);
+    int total = 0;
+    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(total, 100);
+    /* attempts count real hand-overs only */
+    assert_int_equal(sql_int(&e, "SELECT max(attempts) FROM smsys_message"), 1);
+    close_all(&e);
+}
+
 static void test_two_instances_send_once(void **state)
 {
     (void)state;
@@ -535,6 +616,8 @@ int main(void)
         cmocka_unit_test(test_account_error_pauses),
         cmocka_unit_test(test_cut_mid_window),
         cmocka_unit_test(test_two_instances_send_once),
+        cmocka_unit_test(test_claim_ahead_unmarked_given_back),
+        cmocka_unit_test(test_mark_failure_sends_nothing),
         cmocka_unit_test(test_receipt_deadline),
         cmocka_unit_test(test_config_change_reopens),
         cmocka_unit_test(test_receipt_race_swept),
