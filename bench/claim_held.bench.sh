@@ -9,7 +9,9 @@
 #   busy    200 singles ready, claim of 200 (the sender's batch_size)
 #   notify  1 single ready, claim of 200 (a NOTIFY for one new message)
 #   idle    nothing ready, claim of 200 (every idle_claim_ms)
-# Prints figures; asserts nothing. bench/run runs it with SMSYS_TEST_PG set.
+# Then the receipt statements (see receipts() below). `claim_held.bench.sh
+# receipts` runs only those. Prints figures; asserts nothing. bench/run runs
+# it with SMSYS_TEST_PG set.
 #   CLAIM_HELD_N   paused bulk messages (100000)   CLAIM_T  claims per figure (200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,5 +89,50 @@ SQL
         "$label" "$N" "$ready" "$busy" "$notify" "$idle"
 }
 
-run "before (sql 001..008)" 8
-run "after (with 009)" 9
+# Receipts (009 part 2): the time of R calls of smsys_q_receipts (one
+# receipt each) in one session, when the receipt table grew by 50 000
+# (matched) rows after it was analyzed empty and the session's plans were
+# cached ("grown": as in a long run between two autoanalyzes; the cached
+# generic plan scans the whole table), and in a new session on the analyzed table
+# ("steady": what planning each call costs).
+R=${RECEIPT_CALLS:-2000}
+receipts() {
+    local label=$1 upto=$2 db=smsys_claim_rcpt_$$_$2
+    dbs+=("$db")
+    psql "$SMSYS_TEST_PG" -qAtc "CREATE DATABASE $db"
+    local ci="$SMSYS_TEST_PG dbname=$db"
+    for f in "$ROOT"/sql/[0-9][0-9][0-9]_*.sql; do
+        local v
+        v=$(basename "$f" | cut -c1-3)
+        [ "$((10#$v))" -le "$upto" ] || continue
+        psql "$ci" -q -1 -v ON_ERROR_STOP=1 -f "$f" >/dev/null
+    done
+    local call="PERFORM * FROM smsys_q_receipts('$ACC', ARRAY[t || i], ARRAY[t || i],
+        ARRAY[NULL::text], ARRAY[NULL::bigint], ARRAY[3::smallint], ARRAY[NULL::timestamptz],
+        ARRAY[NULL::text]);"
+    local timed="DO \$\$ DECLARE t text := md5(random()::text); t0 timestamptz;
+        BEGIN FOR i IN 1..20 LOOP $call END LOOP;
+        t0 := clock_timestamp();
+        FOR i IN 1..$R LOOP $call END LOOP;
+        RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000); END \$\$;"
+    local grown steady
+    grown=$(psql "$ci" -q -v ON_ERROR_STOP=1 2>&1 >/dev/null <<SQL | sed -n 's/.*ms=//p'
+INSERT INTO smsys_account (id, name, provider) VALUES ('$ACC', 'bench', 'kavenegar');
+ANALYZE smsys_receipt;
+DO \$\$ DECLARE t text := 'w'; BEGIN FOR i IN 1..20 LOOP $call END LOOP; END \$\$;
+INSERT INTO smsys_receipt (account_id, provider_id, canon, status, message_id, applied_at)
+SELECT '$ACC', 'p' || i, 'p' || i, 3, i, now() FROM generate_series(1, 50000) i;
+$timed
+SQL
+)
+    psql "$ci" -qc "ANALYZE" >/dev/null
+    steady=$(psql "$ci" -q -v ON_ERROR_STOP=1 -c "$timed" 2>&1 >/dev/null | sed -n 's/.*ms=//p')
+    printf '%-28s %d receipt calls: grown %6s ms  steady %6s ms\n' "$label" "$R" "$grown" "$steady"
+}
+
+if [ "${1:-}" != receipts ]; then
+    run "before (sql 001..008)" 8
+    run "after (with 009)" 9
+fi
+receipts "before (sql 001..008)" 8
+receipts "after (with 009)" 9
