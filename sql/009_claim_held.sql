@@ -94,12 +94,14 @@ BEGIN
     IF bs IS NULL OR cardinality(bs) = 0 THEN
         RETURN 0;
     END IF;
-    -- id order, as smsys_q_record locks its batch: no deadlock with it
+    -- id order, as smsys_q_record locks its batch: no deadlock with it.
+    -- The held-chunk subquery is not correlated, so it runs once (hashed),
+    -- not once per message.
     PERFORM 1 FROM smsys_message q JOIN smsys_bulk x ON x.id = q.bulk_id
      WHERE q.bulk_id = ANY (bs) AND q.state IN (3, 7, 20, 21)
        AND q.held IS DISTINCT FROM (NOT x.sending OR q.id IN (
                SELECT mb.message_id FROM smsys_bulk_member mb
-                WHERE mb.bulk_id = x.id AND mb.status = 0 AND mb.step = 2
+                WHERE mb.bulk_id = ANY (bs) AND mb.status = 0 AND mb.step = 2
                   AND mb.message_id IS NOT NULL))
      ORDER BY q.id FOR UPDATE OF q;
     UPDATE smsys_message q
@@ -108,7 +110,7 @@ BEGIN
      WHERE x.id = q.bulk_id AND q.bulk_id = ANY (bs) AND q.state IN (3, 7, 20, 21)
        AND q.held IS DISTINCT FROM (NOT x.sending OR q.id IN (
                SELECT mb.message_id FROM smsys_bulk_member mb
-                WHERE mb.bulk_id = x.id AND mb.status = 0 AND mb.step = 2
+                WHERE mb.bulk_id = ANY (bs) AND mb.status = 0 AND mb.step = 2
                   AND mb.message_id IS NOT NULL));
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
