@@ -435,6 +435,165 @@ BEGIN
 END
 $$;
 
+-- Held rows have their own partial index, written only for held rows (no
+-- cost for the others), so the two statements that look for every waiting
+-- row of an account or a number -- the failover move of smsys_q_record and
+-- the opt-out -- reach them through both partial indexes (a BitmapOr over
+-- "NOT held OR held") instead of scanning smsys_message. Both functions
+-- are those of 002 and 006 with only that condition added.
+CREATE INDEX smsys_message_held ON smsys_message (account_id)
+    WHERE state IN (3, 7) AND held;
+
+CREATE OR REPLACE FUNCTION smsys_q_record_unlocked(ids bigint[], kinds smallint[], pids text[], canons text[],
+                               alts text[], segs integer[], details text[],
+                               base_ms integer, cap_ms integer, jitter real,
+                               pause_ms integer, receipt_s integer)
+RETURNS TABLE (id bigint, state smallint, attempts integer, next_attempt_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    changed bigint[];
+    paused uuid[];
+    rids bigint[];
+    requeued bigint[];
+    moved bigint[];
+BEGIN
+    -- Row locks in id order, so concurrent batches (receipts, another
+    -- process's late results) cannot deadlock with this one.
+    PERFORM 1 FROM smsys_message m WHERE m.id = ANY (ids) ORDER BY m.id FOR UPDATE;
+    WITH upd AS (
+        UPDATE smsys_message m SET
+            state = CASE
+                WHEN r.kind = 0 THEN 4
+                WHEN r.kind = 1 THEN CASE WHEN m.attempts > m.max_retries THEN 6 ELSE 7 END
+                WHEN r.kind = 2 THEN 6
+                WHEN r.kind = 3 THEN 3
+                ELSE CASE WHEN NOT a.idempotent THEN 21
+                          WHEN m.attempts > m.max_retries THEN 6 ELSE 3 END
+                END,
+            attempts = CASE WHEN r.kind = 3 THEN greatest(m.attempts - 1, 0) ELSE m.attempts END,
+            next_attempt_at = CASE
+                WHEN r.kind = 1 THEN now() + make_interval(secs =>
+                    least(cap_ms::float8, base_ms::float8 * power(2, greatest(m.attempts - 1, 0)))
+                    * (1 - jitter * random()) / 1000.0)
+                ELSE now() END,
+            provider_id = CASE WHEN r.kind = 0 THEN r.pid ELSE m.provider_id END,
+            provider_id_canon = CASE WHEN r.kind = 0 THEN r.canon ELSE m.provider_id_canon END,
+            provider_id_alt = CASE WHEN r.kind = 0 THEN r.alt ELSE m.provider_id_alt END,
+            segments = CASE WHEN r.seg > 0 THEN r.seg ELSE m.segments END,
+            sent_at = CASE WHEN r.kind = 0 THEN now() ELSE m.sent_at END,
+            receipt_deadline = CASE WHEN r.kind = 0 THEN now() + make_interval(secs => receipt_s)
+                                    ELSE m.receipt_deadline END,
+            final_at = CASE WHEN r.kind = 2 OR (r.kind = 1 AND m.attempts > m.max_retries)
+                              OR (r.kind = 4 AND (NOT a.idempotent OR m.attempts > m.max_retries))
+                            THEN now() ELSE NULL END,
+            last_error = CASE
+                WHEN r.kind = 0 THEN NULL
+                WHEN r.kind = 1 AND m.attempts > m.max_retries
+                    THEN 'retries used up: ' || coalesce(r.detail, 'temporary error')
+                WHEN r.kind = 4 AND NOT a.idempotent
+                    THEN 'outcome unknown: not resent to avoid a duplicate'
+                         || coalesce(' (' || r.detail || ')', '')
+                WHEN r.kind = 4 AND m.attempts > m.max_retries
+                    THEN 'retries used up: outcome unknown' || coalesce(' (' || r.detail || ')', '')
+                ELSE coalesce(r.detail, m.last_error) END,
+            lease_owner = NULL, lease_until = NULL, updated_at = now()
+        FROM unnest(ids, kinds, pids, canons, alts, segs, details)
+                 AS r(id, kind, pid, canon, alt, seg, detail),
+             smsys_account a
+        WHERE m.id = r.id AND a.id = m.account_id AND m.state IN (3, 7, 20, 21)
+        RETURNING m.id, m.state, m.account_id, r.kind)
+    SELECT array_agg(upd.id),
+           array_agg(DISTINCT upd.account_id) FILTER (WHERE upd.kind = 3),
+           array_agg(upd.id) FILTER (WHERE upd.state = 3)
+      INTO changed, paused, requeued
+      FROM upd;
+
+    -- An accepted result for a message a receipt (matched by our id)
+    -- already moved on: keep the state, record the provider id.
+    UPDATE smsys_message m
+       SET provider_id = r.pid, provider_id_canon = r.canon, provider_id_alt = r.alt,
+           updated_at = now()
+      FROM unnest(ids, kinds, pids, canons, alts) AS r(id, kind, pid, canon, alt)
+     WHERE m.id = r.id AND r.kind = 0 AND m.provider_id IS NULL AND m.state IN (4, 5, 6);
+
+    -- Account-wide errors: pause the account (the first reason wins), and
+    -- move its ready messages to the next failover account, if any.
+    IF paused IS NOT NULL THEN
+        UPDATE smsys_account a
+           SET paused_until = now() + make_interval(secs => pause_ms / 1000.0),
+               pause_reason = (SELECT coalesce(r.detail, 'account-wide error')
+                                 FROM unnest(ids, kinds, details) AS r(id, kind, detail)
+                                 JOIN smsys_message m ON m.id = r.id
+                                WHERE r.kind = 3 AND m.account_id = a.id LIMIT 1),
+               updated_at = now()
+         WHERE a.id = ANY (paused);
+        WITH target AS (
+            SELECT p.id AS from_id,
+                   (SELECT t.id FROM smsys_account t
+                     WHERE t.id <> p.id AND t.enabled AND t.failover_order IS NOT NULL
+                       AND (t.paused_until IS NULL OR t.paused_until <= now())
+                     ORDER BY (t.failover_order <= p.failover_order), t.failover_order, t.id
+                     LIMIT 1) AS to_id
+              FROM smsys_account p
+             WHERE p.id = ANY (paused) AND p.failover_order IS NOT NULL),
+        mv AS (
+            UPDATE smsys_message m SET account_id = t.to_id, sender = NULL, updated_at = now()
+              FROM target t
+             WHERE m.account_id = t.from_id AND t.to_id IS NOT NULL AND m.state IN (3, 7)
+               AND (NOT m.held OR m.held) -- both partial indexes (009)
+            RETURNING m.id)
+        SELECT array_agg(mv.id) INTO moved FROM mv;
+        requeued := coalesce(requeued, '{}') || coalesce(moved, '{}');
+    END IF;
+
+    -- Early receipts: those that arrived before this submit result.
+    IF changed IS NOT NULL THEN
+        UPDATE smsys_receipt rc SET message_id = m.id
+          FROM smsys_message m, unnest(ids, kinds) AS r(id, kind)
+         WHERE r.kind = 0 AND m.id = r.id AND m.state = 4 AND rc.message_id IS NULL
+           AND rc.account_id = m.account_id
+           AND (rc.canon IN (m.provider_id_canon, m.provider_id_alt)
+                OR rc.alt IN (m.provider_id_canon, m.provider_id_alt));
+        SELECT array_agg(rc.id) INTO rids FROM smsys_receipt rc
+         WHERE rc.message_id = ANY (changed) AND rc.applied_at IS NULL;
+        IF rids IS NOT NULL THEN
+            PERFORM smsys_q_apply_matched(rids);
+        END IF;
+    END IF;
+
+    PERFORM smsys_q_wb(changed);
+    PERFORM smsys_q_notify(requeued);
+    RETURN QUERY
+        SELECT m.id, m.state, m.attempts, m.next_attempt_at
+          FROM unnest(ids) WITH ORDINALITY AS r(id, n) JOIN smsys_message m ON m.id = r.id
+         ORDER BY r.n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION smsys_optout_set(num text, out_ boolean, src text, by_ text, txt text,
+                                 inb bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    INSERT INTO smsys_optout_history (number, opted_out, source, who, body, inbound_id)
+    VALUES (num, out_, src, coalesce(by_, ''), txt, inb);
+    INSERT INTO smsys_optout (number, opted_out, source, who, at, body)
+    VALUES (num, out_, src, coalesce(by_, ''), now(), txt)
+    ON CONFLICT (number) DO UPDATE SET opted_out = EXCLUDED.opted_out,
+        source = EXCLUDED.source, who = EXCLUDED.who, at = EXCLUDED.at, body = EXCLUDED.body;
+    IF out_ THEN
+        WITH b AS (
+            UPDATE smsys_message m SET state = 10, last_error = smsys_optout_blocked(num),
+                   final_at = now(), updated_at = now()
+             WHERE m.recipient = num AND m.state IN (3, 7) AND m.idem_key NOT LIKE 'inbound:%'
+               AND (NOT m.held OR m.held) -- both partial indexes (009)
+            RETURNING m.id)
+        SELECT array_agg(b.id) INTO ids FROM b;
+        PERFORM smsys_q_wb(ids);
+    END IF;
+END $$;
+
 -- 2. A plan per call for the receipt statements (see the top).
 ALTER FUNCTION smsys_q_receipts_unlocked(uuid, text[], text[], text[], bigint[], smallint[],
                                          timestamptz[], text[])

@@ -329,6 +329,36 @@ static void test_claim_reads_no_held_row(void **state)
     assert_int_equal(claim(e, 5000), 2000000);
 }
 
+/* The two statements that look for every waiting row of a number or an
+ * account reach held rows too: the opt-out blocks a held message, and an
+ * account-wide error moves held messages to the failover account (held
+ * still). */
+static void test_optout_and_failover_reach_held(void **state)
+{
+    struct env *e = *state;
+    exec_ok(e->c, "INSERT INTO smsys_account (id, name, provider, failover_order) VALUES "
+                  "('cccccccc-0000-4000-8000-000000000003', 'c', 'kavenegar', 2)");
+    exec_ok(e->c, "UPDATE smsys_account SET failover_order = 1 WHERE id = '" ACC "'");
+    bulk_sending(e, B1, 3);
+    step(e, "SELECT count(*) FROM smsys_bulk_next_chunk('" B1 "', 3, 100::smallint)");
+    step(e, "SELECT smsys_bulk_release('" B1 "', ARRAY['k1','k2','k3'], NULL, NULL)");
+    enqueue(e, "s1", NULL);
+    assert_int_equal(claim(e, 1), 1000); /* k1 in flight */
+    step(e, "SELECT smsys_bulk_pause('" B1 "')");
+    assert_int_equal(held_of(e, "k2"), 1);
+
+    step(e, "SELECT smsys_optout_set('+989120000002', true, 'cli', 't', NULL, NULL)");
+    assert_int_equal(state_of(e, "k2"), 10);
+
+    record(e, "k1", 3); /* account-wide: the account pauses, waiting rows move */
+    assert_int_equal(num(e->c, "SELECT count(*) FROM smsys_message WHERE account_id = "
+                               "'cccccccc-0000-4000-8000-000000000003' AND state IN (3, 7)"),
+                     3); /* k1 (back to Queued), k3, s1 */
+    assert_int_equal(held_of(e, "k3"), 1);
+    assert_int_equal(held_of(e, "k1"), 1);
+    assert_int_equal(claim(e, 100), 1); /* s1 only, on the failover account */
+}
+
 /* Collects auto_explain's plans (sent as notices). */
 struct notes {
     char text[1 << 17];
@@ -393,6 +423,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_held_transitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_reads_no_held_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_optout_and_failover_reach_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipt_plan_uses_index, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
