@@ -27,6 +27,8 @@
 --        (the opt-out guard): one more NULL test there, nothing else, for
 --        a message without bulk;
 --      * the operator's retry (Failed/Unknown -> Queued) computes it.
+--    Held rows have a partial index of their own, for the two statements
+--    that must find every waiting row (failover move, opt-out).
 --    Races (READ COMMITTED): a sync locks the bulk row first (its UPDATE),
 --    then the messages to change in id order. The sender's result
 --    (smsys_q_record) and the reaper lock messages only, so a sync either
