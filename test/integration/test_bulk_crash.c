@@ -34,19 +34,25 @@ static int hport;
 static pid_t pid = -1;
 static cJSON *fix; /* bulk-fixture's answer */
 
+static char *read_file(const char *path);
+
+/* The engine is the only part of smsysd that reads the entity set
+ * smsys_bulksmses, so the name is in the binary exactly when the engine
+ * is. (The [bulk] config section and the SQL come earlier.) */
 static int engine_present(void)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "'%s' config keys 2>/dev/null", tu_bin("smsysctl"));
-    FILE *p = popen(cmd, "r");
-    if (p == NULL)
+    FILE *in = fopen(tu_bin("smsysd"), "rb");
+    if (in == NULL)
         return 0;
-    char line[1024];
-    int found = 0;
-    while (fgets(line, sizeof(line), p))
-        if (strncmp(line, "bulk.enabled", 12) == 0)
-            found = 1;
-    pclose(p);
+    struct buf b = BUF_INIT;
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), in)) > 0)
+        buf_append(&b, tmp, n);
+    fclose(in);
+    static const char needle[] = "smsys_bulksmses";
+    int found = b.data && memmem(b.data, b.len, needle, sizeof(needle) - 1) != NULL;
+    buf_free(&b);
     return found;
 }
 
@@ -503,8 +509,8 @@ static void test_kill9_during_expansion_records_and_sending(void **state)
 {
     (void)state;
     if (!engine_present()) {
-        print_message("smsysd has no [bulk] engine yet (smsysctl config keys lists no "
-                      "bulk.enabled): skipped\n");
+        print_message("smsysd has no bulk engine yet (it never names smsys_bulksmses): "
+                      "skipped\n");
         skip();
     }
     tdb_create("bulkcrash", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));

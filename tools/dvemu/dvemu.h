@@ -20,6 +20,10 @@
 #define PARTIES_KEY "\x01parties"
 #define LLN_SUFFIX  "@lln"
 #define MAX_PAGE    5000
+/* Dataverse accepts URLs up to 32 KiB, and up to 64 KiB for a request
+ * inside a $batch body (how long FetchXML / In filters are sent). */
+#define DVEMU_URL_MAX       32768
+#define DVEMU_URL_MAX_BATCH 65536
 
 enum col_type {
     CT_GUID, /* primary key */

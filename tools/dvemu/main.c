@@ -260,8 +260,14 @@ static void finish_api(struct app *a, struct http_req *req, struct http_resp *re
     q.query = strdup(req->query);
     struct api_res r;
     api_res_init(&r);
+    size_t ulen = strlen(req->path) + (req->query[0] ? 1 + strlen(req->query) : 0);
     if (q.path == NULL || q.query == NULL || http_urldecode(q.path, 0) < 0) {
         api_error(&r, 400, "0x0", "Malformed URL.");
+    } else if (ulen > DVEMU_URL_MAX) {
+        /* send it inside a $batch (64 KiB there), or shorten the query */
+        api_error(&r, 414, "0x80060891",
+                  "The URL is %zu characters long; the limit is %d (%d inside a $batch).", ulen,
+                  DVEMU_URL_MAX, DVEMU_URL_MAX_BATCH);
     } else {
         char set[64];
         snprintf(set, sizeof(set), "%.*s", (int)strcspn(q.path, "(/"), q.path);
