@@ -69,6 +69,7 @@ curl -sf -o /dev/null -X POST "$PS/_sim/config" -H 'Content-Type: application/js
 
 t_fx=$(now)
 "$BIN/bulk-fixture" --url "$DV" --contacts "$N" --mode list --provider-url "$PS" --draft \
+    --sender "${BULK_SENDER:-10004346}" \
     --name "bench $N" --text 'Salam {{firstname}} {{lastname}}, bulk benchmark.' >"$tmp/fixture.json"
 t_fxd=$(now)
 bulk=$(jq -r .bulk "$tmp/fixture.json")
@@ -95,6 +96,7 @@ scope = http://127.0.0.1/.default
 [postgres]
 conninfo = "$ci"
 migrate_on_start = false
+pool_size = ${BULK_POOL:-8}
 [http]
 listen = 127.0.0.1:$hport
 [queue]

@@ -16,6 +16,8 @@
  * address1_city = 'Tehran' (every 3rd contact). --mode campaign sends to
  * the campaign (both lists, overlapping), --mode list to the static list.
  *
+ * --sender LINE sets the bulk's smsys_sendernumber (else the account's
+ * default line applies).
  * Blocking libcurl; honours Retry-After on 429/503, so it works against
  * dvemu --dataverse-limits. Prints one JSON object with the ids and the
  * exact expected outcome; --expect FILE writes the E.164 numbers that must
@@ -44,7 +46,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bulk-fixture --url URL [--client ID:SECRET] [--contacts N]\n"
                     "       [--mode list|campaign] [--provider-url URL] [--draft] [--name TEXT]\n"
-                    "       [--text TEXT] [--expect FILE] [--no-account]\n");
+                    "       [--text TEXT] [--expect FILE] [--sender LINE] [--no-account]\n");
 }
 
 static size_t write_cb(char *p, size_t sz, size_t n, void *ud)
@@ -257,7 +259,7 @@ static void contact_json(struct buf *b, long i)
 struct opts {
     long contacts;
     int campaign, draft, account;
-    const char *provider_url, *name, *text, *expect;
+    const char *provider_url, *name, *text, *expect, *sender;
 };
 
 static int run(struct fx *f, const struct opts *o)
@@ -355,6 +357,8 @@ static int run(struct fx *f, const struct opts *o)
     cJSON_AddStringToObject(bj, "smsys_name", o->name);
     cJSON_AddStringToObject(bj, "smsys_body", o->text);
     cJSON_AddNumberToObject(bj, "smsys_status", o->draft ? 1 : 2);
+    if (o->sender)
+        cJSON_AddStringToObject(bj, "smsys_sendernumber", o->sender);
     char bind[128];
     if (o->campaign) {
         snprintf(bind, sizeof(bind), "/campaigns(%s)", camp);
@@ -466,6 +470,8 @@ int main(int argc, char **argv)
             o.text = v;
         } else if (strcmp(a, "--expect") == 0 && v) {
             o.expect = v;
+        } else if (strcmp(a, "--sender") == 0 && v) {
+            o.sender = v;
         } else if (strcmp(a, "--draft") == 0) {
             o.draft = 1;
             continue;
