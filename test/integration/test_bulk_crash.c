@@ -542,7 +542,7 @@ static void test_kill9_during_expansion_records_and_sending(void **state)
     tdb_create("bulkcrash", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
     f.side = PQconnectdb(f.conninfo);
     assert_int_equal(PQstatus(f.side), CONNECTION_OK);
-    const char *dv_args[] = {"--latency-ms", "25", NULL};
+    const char *dv_args[] = {"--latency-ms", "50", NULL};
     pkf_dv_start(&f, dv_args);
     hport = tu_free_port();
     run_fixture_at(&f, N_CONTACTS);
