@@ -97,7 +97,7 @@ scope = http://127.0.0.1/.default
 [postgres]
 conninfo = "$ci"
 migrate_on_start = false
-pool_size = ${BULK_POOL:-8}
+pool_size = ${BULK_POOL:-4}
 [http]
 listen = 127.0.0.1:$hport
 [queue]

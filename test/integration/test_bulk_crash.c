@@ -285,7 +285,7 @@ static void write_conf(void)
             "[dataverse]\nurl = %s\ntoken_url = %s/t/oauth2/v2.0/token\n"
             "client_id = smsys-demo\nclient_secret = smsys-demo-secret\n"
             "scope = http://127.0.0.1/.default\npoll_interval_ms = 300\n"
-            "[postgres]\nconninfo = \"%s\"\npool_size = 8\n"
+            "[postgres]\nconninfo = \"%s\"\n"
             "[pickup]\nwriteback_idle_ms = 100\n"
             "[queue]\naccounts_poll_ms = 300\nidle_claim_ms = 100\nbackoff_base_ms = 200\n"
             "backoff_cap_ms = 500\nlease_ms = 3000\n"
