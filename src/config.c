@@ -141,11 +141,13 @@ static const struct config_key keys[] = {
      .help = "Largest request body accepted (provider webhooks); larger ones get 413."},
 
     /* [sending] */
-    {"sending", "quiet_hours", CONFIG_WINDOW, NULL, OFF(sending.quiet_hours),
-     .help = "Daily window HH:MM-HH:MM in which bulk sends go out; outside it they wait. "
-             "22:00-06:00 crosses midnight. Empty: no quiet hours."},
-    {"sending", "timezone", CONFIG_TIMEZONE, "UTC", OFF(sending.timezone), .flags = CONFIG_REQUIRED,
-     .help = "IANA time zone for quiet hours and template dates (Asia/Tehran)."},
+    {"sending", "quiet_hours", CONFIG_WINDOW, "08:00-21:00", OFF(sending.quiet_hours),
+     .help = "Daily window HH:MM-HH:MM (in timezone) in which bulk sends are handed to the "
+             "provider; outside it they wait (expansion and record creation go on). The default "
+             "follows the Iranian rules for promotional SMS. 22:00-06:00 crosses midnight. "
+             "Empty (quiet_hours =): bulk sends go out at any hour."},
+    {"sending", "timezone", CONFIG_TIMEZONE, "Asia/Tehran", OFF(sending.timezone),
+     .flags = CONFIG_REQUIRED, .help = "IANA time zone of quiet_hours and of template dates."},
 
     /* [queue] */
     {"queue", "batch_size", CONFIG_INT, "200", OFF(queue.batch_size), 1, 5000,
@@ -181,6 +183,29 @@ static const struct config_key keys[] = {
      10000, 86400000,
      .help = "How often each enabled account's credit is read from its provider and written "
              "to Dynamics (smsys_balance); SIGHUP reads it at once."},
+
+    /* [bulk] */
+    {"bulk", "enabled", CONFIG_BOOL, "true", OFF(bulk.enabled),
+     .help = "Run the bulk SMS engine (marketing lists and campaigns, docs/bulk.md) on the "
+             "leader. false: this process leaves bulk sends to others."},
+    {"bulk", "poll_interval_ms", CONFIG_DURATION, "2000", OFF(bulk.poll_interval_ms), 100, 3600000,
+     .help = "How often smsys_bulksms records are read for Ready, Paused and Canceled; pause and "
+             "cancel from Dynamics take effect within this time. smsysctl commands act at once."},
+    {"bulk", "page_size", CONFIG_INT, "5000", OFF(bulk.page_size), 10, 5000,
+     .help = "List members read per request while expanding; each page is one checkpoint."},
+    {"bulk", "chunk", CONFIG_INT, "1000", OFF(bulk.chunk), 1, 1000,
+     .help = "SMS records created per CreateMultiple request (and released to the queue "
+             "together)."},
+    {"bulk", "rate_per_s", CONFIG_INT, "0", OFF(bulk.rate_per_s), 0, 100000,
+     .help = "Default hand-over rate per bulk send in messages per second; 0: only the "
+             "provider's limits. smsysctl bulk start ID --rate N overrides it per bulk."},
+    {"bulk", "refuse_over_balance", CONFIG_BOOL, "true", OFF(bulk.refuse_over_balance),
+     .help = "Fail a bulk send at preflight when the account's known balance cannot cover the "
+             "estimated cost (segments x price_per_segment of the account's smsys_config)."},
+    {"bulk", "counters_interval_ms", CONFIG_DURATION, "5000", OFF(bulk.counters_interval_ms), 500,
+     3600000,
+     .help = "How often progress counters are computed and, when changed, written to the bulk "
+             "record; also when a finished bulk becomes Completed."},
 
     /* [inbound] */
     {"inbound", "unmatched", CONFIG_ENUM, "leave", OFF(inbound.unmatched),

@@ -444,6 +444,8 @@ static void acct_open(struct acct *a)
         log_warn("account setting failover_order ignored: not an integer 0..1000000", "account=%s",
                  a->name);
     cJSON_DeleteItemFromObjectCaseSensitive(settings, "failover_order");
+    /* price_per_segment: the bulk preflight's cost estimate (docs/bulk.md) */
+    cJSON_DeleteItemFromObjectCaseSensitive(settings, "price_per_segment");
     a->env = (struct conn_env){
         .loop = m->loop,
         .http = m->http,

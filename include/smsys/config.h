@@ -107,6 +107,16 @@ struct smsys_config {
     } queue;
 
     struct {
+        int enabled;
+        long long poll_interval_ms;
+        long long page_size;
+        long long chunk;
+        long long rate_per_s;
+        int refuse_over_balance;
+        long long counters_interval_ms;
+    } bulk;
+
+    struct {
         int unmatched; /* enum inbound_unmatched: 0 leave unlinked, 1 create a lead */
     } inbound;
 

@@ -8,6 +8,7 @@
 #include "smsys/service.h"
 #include "smsys/version.h"
 #include "smsysd.h"
+#include "comp_bulk.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -132,6 +133,8 @@ static int register_components(struct smsysd *d)
         rc = smsysd_add_pickup(d);
     if (rc == 0)
         rc = smsysd_add_inbound(d);
+    if (rc == 0)
+        rc = smsysd_add_bulk(d);
     return rc;
 }
 

@@ -205,8 +205,15 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->dataverse.max_concurrency, 8);
     assert_int_equal(cfg->service.grace_period_ms, 10000);
     assert_string_equal(cfg->http.listen, "127.0.0.1:8480");
-    assert_int_equal(cfg->sending.quiet_hours.set, 0);
-    assert_string_equal(cfg->sending.timezone, "UTC");
+    /* Iranian promotional rules by default (issue #9) */
+    assert_int_equal(cfg->sending.quiet_hours.set, 1);
+    assert_int_equal(cfg->sending.quiet_hours.start_min, 8 * 60);
+    assert_int_equal(cfg->sending.quiet_hours.end_min, 21 * 60);
+    assert_string_equal(cfg->sending.timezone, "Asia/Tehran");
+    assert_int_equal(cfg->bulk.enabled, 1);
+    assert_int_equal(cfg->bulk.page_size, 5000);
+    assert_int_equal(cfg->bulk.chunk, 1000);
+    assert_int_equal(cfg->bulk.counters_interval_ms, 5000);
     assert_int_equal(cfg->log.level, LOG_INFO);
     assert_int_equal(cfg->log.format, LOG_TEXT);
     /* instance_name falls back to the host name, never NULL. */

@@ -1,0 +1,415 @@
+/* test_bulk_world.h - the world of the bulk SMS integration tests
+ * (test_bulk*.c): a private PostgreSQL database, dvemu seeded from a JSON
+ * file the test writes, smscsim (SMPP with receipts) and smsysd as a real
+ * process. Header-only: each test binary includes it once, after cmocka. */
+#ifndef TEST_BULK_WORLD_H
+#define TEST_BULK_WORLD_H
+
+#include <sys/stat.h>
+#include <time.h>
+
+/* Not every test file uses every helper (here or in the fixtures). */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
+#include "../lib/testutil.h"
+#include "pk_fixture.h"
+#include "smpp_fixture.h"
+
+#define BW_ACC  "b1100000-0000-4000-8000-0000000000a1"
+#define BW_LINE "3000222"
+
+struct bw {
+    struct pkf f;
+    struct simproc sim;
+    char tag[16];
+    char dir[128], conf[256], log[256], seed[256];
+    pid_t smsysd;
+    int http_port;
+    long my_reqs; /* requests the test itself sent to dvemu */
+};
+
+static struct bw w;
+/* [bulk] page_size of the world's config (0: the default, 5000) */
+static int bw_page_size;
+
+static char *bw_slurp(const char *path)
+{
+    FILE *in = fopen(path, "rb");
+    if (in == NULL)
+        return strdup("");
+    struct buf b = BUF_INIT;
+    char tmp[8192];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), in)) > 0)
+        buf_append(&b, tmp, n);
+    fclose(in);
+    buf_putc(&b, '\0');
+    return buf_steal(&b);
+}
+
+/* Blocking request to dvemu, counted; spaces in the path become %20. */
+static long bw_req(const char *method, const char *path, const char *body, cJSON **out)
+{
+    w.my_reqs++;
+    struct buf p = BUF_INIT;
+    for (const char *c = path; *c; c++)
+        if (*c == ' ')
+            buf_append(&p, "%20", 3);
+        else
+            buf_putc(&p, *c);
+    buf_putc(&p, '\0');
+    long st = pkf_req(&w.f, method, p.data, body, out);
+    buf_free(&p);
+    return st;
+}
+
+static void bw_post(const char *set, const char *body)
+{
+    long st = bw_req("POST", set, body, NULL);
+    if (st != 204 && st != 201)
+        fail_msg("POST %s -> %ld: %.300s", set, st, body);
+}
+
+static void bw_patch(const char *path, const char *body)
+{
+    long st = bw_req("PATCH", path, body, NULL);
+    if (st != 204 && st != 200)
+        fail_msg("PATCH %s -> %ld", path, st);
+}
+
+static cJSON *bw_get(const char *path)
+{
+    cJSON *j = NULL;
+    long st = bw_req("GET", path, NULL, &j);
+    if (st != 200 || j == NULL)
+        fail_msg("GET %s -> %ld", path, st);
+    return j;
+}
+
+static cJSON *bw_stats(void)
+{
+    char tok[sizeof(w.f.token)];
+    snprintf(tok, sizeof(tok), "%s", w.f.token);
+    w.f.token[0] = '\0';
+    cJSON *j = NULL;
+    long st = pkf_req(&w.f, "GET", "/_emu/stats", NULL, &j);
+    snprintf(w.f.token, sizeof(w.f.token), "%s", tok);
+    assert_int_equal(st, 200);
+    return j;
+}
+
+static double bw_stat(const cJSON *s, const char *key, const char *sub)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, key);
+    if (sub)
+        v = cJSON_GetObjectItemCaseSensitive(v, sub);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static long long bw_int(const char *sql)
+{
+    PGconn *c = PQconnectdb(w.f.conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        print_message("SQL %s: %s\n", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* First column of the first row, "" for NULL or no row (static buffer). */
+static const char *bw_str(const char *sql)
+{
+    static char out[8192];
+    out[0] = '\0';
+    PGconn *c = PQconnectdb(w.f.conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0))
+        snprintf(out, sizeof(out), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}
+
+static void bw_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(w.f.conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("%.300s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* quiet: the [sending] quiet_hours value ("" = none). */
+static void bw_write_conf(const char *quiet)
+{
+    FILE *o = fopen(w.conf, "w");
+    assert_non_null(o);
+    fprintf(o,
+            "[dataverse]\n"
+            "url = %s\n"
+            "token_url = %s/t/oauth2/v2.0/token\n"
+            "client_id = smsys-demo\n"
+            "client_secret = env:SMSYS_T_BULK_SECRET\n"
+            "scope = http://127.0.0.1/.default\n"
+            "poll_interval_ms = 300\n"
+            "[postgres]\n"
+            "conninfo = \"%s\"\n"
+            "[pickup]\n"
+            "writeback_idle_ms = 100\n"
+            "[queue]\n"
+            "accounts_poll_ms = 600000\n"
+            "idle_claim_ms = 100\n"
+            "[bulk]\n"
+            "poll_interval_ms = 200\n"
+            "counters_interval_ms = 500\n"
+            "page_size = %d\n"
+            "[sending]\n"
+            "quiet_hours = %s\n"
+            "timezone = Asia/Tehran\n"
+            "[service]\n"
+            "grace_period_ms = 3000\n"
+            "[http]\n"
+            "listen = 127.0.0.1:%d\n"
+            "[log]\n"
+            "level = info\n",
+            w.f.root, w.f.root, w.f.conninfo, bw_page_size ? bw_page_size : 5000, quiet,
+            w.http_port);
+    fclose(o);
+    chmod(w.conf, 0600);
+}
+
+/* Keeps smsysd's log for a look after a failure (the test directory is
+ * removed) and prints its end. */
+static void bw_print_log(void)
+{
+    char keep[300], cmd[700];
+    snprintf(keep, sizeof(keep), "/tmp/smsys-t-%s-smsysd-%d.log", w.tag, (int)getpid());
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", w.log, keep);
+    if (system(cmd) == 0)
+        print_message("smsysd log kept in %s\n", keep);
+    char *l = bw_slurp(w.log);
+    size_t n = strlen(l);
+    const char *tail = n > 1500 ? l + n - 1500 : l;
+    print_message("smsysd log (end):\n%s\n", tail);
+    free(l);
+}
+
+/* Starts smsysd and waits until the account is synced. */
+static void bw_smsysd_start(const char *quiet)
+{
+    bw_write_conf(quiet);
+    static char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
+    char *argv[] = {bin, "--config", w.conf, NULL};
+    w.smsysd = tu_spawn(argv, w.log, w.http_port, 20000);
+    assert_true(w.smsysd > 0);
+    int synced = 0;
+    for (int i = 0; i < 400 && !synced; i++) {
+        synced = bw_int("SELECT count(*) FROM smsys_account WHERE enabled") >= 1;
+        if (!synced)
+            uv_sleep(50);
+    }
+    if (!synced)
+        bw_print_log();
+    assert_true(synced);
+}
+
+static void bw_smsysd_stop(void)
+{
+    if (w.smsysd > 0) {
+        int st = tu_stop(w.smsysd);
+        w.smsysd = 0;
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+        char *l = bw_slurp(w.log);
+        assert_null(strstr(l, "smsys-demo-secret"));
+        free(l);
+    }
+}
+
+/* The world; seed_cb writes the dvemu seed JSON (accounts come from here:
+ * BW_ACC is an SMPP account on smscsim, default, with line BW_LINE). */
+static void bw_open(const char *tag, void (*seed_cb)(FILE *out, int sim_port), const char *quiet)
+{
+    memset(&w, 0, sizeof(w));
+    snprintf(w.tag, sizeof(w.tag), "%s", tag);
+    snprintf(w.dir, sizeof(w.dir), "/tmp/smsys-t-%s-XXXXXX", tag);
+    assert_non_null(mkdtemp(w.dir));
+    snprintf(w.conf, sizeof(w.conf), "%s/smsys.conf", w.dir);
+    snprintf(w.log, sizeof(w.log), "%s/smsysd.log", w.dir);
+    snprintf(w.seed, sizeof(w.seed), "%s/seed.json", w.dir);
+    setenv("SMSYS_T_BULK_SECRET", "smsys-demo-secret", 1);
+    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
+    unsetenv("SMSYS_CONFIG");
+    tdb_create(tag, w.f.dbname, sizeof(w.f.dbname), w.f.conninfo, sizeof(w.f.conninfo));
+
+    const char *flags[] = {
+        "--system-id", "smsys",      "--password", "smsyspw", "--receipt-delay-ms",
+        "20",          "--log-pdus", "1",          NULL};
+    sim_start(&w.sim, flags);
+    FILE *o = fopen(w.seed, "w");
+    assert_non_null(o);
+    seed_cb(o, w.sim.port);
+    fclose(o);
+    const char *extra[] = {"--seed", w.seed, NULL};
+    pkf_dv_start(&w.f, extra);
+    w.http_port = tu_free_port();
+    bw_smsysd_start(quiet);
+}
+
+static void bw_close(void)
+{
+    bw_smsysd_stop();
+    sim_stop(&w.sim);
+    sim_kill_all(NULL);
+    pkf_dv_stop(&w.f);
+    if (w.f.curl)
+        curl_easy_cleanup(w.f.curl);
+    w.f.curl = NULL;
+    tdb_drop(w.f.dbname);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w.dir);
+    if (system(cmd) != 0)
+        print_message("cannot remove %s\n", w.dir);
+}
+
+/* The SMPP account row of a seed (JSON object, no trailing comma). */
+static void bw_seed_account(FILE *o, const char *id, const char *name, int is_default, int enabled,
+                            int port, const char *extra_conf, const char *extra_cols)
+{
+    fprintf(o,
+            "{\"smsys_smssettingid\":\"%s\",\"smsys_name\":\"%s\",\"smsys_provider\":\"smpp\","
+            "\"smsys_isdefault\":%s,\"smsys_enabled\":%s,\"smsys_maxretries\":3,"
+            "\"smsys_apikey\":\"smsyspw\",\"smsys_config\":\"{\\\"host\\\":\\\"127.0.0.1\\\","
+            "\\\"port\\\":%d,\\\"system_id\\\":\\\"smsys\\\",\\\"window\\\":50%s}\"%s}",
+            id, name, is_default ? "true" : "false", enabled ? "true" : "false", port,
+            extra_conf ? extra_conf : "", extra_cols ? extra_cols : "");
+}
+
+/* What smscsim accepted whose text starts with prefix: key "dst|text" ->
+ * times received. Caller cJSON_Deletes. */
+static cJSON *bw_seen(const char *prefix)
+{
+    cJSON *count = cJSON_CreateObject();
+    struct simlog lg;
+    sim_log_read(&w.sim, &lg);
+    for (size_t i = 0; i < lg.n; i++) {
+        const cJSON *l = lg.line[i];
+        const char *dst = jstr(l, "dst"), *text = jstr(l, "text");
+        if (!is_cmd(l, "submit_sm") || !dst || !text || jnum(l, "status", 0) != 0 ||
+            strncmp(text, prefix, strlen(prefix)) != 0)
+            continue;
+        char key[1024];
+        snprintf(key, sizeof(key), "%s|%s", dst[0] == '+' ? dst + 1 : dst, text);
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(count, key);
+        if (c)
+            cJSON_SetNumberValue(c, c->valuedouble + 1);
+        else
+            cJSON_AddNumberToObject(count, key, 1);
+    }
+    sim_log_free(&lg);
+    return count;
+}
+
+/* Submits with that prefix (all times counted). */
+static int bw_seen_total(const char *prefix)
+{
+    cJSON *s = bw_seen(prefix);
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, s)
+    {
+        n += it->valueint;
+    }
+    cJSON_Delete(s);
+    return n;
+}
+
+/* Waits until the bulk's PostgreSQL state is one of the states in want
+ * (e.g. "6" or "678"); returns the state or -1 after timeout_ms. */
+static int bw_wait_state(const char *bulk, const char *want, int timeout_ms)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT state FROM smsys_bulk WHERE id = '%s'", bulk);
+    for (int t = 0; t < timeout_ms; t += 50) {
+        long long st = bw_int(sql);
+        if (st > 0 && strchr(want, (char)('0' + st)))
+            return (int)st;
+        uv_sleep(50);
+    }
+    return -1;
+}
+
+/* The bulk record as Dynamics has it. */
+static cJSON *bw_bulk_row(const char *bulk)
+{
+    char path[400];
+    snprintf(path, sizeof(path),
+             "smsys_bulksmses(%s)?$select=smsys_status,smsys_total,smsys_sent,smsys_delivered,"
+             "smsys_failed,smsys_skipped,smsys_lasterror",
+             bulk);
+    return bw_get(path);
+}
+
+static int bw_iget(const cJSON *j, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+/* Waits until Dynamics shows the bulk with status st and the counters
+ * given (-1: any); returns the row (caller deletes) or fails. */
+static cJSON *bw_wait_row(const char *bulk, int st, int total, int sent, int delivered, int skipped,
+                          int timeout_ms)
+{
+    cJSON *r = NULL;
+    for (int t = 0; t < timeout_ms; t += 100) {
+        cJSON_Delete(r);
+        r = bw_bulk_row(bulk);
+        if (bw_iget(r, "smsys_status") == st && (total < 0 || bw_iget(r, "smsys_total") == total) &&
+            (sent < 0 || bw_iget(r, "smsys_sent") == sent) &&
+            (delivered < 0 || bw_iget(r, "smsys_delivered") == delivered) &&
+            (skipped < 0 || bw_iget(r, "smsys_skipped") == skipped))
+            return r;
+        uv_sleep(100);
+    }
+    char *s = cJSON_PrintUnformatted(r);
+    print_message("bulk %s in Dynamics: %s\n", bulk, s ? s : "?");
+    free(s);
+    cJSON_Delete(r);
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(state || ' x' || n || ': ' || coalesce(e, '-'), ' | ') FROM "
+             "(SELECT state, count(*) AS n, min(last_error) AS e FROM smsys_message "
+             "WHERE bulk_id = '%s' GROUP BY state) s",
+             bulk);
+    print_message("messages by state: %s\n", bw_str(sql));
+    bw_print_log();
+    fail_msg("bulk %s did not reach status %d with the expected counters", bulk, st);
+    return NULL;
+}
+
+/* The engine's own count of Dynamics requests since smsysd started, as
+ * logged when bulk completed ("engine_dv_requests=N"); -1 unknown. */
+static long bw_engine_requests(const char *bulk)
+{
+    char *l = bw_slurp(w.log);
+    char pat[120];
+    snprintf(pat, sizeof(pat), "bulk completed bulk=%s ", bulk);
+    const char *p = strstr(l, pat);
+    const char *q = p ? strstr(p, "engine_dv_requests=") : NULL;
+    long n = q ? strtol(q + 19, NULL, 10) : -1;
+    free(l);
+    return n;
+}
+
+#endif
