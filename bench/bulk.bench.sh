@@ -180,7 +180,9 @@ if [ "${BULK_PAUSE:-0}" = 1 ]; then
         last=$(sql "SELECT extract(epoch FROM max(sent_at)) FROM smsys_message WHERE bulk_id = '$b2'")
         [ -n "$last" ] && awk -v l="$last" -v n="$(now)" 'BEGIN{exit !(n - l > 4)}' && break
     done
-    pause_line=$(awk -v tp="$tp" -v l="$last" 'BEGIN{printf "pause (Dynamics PATCH) -> last hand-over: %.2f s", l - tp}')
+    h=$(sql "SELECT count(*) FROM smsys_message WHERE bulk_id = '$b2' AND $handed")
+    pause_line=$(awk -v tp="$tp" -v l="$last" -v h="$h" -v r="$(jq -r .recipients "$tmp/fixture2.json")" \
+        'BEGIN{printf "pause (Dynamics PATCH) -> last hand-over: %.2f s ([bulk] poll_interval_ms 2000); %d of %d handed over when it stopped", l - tp, h, r}')
 fi
 
 awk -v n="$N" -v want="$want" -v sk="$skipped" -v t0="$t0" -v ta="$t_acc" -v te="$t_exp" -v tp="$t_pre" \
