@@ -160,6 +160,10 @@ thr=$(jq -n --slurpfile a "$tmp/stats0.json" --slurpfile b "$tmp/stats1.json" \
 by_set=$(jq -rn --slurpfile a "$tmp/stats0.json" --slurpfile b "$tmp/stats1.json" \
     '[$b[0].by_entity_set | to_entries[] | {k: .key, v: (.value - ($a[0].by_entity_set[.key] // 0))}
       | select(.v > 0) | "\(.k) \(.v)"] | join(", ")')
+busy=$(jq -rn --slurpfile a "$tmp/stats0.json" --slurpfile b "$tmp/stats1.json" \
+    '[($b[0].busy_ms_by_entity_set // {}) | to_entries[]
+      | {k: .key, v: (.value - (($a[0].busy_ms_by_entity_set // {})[.key] // 0))}
+      | select(.v >= 1) | "\(.k) \(.v / 1000 * 100 | round / 100) s"] | join(", ")')
 
 pause_line=''
 if [ "${BULK_PAUSE:-0}" = 1 ]; then
@@ -188,7 +192,7 @@ fi
 awk -v n="$N" -v want="$want" -v sk="$skipped" -v t0="$t0" -v ta="$t_acc" -v te="$t_exp" -v tp="$t_pre" \
     -v tr="$t_rec" -v th="$t_hand" -v fx="$t_fx" -v fxd="$t_fxd" -v req="$req" -v thr="$thr" \
     -v hwm="$hwm" -v ut="$ut" -v st="$st" -v tk="$tick" -v rec="$records" -v lines="$sent_lines" \
-    -v bs="$by_set" -v pl="$pause_line" 'BEGIN {
+    -v bs="$by_set" -v busy="$busy" -v pl="$pause_line" 'BEGIN {
     s = th - t0
     printf "bulk SMS to a %d-member static list: %d recipients, %d skipped (audience created in %.1f s)\n", n, want, sk, fxd - fx
     printf "  dvemu --dataverse-limits -> smsysd (PostgreSQL durable) -> Kavenegar at provsim\n"
@@ -201,6 +205,7 @@ awk -v n="$N" -v want="$want" -v sk="$skipped" -v t0="$t0" -v ta="$t_acc" -v te=
     printf "  SMS records in dvemu: %d; messages accepted by provsim: %d\n", rec, lines
     printf "  Dynamics requests by smsysd: %d (%.3f per recipient); 429s served: %d\n", req, req / want, thr
     printf "    by entity set: %s\n", bs
+    if (busy != "") printf "    dvemu busy time: %s\n", busy
     printf "  limit 6000 per 5 min per user: %.1f%% of one window", req / 6000 * 100
     printf " (%.0f per 5 min at this pace, extrapolated)\n", req / s * 300
     printf "  smsysd peak RSS %.1f MB, CPU %.2f s (%.1f us/recipient, from process start)\n", hwm / 1024, (ut + st) / tk, (ut + st) / tk * 1e6 / want

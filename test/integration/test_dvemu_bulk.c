@@ -543,6 +543,16 @@ static void test_create_multiple_sms_and_in(void **state)
     }
     assert_true(found);
     emures_free(&r);
+
+    /* /_emu/stats says how long dvemu itself worked on those requests */
+    emu_req_full(&f->d, "GET", "/_emu/stats", NULL, NULL, 0, 0, &r);
+    assert_int_equal(r.status, 200);
+    const cJSON *busy = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(r.json, "busy_ms_by_entity_set"), "smsys_smses");
+    assert_true(cJSON_IsNumber(busy));
+    assert_true(busy->valuedouble > 0);
+    fprintf(stderr, "# dvemu busy on smsys_smses: %.1f ms\n", busy->valuedouble);
+    emures_free(&r);
 }
 
 int main(void)

@@ -200,8 +200,9 @@ struct api_req {
 
 struct stats {
     uint64_t requests, throttled, batches, rows_written, failures_injected, unauthorized;
-    cJSON *by_method; /* "GET" -> n */
-    cJSON *by_set;    /* "contacts" -> n */
+    cJSON *by_method;      /* "GET" -> n */
+    cJSON *by_set;         /* "contacts" -> n */
+    cJSON *busy_ms_by_set; /* "contacts" -> ms spent executing (no latency, no fsync) */
 };
 
 /* The emulator: one per process (main.c owns it). */
