@@ -60,7 +60,8 @@ DV=http://127.0.0.1:$dport
 API=$DV/api/data/v9.2
 PS=http://127.0.0.1:$sport
 
-"$BIN/dvemu" --listen "127.0.0.1:$dport" --dataverse-limits >"$tmp/dvemu.log" 2>&1 &
+# shellcheck disable=SC2086 # BULK_DVEMU_ARGS: extra dvemu options, word-split on purpose
+"$BIN/dvemu" --listen "127.0.0.1:$dport" --dataverse-limits ${BULK_DVEMU_ARGS:-} >"$tmp/dvemu.log" 2>&1 &
 dv_pid=$!
 "$BIN/provsim" --listen "127.0.0.1:$sport" --log "$tmp/provsim.jsonl" >"$tmp/provsim.log" 2>&1 &
 sim_pid=$!
