@@ -3,7 +3,9 @@
  * contacts, some without a number, some do-not-SMS, some invalid, some
  * sharing a number) from dvemu (--data, kept running) through provsim's
  * Kavenegar API (idempotent: `localid`), and is killed with SIGKILL
- *   1. during expansion (members in PostgreSQL, expansion not finished),
+ *   1. during expansion, mid-list in each of the campaign's two lists
+ *      (the static list paged by nextLink, the dynamic one by FetchXML
+ *      page + paging cookie; the checkpoint holds the cursor),
  *   2. during record creation (some members held, not all released),
  *   3. twice during sending (some, not all, handed over; dvemu is killed
  *      with it once and restarted from its journal),
@@ -180,10 +182,25 @@ static int has_table(void)
     return q("SELECT count(*) FROM pg_tables WHERE tablename = 'smsys_bulk'") == 1;
 }
 
+/* Mid-list in audience source i (a page done, more to read). */
+static int in_source(int i)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM smsys_bulk WHERE NOT expanded AND src_index = %d "
+             "AND cursor IS NOT NULL",
+             i);
+    return has_table() && q("SELECT count(*) FROM smsys_bulk_member") > 0 && q(sql) == 1;
+}
+
 static int in_expansion(void)
 {
-    return has_table() && q("SELECT count(*) FROM smsys_bulk_member") > 0 &&
-           q("SELECT count(*) FROM smsys_bulk WHERE NOT expanded") == 1;
+    return in_source(0);
+}
+
+static int in_second_list(void)
+{
+    return in_source(1);
 }
 
 static int in_record_creation(void)
@@ -567,7 +584,8 @@ static void test_kill9_during_expansion_records_and_sending(void **state)
     write_conf();
 
     int hits = 0;
-    hits += kill_when("during expansion", in_expansion, 60000);
+    hits += kill_when("during expansion (first list)", in_expansion, 60000);
+    hits += kill_when("during expansion (second list)", in_second_list, 60000);
     hits += kill_when("during record creation", in_record_creation, 60000);
     hits += kill_when("early in sending", in_sending, 60000);
     /* Dynamics goes down hard too: dvemu's acknowledged writes are in its
@@ -584,7 +602,7 @@ static void test_kill9_during_expansion_records_and_sending(void **state)
         dump_state();
     }
     assert_true(done);
-    assert_int_equal(hits, 4);
+    assert_int_equal(hits, 5);
 
     check_provider_log();
     check_records();
