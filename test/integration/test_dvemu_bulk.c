@@ -359,6 +359,57 @@ static void test_campaign_lists(void **state)
     emures_free(&r);
 }
 
+/* Account and lead lists: the member table follows createdfromcode. */
+static void test_account_and_lead_lists(void **state)
+{
+    struct fx *f = *state;
+    char acc[3][37], lead[37], al[37], ll[37], url[256], body[512];
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"Co %d\",\"telephone1\":\"021%08d\"}", i, i);
+        snprintf(acc[i], sizeof(acc[i]), "%s", emu_create(&f->d, "accounts", body));
+    }
+    snprintf(lead, sizeof(lead), "%s",
+             emu_create(&f->d, "leads", "{\"lastname\":\"L\",\"mobilephone\":\"09120000001\"}"));
+    snprintf(al, sizeof(al), "%s",
+             emu_create(&f->d, "lists", "{\"listname\":\"a\",\"createdfromcode\":1}"));
+    snprintf(ll, sizeof(ll), "%s",
+             emu_create(&f->d, "lists", "{\"listname\":\"l\",\"createdfromcode\":4}"));
+    struct emures r;
+    /* a contact is not an account: the whole request fails */
+    snprintf(body, sizeof(body), "{\"ListId\":\"%s\",\"MemberIds\":[\"%s\",\"%s\"]}", al, acc[0],
+             f->ids[0]);
+    emu_req(&f->d, "POST", "AddListMembersList", NULL, body, &r);
+    emu_assert_error(&r, 404, "0x80040217");
+    emures_free(&r);
+    snprintf(body, sizeof(body),
+             "{\"List\":{\"listid\":\"%s\"},\"Members\":[{\"accountid\":\"%s\"},"
+             "{\"accountid\":\"%s\"},{\"@odata.id\":\"accounts(%s)\"}]}",
+             al, acc[0], acc[1], acc[2]);
+    emu_req(&f->d, "POST", "AddListMembersList", NULL, body, &r);
+    assert_int_equal(r.status, 204);
+    emures_free(&r);
+    assert_int_equal(membercount(f, al), 3);
+    snprintf(url, sizeof(url), "lists(%s)/listaccount_association?$select=name,telephone1", al);
+    emu_req(&f->d, "GET", url, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r.json, "value");
+    assert_int_equal(cJSON_GetArraySize(v), 3);
+    assert_string_equal(emu_str(cJSON_GetArrayItem(v, 2), "name"), "Co 2");
+    emures_free(&r);
+    snprintf(url, sizeof(url), "lists(%s)/Microsoft.Dynamics.CRM.AddMemberList", ll);
+    snprintf(body, sizeof(body), "{\"EntityId\":\"%s\"}", lead);
+    emu_req(&f->d, "POST", url, NULL, body, &r);
+    assert_int_equal(r.status, 200);
+    emures_free(&r);
+    snprintf(url, sizeof(url), "lists(%s)/listlead_association?$select=mobilephone", ll);
+    emu_req(&f->d, "GET", url, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    v = cJSON_GetObjectItemCaseSensitive(r.json, "value");
+    assert_int_equal(cJSON_GetArraySize(v), 1);
+    assert_string_equal(emu_str(cJSON_GetArrayItem(v, 0), "leadid"), lead);
+    emures_free(&r);
+}
+
 /* A bulk's preflight summary is a note on the bulk record; templates get
  * notes too. objectid is polymorphic: the bind names the target. */
 static void test_annotations(void **state)
@@ -561,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_static_list_100k),
         cmocka_unit_test(test_dynamic_list_fetchxml_paging),
         cmocka_unit_test(test_campaign_lists),
+        cmocka_unit_test(test_account_and_lead_lists),
         cmocka_unit_test(test_annotations),
         cmocka_unit_test(test_create_multiple_sms_and_in),
     };
