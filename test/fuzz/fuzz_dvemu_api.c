@@ -17,6 +17,7 @@
 #include "../../tools/dvemu/fetchxml.c"
 #include "../../tools/dvemu/filter.c"
 #include "../../tools/dvemu/journal.c"
+#include "../../tools/dvemu/lists.c"
 #include "../../tools/dvemu/metadata.c"
 #include "../../tools/dvemu/query.c"
 #include "../../tools/dvemu/render.c"

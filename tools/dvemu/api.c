@@ -373,6 +373,7 @@ static void do_assoc(struct emu *e, const struct api_req *q, struct api_res *r, 
                       rid[0] ? rid : "?");
         } else {
             store_link(&e->store, a->nav, id, rid);
+            lists_sync_count(e, a->nav, id);
             r->status = 204;
             r->rows_written++;
             api_hdr(r, "OData-Version", "4.0");
@@ -390,6 +391,7 @@ static void do_assoc(struct emu *e, const struct api_req *q, struct api_res *r, 
             api_error(r, 404, "0x80040217", "The association does not exist.");
             return;
         }
+        lists_sync_count(e, a->nav, id);
         r->status = 204;
         r->rows_written++;
         api_hdr(r, "OData-Version", "4.0");
@@ -588,6 +590,11 @@ void api_exec(struct emu *e, const struct api_req *q, struct api_res *r)
         activity_pointers(e, q, after, &pf, r);
         return;
     }
+    if (strcmp(seg, "AddListMembersList") == 0 ||
+        strcmp(seg, "Microsoft.Dynamics.CRM.AddListMembersList") == 0) {
+        lists_add_members(e, q, r);
+        return;
+    }
     struct table *t = store_by_set(&e->store, seg);
     if (t == NULL) {
         do_action(e, q, r, seg, NULL);
@@ -651,6 +658,10 @@ void api_exec(struct emu *e, const struct api_req *q, struct api_res *r)
         } else if (strcmp(t->logical, "systemuser") == 0 &&
                    strncmp(rest, "Microsoft.Dynamics.CRM.RetrieveUserPrivileges", 45) == 0) {
             privileges(e, q, r);
+        } else if (strcmp(t->logical, "list") == 0 && strcmp(q->method, "POST") == 0 &&
+                   (strcmp(rest, "Microsoft.Dynamics.CRM.AddMemberList") == 0 ||
+                    strcmp(rest, "AddMemberList") == 0)) {
+            lists_add_member(e, q, r, id);
         } else if (schema_assoc(nav)) {
             do_assoc(e, q, r, t, id, rest, &pf);
         } else {

@@ -178,11 +178,32 @@ static int run_request(struct ctx *c, const struct part *pt, struct buf *out, in
         p++;
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     struct sub_hdrs h = {.n = 0};
-    char method[16] = "", url[4096] = "";
+    char method[16] = "";
+    char *url = NULL, *path = NULL;
     int status = 400;
     api_res_init(res);
-    if (eol == NULL || sscanf(p, "%15s %4095s", method, url) != 2) {
+    /* "METHOD URL HTTP/1.1": the URL may be long (FetchXML, In filters
+     * are why clients wrap a GET in $batch), up to DVEMU_URL_MAX_BATCH */
+    size_t ml = eol ? strcspn(p, " \r\n") : 0;
+    const char *us = p + ml;
+    while (eol && us < eol && *us == ' ')
+        us++;
+    size_t ul = eol ? strcspn(us, " \r\n") : 0;
+    if (eol == NULL || ml == 0 || ml >= sizeof(method) || ul == 0) {
         api_error(res, 400, "0x0", "Malformed request line in a $batch part.");
+        goto reply;
+    }
+    if (ul > DVEMU_URL_MAX_BATCH) {
+        api_error(res, 414, "0x80060891",
+                  "The URL of a $batch part is %zu characters long; the limit is %d.", ul,
+                  DVEMU_URL_MAX_BATCH);
+        goto reply;
+    }
+    memcpy(method, p, ml);
+    method[ml] = '\0';
+    url = strndup(us, ul);
+    if (url == NULL) {
+        api_error(res, 500, "0x80040216", "Out of memory.");
         goto reply;
     }
     p = eol + 1;
@@ -218,7 +239,7 @@ static int run_request(struct ctx *c, const struct part *pt, struct buf *out, in
     const char *api = strstr(u, "/api/data/v9.");
     if (api)
         u = api + strlen("/api/data/v9.x/");
-    char path[4096];
+    struct buf pb = BUF_INIT;
     if (*u == '$' && isdigit((unsigned char)u[1])) {
         size_t dl = strspn(u + 1, "0123456789");
         char num[16];
@@ -228,9 +249,14 @@ static int run_request(struct ctx *c, const struct part *pt, struct buf *out, in
             api_error(res, 400, "0x0", "Content-ID reference $%s is not defined.", num);
             goto reply;
         }
-        snprintf(path, sizeof(path), "%s%s", ref->valuestring, u + 1 + dl);
+        buf_printf(&pb, "%s%s", ref->valuestring, u + 1 + dl);
     } else {
-        snprintf(path, sizeof(path), "%s", u);
+        buf_puts(&pb, u);
+    }
+    path = pb.data ? buf_steal(&pb) : strdup("");
+    if (path == NULL) {
+        api_error(res, 500, "0x80040216", "Out of memory.");
+        goto reply;
     }
     char *qm = strchr(path, '?');
     char *body = resolve_body_refs(c, p, blen);
@@ -277,6 +303,7 @@ reply:
                : status == 204 ? "No Content"
                : status == 404 ? "Not Found"
                : status == 412 ? "Precondition Failed"
+               : status == 414 ? "URI Too Long"
                                : "Error");
     if (res->ctype && status != 204)
         buf_printf(out, "Content-Type: %s\r\n", res->ctype);
@@ -287,6 +314,8 @@ reply:
         buf_append(out, res->body.data, res->body.len);
     buf_puts(out, "\r\n");
     free_hdrs(&h);
+    free(url);
+    free(path);
     return status;
 }
 

@@ -20,6 +20,10 @@
 #define PARTIES_KEY "\x01parties"
 #define LLN_SUFFIX  "@lln"
 #define MAX_PAGE    5000
+/* Dataverse accepts URLs up to 32 KiB, and up to 64 KiB for a request
+ * inside a $batch body (how long FetchXML / In filters are sent). */
+#define DVEMU_URL_MAX       32768
+#define DVEMU_URL_MAX_BATCH 65536
 
 enum col_type {
     CT_GUID, /* primary key */
@@ -74,6 +78,17 @@ struct table {
     size_t ntomb, cap_tomb;
 };
 
+/* The right ids linked to one left row through one association, in
+ * insertion order, with a hash of positions (store.c owns it). */
+struct linkset {
+    char nav[64];
+    char left[37];
+    char (*ids)[37];
+    size_t n, cap;
+    uint32_t *index; /* position + 1, 0 = empty; index_cap is a power of 2 */
+    size_t index_cap;
+};
+
 /* Association (N:N) between two tables, e.g. list <-> contact. */
 struct assoc_def {
     const char *nav;   /* "listcontact_association" */
@@ -85,8 +100,9 @@ struct store {
     struct table **tables;
     size_t ntables;
     uint64_t version;
-    /* N:N links: "<nav>\x1f<leftid>" -> cJSON array of right ids */
-    cJSON *links;
+    /* N:N links, one set per (nav, left id); few sets, many ids each */
+    struct linkset **linksets;
+    size_t nlinksets;
     /* undo log of the current transaction (NULL when none) */
     cJSON *undo;
     int depth;             /* nested begin/commit are no-ops: the outermost decides */
@@ -130,7 +146,8 @@ void store_rollback(struct store *st);
 /* N:N links */
 int store_link(struct store *st, const char *nav, const char *left, const char *right);
 int store_unlink(struct store *st, const char *nav, const char *left, const char *right);
-cJSON *store_links(const struct store *st, const char *nav, const char *left); /* borrowed */
+/* Adding an existing link is a no-op (0). The set is borrowed; NULL = no links. */
+const struct linkset *store_links(const struct store *st, const char *nav, const char *left);
 int guid_valid(const char *s, size_t n);
 void guid_lower(char *s);
 
@@ -183,8 +200,9 @@ struct api_req {
 
 struct stats {
     uint64_t requests, throttled, batches, rows_written, failures_injected, unauthorized;
-    cJSON *by_method; /* "GET" -> n */
-    cJSON *by_set;    /* "contacts" -> n */
+    cJSON *by_method;      /* "GET" -> n */
+    cJSON *by_set;         /* "contacts" -> n */
+    cJSON *busy_ms_by_set; /* "contacts" -> ms spent executing (no latency, no fsync) */
 };
 
 /* The emulator: one per process (main.c owns it). */
@@ -288,6 +306,15 @@ int write_create(struct emu *e, struct table *t, const cJSON *body, const char *
 /* ---- fetchxml.c ---- */
 void fetchxml_run(struct emu *e, struct table *t, const char *xml, const struct api_req *q,
                   const struct prefer *pf, struct api_res *r);
+
+/* ---- lists.c ---- */
+/* Sets list.membercount after a change to a list's members (other navs: no-op). */
+void lists_sync_count(struct emu *e, const char *nav, const char *list_id);
+/* POST lists(<id>)/Microsoft.Dynamics.CRM.AddMemberList */
+void lists_add_member(struct emu *e, const struct api_req *q, struct api_res *r,
+                      const char *list_id);
+/* POST AddListMembersList (unbound) */
+void lists_add_members(struct emu *e, const struct api_req *q, struct api_res *r);
 
 /* ---- batch.c ---- */
 void batch_run(struct emu *e, const struct api_req *q, const char *ctype, struct api_res *r);

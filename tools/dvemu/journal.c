@@ -277,19 +277,17 @@ static int compact(struct journal *j)
             buf_printf(&b, "{\"op\":\"tomb\",\"set\":\"%s\",\"id\":\"%s\",\"v\":%llu}\n", t->set,
                        t->tomb[k].id, (unsigned long long)t->tomb[k].version);
     }
-    const cJSON *lk;
-    cJSON_ArrayForEach(lk, e->store.links)
-    {
-        const char *sep = strchr(lk->string, '\x1f');
-        if (sep == NULL)
-            continue;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, lk)
-        {
+    for (size_t i = 0; rc == 0 && i < e->store.nlinksets; i++) {
+        const struct linkset *ls = e->store.linksets[i];
+        for (size_t k = 0; k < ls->n; k++) {
             buf_printf(
                 &b,
-                "{\"op\":\"link\",\"link\":{\"nav\":\"%.*s\",\"left\":\"%s\",\"right\":\"%s\"}}\n",
-                (int)(sep - lk->string), lk->string, sep + 1, it->valuestring);
+                "{\"op\":\"link\",\"link\":{\"nav\":\"%s\",\"left\":\"%s\",\"right\":\"%s\"}}\n",
+                ls->nav, ls->left, ls->ids[k]);
+            if (b.len > (1u << 20)) {
+                rc = write_all(fd, b.data, b.len);
+                buf_reset(&b);
+            }
         }
     }
     if (rc == 0)

@@ -260,13 +260,28 @@ static void finish_api(struct app *a, struct http_req *req, struct http_resp *re
     q.query = strdup(req->query);
     struct api_res r;
     api_res_init(&r);
+    size_t ulen = strlen(req->path) + (req->query[0] ? 1 + strlen(req->query) : 0);
     if (q.path == NULL || q.query == NULL || http_urldecode(q.path, 0) < 0) {
         api_error(&r, 400, "0x0", "Malformed URL.");
+    } else if (ulen > DVEMU_URL_MAX) {
+        /* send it inside a $batch (64 KiB there), or shorten the query */
+        api_error(&r, 414, "0x80060891",
+                  "The URL is %zu characters long; the limit is %d (%d inside a $batch).", ulen,
+                  DVEMU_URL_MAX, DVEMU_URL_MAX_BATCH);
     } else {
         char set[64];
         snprintf(set, sizeof(set), "%.*s", (int)strcspn(q.path, "(/"), q.path);
         count(e->stats.by_set, set[0] ? set : "/");
+        uint64_t h0 = uv_hrtime();
         api_exec(e, &q, &r);
+        /* the emulator's own work, without injected latency or fsync */
+        const char *k = set[0] ? set : "/";
+        double ms = (double)(uv_hrtime() - h0) / 1e6;
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(e->stats.busy_ms_by_set, k);
+        if (n)
+            cJSON_SetNumberValue(n, n->valuedouble + ms);
+        else
+            cJSON_AddNumberToObject(e->stats.busy_ms_by_set, k, ms);
     }
     e->stats.rows_written += (uint64_t)r.rows_written;
     free(q.path);
@@ -430,6 +445,8 @@ static void emu_cb(struct http_req *req, struct http_resp *resp, void *ud)
         cJSON_AddNumberToObject(o, "requests", (double)e->stats.requests);
         cJSON_AddItemToObject(o, "by_method", cJSON_Duplicate(e->stats.by_method, 1));
         cJSON_AddItemToObject(o, "by_entity_set", cJSON_Duplicate(e->stats.by_set, 1));
+        cJSON_AddItemToObject(o, "busy_ms_by_entity_set",
+                              cJSON_Duplicate(e->stats.busy_ms_by_set, 1));
         cJSON_AddNumberToObject(o, "throttled_429", (double)e->stats.throttled);
         cJSON_AddNumberToObject(o, "unauthorized_401", (double)e->stats.unauthorized);
         cJSON_AddNumberToObject(o, "injected_failures", (double)e->stats.failures_injected);
@@ -517,6 +534,7 @@ int main(int argc, char **argv)
     e->metadata_log = cJSON_CreateArray();
     e->stats.by_method = cJSON_CreateObject();
     e->stats.by_set = cJSON_CreateObject();
+    e->stats.busy_ms_by_set = cJSON_CreateObject();
     e->token_ttl = 3599;
     e->limit_window_s = 300;
     e->delta_ttl_s = 7 * 86400;
@@ -698,6 +716,7 @@ int main(int argc, char **argv)
     cJSON_Delete(e->metadata_log);
     cJSON_Delete(e->stats.by_method);
     cJSON_Delete(e->stats.by_set);
+    cJSON_Delete(e->stats.busy_ms_by_set);
     free(a.data_dir);
     return 0;
 }

@@ -525,8 +525,8 @@ void query_assoc(struct emu *e, struct table *lt, const struct assoc_def *a, con
         api_error(r, 400, "0x80040203", "Invalid $skiptoken.");
         goto done;
     }
-    const cJSON *ids = store_links(&e->store, a->nav, id);
-    int n = cJSON_GetArraySize(ids);
+    const struct linkset *ls = store_links(&e->store, a->nav, id);
+    size_t n = ls ? ls->n : 0;
     cJSON *out = cJSON_CreateObject();
     struct buf ctx = BUF_INIT;
     context_url(&ctx, q, rt, selstr);
@@ -535,9 +535,8 @@ void query_assoc(struct emu *e, struct table *lt, const struct assoc_def *a, con
     cJSON *val = cJSON_AddArrayToObject(out, "value");
     size_t got = 0, i = pos;
     int more = 0;
-    for (; i < (size_t)n; i++) {
-        const cJSON *it = cJSON_GetArrayItem(ids, (int)i);
-        struct row *row = store_get(rt, it->valuestring);
+    for (; i < n; i++) {
+        struct row *row = store_get(rt, ls->ids[i]);
         if (row == NULL || (fn && !filter_eval(fn, row->obj)))
             continue;
         if (got == (size_t)pf->maxpagesize) {

@@ -51,6 +51,9 @@ static const struct tdef defs[] = {
      "listname:s type:b createdfromcode:c query:m membercount:i description:m purpose:s"},
     {"campaign", "campaigns", "campaignid", "name", 0, 1, 0,
      "name:s codename:s description:m actualstart:t actualend:t"},
+    {"annotation", "annotations", "annotationid", "subject", 0, 1, 0,
+     "subject:s notetext:m objectid:l:* objecttypecode:s isdocument:b filename:s mimetype:s "
+     "documentbody:m filesize:i"},
     {"activityparty", "activityparties", "activitypartyid", "", 0, 0, 0,
      "activityid:l:* partyid:l:* participationtypemask:c addressused:s ispartydeleted:b"},
     {"task", "tasks", "activityid", "subject", 1, 1, 0, ACT_COLS},

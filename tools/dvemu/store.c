@@ -11,7 +11,6 @@
 void store_init(struct store *st)
 {
     memset(st, 0, sizeof(*st));
-    st->links = cJSON_CreateObject();
 }
 
 static void table_free(struct table *t)
@@ -48,7 +47,12 @@ void store_free(struct store *st)
     for (size_t i = 0; i < st->ntables; i++)
         table_free(st->tables[i]);
     free(st->tables);
-    cJSON_Delete(st->links);
+    for (size_t i = 0; i < st->nlinksets; i++) {
+        free(st->linksets[i]->ids);
+        free(st->linksets[i]->index);
+        free(st->linksets[i]);
+    }
+    free(st->linksets);
     cJSON_Delete(st->undo);
     free(st->tomb_at_begin);
     memset(st, 0, sizeof(*st));
@@ -350,66 +354,129 @@ void store_rollback(struct store *st)
     cJSON_Delete(u);
 }
 
-static void link_key(char *key, size_t len, const char *nav, const char *left)
+/* N:N links: one linkset per (nav, left) with its right ids in insertion
+ * order (so paging by position is stable) and an open-addressing hash of
+ * positions (so adding 100,000 members to a list is linear, not
+ * quadratic). */
+static uint32_t guid_hash(const char *id)
 {
-    snprintf(key, len, "%s\x1f%s", nav, left);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < 36 && id[i]; i++)
+        h = (h ^ (unsigned char)id[i]) * 16777619u;
+    return h;
+}
+
+static int linkset_rehash(struct linkset *ls, size_t cap)
+{
+    uint32_t *ix = calloc(cap, sizeof(*ix));
+    if (ix == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < ls->n; i++) {
+        size_t h = guid_hash(ls->ids[i]) & (cap - 1);
+        while (ix[h])
+            h = (h + 1) & (cap - 1);
+        ix[h] = (uint32_t)i + 1;
+    }
+    free(ls->index);
+    ls->index = ix;
+    ls->index_cap = cap;
+    return 0;
+}
+
+/* Position of right in ls, or -1. */
+static long linkset_find(const struct linkset *ls, const char *right)
+{
+    if (ls->index_cap == 0)
+        return -1;
+    size_t h = guid_hash(right) & (ls->index_cap - 1);
+    while (ls->index[h]) {
+        uint32_t pos = ls->index[h] - 1;
+        if (memcmp(ls->ids[pos], right, 36) == 0)
+            return (long)pos;
+        h = (h + 1) & (ls->index_cap - 1);
+    }
+    return -1;
+}
+
+static struct linkset *linkset_get(const struct store *st, const char *nav, const char *left)
+{
+    for (size_t i = 0; i < st->nlinksets; i++)
+        if (strcmp(st->linksets[i]->left, left) == 0 && strcmp(st->linksets[i]->nav, nav) == 0)
+            return st->linksets[i];
+    return NULL;
+}
+
+static void link_notify(struct store *st, const char *op, const char *nav, const char *left,
+                        const char *right)
+{
+    if (st->on_change == NULL)
+        return;
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "nav", nav);
+    cJSON_AddStringToObject(l, "left", left);
+    cJSON_AddStringToObject(l, "right", right);
+    st->on_change(st->on_change_ud, op, NULL, NULL, l);
+    cJSON_Delete(l);
 }
 
 int store_link(struct store *st, const char *nav, const char *left, const char *right)
 {
-    char key[128];
-    link_key(key, sizeof(key), nav, left);
-    cJSON *arr = cJSON_GetObjectItemCaseSensitive(st->links, key);
-    if (arr == NULL) {
-        arr = cJSON_AddArrayToObject(st->links, key);
-        if (arr == NULL)
+    if (strlen(right) != 36 || strlen(left) > 36 ||
+        strlen(nav) >= sizeof(((struct linkset *)0)->nav))
+        return -EINVAL;
+    struct linkset *ls = linkset_get(st, nav, left);
+    if (ls == NULL) {
+        struct linkset **n = realloc(st->linksets, (st->nlinksets + 1) * sizeof(*n));
+        if (n == NULL)
             return -ENOMEM;
+        st->linksets = n;
+        ls = calloc(1, sizeof(*ls));
+        if (ls == NULL)
+            return -ENOMEM;
+        snprintf(ls->nav, sizeof(ls->nav), "%s", nav);
+        snprintf(ls->left, sizeof(ls->left), "%s", left);
+        st->linksets[st->nlinksets++] = ls;
     }
-    cJSON *it;
-    cJSON_ArrayForEach(it, arr) if (strcmp(it->valuestring, right) == 0) return 0;
-    cJSON_AddItemToArray(arr, cJSON_CreateString(right));
-    if (st->on_change) {
-        cJSON *l = cJSON_CreateObject();
-        cJSON_AddStringToObject(l, "nav", nav);
-        cJSON_AddStringToObject(l, "left", left);
-        cJSON_AddStringToObject(l, "right", right);
-        st->on_change(st->on_change_ud, "link", NULL, NULL, l);
-        cJSON_Delete(l);
+    if (linkset_find(ls, right) >= 0)
+        return 0;
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 16;
+        char(*ids)[37] = realloc(ls->ids, cap * sizeof(*ids));
+        if (ids == NULL)
+            return -ENOMEM;
+        ls->ids = ids;
+        ls->cap = cap;
     }
+    if ((ls->n + 1) * 2 > ls->index_cap &&
+        linkset_rehash(ls, ls->index_cap ? ls->index_cap * 2 : 32))
+        return -ENOMEM;
+    memcpy(ls->ids[ls->n], right, 36);
+    ls->ids[ls->n][36] = '\0';
+    size_t h = guid_hash(right) & (ls->index_cap - 1);
+    while (ls->index[h])
+        h = (h + 1) & (ls->index_cap - 1);
+    ls->index[h] = (uint32_t)ls->n + 1;
+    ls->n++;
+    link_notify(st, "link", nav, left, right);
     return 0;
 }
 
 int store_unlink(struct store *st, const char *nav, const char *left, const char *right)
 {
-    char key[128];
-    link_key(key, sizeof(key), nav, left);
-    cJSON *arr = cJSON_GetObjectItemCaseSensitive(st->links, key);
-    if (arr == NULL)
+    struct linkset *ls = linkset_get(st, nav, left);
+    long pos = ls ? linkset_find(ls, right) : -1;
+    if (pos < 0)
         return -ENOENT;
-    int i = 0;
-    cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        if (strcmp(it->valuestring, right) == 0) {
-            cJSON_DeleteItemFromArray(arr, i);
-            if (st->on_change) {
-                cJSON *l = cJSON_CreateObject();
-                cJSON_AddStringToObject(l, "nav", nav);
-                cJSON_AddStringToObject(l, "left", left);
-                cJSON_AddStringToObject(l, "right", right);
-                st->on_change(st->on_change_ud, "unlink", NULL, NULL, l);
-                cJSON_Delete(l);
-            }
-            return 0;
-        }
-        i++;
-    }
-    return -ENOENT;
+    /* rare: keep the order, then rebuild the positions */
+    memmove(ls->ids[pos], ls->ids[pos + 1], (ls->n - (size_t)pos - 1) * sizeof(ls->ids[0]));
+    ls->n--;
+    if (linkset_rehash(ls, ls->index_cap) != 0)
+        return -ENOMEM;
+    link_notify(st, "unlink", nav, left, right);
+    return 0;
 }
 
-cJSON *store_links(const struct store *st, const char *nav, const char *left)
+const struct linkset *store_links(const struct store *st, const char *nav, const char *left)
 {
-    char key[128];
-    link_key(key, sizeof(key), nav, left);
-    return cJSON_GetObjectItemCaseSensitive(st->links, key);
+    return linkset_get(st, nav, left);
 }

@@ -55,6 +55,8 @@ void write_defaults(struct emu *e, struct table *t, cJSON *obj, const char *id)
     cJSON_AddNumberToObject(obj, "statuscode", 1);
     if (t->activity && table_column(t, "activitytypecode"))
         cJSON_AddStringToObject(obj, "activitytypecode", t->logical);
+    if (strcmp(t->logical, "annotation") == 0)
+        cJSON_AddFalseToObject(obj, "isdocument");
     if (strcmp(t->logical, "incident") == 0) {
         char tn[40];
         snprintf(tn, sizeof(tn), "CAS-%05u-%.6s", (unsigned)(e->store.version % 100000), id);
@@ -173,6 +175,11 @@ static int apply_bind(struct emu *e, struct table *t, cJSON *obj, const char *na
         return -ENOENT;
     }
     set_lookup(obj, c->name, id, tt->logical);
+    /* a note's objecttypecode follows its objectid, as Dataverse sets it */
+    if (strcmp(t->logical, "annotation") == 0 && strcmp(c->name, "objectid") == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "objecttypecode");
+        cJSON_AddStringToObject(obj, "objecttypecode", tt->logical);
+    }
     return 0;
 }
 

@@ -1,0 +1,656 @@
+/* test_bulk_crash.c - issue #9's crash test: the real smsysd sends a bulk
+ * SMS to a campaign (a static list and an overlapping dynamic list, 12,000
+ * contacts, some without a number, some do-not-SMS, some invalid, some
+ * sharing a number) from dvemu (--data, kept running) through provsim's
+ * Kavenegar API (idempotent: `localid`), and is killed with SIGKILL
+ *   1. during expansion, mid-list in each of the campaign's two lists
+ *      (the static list paged by nextLink, the dynamic one by FetchXML
+ *      page + paging cookie; the checkpoint holds the cursor),
+ *   2. during record creation (some members held, not all released),
+ *   3. twice during sending (some, not all, handed over; dvemu is killed
+ *      with it once and restarted from its journal),
+ * and restarted each time. At the end, from provsim's own JSON-lines log:
+ * every reachable member got exactly one message and nobody else got one;
+ * in dvemu exactly one SMS record per recipient, linked to the bulk; the
+ * bulk's counters are right and it is Completed.
+ *
+ * The phase is read from PostgreSQL (smsys_bulk, smsys_bulk_member,
+ * smsys_message); dvemu runs with --latency-ms so each phase lasts long
+ * enough to be hit. Skipped (not passed) while smsysd has no [bulk]
+ * engine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "provsim_client.h"
+
+#include "pk_fixture.h"
+#include "smsys/phone.h"
+
+#define N_CONTACTS 12000
+
+static struct pkf f;
+static char dir[64], conf[256], logd[256], expect_path[256];
+static int hport;
+static pid_t pid = -1;
+static cJSON *fix; /* bulk-fixture's answer */
+
+static char *read_file(const char *path);
+
+/* The engine is the only part of smsysd that reads the entity set
+ * smsys_bulksmses, so the name is in the binary exactly when the engine
+ * is. (The [bulk] config section and the SQL come earlier.) */
+static int engine_present(void)
+{
+    FILE *in = fopen(tu_bin("smsysd"), "rb");
+    if (in == NULL)
+        return 0;
+    struct buf b = BUF_INIT;
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), in)) > 0)
+        buf_append(&b, tmp, n);
+    fclose(in);
+    static const char needle[] = "smsys_bulksmses";
+    int found = b.data && memmem(b.data, b.len, needle, sizeof(needle) - 1) != NULL;
+    buf_free(&b);
+    return found;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *in = fopen(path, "rb");
+    struct buf b = BUF_INIT;
+    char tmp[8192];
+    size_t n;
+    while (in && (n = fread(tmp, 1, sizeof(tmp), in)) > 0)
+        buf_append(&b, tmp, n);
+    if (in)
+        fclose(in);
+    buf_putc(&b, '\0');
+    return buf_steal(&b);
+}
+
+/* What PostgreSQL and Dynamics say, for a failure message. */
+static void dump_state(void)
+{
+    print_message("# bulk: %s\n",
+                  pkf_str(&f, "SELECT state || ' expanded=' || expanded || ' sending=' || sending "
+                              "|| ' last_error=' || coalesce(last_error, '-') || ' written=' || "
+                              "coalesce(written::text, '-') FROM smsys_bulk"));
+    print_message("# members by status/step: %s\n",
+                  pkf_str(&f, "SELECT string_agg(k || ':' || n, ' ') FROM (SELECT status || '/' "
+                              "|| step k, count(*) n FROM smsys_bulk_member GROUP BY 1 "
+                              "ORDER BY 1) s"));
+    print_message("# messages by state: %s\n",
+                  pkf_str(&f, "SELECT string_agg(k || ':' || n, ' ') FROM (SELECT state::text k, "
+                              "count(*) n FROM smsys_message GROUP BY 1 ORDER BY 1) s"));
+    print_message("# message errors: %s\n",
+                  pkf_str(&f, "SELECT string_agg(DISTINCT left(last_error, 120), ' | ') FROM "
+                              "smsys_message WHERE last_error IS NOT NULL"));
+}
+
+static void dump_log(void)
+{
+    char *l = read_file(logd);
+    size_t n = strlen(l);
+    print_message("--- smsysd log (last 6000 bytes) ---\n%s\n", n > 6000 ? l + n - 6000 : l);
+    free(l);
+}
+
+static const char *fx_str(const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(fix, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static long fx_num(const char *key, const char *sub)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(fix, key);
+    if (sub)
+        v = cJSON_GetObjectItemCaseSensitive(v, sub);
+    return cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+}
+
+/* Runs tools/bulk-fixture against dvemu; keeps its JSON answer in fix. */
+static void run_fixture_at(struct pkf *at, int contacts)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd),
+             "'%s' --url %s --contacts %d --mode campaign --provider-url %s --expect '%s' "
+             "--name 'crash test' --text 'Salam {{firstname}} {{lastname}}'",
+             tu_bin("bulk-fixture"), at->root, contacts, base, expect_path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    struct buf out = BUF_INIT;
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), p)) > 0)
+        buf_append(&out, tmp, n);
+    assert_int_equal(pclose(p), 0);
+    buf_putc(&out, '\0');
+    fix = cJSON_Parse(out.data);
+    buf_free(&out);
+    assert_non_null(fix);
+    assert_true(fx_num("recipients", NULL) > contacts * 7 / 10);
+}
+
+/* A nextLink as pkf_req wants it: "/api/data/..." under the dvemu root. */
+static char *rel_link(const struct pkf *at, const char *link)
+{
+    size_t rl = strlen(at->root);
+    return strdup(strncmp(link, at->root, rl) == 0 ? link + rl : link);
+}
+
+static void start_smsysd(void)
+{
+    static char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
+    char *argv[] = {bin, "--config", conf, NULL};
+    pid = tu_spawn(argv, logd, hport, 20000);
+    assert_true(pid > 0);
+}
+
+static void kill9(void)
+{
+    assert_true(pid > 0);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    pid = -1;
+}
+
+static long long q(const char *sql)
+{
+    return pkf_int(&f, sql);
+}
+
+/* Polls fn until it is true (1) or ms pass; returns 1/0. */
+static int wait_for(int (*fn)(void), unsigned ms)
+{
+    for (unsigned t = 0; t <= ms; t += 10) {
+        if (fn())
+            return 1;
+        uv_sleep(10);
+    }
+    return 0;
+}
+
+static int has_table(void)
+{
+    return q("SELECT count(*) FROM pg_tables WHERE tablename = 'smsys_bulk'") == 1;
+}
+
+/* Mid-list in audience source i (a page done, more to read). */
+static int in_source(int i)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM smsys_bulk WHERE NOT expanded AND src_index = %d "
+             "AND cursor IS NOT NULL",
+             i);
+    return has_table() && q("SELECT count(*) FROM smsys_bulk_member") > 0 && q(sql) == 1;
+}
+
+static int in_expansion(void)
+{
+    return in_source(0);
+}
+
+static int in_second_list(void)
+{
+    return in_source(1);
+}
+
+static int in_record_creation(void)
+{
+    return has_table() && q("SELECT count(*) FROM smsys_bulk_member WHERE step = 2") > 0 &&
+           q("SELECT count(*) FROM smsys_bulk_member WHERE status = 0 AND step < 3") > 0;
+}
+
+static long long handed_over(void)
+{
+    return q("SELECT count(*) FROM smsys_message WHERE bulk_id IS NOT NULL "
+             "AND state IN (4, 5, 6, 10, 21)");
+}
+
+static int in_sending(void)
+{
+    long long h = handed_over();
+    return h > 0 && h < fx_num("recipients", NULL) / 2;
+}
+
+static int in_late_sending(void)
+{
+    long long h = handed_over();
+    return h >= fx_num("recipients", NULL) / 2 && h < fx_num("recipients", NULL);
+}
+
+static int completed(void)
+{
+    return q("SELECT count(*) FROM smsys_bulk WHERE state = 6") == 1;
+}
+
+/* The bulk record in dvemu ($select of the counters). */
+static cJSON *bulk_record(void)
+{
+    char path[300];
+    snprintf(path, sizeof(path),
+             "smsys_bulksmses(%s)?$select=smsys_status,smsys_total,smsys_sent,"
+             "smsys_delivered,smsys_failed,smsys_skipped,smsys_lasterror",
+             fx_str("bulk"));
+    return pkf_get(&f, path);
+}
+
+static long rec_num(const cJSON *r, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, k);
+    return cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+}
+
+static int record_final(void)
+{
+    cJSON *r = bulk_record();
+    int ok = rec_num(r, "smsys_status") == 6 &&
+             rec_num(r, "smsys_delivered") == fx_num("recipients", NULL);
+    cJSON_Delete(r);
+    return ok;
+}
+
+static int setup(void **state)
+{
+    if (group_setup(state) != 0)
+        return -1;
+    snprintf(dir, sizeof(dir), "/tmp/smsys-t-bulkcrash-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(f.data_dir, sizeof(f.data_dir), "%s/dv", dir);
+    mkdir(f.data_dir, 0700);
+    snprintf(conf, sizeof(conf), "%s/a.conf", dir);
+    snprintf(logd, sizeof(logd), "%s/a.log", dir);
+    snprintf(expect_path, sizeof(expect_path), "%s/expect.txt", dir);
+    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
+    unsetenv("SMSYS_CONFIG");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    if (pid > 0)
+        tu_stop(pid);
+    if (f.side)
+        PQfinish(f.side);
+    if (f.pid > 0)
+        pkf_dv_stop(&f);
+    if (f.curl)
+        curl_easy_cleanup(f.curl);
+    if (f.dbname[0])
+        tdb_drop(f.dbname);
+    cJSON_Delete(fix);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    int rc = system(cmd);
+    return group_teardown(state) || rc;
+}
+
+static void write_conf(void)
+{
+    FILE *o = fopen(conf, "w");
+    assert_non_null(o);
+    fprintf(o,
+            "[dataverse]\nurl = %s\ntoken_url = %s/t/oauth2/v2.0/token\n"
+            "client_id = smsys-demo\nclient_secret = smsys-demo-secret\n"
+            "scope = http://127.0.0.1/.default\npoll_interval_ms = 300\n"
+            "[postgres]\nconninfo = \"%s\"\n"
+            "[pickup]\nwriteback_idle_ms = 100\n"
+            "[queue]\naccounts_poll_ms = 300\nidle_claim_ms = 100\nbackoff_base_ms = 200\n"
+            "backoff_cap_ms = 500\nlease_ms = 3000\n"
+            "[sending]\nquiet_hours =\n"
+            "[bulk]\npoll_interval_ms = 300\npage_size = 500\ncounters_interval_ms = 500\n"
+            "rate_per_s = 1500\n"
+            "[service]\ngrace_period_ms = 3000\n"
+            "[http]\nlisten = 127.0.0.1:%d\n",
+            f.root, f.root, f.conninfo, hport);
+    fclose(o);
+    chmod(conf, 0600);
+}
+
+/* Kills smsysd once fn() holds; returns whether the phase was hit. */
+static int kill_when(const char *phase, int (*fn)(void), unsigned ms)
+{
+    start_smsysd();
+    int hit = wait_for(fn, ms);
+    print_message("# kill -9 %s: %s (handed over %lld)\n", phase, hit ? "hit" : "MISSED",
+                  handed_over());
+    if (!hit)
+        dump_log();
+    kill9();
+    return hit;
+}
+
+/* Every line of provsim's log is one accepted message; count them per
+ * number (the last 10 digits, whatever format the connector used). */
+static void check_provider_log(void)
+{
+    char *want = read_file(expect_path);
+    cJSON *count = cJSON_CreateObject();
+    long expected = 0;
+    for (char *save = NULL, *l = strtok_r(want, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        size_t n = strlen(l);
+        assert_true(n >= 10);
+        cJSON_AddNumberToObject(count, l + n - 10, 0);
+        expected++;
+    }
+    free(want);
+    assert_int_equal(expected, fx_num("recipients", NULL));
+    char *lg = read_file(logpath);
+    long lines = 0, twice = 0, stranger = 0;
+    for (char *save = NULL, *l = strtok_r(lg, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(l);
+        assert_non_null(j);
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(j, "to");
+        assert_true(cJSON_IsString(to));
+        size_t n = strlen(to->valuestring);
+        assert_true(n >= 10);
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(count, to->valuestring + n - 10);
+        if (c == NULL) {
+            if (stranger++ < 5)
+                print_message("not a recipient: %s\n", l);
+        } else {
+            cJSON_SetNumberValue(c, c->valuedouble + 1);
+            if (c->valuedouble == 2 && twice++ < 5)
+                print_message("sent twice: %s\n", l);
+        }
+        lines++;
+        cJSON_Delete(j);
+    }
+    free(lg);
+    long missed = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, count) if (c->valuedouble == 0) missed++;
+    cJSON_Delete(count);
+    print_message("# provider log: %ld messages, %ld recipients, %ld missed, %ld twice, "
+                  "%ld strangers\n",
+                  lines, expected, missed, twice, stranger);
+    /* resends after a crash carried the same localid: the provider took
+     * them as repeats (no new message); informative, not asserted */
+    struct reply st;
+    http(&st, "GET", "/_sim/stats", NULL, NULL, NULL, NULL, 0);
+    if (st.status == 200)
+        print_message("# provsim kavenegar: %.0f send requests, %.0f repeated localids\n",
+                      jnum(st.json, "providers.kavenegar.send_requests"),
+                      jnum(st.json, "providers.kavenegar.duplicates"));
+    reply_free(&st);
+    assert_int_equal(stranger, 0);
+    assert_int_equal(twice, 0);
+    assert_int_equal(missed, 0);
+    assert_int_equal(lines, expected);
+}
+
+/* Exactly one SMS record per recipient in dvemu, linked to the bulk. */
+static void check_records(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path),
+             "smsys_smses?$select=activityid,_regardingobjectid_value,smsys_status"
+             "&$filter=_smsys_bulksmsid_value%%20eq%%20%s",
+             fx_str("bulk"));
+    cJSON *seen = cJSON_CreateObject();
+    long n = 0, dup = 0, not_delivered = 0;
+    char *next = strdup(path);
+    while (next) {
+        cJSON *j = pkf_get(&f, next);
+        free(next);
+        next = NULL;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "value"))
+        {
+            const cJSON *reg = cJSON_GetObjectItemCaseSensitive(it, "_regardingobjectid_value");
+            assert_true(cJSON_IsString(reg));
+            if (cJSON_GetObjectItemCaseSensitive(seen, reg->valuestring))
+                dup++;
+            else
+                cJSON_AddTrueToObject(seen, reg->valuestring);
+            if (rec_num(it, "smsys_status") != 5)
+                not_delivered++;
+            n++;
+        }
+        const cJSON *nl = cJSON_GetObjectItemCaseSensitive(j, "@odata.nextLink");
+        if (cJSON_IsString(nl))
+            next = rel_link(&f, nl->valuestring);
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(seen);
+    print_message("# dvemu: %ld SMS records, %ld for an already seen member, %ld not Delivered\n",
+                  n, dup, not_delivered);
+    assert_int_equal(dup, 0);
+    assert_int_equal(n, fx_num("recipients", NULL));
+    assert_int_equal(not_delivered, 0);
+}
+
+/* Adds the rows of one page (contacts) to the audience object (by id). */
+static void add_members(cJSON *audience, const cJSON *page)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, page)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "contactid");
+        assert_true(cJSON_IsString(id));
+        if (!cJSON_GetObjectItemCaseSensitive(audience, id->valuestring))
+            cJSON_AddItemToObject(audience, id->valuestring, cJSON_Duplicate(it, 1));
+    }
+}
+
+/* The fixture's promised outcome, recomputed independently from what
+ * dvemu holds: the campaign's two lists read the way Dynamics serves them
+ * (static members paged, the dynamic list's FetchXML run), numbers through
+ * smsys's own phone_normalize, deduplicated. The crash test and the
+ * benchmark rely on these figures. */
+static void test_fixture_outcome(void **state)
+{
+    (void)state;
+    struct pkf g = {0};
+    pkf_dv_start(&g, NULL);
+    run_fixture_at(&g, 3000);
+    char path[1024];
+    snprintf(path, sizeof(path), "campaigns(%s)/campaignlist_association?$select=listid,type,query",
+             fx_str("campaign"));
+    cJSON *lists = pkf_get(&g, path);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(lists, "value")), 2);
+    cJSON *aud = cJSON_CreateObject();
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(lists, "value"))
+    {
+        const char *lid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "listid"));
+        assert_non_null(lid);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "type"))) {
+            snprintf(path, sizeof(path),
+                     "lists(%s)/listcontact_association?$select=contactid,mobilephone,"
+                     "smsys_donotsms",
+                     lid);
+            char *next = strdup(path);
+            while (next) {
+                cJSON *j = pkf_get(&g, next);
+                free(next);
+                next = NULL;
+                add_members(aud, cJSON_GetObjectItemCaseSensitive(j, "value"));
+                const cJSON *nl = cJSON_GetObjectItemCaseSensitive(j, "@odata.nextLink");
+                if (cJSON_IsString(nl))
+                    next = rel_link(&g, nl->valuestring);
+                cJSON_Delete(j);
+            }
+            continue;
+        }
+        const char *fx = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "query"));
+        assert_non_null(fx);
+        /* the list's query plus the columns needed */
+        const char *ent = strstr(fx, "<attribute");
+        assert_non_null(ent);
+        struct buf x = BUF_INIT, u = BUF_INIT;
+        buf_printf(&x, "%.*s<attribute name='mobilephone'/><attribute name='smsys_donotsms'/>%s",
+                   (int)(ent - fx), fx, ent);
+        buf_puts(&u, "contacts?fetchXml=");
+        buf_put_urlenc(&u, x.data);
+        cJSON *j = pkf_get(&g, u.data);
+        assert_false(cJSON_IsTrue(
+            cJSON_GetObjectItemCaseSensitive(j, "@Microsoft.Dynamics.CRM.morerecords")));
+        add_members(aud, cJSON_GetObjectItemCaseSensitive(j, "value"));
+        cJSON_Delete(j);
+        buf_free(&x);
+        buf_free(&u);
+    }
+    cJSON_Delete(lists);
+    long members = 0, nonum = 0, donot = 0, invalid = 0, dup = 0;
+    cJSON *numbers = cJSON_CreateObject();
+    const cJSON *m;
+    cJSON_ArrayForEach(m, aud)
+    {
+        members++;
+        const char *mob = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "mobilephone"));
+        char e164[PHONE_E164_MAX];
+        struct smsys_err err = {0};
+        if (mob == NULL)
+            nonum++;
+        else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "smsys_donotsms")))
+            donot++;
+        else if (phone_normalize(mob, "IR", e164, sizeof(e164), &err) != 0)
+            invalid++;
+        else if (cJSON_GetObjectItemCaseSensitive(numbers, e164))
+            dup++;
+        else
+            cJSON_AddTrueToObject(numbers, e164);
+    }
+    cJSON_Delete(aud);
+    assert_int_equal(members, fx_num("members", NULL));
+    assert_int_equal(nonum, fx_num("skipped", "no_number"));
+    assert_int_equal(donot, fx_num("skipped", "do_not_sms"));
+    assert_int_equal(invalid, fx_num("skipped", "invalid_number"));
+    assert_int_equal(dup, fx_num("skipped", "duplicate"));
+    assert_int_equal(cJSON_GetArraySize(numbers), fx_num("recipients", NULL));
+    /* --expect names exactly these numbers */
+    char *want = read_file(expect_path);
+    long n = 0;
+    for (char *save = NULL, *ln = strtok_r(want, "\n", &save); ln;
+         ln = strtok_r(NULL, "\n", &save), n++)
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(numbers, ln));
+    free(want);
+    assert_int_equal(n, fx_num("recipients", NULL));
+    cJSON_Delete(numbers);
+    /* the bulk record is Ready, on the campaign, with the account */
+    snprintf(path, sizeof(path),
+             "smsys_bulksmses(%s)?$select=smsys_status,_smsys_campaignid_value,"
+             "_smsys_settingid_value",
+             fx_str("bulk"));
+    cJSON *b = pkf_get(&g, path);
+    assert_int_equal(rec_num(b, "smsys_status"), 2);
+    assert_string_equal(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "_smsys_campaignid_value")),
+        fx_str("campaign"));
+    assert_string_equal(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "_smsys_settingid_value")),
+        fx_str("account"));
+    cJSON_Delete(b);
+    cJSON_Delete(fix);
+    fix = NULL;
+    pkf_dv_stop(&g);
+    curl_easy_cleanup(g.curl);
+}
+
+static void test_kill9_during_expansion_records_and_sending(void **state)
+{
+    (void)state;
+    if (!engine_present()) {
+        print_message("smsysd has no bulk engine yet (it never names smsys_bulksmses): "
+                      "skipped\n");
+        skip();
+    }
+    tdb_create("bulkcrash", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
+    f.side = PQconnectdb(f.conninfo);
+    assert_int_equal(PQstatus(f.side), CONNECTION_OK);
+    const char *dv_args[] = {"--latency-ms", "50", NULL};
+    pkf_dv_start(&f, dv_args);
+    hport = tu_free_port();
+    run_fixture_at(&f, N_CONTACTS);
+    /* receipts by status polling every second: a push (callback) sent
+     * while smsysd is down would be lost, and this test kills it often */
+    char path[200], cfg[600];
+    snprintf(path, sizeof(path), "smsys_smssettings(%s)", fx_str("account"));
+    assert_int_equal(pkf_req(&f, "PATCH", path, "{\"smsys_inboundinterval\":1}", NULL), 204);
+    snprintf(cfg, sizeof(cfg),
+             "{\"receipt_delay_ms\":100,\"outcome\":{\"delivered\":100,\"undelivered\":0},"
+             "\"kavenegar\":{\"latency_ms\":20}}");
+    sim_config(cfg);
+    write_conf();
+
+    int hits = 0;
+    hits += kill_when("during expansion (first list)", in_expansion, 60000);
+    hits += kill_when("during expansion (second list)", in_second_list, 60000);
+    hits += kill_when("during record creation", in_record_creation, 60000);
+    hits += kill_when("early in sending", in_sending, 60000);
+    /* Dynamics goes down hard too: dvemu's acknowledged writes are in its
+     * journal (--data), so the records and counters survive */
+    kill(f.pid, SIGKILL);
+    waitpid(f.pid, NULL, 0);
+    f.pid = 0;
+    pkf_dv_start(&f, dv_args);
+    hits += kill_when("late in sending", in_late_sending, 60000);
+    start_smsysd();
+    int done = wait_for(completed, 180000) && wait_for(record_final, 30000);
+    if (!done) {
+        dump_log();
+        dump_state();
+    }
+    assert_true(done);
+    assert_int_equal(hits, 5);
+
+    check_provider_log();
+    check_records();
+
+    /* PostgreSQL: one message per recipient, all delivered */
+    char sql[300];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM smsys_message WHERE bulk_id = '%s'",
+             fx_str("bulk"));
+    assert_int_equal(q(sql), fx_num("recipients", NULL));
+    snprintf(sql, sizeof(sql),
+             "SELECT count(DISTINCT recipient) FROM smsys_message WHERE bulk_id = '%s' "
+             "AND state = 5",
+             fx_str("bulk"));
+    assert_int_equal(q(sql), fx_num("recipients", NULL));
+
+    /* the counters in Dynamics */
+    cJSON *r = bulk_record();
+    print_message("# bulk record: status %ld total %ld sent %ld delivered %ld failed %ld "
+                  "skipped %ld\n",
+                  rec_num(r, "smsys_status"), rec_num(r, "smsys_total"), rec_num(r, "smsys_sent"),
+                  rec_num(r, "smsys_delivered"), rec_num(r, "smsys_failed"),
+                  rec_num(r, "smsys_skipped"));
+    assert_int_equal(rec_num(r, "smsys_status"), 6);
+    assert_int_equal(rec_num(r, "smsys_total"), fx_num("recipients", NULL));
+    assert_int_equal(rec_num(r, "smsys_sent"), fx_num("recipients", NULL));
+    assert_int_equal(rec_num(r, "smsys_delivered"), fx_num("recipients", NULL));
+    assert_int_equal(rec_num(r, "smsys_failed"), 0);
+    assert_int_equal(rec_num(r, "smsys_skipped"), fx_num("skipped", "total"));
+    cJSON_Delete(r);
+
+    /* the preflight summary is a note on the bulk */
+    snprintf(path, sizeof(path), "annotations?$select=notetext&$filter=_objectid_value%%20eq%%20%s",
+             fx_str("bulk"));
+    cJSON *notes = pkf_get(&f, path);
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(notes, "value")) >= 1);
+    cJSON_Delete(notes);
+
+    int st = tu_stop(pid);
+    pid = -1;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixture_outcome),
+        cmocka_unit_test(test_kill9_during_expansion_records_and_sending),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
