@@ -159,8 +159,8 @@ static const char *tag_end(const char *p)
  * start tag is rebuilt (count, page, paging-cookie; distinct kept; top
  * dropped), <attribute>s are added to the <entity>, and an <order> on the
  * key when the query has none (stable pages). */
-static int fetch_build(const char *query, const char *key, const char *const *cols, size_t ncols,
-                       unsigned count, long page, const char *cookie, struct buf *out)
+int bulk_fetch_build(const char *query, const char *key, const char *const *cols, size_t ncols,
+                     unsigned count, long page, const char *cookie, struct buf *out)
 {
     const char *f = strstr(query, "<fetch");
     const char *fe = f ? tag_end(f) : NULL;
@@ -221,7 +221,7 @@ static void url_decode(char *s)
 /* The paging cookie of a FetchXML answer (the pagingcookie attribute of
  * @Microsoft.Dynamics.CRM.fetchxmlpagingcookie, percent-decoded twice), or
  * "" when there is none. */
-static void paging_cookie(const cJSON *page, char *out, size_t len)
+void bulk_paging_cookie(const cJSON *page, char *out, size_t len)
 {
     out[0] = '\0';
     const char *c = jstr(page, "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie");
@@ -341,7 +341,7 @@ static void page_cb(int rc, struct dv_result *res, void *ud)
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res->json,
                                                           "@Microsoft.Dynamics.CRM.morerecords"))) {
             char cookie[8192];
-            paging_cookie(res->json, cookie, sizeof(cookie));
+            bulk_paging_cookie(res->json, cookie, sizeof(cookie));
             struct buf c = BUF_INIT;
             if (buf_printf(&c, "%ld\n%s", p->fpage + 1, cookie) == 0)
                 next_cursor = buf_steal(&c);
@@ -467,8 +467,8 @@ int bulk_unit_page(struct bjob *j)
             if (p->fpage < 1)
                 p->fpage = 1;
         }
-        rc = fetch_build(jstr(src, "fetchxml"), tb->key, cols, ncols, j->e->o.page_size, p->fpage,
-                         cookie, &fx);
+        rc = bulk_fetch_build(jstr(src, "fetchxml"), tb->key, cols, ncols, j->e->o.page_size,
+                              p->fpage, cookie, &fx);
         if (rc == -EINVAL) {
             buf_free(&sel);
             buf_free(&fx);

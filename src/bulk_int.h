@@ -153,6 +153,14 @@ int bulk_measure(const struct bulk_engine *e, const char *text, size_t len, int 
                  int *encoding, char *why, size_t whylen);
 
 /* Units (each calls j->done exactly once, later, when it returns 0). */
+/* bulk_expand.c, exported for test/fuzz (a list's FetchXML and the paging
+ * cookie are outside input): the list's query rewritten with our paging and
+ * columns (-EINVAL when it has no <fetch> with an <entity>); the cookie of
+ * a FetchXML answer, "" when none (out has len bytes). */
+int bulk_fetch_build(const char *query, const char *key, const char *const *cols, size_t ncols,
+                     unsigned count, long page, const char *cookie, struct buf *out);
+void bulk_paging_cookie(const cJSON *page, char *out, size_t len);
+
 int bulk_unit_sources(struct bjob *j);   /* bulk_start.c: resolve lists */
 int bulk_unit_templates(struct bjob *j); /* bulk_start.c: resolve texts */
 int bulk_unit_page(struct bjob *j);      /* bulk_expand.c: one page */
