@@ -179,19 +179,8 @@ static void created_cb(int rc, const struct dv_bulk_result *res, void *ud)
         return;
     }
     const struct smsys_err *err = res && res->n ? &res->rows[0].err : NULL;
-    if (rc == SMSYS_EPROTO && ++c->refusals > MAX_REFUSALS) {
-        for (size_t i = lo; i < hi; i++) {
-            struct buf b = BUF_INIT;
-            buf_puts(&b, bulk_errtext(rc, err));
-            c->m[c->todo[i]].fail = buf_steal(&b);
-            buf_free(&b);
-        }
-        log_warn("bulk records refused", "bulk=%s rows=%zu error=\"%s\"", j->id, hi - lo,
-                 log_q(bulk_errtext(rc, err)));
-        create_next(c);
-        return;
-    }
-    if (rc == SMSYS_EPROTO && hi - lo > 1 && c->nstack + 2 <= c->capstack) {
+    if (rc == SMSYS_EPROTO && hi - lo > 1 && ++c->refusals <= MAX_REFUSALS &&
+        c->nstack + 2 <= c->capstack) {
         /* one or more rows refused: split and try the halves */
         size_t mid = lo + (hi - lo) / 2;
         c->stack[c->nstack][0] = mid;
@@ -204,13 +193,20 @@ static void created_cb(int rc, const struct dv_bulk_result *res, void *ud)
         return;
     }
     if (rc == SMSYS_EPROTO) {
-        struct cm *m = &c->m[c->todo[lo]];
-        struct buf b = BUF_INIT;
-        buf_puts(&b, bulk_errtext(rc, err));
-        m->fail = buf_steal(&b);
-        buf_free(&b);
-        log_warn("bulk record refused", "bulk=%s member=%s error=\"%s\"", j->id, m->key,
-                 log_q(m->fail ? m->fail : "?"));
+        /* a single refused row, or a systematic refusal (every row bad,
+         * e.g. a lookup to a deleted owner) past MAX_REFUSALS: every row of
+         * the range fails with the error, never released without a record */
+        const char *why = bulk_errtext(rc, err);
+        for (size_t i = lo; i < hi; i++) {
+            struct cm *m = &c->m[c->todo[i]];
+            m->fail = strdup(why);
+            if (m->fail == NULL) {
+                chunk_end(c, -ENOMEM, 0); /* stays held: the next run checks again */
+                return;
+            }
+        }
+        log_warn("bulk records refused", "bulk=%s rows=%zu first=%s error=\"%s\"", j->id, hi - lo,
+                 c->m[c->todo[lo]].key, log_q(why));
         create_next(c);
         return;
     }
