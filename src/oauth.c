@@ -263,7 +263,10 @@ static void fetch_done_cb(int rc, struct http_response *resp, void *ud)
         uint64_t half = life / 2, fifth = life / 5;
         uint64_t margin =
             fifth > (half < 300000 ? half : 300000) ? fifth : (half < 300000 ? half : 300000);
-        uint64_t skew = life / 10 < 60000 ? life / 10 : 60000;
+        /* a request must still reach the server before expiry, even on a
+         * loaded machine: a quarter of a short token's life, 60 s of a
+         * normal one */
+        uint64_t skew = life / 4 < 60000 ? life / 4 : 60000;
         t->fresh_until = now + life - margin;
         t->usable_until = now + life - skew;
         t->next_renew_try = 0;
