@@ -100,23 +100,12 @@ static void pre_stored_cb(int rc, PGresult *res, const struct smsys_err *err, vo
         return;
     }
     /* the note's id is derived from the bulk: a replay is a conflict */
-    char nid[37], bind[80];
+    char nid[37];
     bulk_activity_id(j->id, "preflight-note", nid);
-    snprintf(bind, sizeof(bind), "/smsys_bulksmses(%s)", j->id);
-    cJSON *o = cJSON_CreateObject();
-    char *json = NULL;
-    if (o) {
-        cJSON_AddStringToObject(o, "annotationid", nid);
-        cJSON_AddStringToObject(o, "subject", "Bulk SMS preflight");
-        cJSON_AddStringToObject(o, "notetext", p->note ? p->note : "");
-        cJSON_AddStringToObject(o, "objectid_smsys_bulksms@odata.bind", bind);
-        json = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-    }
-    if (json == NULL || j->e->closing ||
-        dv_create(j->e->dv, "annotations", json, 1, note_cb, p) != 0)
+    if (j->e->closing ||
+        dv_note_create(j->e->dv, "smsys_bulksms", "smsys_bulksmses", j->id, nid,
+                       "Bulk SMS preflight", p->note ? p->note : "", note_cb, p) != 0)
         pre_next_state(p);
-    free(json);
 }
 
 static void fmt_num(struct buf *b, double v)

@@ -152,3 +152,27 @@ int dv_whoami(struct dv_client *c, dv_whoami_cb cb, void *ud)
     struct dv_call call = {.method = "GET", .path = "WhoAmI"};
     return start(c, &call, whoami_done_cb, op_new(c, (void (*)(void))cb, ud));
 }
+
+int dv_note_create(struct dv_client *c, const char *logical, const char *entity_set, const char *id,
+                   const char *note_id, const char *subject, const char *text, dv_id_cb cb,
+                   void *ud)
+{
+    if (logical == NULL || entity_set == NULL || id == NULL || subject == NULL || text == NULL)
+        return -EINVAL;
+    char nav[128], bind[192];
+    if ((size_t)snprintf(nav, sizeof(nav), "objectid_%s@odata.bind", logical) >= sizeof(nav) ||
+        (size_t)snprintf(bind, sizeof(bind), "/%s(%s)", entity_set, id) >= sizeof(bind))
+        return -EINVAL;
+    cJSON *o = cJSON_CreateObject();
+    char *json = NULL;
+    if (o && (note_id == NULL || cJSON_AddStringToObject(o, "annotationid", note_id)) &&
+        cJSON_AddStringToObject(o, "subject", subject) &&
+        cJSON_AddStringToObject(o, "notetext", text) && cJSON_AddStringToObject(o, nav, bind))
+        json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json == NULL)
+        return -ENOMEM;
+    int rc = dv_create(c, "annotations", json, note_id != NULL, cb, ud);
+    free(json);
+    return rc;
+}

@@ -186,17 +186,8 @@ static void note_cb(int rc, const char *id, const struct smsys_err *err, void *u
 static void write_note(struct template_check *c)
 {
     const struct tc_row *r = &c->rows[c->at];
-    cJSON *o = cJSON_CreateObject();
-    char bind[96];
-    snprintf(bind, sizeof(bind), "/smsys_smstemplates(%s)", r->id);
-    char *json = NULL;
-    if (o && cJSON_AddStringToObject(o, "subject", TEMPLATE_CHECK_SUBJECT) &&
-        cJSON_AddStringToObject(o, "notetext", c->note) &&
-        cJSON_AddStringToObject(o, "objectid_smsys_smstemplate@odata.bind", bind))
-        json = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    int rc = json ? dv_create(c->dv, "annotations", json, 0, note_cb, c) : -ENOMEM;
-    free(json);
+    int rc = dv_note_create(c->dv, "smsys_smstemplate", "smsys_smstemplates", r->id, NULL,
+                            TEMPLATE_CHECK_SUBJECT, c->note, note_cb, c);
     if (rc != 0) {
         fail_req(c, rc, NULL, "cannot write the note");
         row_done(c);

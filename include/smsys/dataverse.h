@@ -187,6 +187,14 @@ typedef void (*dv_status_cb)(int rc, const struct smsys_err *err, void *ud);
 int dv_create(struct dv_client *c, const char *entity_set, const char *json, int client_id_in_body,
               dv_id_cb cb, void *ud);
 
+/* POST annotations: a note on the row <entity_set>(<id>) of the table
+ * <logical>, the place users see what smsys has to tell them about a
+ * record. note_id: the note's own GUID (a deterministic id makes a replay
+ * a conflict instead of a second note) or NULL. Strings borrowed. */
+int dv_note_create(struct dv_client *c, const char *logical, const char *entity_set, const char *id,
+                   const char *note_id, const char *subject, const char *text, dv_id_cb cb,
+                   void *ud);
+
 /* PATCH <entity_set>(<id>). if_match: NULL (upsert), "*" (must exist), or
  * an etag (412 -> SMSYS_ECONFLICT when the row changed). */
 int dv_patch(struct dv_client *c, const char *entity_set, const char *id, const char *json,
