@@ -50,34 +50,22 @@ int conn_smsir_class(long code, int http, const char **text)
     return ch_code_class(ir_codes, code, dflt ? dflt : SMSYS_ETEMP, text);
 }
 
-/* 0 and *data, SMSYS_EPROTO for a reply without an envelope, else the
- * class with the provider code and text in d. */
-static int ir_envelope(const cJSON *root, int http, const cJSON **data, char *d, size_t dl)
-{
-    long code;
-    if (ch_json_long(ch_json_get(root, "status"), &code) != 0) {
-        snprintf(d, dl, "smsir: reply without status (HTTP %d)", http);
-        int hc = ch_http_class(http);
-        return hc ? hc : SMSYS_EPROTO;
-    }
-    *data = ch_json_get(root, "data");
-    if (code == 1)
-        return 0;
-    const char *known;
-    int rc = conn_smsir_class(code, http, &known);
-    const cJSON *msg = ch_json_get(root, "message");
-    snprintf(d, dl, "smsir %ld (HTTP %d): %s%s%s", code, http, known ? known : "error",
-             cJSON_IsString(msg) ? " - " : "", cJSON_IsString(msg) ? msg->valuestring : "");
-    return rc;
-}
+static const struct ch_api ir_api = {
+    .name = "smsir",
+    .code = "status",
+    .ok = 1,
+    .message = "message",
+    .data = "data",
+    .classify = conn_smsir_class,
+    .split_code = 104, /* invalid mobile number */
+    .flags = CH_API_HTTP_DETAIL,
+};
 
 static int ir_req(struct conn *c, struct ch_req *r, const char *method, const char *path)
 {
     int rc = ch_req_init(c, r, method, path);
     if (!rc)
         rc = ch_req_header(r, "X-API-KEY", c->env.apikey);
-    if (!rc && strcmp(method, "POST") == 0)
-        r->content_type = "application/json";
     if (rc)
         ch_req_free(r);
     return rc;
@@ -85,55 +73,28 @@ static int ir_req(struct conn *c, struct ch_req *r, const char *method, const ch
 
 /* ---- send ----------------------------------------------------------------- */
 
-int conn_smsir_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
+/* one id per mobile, in order; anything else is unreadable */
+static void ir_sent(struct ch_batch *b, const struct ch_reply *r)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? ir_envelope(root, http, &data, d, sizeof d) : ch_http_class(http);
-    if (root == NULL && rc == 0)
-        rc = SMSYS_EPROTO;
-    if (rc == SMSYS_EPROTO || (root == NULL && rc)) {
-        ch_batch_unreadable(b, http);
-    } else if (rc == SMSYS_EPERM && b->n > 1 && strstr(d, "smsir 104") == d) {
-        cJSON_Delete(root);
-        ch_batch_split(b); /* one bad number refused the whole request */
-        return 1;
-    } else if (rc) {
-        if (rc == SMSYS_ETHROTTLED)
-            ch_throttle(b->s->c, 1000);
-        ch_batch_fail(b, rc, d);
-    } else {
-        const cJSON *ids = ch_json_get(data, "messageIds");
-        /* one id per mobile, in order; anything else is unreadable */
-        if (cJSON_GetArraySize(ids) == (int)b->n) {
-            for (size_t k = 0; k < b->n; k++) {
-                char id[64];
-                if (ch_json_text(cJSON_GetArrayItem(ids, (int)k), id, sizeof id) == 0)
-                    ch_send_result(b->s, b->idx[k], 0, id, CONN_ST_QUEUED, 0, NULL);
-            }
-        }
+    const cJSON *ids = ch_json_get(r->data, "messageIds");
+    if (cJSON_GetArraySize(ids) != (int)b->n)
+        return;
+    for (size_t k = 0; k < b->n; k++) {
+        char id[64];
+        if (ch_json_text(cJSON_GetArrayItem(ids, (int)k), id, sizeof id) == 0)
+            ch_send_result(b->s, b->idx[k], 0, id, CONN_ST_QUEUED, 0, NULL);
     }
-    cJSON_Delete(root);
-    return 0;
 }
 
-static void ir_send_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+int conn_smsir_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
 {
-    struct ch_batch *b = ud;
-    if (rc < 0 || resp == NULL)
-        ch_batch_transport(b, rc, resp);
-    else if (conn_smsir_parse_send(b, resp->status, resp->body.data, resp->body.len))
-        return; /* split: b was passed on */
-    ch_batch_done(b);
+    return ch_send_reply(b, &ir_api, http, body, len, ir_sent);
 }
 
 static int ir_send_start(struct ch_batch *b, void *ud)
 {
-    struct conn *c = b->s->c;
     const struct ch_msg *m0 = &b->s->m[b->idx[0]];
     cJSON *o = cJSON_CreateObject(), *mob = cJSON_AddArrayToObject(o, "mobiles");
-    double cost = 0;
     /* lineNumber is a number in SMS.ir's API (long) */
     char *end;
     double line = strtod(m0->from, &end);
@@ -142,27 +103,23 @@ static int ir_send_start(struct ch_batch *b, void *ud)
     else
         cJSON_AddStringToObject(o, "lineNumber", m0->from);
     cJSON_AddStringToObject(o, "messageText", m0->text);
-    for (size_t k = 0; k < b->n; k++) {
+    for (size_t k = 0; k < b->n; k++)
         cJSON_AddItemToArray(mob, cJSON_CreateString(b->s->m[b->idx[k]].to));
-        cost += b->s->m[b->idx[k]].segments;
-    }
     if (m0->not_before > 0)
         cJSON_AddNumberToObject(o, "sendDateTime", (double)m0->not_before);
     else
         cJSON_AddNullToObject(o, "sendDateTime");
-    char *js = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     struct ch_req r;
-    int rc = js ? ir_req(c, &r, "POST", "/v1/send/bulk") : -ENOMEM;
-    if (!rc)
-        rc = buf_puts(&r.body, js);
-    free(js);
+    int rc = ir_req(b->s->c, &r, "POST", "/v1/send/bulk");
     if (rc) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    if ((rc = ch_req_json(&r, o)) != 0) {
         ch_req_free(&r);
         return rc;
     }
-    r.cost = cost > 0 ? cost : 1;
-    return ch_submit(c, &r, ir_send_done, b);
+    return ch_batch_submit(b, &r, conn_smsir_parse_send);
 }
 
 static int ir_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud)
@@ -179,22 +136,18 @@ static int ir_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_se
 void conn_smsir_parse_status(struct ch_stq *q, const char *pid, int http, const char *body,
                              size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? ir_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    if (root == NULL)
-        snprintf(d, sizeof d, "smsir: unreadable reply (HTTP %d)", http);
+    struct ch_reply r;
+    int rc = ch_reply_read(&r, &ir_api, http, body, len);
     long st;
     if (rc == SMSYS_EPERM || rc == SMSYS_ETEMP) {
         /* "no message with this id" (status 0, HTTP 400) */
-        ch_stq_add(q, pid, NULL, CONN_ST_UNKNOWN, 0, d);
+        ch_stq_add(q, pid, NULL, CONN_ST_UNKNOWN, 0, r.detail);
         ch_stq_result(q, 0, NULL);
     } else if (rc) {
-        ch_stq_result(q, rc, d);
-    } else if (ch_json_long(ch_json_get(data, "deliveryState"), &st) == 0) {
-        char when[40] = "";
-        ch_json_text(ch_json_get(data, "deliveryDateTime"), when, sizeof when);
+        ch_stq_result(q, rc, r.detail);
+    } else if (ch_json_long(ch_json_get(r.data, "deliveryState"), &st) == 0) {
+        char when[40] = "", d[64];
+        ch_json_text(ch_json_get(r.data, "deliveryDateTime"), when, sizeof when);
         snprintf(d, sizeof d, "smsir deliveryState %ld", st);
         enum conn_status cs = conn_smsir_status(st);
         ch_stq_add(q, pid, NULL, cs,
@@ -204,177 +157,81 @@ void conn_smsir_parse_status(struct ch_stq *q, const char *pid, int http, const 
     } else {
         ch_stq_result(q, SMSYS_EPROTO, "smsir: no deliveryState in the reply");
     }
-    cJSON_Delete(root);
+    ch_reply_free(&r);
 }
 
-struct ir_stq {
-    struct ch_stq *q;
-    char pid[64];
-};
-
-static void ir_status_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+static int ir_status_req(struct conn *c, const char *const *ids, size_t n, struct ch_req *r)
 {
-    struct ir_stq *k = ud;
-    if (rc < 0 || resp == NULL)
-        ch_stq_result(k->q, ch_transport_class(rc), resp ? resp->err.detail : smsys_strerror(rc));
-    else
-        conn_smsir_parse_status(k->q, k->pid, resp->status, resp->body.data, resp->body.len);
-    ch_stq_release(k->q);
-    free(k);
+    struct buf p = BUF_INIT;
+    int rc = buf_puts(&p, "/v1/send/");
+    if (!rc)
+        rc = buf_put_urlenc(&p, ids[0]);
+    if (!rc)
+        rc = ir_req(c, r, "GET", p.data);
+    buf_free(&p);
+    return rc;
 }
 
 static int ir_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
-    struct ch_stq *q;
-    int rc = ch_stq_new(c, cb, ud, &q);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        struct ir_stq *k = calloc(1, sizeof *k);
-        struct buf p = BUF_INIT;
-        struct ch_req r;
-        int e = k ? buf_puts(&p, "/v1/send/") : -ENOMEM;
-        if (!e)
-            e = buf_put_urlenc(&p, ids[i]);
-        if (!e)
-            e = ir_req(c, &r, "GET", p.data);
-        buf_free(&p);
-        if (e) {
-            free(k);
-            ch_stq_result(q, SMSYS_ETEMP, smsys_strerror(e));
-            continue;
-        }
-        snprintf(k->pid, sizeof k->pid, "%s", ids[i]);
-        k->q = q;
-        ch_stq_hold(q);
-        if ((e = ch_submit(c, &r, ir_status_done, k)) != 0) {
-            ch_stq_result(q, e, smsys_strerror(e));
-            ch_stq_release(q);
-            free(k);
-        }
-    }
-    return 0;
+    return ch_status_run(c, ids, n, 1, ir_status_req, conn_smsir_parse_status, cb, ud);
 }
 
 /* ---- inbox, balance, lines --------------------------------------------------- */
 
+static const struct ch_mo_fields ir_mo = {
+    .from = "mobile", .to = "number", .text = "messageText", .date = "receivedDateTime"};
+
 static void ir_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? ir_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    if (rc) {
-        ch_op_fail(op, rc == SMSYS_EPROTO ? SMSYS_ETEMP : rc, "%s",
-                   root ? d : "smsir: unreadable reply");
-        cJSON_Delete(root);
-        return;
-    }
-    int n = cJSON_GetArraySize(data);
-    struct conn_mo *mo = calloc(n > 0 ? (size_t)n : 1, sizeof *mo);
-    char(*num)[2][40] = calloc(n > 0 ? (size_t)n : 1, sizeof *num);
-    size_t k = 0;
-    const cJSON *e, *list = mo && num ? data : NULL;
-    cJSON_ArrayForEach(e, list)
-    {
-        const cJSON *txt = ch_json_get(e, "messageText");
-        if (!cJSON_IsString(txt))
-            continue;
-        char when[40] = "";
-        ch_json_text(ch_json_get(e, "mobile"), num[k][0], sizeof num[k][0]);
-        ch_json_text(ch_json_get(e, "number"), num[k][1], sizeof num[k][1]);
-        ch_json_text(ch_json_get(e, "receivedDateTime"), when, sizeof when);
-        mo[k].text = txt->valuestring;
-        mo[k].from = num[k][0];
-        mo[k].to = num[k][1];
-        mo[k].received_at = ch_parse_time(when);
-        k++;
-    }
-    struct smsys_err err = {0};
-    if (mo && num)
-        op->inbox(op->ud, 0, mo, k, &err);
-    else
-        ch_op_fail(op, -ENOMEM, "out of memory");
-    free(mo);
-    free(num);
-    cJSON_Delete(root);
-}
-
-static int ir_inbox(struct conn *c, conn_inbox_cb cb, void *ud)
-{
-    struct ch_req r;
-    int rc = ir_req(c, &r, "GET", "/v1/receive/latest?count=100");
-    if (rc)
-        return rc;
-    struct ch_op op = {.inbox = cb, .ud = ud, .parse = ir_parse_inbox};
-    return ch_op_submit(c, &r, &op);
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &ir_api, http, body, len) == 0)
+        ch_inbox_list(op, r.data, &ir_mo);
+    ch_reply_free(&r);
 }
 
 static void ir_parse_balance(struct conn *c, struct ch_op *op, int http, const char *body,
                              size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? ir_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    struct conn_balance b = {.unit = "IRR"};
-    if (!rc && ch_json_num(data, &b.amount) != 0 &&
-        ch_json_num(ch_json_get(data, "credit"), &b.amount) != 0)
-        rc = SMSYS_EPROTO;
-    if (rc) {
-        ch_op_fail(op, rc, "%s", root ? d : "smsir: unreadable reply");
-    } else {
-        struct smsys_err err = {0};
-        op->balance(op->ud, 0, &b, &err);
-    }
-    cJSON_Delete(root);
-}
-
-static int ir_balance(struct conn *c, conn_balance_cb cb, void *ud)
-{
-    struct ch_req r;
-    int rc = ir_req(c, &r, "GET", "/v1/credit");
-    if (rc)
-        return rc;
-    struct ch_op op = {.balance = cb, .ud = ud, .parse = ir_parse_balance};
-    return ch_op_submit(c, &r, &op);
+    struct ch_reply r;
+    double x;
+    if (ch_op_reply(op, &r, &ir_api, http, body, len) == 0)
+        ch_balance_value(op, ch_json_num(r.data, &x) == 0 ? r.data : ch_json_get(r.data, "credit"),
+                         "IRR", "smsir: no credit in the reply");
+    ch_reply_free(&r);
 }
 
 static void ir_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? ir_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    int n = cJSON_GetArraySize(data);
-    struct conn_line *l = calloc(n > 0 ? (size_t)n : 1, sizeof *l);
-    char(*num)[40] = calloc(n > 0 ? (size_t)n : 1, sizeof *num);
-    if (rc || !l || !num) {
-        ch_op_fail(op, rc ? rc : -ENOMEM, "%s", root ? d : "smsir: unreadable reply");
-    } else {
-        size_t k = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, data)
-        {
-            if (ch_json_text(e, num[k], sizeof num[k]) == 0)
-                l[k].number = num[k], k++;
-        }
-        struct smsys_err err = {0};
-        op->lines(op->ud, 0, l, k, &err);
-    }
-    free(l);
-    free(num);
-    cJSON_Delete(root);
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &ir_api, http, body, len) == 0)
+        ch_lines_list(op, r.data, NULL, NULL);
+    ch_reply_free(&r);
+}
+
+static int ir_get(struct conn *c, const char *path, struct ch_op *op)
+{
+    struct ch_req r;
+    int rc = ir_req(c, &r, "GET", path);
+    return rc ? rc : ch_op_submit(c, &r, op);
+}
+
+static int ir_inbox(struct conn *c, conn_inbox_cb cb, void *ud)
+{
+    struct ch_op op = {.inbox = cb, .ud = ud, .parse = ir_parse_inbox};
+    return ir_get(c, "/v1/receive/latest?count=100", &op);
+}
+
+static int ir_balance(struct conn *c, conn_balance_cb cb, void *ud)
+{
+    struct ch_op op = {.balance = cb, .ud = ud, .parse = ir_parse_balance};
+    return ir_get(c, "/v1/credit", &op);
 }
 
 static int ir_lines(struct conn *c, conn_lines_cb cb, void *ud)
 {
-    struct ch_req r;
-    int rc = ir_req(c, &r, "GET", "/v1/line");
-    if (rc)
-        return rc;
     struct ch_op op = {.lines = cb, .ud = ud, .parse = ir_parse_lines};
-    return ch_op_submit(c, &r, &op);
+    return ir_get(c, "/v1/line", &op);
 }
 
 void conn_smsir_parse_ops(struct conn *c, int http, const char *body, size_t len,
@@ -409,7 +266,7 @@ const struct conn_ops conn_smsir_ops = {
 static int ir_open(const struct conn_env *env, const cJSON *settings, struct conn **out,
                    struct smsys_err *err)
 {
-    if (env == NULL || env->apikey == NULL || env->apikey[0] == '\0')
-        return smsys_err_set(err, SMSYS_ECONFIG, "smsir: smsys_apikey (the API key) is empty");
-    return ch_open(env, settings, &conn_smsir_ops, "https://api.sms.ir", NULL, NULL, out, err);
+    int rc = ch_need_apikey(env, "smsir", "the API key", err);
+    return rc ? rc
+              : ch_open(env, settings, &conn_smsir_ops, "https://api.sms.ir", NULL, NULL, out, err);
 }

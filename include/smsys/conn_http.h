@@ -166,6 +166,8 @@ struct ch_send {
     struct ch_msg *m;
     int (*start)(struct ch_batch *b, void *ud); /* from ch_send_run */
     void *start_ud;
+    /* reply reader of ch_batch_submit: 0, or 1 when it passed b on */
+    int (*parse)(struct ch_batch *b, int http, const char *body, size_t len);
 };
 
 /* A slice of a send carried by one request: indices into s->m. */
@@ -292,6 +294,113 @@ const char *ch_class_name(int rc);
 /* "temporary" | "throttled" | "permanent" | "account" | "unknown" -> rc,
  * or 0 when the name is not one of them. */
 int ch_class_parse(const char *name);
+
+/* ---- provider replies and the operation skeletons (conn_http_ops.c) ---- */
+
+/* What a connector states about its JSON envelope; ch_reply_read does the
+ * rest. Paths are member names joined by '.' ("meta.status"), each looked
+ * up case-insensitively (ch_json_get). */
+struct ch_api {
+    const char *name;      /* prefix of every detail: the connector's name */
+    const char *code;      /* path of the provider's result code */
+    long ok;               /* the code of success */
+    const char *ok_flag;   /* a boolean that refuses the reply when false; may be NULL */
+    const char *code_more; /* a member with a more precise refusal code; may be NULL */
+    const char *message;   /* the provider's text, appended to details; may be NULL */
+    const char *data;      /* the payload; NULL: the whole reply */
+    /* class of a refusal code (0 is read as SMSYS_ETEMP); text gets the
+     * table's wording or NULL */
+    int (*classify)(long code, int http, const char **text);
+    long split_code; /* refusal of a whole batch for one bad recipient; 0: none */
+    unsigned flags;  /* CH_API_* */
+};
+/* Details name the HTTP status after the code: "smsir 104 (HTTP 400): ..". */
+#define CH_API_HTTP_DETAIL 1u
+/* A reply without the code is SMSYS_EPROTO whatever its HTTP status
+ * (else 5xx / 429 / 4xx keep their HTTP class, ch_http_class). */
+#define CH_API_STRICT 2u
+/* No envelope: a 2xx reply is accepted, any other is refused with the code
+ * found (0 when none) classified with the HTTP status. */
+#define CH_API_BY_HTTP 4u
+
+/* One reply read against its envelope. */
+struct ch_reply {
+    int http;
+    cJSON *root;       /* the parsed body, NULL when it is not JSON */
+    const cJSON *data; /* the payload (ch_api.data), inside root */
+    long code;         /* the provider's code of a refusal */
+    int rc;            /* 0 accepted, the class of a refusal, SMSYS_EPROTO unreadable */
+    char detail[400];  /* for a refusal: "name code: text - provider's message" */
+};
+
+/* Parses body into r and checks the envelope. Returns r->rc. Always
+ * release with ch_reply_free. */
+int ch_reply_read(struct ch_reply *r, const struct ch_api *api, int http, const char *body,
+                  size_t len);
+void ch_reply_free(struct ch_reply *r);
+/* Member of o at path (see struct ch_api); NULL when absent. */
+const cJSON *ch_json_path(const cJSON *o, const char *path);
+
+/* Sets r's body to o printed (o is consumed, may be NULL: -ENOMEM) and the
+ * JSON content type. Returns 0 or -ENOMEM; r stays the caller's. */
+int ch_req_json(struct ch_req *r, cJSON *o);
+/* Appends the recipients (ids 0) or our ids (ids 1) of b joined by sep. */
+int ch_batch_join(const struct ch_batch *b, int ids, const char *sep, struct buf *out);
+
+/* Send: submits r for b (cost = b's segments, at least 1); the reply goes
+ * to parse (which records results and returns 0, or 1 after passing b on),
+ * a transport failure to ch_batch_transport; then ch_batch_done. Returns 0
+ * or what ch_submit returns (r freed). */
+int ch_batch_submit(struct ch_batch *b, struct ch_req *r,
+                    int (*parse)(struct ch_batch *b, int http, const char *body, size_t len));
+/* The skeleton of a send reply: an unreadable one is ch_batch_unreadable,
+ * a refusal fails b (a throttle pauses the connector; split_code starts
+ * each message of a batch alone: returns 1), an accepted one goes to
+ * accepted(b, r) which records the results it can read (the others are
+ * unknown outcome). Returns 0 or 1. */
+int ch_send_reply(struct ch_batch *b, const struct ch_api *api, int http, const char *body,
+                  size_t len, void (*accepted)(struct ch_batch *b, const struct ch_reply *r));
+
+/* Status: asks for ids in requests of at most per_req ids: build starts r
+ * for ids[0..n) (0 or an error: that slice is then missing), parse reads
+ * each reply (pid = the id when per_req is 1, else NULL). The callback
+ * follows the ch_stq rules. Returns 0 or what ch_stq_new returns. */
+typedef int (*ch_status_build_fn)(struct conn *c, const char *const *ids, size_t n,
+                                  struct ch_req *r);
+typedef void (*ch_status_parse_fn)(struct ch_stq *q, const char *pid, int http, const char *body,
+                                   size_t len);
+int ch_status_run(struct conn *c, const char *const *ids, size_t n, size_t per_req,
+                  ch_status_build_fn build, ch_status_parse_fn parse, conn_status_cb cb, void *ud);
+/* Reads a status reply into r; a refusal is recorded in q (an unreadable
+ * reply as SMSYS_ETEMP) and returned; 0 when accepted. */
+int ch_stq_reply(struct ch_stq *q, struct ch_reply *r, const struct ch_api *api, int http,
+                 const char *body, size_t len);
+
+/* One-request operations: reads the reply for op into r; a refusal (an
+ * inbox's unreadable reply as SMSYS_ETEMP) fails op and is returned; 0
+ * when accepted. */
+int ch_op_reply(const struct ch_op *op, struct ch_reply *r, const struct ch_api *api, int http,
+                const char *body, size_t len);
+/* Members of an inbound message in a provider's inbox items; id and date
+ * may be NULL. */
+struct ch_mo_fields {
+    const char *id, *from, *to, *text, *date;
+};
+/* Calls op->inbox with the items of list that have a string text. */
+void ch_inbox_list(const struct ch_op *op, const cJSON *list, const struct ch_mo_fields *f);
+/* Calls op->lines with list's items: member number (NULL: the item is the
+ * number) and label (may be NULL). */
+void ch_lines_list(const struct ch_op *op, const cJSON *list, const char *number,
+                   const char *label);
+/* Calls op->balance with amount (number or numeric string) in unit, or
+ * fails op with SMSYS_EPROTO and missing as detail. */
+void ch_balance_value(const struct ch_op *op, const cJSON *amount, const char *unit,
+                      const char *missing);
+
+/* open(): SMSYS_ECONFIG "name: smsys_apikey (what) is empty" when the
+ * secret is missing, else 0. */
+int ch_need_apikey(const struct conn_env *env, const char *name, const char *what,
+                   struct smsys_err *err);
 
 /* ---- JSON ---------------------------------------------------------------- */
 
