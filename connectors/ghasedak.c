@@ -51,25 +51,22 @@ int conn_ghasedak_class(long code, const char **text)
     return ch_code_class(gh_codes, code, dflt ? dflt : SMSYS_ETEMP, text);
 }
 
-static int gh_envelope(const cJSON *root, int http, const cJSON **data, char *d, size_t dl)
+/* isSuccess false with statusCode 200 is a refusal too: classed as 400 */
+static int gh_classify(long code, int http, const char **text)
 {
-    long code;
-    const cJSON *ok = ch_json_get(root, "isSuccess");
-    if (ch_json_long(ch_json_get(root, "statusCode"), &code) != 0) {
-        snprintf(d, dl, "ghasedak: reply without statusCode (HTTP %d)", http);
-        int hc = ch_http_class(http);
-        return hc ? hc : SMSYS_EPROTO;
-    }
-    *data = ch_json_get(root, "data");
-    if (code == 200 && !cJSON_IsFalse(ok))
-        return 0;
-    const char *known;
-    int rc = conn_ghasedak_class(code == 200 ? 400 : code, &known);
-    const cJSON *msg = ch_json_get(root, "message");
-    snprintf(d, dl, "ghasedak %ld: %s%s%s", code, known ? known : "error",
-             cJSON_IsString(msg) ? " - " : "", cJSON_IsString(msg) ? msg->valuestring : "");
-    return rc;
+    return conn_ghasedak_class(code == 200 ? 400 : code, text);
 }
+
+static const struct ch_api gh_api = {
+    .name = "ghasedak",
+    .code = "statusCode",
+    .ok = 200,
+    .ok_flag = "isSuccess",
+    .message = "message",
+    .data = "data",
+    .classify = gh_classify,
+    .split_code = 422, /* invalid recipient */
+};
 
 static int gh_req(struct conn *c, struct ch_req *r, const char *method, const char *op)
 {
@@ -78,8 +75,6 @@ static int gh_req(struct conn *c, struct ch_req *r, const char *method, const ch
     int rc = ch_req_init(c, r, method, path);
     if (!rc)
         rc = ch_req_header(r, "ApiKey", c->env.apikey);
-    if (!rc && strcmp(method, "POST") == 0)
-        r->content_type = "application/json";
     if (rc)
         ch_req_free(r);
     return rc;
@@ -87,59 +82,36 @@ static int gh_req(struct conn *c, struct ch_req *r, const char *method, const ch
 
 /* ---- send -------------------------------------------------------------------- */
 
-int conn_ghasedak_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
+static void gh_sent(struct ch_batch *b, const struct ch_reply *r)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? gh_envelope(root, http, &data, d, sizeof d) : ch_http_class(http);
-    if (root == NULL && rc == 0)
-        rc = SMSYS_EPROTO;
-    if (rc == SMSYS_EPROTO || (root == NULL && rc)) {
-        ch_batch_unreadable(b, http);
-    } else if (rc == SMSYS_EPERM && b->n > 1 && strstr(d, "ghasedak 422") == d) {
-        cJSON_Delete(root);
-        ch_batch_split(b);
-        return 1;
-    } else if (rc) {
-        if (rc == SMSYS_ETHROTTLED)
-            ch_throttle(b->s->c, 1000);
-        ch_batch_fail(b, rc, d);
-    } else if (b->n == 1) {
+    if (b->n == 1) {
         char id[64];
-        if (ch_json_text(ch_json_get(data, "messageId"), id, sizeof id) == 0)
+        if (ch_json_text(ch_json_get(r->data, "messageId"), id, sizeof id) == 0)
             ch_send_result(b->s, b->idx[0], 0, id, CONN_ST_QUEUED, 0, NULL);
-    } else {
-        /* items carry our reference back: match on it, else on order */
-        const cJSON *items = ch_json_get(data, "items");
-        int n = cJSON_GetArraySize(items);
-        for (int j = 0; j < n; j++) {
-            const cJSON *e = cJSON_GetArrayItem(items, j);
-            char id[64], ref[80] = "";
-            if (ch_json_text(ch_json_get(e, "messageId"), id, sizeof id) != 0)
-                continue;
-            ch_json_text(ch_json_get(e, "clientReferenceId"), ref, sizeof ref);
-            for (size_t k = 0; k < b->n; k++) {
-                const struct ch_msg *m = &b->s->m[b->idx[k]];
-                if (ref[0] ? strcmp(ref, m->id) == 0 : (size_t)j == k && n == (int)b->n) {
-                    ch_send_result(b->s, b->idx[k], 0, id, CONN_ST_QUEUED, 0, NULL);
-                    break;
-                }
+        return;
+    }
+    /* items carry our reference back: match on it, else on order */
+    const cJSON *items = ch_json_get(r->data, "items");
+    int n = cJSON_GetArraySize(items);
+    for (int j = 0; j < n; j++) {
+        const cJSON *e = cJSON_GetArrayItem(items, j);
+        char id[64], ref[80] = "";
+        if (ch_json_text(ch_json_get(e, "messageId"), id, sizeof id) != 0)
+            continue;
+        ch_json_text(ch_json_get(e, "clientReferenceId"), ref, sizeof ref);
+        for (size_t k = 0; k < b->n; k++) {
+            const struct ch_msg *m = &b->s->m[b->idx[k]];
+            if (ref[0] ? strcmp(ref, m->id) == 0 : (size_t)j == k && n == (int)b->n) {
+                ch_send_result(b->s, b->idx[k], 0, id, CONN_ST_QUEUED, 0, NULL);
+                break;
             }
         }
     }
-    cJSON_Delete(root);
-    return 0;
 }
 
-static void gh_send_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+int conn_ghasedak_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
 {
-    struct ch_batch *b = ud;
-    if (rc < 0 || resp == NULL)
-        ch_batch_transport(b, rc, resp);
-    else if (conn_ghasedak_parse_send(b, resp->status, resp->body.data, resp->body.len))
-        return;
-    ch_batch_done(b);
+    return ch_send_reply(b, &gh_api, http, body, len, gh_sent);
 }
 
 static void gh_item(cJSON *o, const struct ch_msg *m)
@@ -160,9 +132,7 @@ static void gh_item(cJSON *o, const struct ch_msg *m)
 
 static int gh_send_start(struct ch_batch *b, void *ud)
 {
-    struct conn *c = b->s->c;
     cJSON *o = cJSON_CreateObject();
-    double cost = 0;
     if (b->n == 1) {
         gh_item(o, &b->s->m[b->idx[0]]);
     } else {
@@ -173,22 +143,17 @@ static int gh_send_start(struct ch_batch *b, void *ud)
             cJSON_AddItemToArray(items, it);
         }
     }
-    for (size_t k = 0; k < b->n; k++)
-        cost += b->s->m[b->idx[k]].segments;
-    char *js = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     struct ch_req r;
-    int rc =
-        js ? gh_req(c, &r, "POST", b->n == 1 ? "SendSingleSMS" : "SendPairToPairSMS") : -ENOMEM;
-    if (!rc)
-        rc = buf_puts(&r.body, js);
-    free(js);
+    int rc = gh_req(b->s->c, &r, "POST", b->n == 1 ? "SendSingleSMS" : "SendPairToPairSMS");
     if (rc) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    if ((rc = ch_req_json(&r, o)) != 0) {
         ch_req_free(&r);
         return rc;
     }
-    r.cost = cost > 0 ? cost : 1;
-    return ch_submit(c, &r, gh_send_done, b);
+    return ch_batch_submit(b, &r, conn_ghasedak_parse_send);
 }
 
 static int gh_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud)
@@ -205,19 +170,12 @@ static int gh_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_se
 
 void conn_ghasedak_parse_status(struct ch_stq *q, int http, const char *body, size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? gh_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    if (root == NULL)
-        snprintf(d, sizeof d, "ghasedak: unreadable reply (HTTP %d)", http);
-    if (rc) {
-        ch_stq_result(q, rc == SMSYS_EPROTO ? SMSYS_ETEMP : rc, d);
-    } else {
+    struct ch_reply r;
+    if (ch_stq_reply(q, &r, &gh_api, http, body, len) == 0) {
         const cJSON *e;
-        cJSON_ArrayForEach(e, data)
+        cJSON_ArrayForEach(e, r.data)
         {
-            char id[64], ref[80] = "";
+            char id[64], ref[80] = "", d[64];
             long st;
             if (ch_json_text(ch_json_get(e, "messageId"), id, sizeof id) != 0 ||
                 ch_json_long(ch_json_get(e, "status"), &st) != 0)
@@ -228,95 +186,46 @@ void conn_ghasedak_parse_status(struct ch_stq *q, int http, const char *body, si
         }
         ch_stq_result(q, 0, NULL);
     }
-    cJSON_Delete(root);
+    ch_reply_free(&r);
 }
 
-static void gh_status_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+static void gh_status_parse(struct ch_stq *q, const char *pid, int http, const char *body,
+                            size_t len)
 {
-    struct ch_stq *q = ud;
-    if (rc < 0 || resp == NULL)
-        ch_stq_result(q, ch_transport_class(rc), resp ? resp->err.detail : smsys_strerror(rc));
-    else
-        conn_ghasedak_parse_status(q, resp->status, resp->body.data, resp->body.len);
-    ch_stq_release(q);
+    conn_ghasedak_parse_status(q, http, body, len);
+}
+
+static int gh_status_req(struct conn *c, const char *const *ids, size_t n, struct ch_req *r)
+{
+    struct buf op = BUF_INIT;
+    int rc = buf_puts(&op, "CheckSmsStatus?Type=1");
+    for (size_t k = 0; !rc && k < n; k++) {
+        rc = buf_puts(&op, "&Ids=");
+        if (!rc)
+            rc = buf_put_urlenc(&op, ids[k]);
+    }
+    if (!rc)
+        rc = gh_req(c, r, "GET", op.data);
+    buf_free(&op);
+    return rc;
 }
 
 static int gh_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
-    struct ch_stq *q;
-    int rc = ch_stq_new(c, cb, ud, &q);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i += GH_MAX_STATUS) {
-        struct buf op = BUF_INIT;
-        int e = buf_puts(&op, "CheckSmsStatus?Type=1");
-        for (size_t k = i; !e && k < n && k < i + GH_MAX_STATUS; k++) {
-            e = buf_puts(&op, "&Ids=");
-            if (!e)
-                e = buf_put_urlenc(&op, ids[k]);
-        }
-        struct ch_req r;
-        if (!e)
-            e = gh_req(c, &r, "GET", op.data);
-        buf_free(&op);
-        if (e) {
-            ch_stq_result(q, SMSYS_ETEMP, smsys_strerror(e));
-            continue;
-        }
-        ch_stq_hold(q);
-        if ((e = ch_submit(c, &r, gh_status_done, q)) != 0) {
-            ch_stq_result(q, e, smsys_strerror(e));
-            ch_stq_release(q);
-        }
-    }
-    return 0;
+    return ch_status_run(c, ids, n, GH_MAX_STATUS, gh_status_req, gh_status_parse, cb, ud);
 }
 
 /* ---- inbox, balance -------------------------------------------------------------- */
 
+static const struct ch_mo_fields gh_mo = {
+    .id = "id", .from = "sender", .to = "lineNumber", .text = "message", .date = "receiveDate"};
+
 static void gh_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? gh_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    if (rc) {
-        ch_op_fail(op, rc == SMSYS_EPROTO ? SMSYS_ETEMP : rc, "%s",
-                   root ? d : "ghasedak: unreadable reply");
-        cJSON_Delete(root);
-        return;
-    }
-    const cJSON *items = ch_json_get(data, "items");
-    int n = cJSON_GetArraySize(items);
-    struct conn_mo *mo = calloc(n > 0 ? (size_t)n : 1, sizeof *mo);
-    char(*sv)[3][64] = calloc(n > 0 ? (size_t)n : 1, sizeof *sv);
-    size_t k = 0;
-    const cJSON *e, *list = mo && sv ? items : NULL;
-    cJSON_ArrayForEach(e, list)
-    {
-        const cJSON *txt = ch_json_get(e, "message");
-        if (!cJSON_IsString(txt))
-            continue;
-        char when[40] = "";
-        ch_json_text(ch_json_get(e, "id"), sv[k][0], sizeof sv[k][0]);
-        ch_json_text(ch_json_get(e, "sender"), sv[k][1], sizeof sv[k][1]);
-        ch_json_text(ch_json_get(e, "lineNumber"), sv[k][2], sizeof sv[k][2]);
-        ch_json_text(ch_json_get(e, "receiveDate"), when, sizeof when);
-        mo[k].provider_id = sv[k][0][0] ? sv[k][0] : NULL;
-        mo[k].from = sv[k][1];
-        mo[k].to = sv[k][2];
-        mo[k].text = txt->valuestring;
-        mo[k].received_at = ch_parse_time(when);
-        k++;
-    }
-    struct smsys_err err = {0};
-    if (mo && sv)
-        op->inbox(op->ud, 0, mo, k, &err);
-    else
-        ch_op_fail(op, -ENOMEM, "out of memory");
-    free(mo);
-    free(sv);
-    cJSON_Delete(root);
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &gh_api, http, body, len) == 0)
+        ch_inbox_list(op, ch_json_get(r.data, "items"), &gh_mo);
+    ch_reply_free(&r);
 }
 
 static int gh_inbox(struct conn *c, conn_inbox_cb cb, void *ud)
@@ -342,22 +251,11 @@ static int gh_inbox(struct conn *c, conn_inbox_cb cb, void *ud)
 static void gh_parse_balance(struct conn *c, struct ch_op *op, int http, const char *body,
                              size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? gh_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    struct conn_balance b = {.unit = "IRR"};
-    if (!rc && ch_json_num(ch_json_get(data, "credit"), &b.amount) != 0) {
-        rc = SMSYS_EPROTO;
-        snprintf(d, sizeof d, "ghasedak: no credit in the reply");
-    }
-    if (rc) {
-        ch_op_fail(op, rc, "%s", root ? d : "ghasedak: unreadable reply");
-    } else {
-        struct smsys_err err = {0};
-        op->balance(op->ud, 0, &b, &err);
-    }
-    cJSON_Delete(root);
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &gh_api, http, body, len) == 0)
+        ch_balance_value(op, ch_json_get(r.data, "credit"), "IRR",
+                         "ghasedak: no credit in the reply");
+    ch_reply_free(&r);
 }
 
 static int gh_balance(struct conn *c, conn_balance_cb cb, void *ud)
@@ -400,8 +298,8 @@ const struct conn_ops conn_ghasedak_ops = {
 static int gh_open(const struct conn_env *env, const cJSON *settings, struct conn **out,
                    struct smsys_err *err)
 {
-    if (env == NULL || env->apikey == NULL || env->apikey[0] == '\0')
-        return smsys_err_set(err, SMSYS_ECONFIG, "ghasedak: smsys_apikey (the API key) is empty");
-    return ch_open(env, settings, &conn_ghasedak_ops, "https://gateway.ghasedak.me", NULL, NULL,
-                   out, err);
+    int rc = ch_need_apikey(env, "ghasedak", "the API key", err);
+    return rc ? rc
+              : ch_open(env, settings, &conn_ghasedak_ops, "https://gateway.ghasedak.me", NULL,
+                        NULL, out, err);
 }
