@@ -55,28 +55,23 @@ int conn_asanak_class(long code, const char **text)
     return ch_code_class(as_codes, code, dflt ? dflt : SMSYS_ETEMP, text);
 }
 
-static int as_envelope(const cJSON *root, int http, const cJSON **data, char *d, size_t dl)
+static int as_classify(long code, int http, const char **text)
 {
-    long code;
-    const cJSON *meta = ch_json_get(root, "meta");
-    if (ch_json_long(ch_json_get(meta, "status"), &code) != 0) {
-        snprintf(d, dl, "asanak: reply without meta.status (HTTP %d)", http);
-        int hc = ch_http_class(http);
-        return hc ? hc : SMSYS_EPROTO;
-    }
-    *data = ch_json_get(root, "data");
-    if (code == 200)
-        return 0;
-    const char *known;
-    int rc = conn_asanak_class(code, &known);
-    const cJSON *msg = ch_json_get(meta, "message");
-    snprintf(d, dl, "asanak %ld: %s%s%s", code, known ? known : "error",
-             cJSON_IsString(msg) ? " - " : "", cJSON_IsString(msg) ? msg->valuestring : "");
-    return rc;
+    return conn_asanak_class(code, text);
 }
 
+static const struct ch_api as_api = {
+    .name = "asanak",
+    .code = "meta.status",
+    .ok = 200,
+    .message = "meta.message",
+    .data = "data",
+    .classify = as_classify,
+    .split_code = 1010, /* invalid destination */
+};
+
 /* Starts r for op with a JSON body holding the credentials and o's
- * members (o is consumed). */
+ * members (o is consumed; NULL: credentials only). */
 static int as_req(struct conn *c, struct ch_req *r, const char *op, cJSON *o)
 {
     const struct as_priv *p = c->priv;
@@ -86,72 +81,40 @@ static int as_req(struct conn *c, struct ch_req *r, const char *op, cJSON *o)
         o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "username", p->username);
     cJSON_AddStringToObject(o, "password", c->env.apikey);
-    char *js = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    int rc = js ? ch_req_init(c, r, "POST", path) : -ENOMEM;
-    if (!rc && (rc = buf_puts(&r->body, js)) != 0)
-        ch_req_free(r);
-    free(js);
+    int rc = ch_req_init(c, r, "POST", path);
     if (!rc)
-        r->content_type = "application/json";
+        rc = ch_req_json(r, o);
+    else
+        cJSON_Delete(o);
+    if (rc)
+        ch_req_free(r);
     return rc;
 }
 
 /* ---- send -------------------------------------------------------------------- */
 
-int conn_asanak_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
+/* ids in destination order: an array, or one value for one number */
+static void as_sent(struct ch_batch *b, const struct ch_reply *r)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? as_envelope(root, http, &data, d, sizeof d) : ch_http_class(http);
-    if (root == NULL && rc == 0)
-        rc = SMSYS_EPROTO;
-    if (rc == SMSYS_EPROTO || (root == NULL && rc)) {
-        ch_batch_unreadable(b, http);
-    } else if (rc == SMSYS_EPERM && b->n > 1 && strstr(d, "asanak 1010") == d) {
-        cJSON_Delete(root);
-        ch_batch_split(b);
-        return 1;
-    } else if (rc) {
-        if (rc == SMSYS_ETHROTTLED)
-            ch_throttle(b->s->c, 1000);
-        ch_batch_fail(b, rc, d);
-    } else {
-        /* ids in destination order: an array, or one value for one number */
-        int n = cJSON_IsArray(data) ? cJSON_GetArraySize(data) : 1;
-        for (size_t k = 0; k < b->n && n == (int)b->n; k++) {
-            const cJSON *e = cJSON_IsArray(data) ? cJSON_GetArrayItem(data, (int)k) : data;
-            char id[64];
-            if (ch_json_text(e, id, sizeof id) == 0)
-                ch_send_result(b->s, b->idx[k], 0, id, CONN_ST_QUEUED, 0, NULL);
-        }
+    int n = cJSON_IsArray(r->data) ? cJSON_GetArraySize(r->data) : 1;
+    for (size_t k = 0; k < b->n && n == (int)b->n; k++) {
+        const cJSON *e = cJSON_IsArray(r->data) ? cJSON_GetArrayItem(r->data, (int)k) : r->data;
+        char id[64];
+        if (ch_json_text(e, id, sizeof id) == 0)
+            ch_send_result(b->s, b->idx[k], 0, id, CONN_ST_QUEUED, 0, NULL);
     }
-    cJSON_Delete(root);
-    return 0;
 }
 
-static void as_send_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+int conn_asanak_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
 {
-    struct ch_batch *b = ud;
-    if (rc < 0 || resp == NULL)
-        ch_batch_transport(b, rc, resp);
-    else if (conn_asanak_parse_send(b, resp->status, resp->body.data, resp->body.len))
-        return;
-    ch_batch_done(b);
+    return ch_send_reply(b, &as_api, http, body, len, as_sent);
 }
 
 static int as_send_start(struct ch_batch *b, void *ud)
 {
-    struct conn *c = b->s->c;
     const struct ch_msg *m0 = &b->s->m[b->idx[0]];
     struct buf to = BUF_INIT;
-    double cost = 0;
-    int rc = 0;
-    for (size_t k = 0; !rc && k < b->n; k++) {
-        rc = buf_printf(&to, "%s%s", k ? "," : "", b->s->m[b->idx[k]].to);
-        cost += b->s->m[b->idx[k]].segments;
-    }
+    int rc = ch_batch_join(b, 0, ",", &to);
     cJSON *o = rc ? NULL : cJSON_CreateObject();
     if (o) {
         cJSON_AddStringToObject(o, "source", m0->from);
@@ -161,11 +124,8 @@ static int as_send_start(struct ch_batch *b, void *ud)
     buf_free(&to);
     struct ch_req r;
     if (!rc)
-        rc = o ? as_req(c, &r, "sendsms", o) : -ENOMEM;
-    if (rc)
-        return rc;
-    r.cost = cost > 0 ? cost : 1;
-    return ch_submit(c, &r, as_send_done, b);
+        rc = o ? as_req(b->s->c, &r, "sendsms", o) : -ENOMEM;
+    return rc ? rc : ch_batch_submit(b, &r, conn_asanak_parse_send);
 }
 
 static int as_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud)
@@ -181,19 +141,12 @@ static int as_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_se
 
 void conn_asanak_parse_status(struct ch_stq *q, int http, const char *body, size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? as_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    if (root == NULL)
-        snprintf(d, sizeof d, "asanak: unreadable reply (HTTP %d)", http);
-    if (rc) {
-        ch_stq_result(q, rc == SMSYS_EPROTO ? SMSYS_ETEMP : rc, d);
-    } else {
+    struct ch_reply r;
+    if (ch_stq_reply(q, &r, &as_api, http, body, len) == 0) {
         const cJSON *e;
-        cJSON_ArrayForEach(e, data)
+        cJSON_ArrayForEach(e, r.data)
         {
-            char id[64];
+            char id[64], d[64];
             long st;
             if (ch_json_text(ch_json_get(e, "msgid"), id, sizeof id) != 0 ||
                 ch_json_long(ch_json_get(e, "status"), &st) != 0)
@@ -203,47 +156,31 @@ void conn_asanak_parse_status(struct ch_stq *q, int http, const char *body, size
         }
         ch_stq_result(q, 0, NULL);
     }
-    cJSON_Delete(root);
+    ch_reply_free(&r);
 }
 
-static void as_status_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+static void as_status_parse(struct ch_stq *q, const char *pid, int http, const char *body,
+                            size_t len)
 {
-    struct ch_stq *q = ud;
-    if (rc < 0 || resp == NULL)
-        ch_stq_result(q, ch_transport_class(rc), resp ? resp->err.detail : smsys_strerror(rc));
-    else
-        conn_asanak_parse_status(q, resp->status, resp->body.data, resp->body.len);
-    ch_stq_release(q);
+    conn_asanak_parse_status(q, http, body, len);
+}
+
+static int as_status_req(struct conn *c, const char *const *ids, size_t n, struct ch_req *r)
+{
+    struct buf list = BUF_INIT;
+    int rc = 0;
+    for (size_t k = 0; !rc && k < n; k++)
+        rc = buf_printf(&list, "%s%s", k ? "," : "", ids[k]);
+    cJSON *o = rc ? NULL : cJSON_CreateObject();
+    if (o)
+        cJSON_AddStringToObject(o, "msgid", list.data);
+    buf_free(&list);
+    return o ? as_req(c, r, "msgstatus", o) : -ENOMEM;
 }
 
 static int as_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
-    struct ch_stq *q;
-    int rc = ch_stq_new(c, cb, ud, &q);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i += AS_MAX_STATUS) {
-        struct buf list = BUF_INIT;
-        int e = 0;
-        for (size_t k = i; !e && k < n && k < i + AS_MAX_STATUS; k++)
-            e = buf_printf(&list, "%s%s", k > i ? "," : "", ids[k]);
-        cJSON *o = e ? NULL : cJSON_CreateObject();
-        if (o)
-            cJSON_AddStringToObject(o, "msgid", list.data);
-        buf_free(&list);
-        struct ch_req r;
-        e = o ? as_req(c, &r, "msgstatus", o) : -ENOMEM;
-        if (e) {
-            ch_stq_result(q, SMSYS_ETEMP, smsys_strerror(e));
-            continue;
-        }
-        ch_stq_hold(q);
-        if ((e = ch_submit(c, &r, as_status_done, q)) != 0) {
-            ch_stq_result(q, e, smsys_strerror(e));
-            ch_stq_release(q);
-        }
-    }
-    return 0;
+    return ch_status_run(c, ids, n, AS_MAX_STATUS, as_status_req, as_status_parse, cb, ud);
 }
 
 /* ---- balance (in IRR: getrialcredit) -------------------------------------------- */
@@ -251,23 +188,15 @@ static int as_status(struct conn *c, const char *const *ids, size_t n, conn_stat
 static void as_parse_balance(struct conn *c, struct ch_op *op, int http, const char *body,
                              size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *data = NULL;
-    char d[400];
-    int rc = root ? as_envelope(root, http, &data, d, sizeof d) : SMSYS_EPROTO;
-    struct conn_balance b = {.unit = "IRR"};
-    if (!rc && ch_json_num(ch_json_get(data, "credit"), &b.amount) != 0 &&
-        ch_json_num(data, &b.amount) != 0) {
-        rc = SMSYS_EPROTO;
-        snprintf(d, sizeof d, "asanak: no credit in the reply");
+    struct ch_reply r;
+    double x;
+    const cJSON *credit;
+    if (ch_op_reply(op, &r, &as_api, http, body, len) == 0) {
+        credit = ch_json_get(r.data, "credit");
+        ch_balance_value(op, ch_json_num(credit, &x) == 0 ? credit : r.data, "IRR",
+                         "asanak: no credit in the reply");
     }
-    if (rc) {
-        ch_op_fail(op, rc, "%s", root ? d : "asanak: unreadable reply");
-    } else {
-        struct smsys_err err = {0};
-        op->balance(op->ud, 0, &b, &err);
-    }
-    cJSON_Delete(root);
+    ch_reply_free(&r);
 }
 
 static int as_balance(struct conn *c, conn_balance_cb cb, void *ud)
@@ -336,8 +265,8 @@ static const char *const as_keys[] = {"username", NULL};
 static int as_open(const struct conn_env *env, const cJSON *settings, struct conn **out,
                    struct smsys_err *err)
 {
-    if (env == NULL || env->apikey == NULL || env->apikey[0] == '\0')
-        return smsys_err_set(err, SMSYS_ECONFIG, "asanak: smsys_apikey (the password) is empty");
-    return ch_open(env, settings, &conn_asanak_ops, "https://sms.asanak.ir", as_keys, as_parse, out,
-                   err);
+    int rc = ch_need_apikey(env, "asanak", "the password", err);
+    return rc ? rc
+              : ch_open(env, settings, &conn_asanak_ops, "https://sms.asanak.ir", as_keys, as_parse,
+                        out, err);
 }
