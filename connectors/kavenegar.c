@@ -66,26 +66,23 @@ int conn_kavenegar_class(long code, const char **text)
 static int kn_open(const struct conn_env *env, const cJSON *settings, struct conn **out,
                    struct smsys_err *err);
 
-/* Checks the envelope: 0 with *entries, or the class with detail. */
-static int kn_envelope(const cJSON *root, int http, const cJSON **entries, char *d, size_t dl)
+static int kn_classify(long code, int http, const char **text)
 {
-    const cJSON *ret = ch_json_get(root, "return");
-    long code;
-    if (ret == NULL || ch_json_long(ch_json_get(ret, "status"), &code) != 0) {
-        snprintf(d, dl, "kavenegar: reply without return.status (HTTP %d)", http);
-        return SMSYS_EPROTO;
-    }
-    *entries = ch_json_get(root, "entries");
-    if (code == 200)
-        return 0;
-    const char *known;
-    int rc = conn_kavenegar_class(code, &known);
-    const cJSON *msg = ch_json_get(ret, "message");
-    snprintf(d, dl, "kavenegar %ld: %s%s%s", code, known ? known : "error",
-             cJSON_IsString(msg) ? " - " : "", cJSON_IsString(msg) ? msg->valuestring : "");
-    return rc;
+    return conn_kavenegar_class(code, text);
 }
 
+static const struct ch_api kn_api = {
+    .name = "kavenegar",
+    .code = "return.status",
+    .ok = 200,
+    .message = "return.message",
+    .data = "entries",
+    .classify = kn_classify,
+    .split_code = 411, /* invalid recipient */
+    .flags = CH_API_STRICT,
+};
+
+/* Starts a form POST to {base_url}/v1/{API_KEY}/{op}.json. */
 static int kn_path(struct conn *c, struct ch_req *r, const char *op)
 {
     struct buf p = BUF_INIT;
@@ -104,73 +101,45 @@ static int kn_path(struct conn *c, struct ch_req *r, const char *op)
 
 /* ---- send -------------------------------------------------------------------- */
 
-int conn_kavenegar_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
+/* entries come in receptor order, each with its messageid and status */
+static void kn_sent(struct ch_batch *b, const struct ch_reply *r)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *entries = NULL;
-    char d[400];
-    int rc = root ? kn_envelope(root, http, &entries, d, sizeof d) : SMSYS_EPROTO;
-    if (root == NULL || rc == SMSYS_EPROTO) {
-        ch_batch_unreadable(b, http);
-    } else if (rc == SMSYS_EPERM && b->n > 1 && strstr(d, "kavenegar 411") == d) {
-        /* one bad number refuses the whole request: find which one */
-        cJSON_Delete(root);
-        ch_batch_split(b);
-        return 1;
-    } else if (rc) {
-        if (rc == SMSYS_ETHROTTLED)
-            ch_throttle(b->s->c, 1000);
-        ch_batch_fail(b, rc, d);
-    } else {
-        int n = cJSON_GetArraySize(entries);
-        for (size_t k = 0; k < b->n; k++) {
-            struct ch_msg *m = &b->s->m[b->idx[k]];
-            const cJSON *e = NULL;
-            /* entries come in receptor order; match by number to be sure */
-            for (int j = 0; j < n && e == NULL; j++) {
-                const cJSON *x = cJSON_GetArrayItem(entries, ((int)k + j) % n);
-                char rcp[40];
-                if (ch_json_text(ch_json_get(x, "receptor"), rcp, sizeof rcp) == 0 &&
-                    strcmp(rcp, m->to) == 0)
-                    e = x;
-            }
-            if (e == NULL && n == (int)b->n)
-                e = cJSON_GetArrayItem(entries, (int)k);
-            char id[64];
-            long st = 1;
-            if (e == NULL || ch_json_text(ch_json_get(e, "messageid"), id, sizeof id) != 0)
-                continue; /* ch_batch_done: unknown outcome */
-            ch_json_long(ch_json_get(e, "status"), &st);
-            enum conn_status cs = conn_kavenegar_status(st);
-            if (cs == CONN_ST_FAILED || cs == CONN_ST_BLACKLISTED) {
-                snprintf(d, sizeof d, "kavenegar status %ld", st);
-                ch_send_result(b->s, b->idx[k], SMSYS_EPERM, id, cs, 0, d);
-            } else {
-                ch_send_result(b->s, b->idx[k], 0, id, cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs,
-                               0, NULL);
-            }
+    int n = cJSON_GetArraySize(r->data);
+    for (size_t k = 0; k < b->n; k++) {
+        struct ch_msg *m = &b->s->m[b->idx[k]];
+        const cJSON *e = NULL;
+        /* match by number to be sure */
+        for (int j = 0; j < n && e == NULL; j++) {
+            const cJSON *x = cJSON_GetArrayItem(r->data, ((int)k + j) % n);
+            char rcp[40];
+            if (ch_json_text(ch_json_get(x, "receptor"), rcp, sizeof rcp) == 0 &&
+                strcmp(rcp, m->to) == 0)
+                e = x;
+        }
+        if (e == NULL && n == (int)b->n)
+            e = cJSON_GetArrayItem(r->data, (int)k);
+        char id[64], d[64];
+        long st = 1;
+        if (e == NULL || ch_json_text(ch_json_get(e, "messageid"), id, sizeof id) != 0)
+            continue; /* ch_batch_done: unknown outcome */
+        ch_json_long(ch_json_get(e, "status"), &st);
+        enum conn_status cs = conn_kavenegar_status(st);
+        if (cs == CONN_ST_FAILED || cs == CONN_ST_BLACKLISTED) {
+            snprintf(d, sizeof d, "kavenegar status %ld", st);
+            ch_send_result(b->s, b->idx[k], SMSYS_EPERM, id, cs, 0, d);
+        } else {
+            ch_send_result(b->s, b->idx[k], 0, id, cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs, 0,
+                           NULL);
         }
     }
-    cJSON_Delete(root);
-    return 0;
 }
 
-static void kn_send_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+int conn_kavenegar_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
 {
-    struct ch_batch *b = ud;
-    if (rc < 0) {
-        ch_batch_transport(b, rc, resp);
-        ch_batch_done(b);
-        return;
-    }
-    if (resp == NULL) {
-        ch_batch_done(b);
-        return;
-    }
-    if (conn_kavenegar_parse_send(b, resp->status, resp->body.data, resp->body.len) == 0)
-        ch_batch_done(b); /* else it split the batch and passed b on */
+    return ch_send_reply(b, &kn_api, http, body, len, kn_sent);
 }
 
+/* sms/send when every message has the same text and line, else sms/sendarray */
 static int kn_send_start(struct ch_batch *b, void *ud)
 {
     struct conn *c = b->s->c;
@@ -186,15 +155,10 @@ static int kn_send_start(struct ch_batch *b, void *ud)
     if (rc)
         return rc;
     struct buf rcp = BUF_INIT, ids = BUF_INIT;
-    double cost = 0;
+    rc = ch_batch_join(b, 1, ",", &ids);
     if (same) {
-        for (size_t k = 0; !rc && k < b->n; k++) {
-            const struct ch_msg *m = &b->s->m[b->idx[k]];
-            rc = buf_printf(&rcp, "%s%s", k ? "," : "", m->to);
-            if (!rc)
-                rc = buf_printf(&ids, "%s%s", k ? "," : "", m->id);
-            cost += m->segments;
-        }
+        if (!rc)
+            rc = ch_batch_join(b, 0, ",", &rcp);
         if (!rc)
             rc = http_client_form_add(&r.body, "receptor", rcp.data);
         if (!rc)
@@ -210,8 +174,6 @@ static int kn_send_start(struct ch_batch *b, void *ud)
             cJSON_AddItemToArray(ra, cJSON_CreateString(m->to));
             cJSON_AddItemToArray(sa, cJSON_CreateString(m->from));
             cJSON_AddItemToArray(ma, cJSON_CreateString(m->text));
-            rc = rc ? rc : buf_printf(&ids, "%s%s", k ? "," : "", m->id);
-            cost += m->segments;
         }
         char *rs = cJSON_PrintUnformatted(ra), *ss = cJSON_PrintUnformatted(sa),
              *ms = cJSON_PrintUnformatted(ma);
@@ -240,8 +202,7 @@ static int kn_send_start(struct ch_batch *b, void *ud)
         ch_req_free(&r);
         return rc;
     }
-    r.cost = cost > 0 ? cost : 1;
-    return ch_submit(c, &r, kn_send_done, b);
+    return ch_batch_submit(b, &r, conn_kavenegar_parse_send);
 }
 
 static int kn_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud)
@@ -258,19 +219,12 @@ static int kn_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_se
 
 void conn_kavenegar_parse_status(struct ch_stq *q, int http, const char *body, size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *entries = NULL;
-    char d[400];
-    int rc = root ? kn_envelope(root, http, &entries, d, sizeof d) : SMSYS_EPROTO;
-    if (root == NULL)
-        snprintf(d, sizeof d, "kavenegar: unreadable reply (HTTP %d)", http);
-    if (rc) {
-        ch_stq_result(q, rc == SMSYS_EPROTO ? SMSYS_ETEMP : rc, d);
-    } else {
+    struct ch_reply r;
+    if (ch_stq_reply(q, &r, &kn_api, http, body, len) == 0) {
         const cJSON *e;
-        cJSON_ArrayForEach(e, entries)
+        cJSON_ArrayForEach(e, r.data)
         {
-            char id[64], txt[200] = "";
+            char id[64], txt[200] = "", d[300];
             long st;
             if (ch_json_text(ch_json_get(e, "messageid"), id, sizeof id) != 0 ||
                 ch_json_long(ch_json_get(e, "status"), &st) != 0)
@@ -281,203 +235,99 @@ void conn_kavenegar_parse_status(struct ch_stq *q, int http, const char *body, s
         }
         ch_stq_result(q, 0, NULL);
     }
-    cJSON_Delete(root);
+    ch_reply_free(&r);
 }
 
-static void kn_status_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+static void kn_status_parse(struct ch_stq *q, const char *pid, int http, const char *body,
+                            size_t len)
 {
-    struct ch_stq *q = ud;
-    if (rc < 0)
-        ch_stq_result(q, ch_transport_class(rc), resp ? resp->err.detail : smsys_strerror(rc));
-    else if (resp)
-        conn_kavenegar_parse_status(q, resp->status, resp->body.data, resp->body.len);
-    ch_stq_release(q);
+    conn_kavenegar_parse_status(q, http, body, len);
+}
+
+static int kn_status_req(struct conn *c, const char *const *ids, size_t n, struct ch_req *r)
+{
+    struct buf list = BUF_INIT;
+    int rc = kn_path(c, r, "sms/status");
+    if (rc)
+        return rc;
+    for (size_t k = 0; !rc && k < n; k++)
+        rc = buf_printf(&list, "%s%s", k ? "," : "", ids[k]);
+    if (!rc)
+        rc = http_client_form_add(&r->body, "messageid", list.data);
+    buf_free(&list);
+    if (rc)
+        ch_req_free(r);
+    return rc;
 }
 
 static int kn_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
-    struct ch_stq *q;
-    int rc = ch_stq_new(c, cb, ud, &q);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i += KN_MAX_STATUS) {
-        struct ch_req r;
-        struct buf list = BUF_INIT;
-        int e = kn_path(c, &r, "sms/status");
-        for (size_t k = i; !e && k < n && k < i + KN_MAX_STATUS; k++)
-            e = buf_printf(&list, "%s%s", k > i ? "," : "", ids[k]);
-        if (!e)
-            e = http_client_form_add(&r.body, "messageid", list.data);
-        buf_free(&list);
-        if (e) {
-            ch_req_free(&r);
-            ch_stq_result(q, SMSYS_ETEMP, smsys_strerror(e));
-            continue;
-        }
-        ch_stq_hold(q);
-        if ((e = ch_submit(c, &r, kn_status_done, q)) != 0) {
-            ch_stq_result(q, e, smsys_strerror(e));
-            ch_stq_release(q);
-        }
-    }
-    return 0;
+    return ch_status_run(c, ids, n, KN_MAX_STATUS, kn_status_req, kn_status_parse, cb, ud);
 }
 
 /* ---- inbox, balance ---------------------------------------------------------- */
 
-struct kn_cb {
-    union {
-        conn_inbox_cb inbox;
-        conn_balance_cb balance;
-    } cb;
-    void *ud;
-};
+static const struct ch_mo_fields kn_mo = {
+    .id = "messageid", .from = "sender", .to = "receptor", .text = "message", .date = "date"};
+
+static void kn_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
+{
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &kn_api, http, body, len) == 0)
+        ch_inbox_list(op, r.data, &kn_mo);
+    ch_reply_free(&r);
+}
 
 void conn_kavenegar_parse_inbox(int http, const char *body, size_t len, conn_inbox_cb cb, void *ud)
 {
-    struct smsys_err err = {0};
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *entries = NULL;
-    int rc = root ? kn_envelope(root, http, &entries, err.detail, sizeof err.detail) : SMSYS_EPROTO;
-    if (root == NULL)
-        snprintf(err.detail, sizeof err.detail, "kavenegar: unreadable reply (HTTP %d)", http);
-    if (rc) {
-        err.code = rc;
-        cb(ud, rc, NULL, 0, &err);
-        cJSON_Delete(root);
-        return;
-    }
-    int n = cJSON_GetArraySize(entries);
-    struct conn_mo *mo = calloc(n > 0 ? (size_t)n : 1, sizeof *mo);
-    char(*ids)[64] = calloc(n > 0 ? (size_t)n : 1, sizeof *ids);
-    size_t k = 0;
-    const cJSON *e, *list = mo && ids ? entries : NULL;
-    cJSON_ArrayForEach(e, list)
-    {
-        const cJSON *txt = ch_json_get(e, "message"), *from = ch_json_get(e, "sender"),
-                    *to = ch_json_get(e, "receptor");
-        if (!cJSON_IsString(txt))
-            continue;
-        char date[32] = "";
-        ch_json_text(ch_json_get(e, "date"), date, sizeof date);
-        ch_json_text(ch_json_get(e, "messageid"), ids[k], sizeof ids[k]);
-        mo[k].provider_id = ids[k][0] ? ids[k] : NULL;
-        mo[k].text = txt->valuestring;
-        mo[k].from = cJSON_IsString(from) ? from->valuestring : "";
-        mo[k].to = cJSON_IsString(to) ? to->valuestring : "";
-        mo[k].received_at = ch_parse_time(date);
-        k++;
-    }
-    if (mo == NULL || ids == NULL) {
-        err.code = -ENOMEM;
-        cb(ud, -ENOMEM, NULL, 0, &err);
-    } else {
-        cb(ud, 0, mo, k, &err);
-    }
-    free(mo);
-    free(ids);
-    cJSON_Delete(root);
-}
-
-static void kn_inbox_done(struct conn *c, int rc, struct http_response *resp, void *ud)
-{
-    struct kn_cb *k = ud;
-    if (rc < 0 || resp == NULL) {
-        struct smsys_err err;
-        smsys_err_set(&err, ch_transport_class(rc), "kavenegar: %s",
-                      resp ? resp->err.detail : smsys_strerror(rc));
-        k->cb.inbox(k->ud, err.code, NULL, 0, &err);
-    } else {
-        conn_kavenegar_parse_inbox(resp->status, resp->body.data, resp->body.len, k->cb.inbox,
-                                   k->ud);
-    }
-    free(k);
-}
-
-static int kn_simple(struct conn *c, const char *op, struct buf *form, ch_done_fn done,
-                     struct kn_cb *k)
-{
-    struct ch_req r;
-    int rc = kn_path(c, &r, op);
-    if (rc) {
-        free(k);
-        return rc;
-    }
-    if (form) {
-        r.body = *form;
-        *form = (struct buf)BUF_INIT;
-    }
-    rc = ch_submit(c, &r, done, k);
-    if (rc)
-        free(k);
-    return rc;
+    struct ch_op op = {.inbox = cb, .ud = ud};
+    kn_parse_inbox(NULL, &op, http, body, len);
 }
 
 static int kn_inbox(struct conn *c, conn_inbox_cb cb, void *ud)
 {
     if (c->set.sender == NULL)
         return SMSYS_ECONFIG; /* receive.json needs the line: setting sender */
-    struct kn_cb *k = calloc(1, sizeof *k);
-    if (k == NULL)
-        return -ENOMEM;
-    k->cb.inbox = cb;
-    k->ud = ud;
-    struct buf f = BUF_INIT;
-    int rc = http_client_form_add(&f, "linenumber", c->set.sender);
+    struct ch_req r;
+    int rc = kn_path(c, &r, "sms/receive");
+    if (rc)
+        return rc;
+    rc = http_client_form_add(&r.body, "linenumber", c->set.sender);
     if (!rc)
-        rc = http_client_form_add(&f, "isread", "0");
+        rc = http_client_form_add(&r.body, "isread", "0");
     if (rc) {
-        buf_free(&f);
-        free(k);
+        ch_req_free(&r);
         return rc;
     }
-    rc = kn_simple(c, "sms/receive", &f, kn_inbox_done, k);
-    buf_free(&f);
-    return rc;
+    struct ch_op op = {.inbox = cb, .ud = ud, .parse = kn_parse_inbox};
+    return ch_op_submit(c, &r, &op);
+}
+
+static void kn_parse_balance(struct conn *c, struct ch_op *op, int http, const char *body,
+                             size_t len)
+{
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &kn_api, http, body, len) == 0)
+        ch_balance_value(op, ch_json_get(r.data, "remaincredit"), "IRR",
+                         "kavenegar: no remaincredit in the reply");
+    ch_reply_free(&r);
 }
 
 void conn_kavenegar_parse_balance(int http, const char *body, size_t len, conn_balance_cb cb,
                                   void *ud)
 {
-    struct smsys_err err = {0};
-    cJSON *root = ch_json_parse(body, len);
-    const cJSON *entries = NULL;
-    int rc = root ? kn_envelope(root, http, &entries, err.detail, sizeof err.detail) : SMSYS_EPROTO;
-    struct conn_balance b = {.unit = "IRR"};
-    if (!rc && ch_json_num(ch_json_get(entries, "remaincredit"), &b.amount) != 0) {
-        rc = SMSYS_EPROTO;
-        snprintf(err.detail, sizeof err.detail, "kavenegar: no remaincredit in the reply");
-    }
-    if (root == NULL)
-        snprintf(err.detail, sizeof err.detail, "kavenegar: unreadable reply (HTTP %d)", http);
-    err.code = rc;
-    cb(ud, rc, rc ? NULL : &b, &err);
-    cJSON_Delete(root);
-}
-
-static void kn_balance_done(struct conn *c, int rc, struct http_response *resp, void *ud)
-{
-    struct kn_cb *k = ud;
-    if (rc < 0 || resp == NULL) {
-        struct smsys_err err;
-        smsys_err_set(&err, ch_transport_class(rc), "kavenegar: %s",
-                      resp ? resp->err.detail : smsys_strerror(rc));
-        k->cb.balance(k->ud, err.code, NULL, &err);
-    } else {
-        conn_kavenegar_parse_balance(resp->status, resp->body.data, resp->body.len, k->cb.balance,
-                                     k->ud);
-    }
-    free(k);
+    struct ch_op op = {.balance = cb, .ud = ud};
+    kn_parse_balance(NULL, &op, http, body, len);
 }
 
 static int kn_balance(struct conn *c, conn_balance_cb cb, void *ud)
 {
-    struct kn_cb *k = calloc(1, sizeof *k);
-    if (k == NULL)
-        return -ENOMEM;
-    k->cb.balance = cb;
-    k->ud = ud;
-    return kn_simple(c, "account/info", NULL, kn_balance_done, k);
+    struct ch_req r;
+    int rc = kn_path(c, &r, "account/info");
+    if (rc)
+        return rc;
+    struct ch_op op = {.balance = cb, .ud = ud, .parse = kn_parse_balance};
+    return ch_op_submit(c, &r, &op);
 }
 
 /* ---- webhook ------------------------------------------------------------------- */
@@ -573,8 +423,8 @@ const struct conn_ops conn_kavenegar_ops = {
 static int kn_open(const struct conn_env *env, const cJSON *settings, struct conn **out,
                    struct smsys_err *err)
 {
-    if (env == NULL || env->apikey == NULL || env->apikey[0] == '\0')
-        return smsys_err_set(err, SMSYS_ECONFIG, "kavenegar: smsys_apikey (the API key) is empty");
-    return ch_open(env, settings, &conn_kavenegar_ops, "https://api.kavenegar.com", NULL, NULL, out,
-                   err);
+    int rc = ch_need_apikey(env, "kavenegar", "the API key", err);
+    return rc ? rc
+              : ch_open(env, settings, &conn_kavenegar_ops, "https://api.kavenegar.com", NULL, NULL,
+                        out, err);
 }
