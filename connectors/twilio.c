@@ -77,22 +77,14 @@ int conn_twilio_class(long code, int http, const char **text)
     return ch_code_class(tw_codes, code, dflt ? dflt : SMSYS_EPERM, text);
 }
 
-/* An error reply {code, message, status}: its class and detail; 0 for 2xx. */
-static int tw_error(const cJSON *root, int http, char *d, size_t dl)
-{
-    if (http >= 200 && http < 300)
-        return 0;
-    long code = 0;
-    ch_json_long(ch_json_get(root, "code"), &code);
-    const char *known;
-    int rc = conn_twilio_class(code, http, &known);
-    const cJSON *msg = ch_json_get(root, "message");
-    snprintf(d, dl, "twilio %ld (HTTP %d): %s%s%s", code, http, known ? known : "error",
-             cJSON_IsString(msg) ? " - " : "", cJSON_IsString(msg) ? msg->valuestring : "");
-    if (rc == 0)
-        rc = SMSYS_ETEMP;
-    return rc;
-}
+/* No envelope: 2xx is success, an error reply is {code, message, status}. */
+static const struct ch_api tw_api = {
+    .name = "twilio",
+    .code = "code",
+    .message = "message",
+    .classify = conn_twilio_class,
+    .flags = CH_API_BY_HTTP | CH_API_HTTP_DETAIL,
+};
 
 static int tw_req(struct conn *c, struct ch_req *r, const char *method, const char *tail)
 {
@@ -118,53 +110,33 @@ static int tw_req(struct conn *c, struct ch_req *r, const char *method, const ch
 
 /* ---- send: one message per request ------------------------------------------- */
 
-int conn_twilio_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
+static void tw_sent(struct ch_batch *b, const struct ch_reply *r)
 {
-    cJSON *root = ch_json_parse(body, len);
-    char d[400];
-    int rc = tw_error(root, http, d, sizeof d);
-    if (rc) {
-        if (rc == SMSYS_ETHROTTLED)
-            ch_throttle(b->s->c, 1000);
-        if (root == NULL && http >= 200 && http < 300)
-            ch_batch_unreadable(b, http);
-        else
-            ch_batch_fail(b, rc, d);
-    } else {
-        char sid[64], st[32] = "";
-        long segs = 0;
-        ch_json_text(ch_json_get(root, "status"), st, sizeof st);
-        ch_json_long(ch_json_get(root, "num_segments"), &segs);
-        if (ch_json_text(ch_json_get(root, "sid"), sid, sizeof sid) == 0) {
-            enum conn_status cs = conn_twilio_status(st);
-            if (cs == CONN_ST_FAILED)
-                ch_send_result(b->s, b->idx[0], SMSYS_EPERM, sid, cs, 0, "twilio: failed");
-            else
-                ch_send_result(b->s, b->idx[0], 0, sid, cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs,
-                               segs > 0 && segs < 1000 ? (int)segs : 0, NULL);
-        }
-    }
-    cJSON_Delete(root);
-    return 0;
+    char sid[64], st[32] = "";
+    long segs = 0;
+    ch_json_text(ch_json_get(r->root, "status"), st, sizeof st);
+    ch_json_long(ch_json_get(r->root, "num_segments"), &segs);
+    if (ch_json_text(ch_json_get(r->root, "sid"), sid, sizeof sid) != 0)
+        return;
+    enum conn_status cs = conn_twilio_status(st);
+    if (cs == CONN_ST_FAILED)
+        ch_send_result(b->s, b->idx[0], SMSYS_EPERM, sid, cs, 0, "twilio: failed");
+    else
+        ch_send_result(b->s, b->idx[0], 0, sid, cs == CONN_ST_UNKNOWN ? CONN_ST_QUEUED : cs,
+                       segs > 0 && segs < 1000 ? (int)segs : 0, NULL);
 }
 
-static void tw_send_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+int conn_twilio_parse_send(struct ch_batch *b, int http, const char *body, size_t len)
 {
-    struct ch_batch *b = ud;
-    if (rc < 0 || resp == NULL)
-        ch_batch_transport(b, rc, resp);
-    else
-        conn_twilio_parse_send(b, resp->status, resp->body.data, resp->body.len);
-    ch_batch_done(b);
+    return ch_send_reply(b, &tw_api, http, body, len, tw_sent);
 }
 
 static int tw_send_start(struct ch_batch *b, void *ud)
 {
-    struct conn *c = b->s->c;
-    const struct tw_priv *p = c->priv;
+    const struct tw_priv *p = b->s->c->priv;
     const struct ch_msg *m = &b->s->m[b->idx[0]];
     struct ch_req r;
-    int rc = tw_req(c, &r, "POST", "Messages.json");
+    int rc = tw_req(b->s->c, &r, "POST", "Messages.json");
     if (rc)
         return rc;
     rc = http_client_form_add(&r.body, "To", m->to);
@@ -180,8 +152,7 @@ static int tw_send_start(struct ch_batch *b, void *ud)
         ch_req_free(&r);
         return rc;
     }
-    r.cost = m->segments > 0 ? m->segments : 1;
-    return ch_submit(c, &r, tw_send_done, b);
+    return ch_batch_submit(b, &r, conn_twilio_parse_send);
 }
 
 static int tw_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_sent_cb cb, void *ud)
@@ -198,18 +169,17 @@ static int tw_send(struct conn *c, const struct sms_out *msgs, size_t n, conn_se
 void conn_twilio_parse_status(struct ch_stq *q, const char *pid, int http, const char *body,
                               size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    char d[400];
-    int rc = tw_error(root, http, d, sizeof d);
-    char st[32];
+    struct ch_reply r;
+    int rc = ch_reply_read(&r, &tw_api, http, body, len);
+    char st[32], d[200];
     if (http == 404) {
-        ch_stq_add(q, pid, NULL, CONN_ST_UNKNOWN, 0, d);
+        ch_stq_add(q, pid, NULL, CONN_ST_UNKNOWN, 0, r.detail);
         ch_stq_result(q, 0, NULL);
     } else if (rc) {
-        ch_stq_result(q, rc, d);
-    } else if (ch_json_text(ch_json_get(root, "status"), st, sizeof st) == 0) {
+        ch_stq_result(q, rc, r.detail);
+    } else if (ch_json_text(ch_json_get(r.root, "status"), st, sizeof st) == 0) {
         long ec = 0;
-        ch_json_long(ch_json_get(root, "error_code"), &ec);
+        ch_json_long(ch_json_get(r.root, "error_code"), &ec);
         const char *known = NULL;
         if (ec)
             conn_twilio_class(ec, 400, &known);
@@ -222,58 +192,26 @@ void conn_twilio_parse_status(struct ch_stq *q, const char *pid, int http, const
     } else {
         ch_stq_result(q, SMSYS_EPROTO, "twilio: no status in the reply");
     }
-    cJSON_Delete(root);
+    ch_reply_free(&r);
 }
 
-struct tw_stq {
-    struct ch_stq *q;
-    char pid[64];
-};
-
-static void tw_status_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+static int tw_status_req(struct conn *c, const char *const *ids, size_t n, struct ch_req *r)
 {
-    struct tw_stq *k = ud;
-    if (rc < 0 || resp == NULL)
-        ch_stq_result(k->q, ch_transport_class(rc), resp ? resp->err.detail : smsys_strerror(rc));
-    else
-        conn_twilio_parse_status(k->q, k->pid, resp->status, resp->body.data, resp->body.len);
-    ch_stq_release(k->q);
-    free(k);
+    struct buf tail = BUF_INIT;
+    int rc = buf_puts(&tail, "Messages/");
+    if (!rc)
+        rc = buf_put_urlenc(&tail, ids[0]);
+    if (!rc)
+        rc = buf_puts(&tail, ".json");
+    if (!rc)
+        rc = tw_req(c, r, "GET", tail.data);
+    buf_free(&tail);
+    return rc;
 }
 
 static int tw_status(struct conn *c, const char *const *ids, size_t n, conn_status_cb cb, void *ud)
 {
-    struct ch_stq *q;
-    int rc = ch_stq_new(c, cb, ud, &q);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        struct tw_stq *k = calloc(1, sizeof *k);
-        struct buf tail = BUF_INIT;
-        struct ch_req r;
-        int e = k ? buf_puts(&tail, "Messages/") : -ENOMEM;
-        if (!e)
-            e = buf_put_urlenc(&tail, ids[i]);
-        if (!e)
-            e = buf_puts(&tail, ".json");
-        if (!e)
-            e = tw_req(c, &r, "GET", tail.data);
-        buf_free(&tail);
-        if (e) {
-            free(k);
-            ch_stq_result(q, SMSYS_ETEMP, smsys_strerror(e));
-            continue;
-        }
-        snprintf(k->pid, sizeof k->pid, "%s", ids[i]);
-        k->q = q;
-        ch_stq_hold(q);
-        if ((e = ch_submit(c, &r, tw_status_done, k)) != 0) {
-            ch_stq_result(q, e, smsys_strerror(e));
-            ch_stq_release(q);
-            free(k);
-        }
-    }
-    return 0;
+    return ch_status_run(c, ids, n, 1, tw_status_req, conn_twilio_parse_status, cb, ud);
 }
 
 /* ---- balance, lines ------------------------------------------------------------------ */
@@ -281,78 +219,46 @@ static int tw_status(struct conn *c, const char *const *ids, size_t n, conn_stat
 static void tw_parse_balance(struct conn *c, struct ch_op *op, int http, const char *body,
                              size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    char d[400];
-    int rc = tw_error(root, http, d, sizeof d);
-    struct conn_balance b = {.unit = "USD"};
-    const cJSON *cur = ch_json_get(root, "currency");
-    if (cJSON_IsString(cur) && cur->valuestring[0])
-        b.unit = cur->valuestring;
-    if (!rc && ch_json_num(ch_json_get(root, "balance"), &b.amount) != 0) {
-        rc = SMSYS_EPROTO;
-        snprintf(d, sizeof d, "twilio: no balance in the reply");
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &tw_api, http, body, len) == 0) {
+        const cJSON *cur = ch_json_get(r.root, "currency");
+        ch_balance_value(op, ch_json_get(r.root, "balance"),
+                         cJSON_IsString(cur) && cur->valuestring[0] ? cur->valuestring : "USD",
+                         "twilio: no balance in the reply");
     }
-    if (rc) {
-        ch_op_fail(op, rc, "%s", d);
-    } else {
-        struct smsys_err err = {0};
-        op->balance(op->ud, 0, &b, &err);
-    }
-    cJSON_Delete(root);
-}
-
-static int tw_balance(struct conn *c, conn_balance_cb cb, void *ud)
-{
-    struct ch_req r;
-    int rc = tw_req(c, &r, "GET", "Balance.json");
-    if (rc)
-        return rc;
-    struct ch_op o = {.balance = cb, .ud = ud, .parse = tw_parse_balance};
-    return ch_op_submit(c, &r, &o);
+    ch_reply_free(&r);
 }
 
 static void tw_parse_lines(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
-    cJSON *root = ch_json_parse(body, len);
-    char d[400];
-    int rc = tw_error(root, http, d, sizeof d);
-    const cJSON *arr = ch_json_get(root, "incoming_phone_numbers");
-    if (!rc && !cJSON_IsArray(arr)) {
-        rc = SMSYS_EPROTO;
-        snprintf(d, sizeof d, "twilio: no incoming_phone_numbers in the reply");
+    struct ch_reply r;
+    if (ch_op_reply(op, &r, &tw_api, http, body, len) == 0) {
+        const cJSON *arr = ch_json_get(r.root, "incoming_phone_numbers");
+        if (cJSON_IsArray(arr))
+            ch_lines_list(op, arr, "phone_number", "friendly_name");
+        else
+            ch_op_fail(op, SMSYS_EPROTO, "twilio: no incoming_phone_numbers in the reply");
     }
-    int n = cJSON_GetArraySize(arr);
-    struct conn_line *l = calloc(n > 0 ? (size_t)n : 1, sizeof *l);
-    if (rc || l == NULL) {
-        ch_op_fail(op, rc ? rc : -ENOMEM, "%s", d);
-    } else {
-        size_t k = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr)
-        {
-            const cJSON *num = ch_json_get(e, "phone_number"),
-                        *fn = ch_json_get(e, "friendly_name");
-            if (!cJSON_IsString(num))
-                continue;
-            l[k].number = num->valuestring;
-            l[k].label = cJSON_IsString(fn) ? fn->valuestring : NULL;
-            k++;
-        }
-        struct smsys_err err = {0};
-        op->lines(op->ud, 0, l, k, &err);
-    }
-    free(l);
-    cJSON_Delete(root);
+    ch_reply_free(&r);
+}
+
+static int tw_get(struct conn *c, const char *tail, const struct ch_op *op)
+{
+    struct ch_req r;
+    int rc = tw_req(c, &r, "GET", tail);
+    return rc ? rc : ch_op_submit(c, &r, op);
+}
+
+static int tw_balance(struct conn *c, conn_balance_cb cb, void *ud)
+{
+    struct ch_op o = {.balance = cb, .ud = ud, .parse = tw_parse_balance};
+    return tw_get(c, "Balance.json", &o);
 }
 
 static int tw_lines(struct conn *c, conn_lines_cb cb, void *ud)
 {
-    struct ch_req r;
-    int rc = tw_req(c, &r, "GET", "IncomingPhoneNumbers.json");
-    if (rc)
-        return rc;
     struct ch_op o = {.lines = cb, .ud = ud, .parse = tw_parse_lines};
-    return ch_op_submit(c, &r, &o);
+    return tw_get(c, "IncomingPhoneNumbers.json", &o);
 }
 
 void conn_twilio_parse_ops(struct conn *c, int http, const char *body, size_t len,
@@ -529,8 +435,8 @@ static const char *const tw_keys[] = {"account_sid", "messaging_service_sid", "s
 static int tw_open(const struct conn_env *env, const cJSON *settings, struct conn **out,
                    struct smsys_err *err)
 {
-    if (env == NULL || env->apikey == NULL || env->apikey[0] == '\0')
-        return smsys_err_set(err, SMSYS_ECONFIG, "twilio: smsys_apikey (the auth token) is empty");
-    return ch_open(env, settings, &conn_twilio_ops, "https://api.twilio.com", tw_keys, tw_parse,
-                   out, err);
+    int rc = ch_need_apikey(env, "twilio", "the auth token", err);
+    return rc ? rc
+              : ch_open(env, settings, &conn_twilio_ops, "https://api.twilio.com", tw_keys,
+                        tw_parse, out, err);
 }
