@@ -209,12 +209,12 @@ static int as_balance(struct conn *c, conn_balance_cb cb, void *ud)
     return ch_op_submit(c, &r, &o);
 }
 
+static const struct ch_op_parsers as_parsers = {.balance = as_parse_balance};
+
 void conn_asanak_parse_ops(struct conn *c, int http, const char *body, size_t len,
                            const struct ch_op *cbs)
 {
-    struct ch_op op = *cbs;
-    if (op.balance)
-        as_parse_balance(c, &op, http, body, len);
+    ch_op_parse(&as_parsers, c, http, body, len, cbs);
 }
 
 /* ---- open ------------------------------------------------------------------------------ */

@@ -416,12 +416,6 @@ static int g_status(struct conn *c, const char *const *ids, size_t n, conn_statu
 
 /* ---- balance and inbox -------------------------------------------------------------- */
 
-struct g_cb {
-    conn_balance_cb balance;
-    conn_inbox_cb inbox;
-    void *ud;
-};
-
 void conn_generic_parse_balance(struct conn *c, int http, const char *body, size_t len,
                                 conn_balance_cb cb, void *ud)
 {
@@ -445,22 +439,8 @@ void conn_generic_parse_balance(struct conn *c, int http, const char *body, size
     cJSON_Delete(root);
 }
 
-static void g_balance_done(struct conn *c, int rc, struct http_response *resp, void *ud)
-{
-    struct g_cb *k = ud;
-    if (rc < 0 || resp == NULL) {
-        struct smsys_err err;
-        smsys_err_set(&err, ch_transport_class(rc), "generic: %s",
-                      resp ? resp->err.detail : smsys_strerror(rc));
-        k->balance(k->ud, err.code, NULL, &err);
-    } else {
-        conn_generic_parse_balance(c, resp->status, resp->body.data, resp->body.len, k->balance,
-                                   k->ud);
-    }
-    free(k);
-}
-
-static int g_simple(struct conn *c, const struct g_op *op, ch_done_fn done, struct g_cb *k)
+/* Submits the request of op (balance, inbox) for the callback in cop. */
+static int g_submit_op(struct conn *c, const struct g_op *op, const struct ch_op *cop)
 {
     struct conn_generic_vars v = {.base_url = c->set.base_url,
                                   .apikey = c->env.apikey ? c->env.apikey : "",
@@ -468,11 +448,13 @@ static int g_simple(struct conn *c, const struct g_op *op, ch_done_fn done, stru
     struct ch_req r;
     struct smsys_err err;
     int rc = g_request(c, op, &v, &r, &err);
-    if (!rc)
-        rc = ch_submit(c, &r, done, k);
-    if (rc)
-        free(k);
-    return rc;
+    return rc ? rc : ch_op_submit(c, &r, cop);
+}
+
+static void g_parse_balance(struct conn *c, struct ch_op *op, int http, const char *body,
+                            size_t len)
+{
+    conn_generic_parse_balance(c, http, body, len, op->balance, op->ud);
 }
 
 static int g_balance(struct conn *c, conn_balance_cb cb, void *ud)
@@ -480,12 +462,8 @@ static int g_balance(struct conn *c, conn_balance_cb cb, void *ud)
     struct g_priv *g = c->priv;
     if (!g->balance.present)
         return -ENOTSUP;
-    struct g_cb *k = calloc(1, sizeof *k);
-    if (k == NULL)
-        return -ENOMEM;
-    k->balance = cb;
-    k->ud = ud;
-    return g_simple(c, &g->balance, g_balance_done, k);
+    struct ch_op op = {.balance = cb, .ud = ud, .parse = g_parse_balance};
+    return g_submit_op(c, &g->balance, &op);
 }
 
 static const char *item_str(const cJSON *item, const char *ptr, char *buf, size_t len)
@@ -543,18 +521,9 @@ void conn_generic_parse_inbox(struct conn *c, int http, const char *body, size_t
     cJSON_Delete(root);
 }
 
-static void g_inbox_done(struct conn *c, int rc, struct http_response *resp, void *ud)
+static void g_parse_inbox(struct conn *c, struct ch_op *op, int http, const char *body, size_t len)
 {
-    struct g_cb *k = ud;
-    if (rc < 0 || resp == NULL) {
-        struct smsys_err err;
-        smsys_err_set(&err, ch_transport_class(rc), "generic: %s",
-                      resp ? resp->err.detail : smsys_strerror(rc));
-        k->inbox(k->ud, err.code, NULL, 0, &err);
-    } else {
-        conn_generic_parse_inbox(c, resp->status, resp->body.data, resp->body.len, k->inbox, k->ud);
-    }
-    free(k);
+    conn_generic_parse_inbox(c, http, body, len, op->inbox, op->ud);
 }
 
 static int g_inbox(struct conn *c, conn_inbox_cb cb, void *ud)
@@ -562,12 +531,8 @@ static int g_inbox(struct conn *c, conn_inbox_cb cb, void *ud)
     struct g_priv *g = c->priv;
     if (!g->inbox.present)
         return -ENOTSUP;
-    struct g_cb *k = calloc(1, sizeof *k);
-    if (k == NULL)
-        return -ENOMEM;
-    k->inbox = cb;
-    k->ud = ud;
-    return g_simple(c, &g->inbox, g_inbox_done, k);
+    struct ch_op op = {.inbox = cb, .ud = ud, .parse = g_parse_inbox};
+    return g_submit_op(c, &g->inbox, &op);
 }
 
 static int g_open(const struct conn_env *env, const cJSON *settings, struct conn **out,

@@ -268,14 +268,13 @@ static int gh_balance(struct conn *c, conn_balance_cb cb, void *ud)
     return ch_op_submit(c, &r, &o);
 }
 
+static const struct ch_op_parsers gh_parsers = {.inbox = gh_parse_inbox,
+                                                .balance = gh_parse_balance};
+
 void conn_ghasedak_parse_ops(struct conn *c, int http, const char *body, size_t len,
                              const struct ch_op *cbs)
 {
-    struct ch_op op = *cbs;
-    if (op.inbox)
-        gh_parse_inbox(c, &op, http, body, len);
-    if (op.balance)
-        gh_parse_balance(c, &op, http, body, len);
+    ch_op_parse(&gh_parsers, c, http, body, len, cbs);
 }
 
 static int gh_open(const struct conn_env *env, const cJSON *settings, struct conn **out,

@@ -266,16 +266,13 @@ static int mp_lines(struct conn *c, conn_lines_cb cb, void *ud)
     return mp_op(c, "GetUserNumbers", &o);
 }
 
+static const struct ch_op_parsers mp_parsers = {
+    .inbox = mp_parse_inbox, .balance = mp_parse_balance, .lines = mp_parse_lines};
+
 void conn_melipayamak_parse_ops(struct conn *c, int http, const char *body, size_t len,
                                 const struct ch_op *cbs)
 {
-    struct ch_op op = *cbs;
-    if (op.inbox)
-        mp_parse_inbox(c, &op, http, body, len);
-    if (op.balance)
-        mp_parse_balance(c, &op, http, body, len);
-    if (op.lines)
-        mp_parse_lines(c, &op, http, body, len);
+    ch_op_parse(&mp_parsers, c, http, body, len, cbs);
 }
 
 /* ---- open ------------------------------------------------------------------------------ */

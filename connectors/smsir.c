@@ -234,16 +234,13 @@ static int ir_lines(struct conn *c, conn_lines_cb cb, void *ud)
     return ir_get(c, "/v1/line", &op);
 }
 
+static const struct ch_op_parsers ir_parsers = {
+    .inbox = ir_parse_inbox, .balance = ir_parse_balance, .lines = ir_parse_lines};
+
 void conn_smsir_parse_ops(struct conn *c, int http, const char *body, size_t len,
                           const struct ch_op *cbs)
 {
-    struct ch_op op = *cbs;
-    if (op.inbox)
-        ir_parse_inbox(c, &op, http, body, len);
-    if (op.balance)
-        ir_parse_balance(c, &op, http, body, len);
-    if (op.lines)
-        ir_parse_lines(c, &op, http, body, len);
+    ch_op_parse(&ir_parsers, c, http, body, len, cbs);
 }
 
 static int ir_open(const struct conn_env *env, const cJSON *settings, struct conn **out,

@@ -261,14 +261,13 @@ static int tw_lines(struct conn *c, conn_lines_cb cb, void *ud)
     return tw_get(c, "IncomingPhoneNumbers.json", &o);
 }
 
+static const struct ch_op_parsers tw_parsers = {.balance = tw_parse_balance,
+                                                .lines = tw_parse_lines};
+
 void conn_twilio_parse_ops(struct conn *c, int http, const char *body, size_t len,
                            const struct ch_op *cbs)
 {
-    struct ch_op op = *cbs;
-    if (op.balance)
-        tw_parse_balance(c, &op, http, body, len);
-    if (op.lines)
-        tw_parse_lines(c, &op, http, body, len);
+    ch_op_parse(&tw_parsers, c, http, body, len, cbs);
 }
 
 /* ---- webhooks ------------------------------------------------------------------------- */

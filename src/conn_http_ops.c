@@ -181,7 +181,8 @@ int ch_status_run(struct conn *c, const char *const *ids, size_t n, size_t per_r
     if (per_req == 0)
         per_req = 1;
     for (size_t i = 0; i < n; i += per_req) {
-        struct stq_req *k = calloc(1, sizeof *k);
+        size_t pl = strlen(ids[i]) + 1;
+        struct stq_req *k = calloc(1, sizeof *k + pl);
         struct ch_req r;
         int e = k ? build(c, ids + i, n - i < per_req ? n - i : per_req, &r) : -ENOMEM;
         if (e) {
@@ -192,7 +193,7 @@ int ch_status_run(struct conn *c, const char *const *ids, size_t n, size_t per_r
         k->q = q;
         k->parse = parse;
         k->one = per_req == 1;
-        snprintf(k->pid, sizeof k->pid, "%s", ids[i]);
+        memcpy(k->pid, ids[i], pl);
         ch_stq_hold(q);
         if ((e = ch_submit(c, &r, stq_reply_cb, k)) != 0) {
             ch_stq_result(q, e, smsys_strerror(e));
@@ -221,6 +222,18 @@ int ch_op_reply(const struct ch_op *op, struct ch_reply *r, const struct ch_api 
     if (rc)
         ch_op_fail(op, rc == SMSYS_EPROTO && op->inbox ? SMSYS_ETEMP : rc, "%s", r->detail);
     return rc;
+}
+
+void ch_op_parse(const struct ch_op_parsers *p, struct conn *c, int http, const char *body,
+                 size_t len, const struct ch_op *cbs)
+{
+    struct ch_op op = *cbs;
+    if (op.inbox && p->inbox)
+        p->inbox(c, &op, http, body, len);
+    if (op.balance && p->balance)
+        p->balance(c, &op, http, body, len);
+    if (op.lines && p->lines)
+        p->lines(c, &op, http, body, len);
 }
 
 void ch_inbox_list(const struct ch_op *op, const cJSON *list, const struct ch_mo_fields *f)

@@ -381,6 +381,16 @@ int ch_stq_reply(struct ch_stq *q, struct ch_reply *r, const struct ch_api *api,
  * when accepted. */
 int ch_op_reply(const struct ch_op *op, struct ch_reply *r, const struct ch_api *api, int http,
                 const char *body, size_t len);
+/* A connector's reply readers of the one-request operations (NULL when it
+ * has no such call). ch_op_parse runs the one of each callback set in cbs
+ * on a reply: the conn_<name>_parse_ops of tests and the fuzz target. */
+struct ch_op_parsers {
+    void (*inbox)(struct conn *c, struct ch_op *op, int http, const char *body, size_t len);
+    void (*balance)(struct conn *c, struct ch_op *op, int http, const char *body, size_t len);
+    void (*lines)(struct conn *c, struct ch_op *op, int http, const char *body, size_t len);
+};
+void ch_op_parse(const struct ch_op_parsers *p, struct conn *c, int http, const char *body,
+                 size_t len, const struct ch_op *cbs);
 /* Members of an inbound message in a provider's inbox items; id and date
  * may be NULL. */
 struct ch_mo_fields {
