@@ -2,8 +2,10 @@
  *
  * Every HTTP connector (connectors/kavenegar.c, smsir.c, ...) is a thin set
  * of callbacks over this module, in the manner of Kannel's HTTP SMSC
- * drivers: it builds a request, hands it to ch_submit(), and parses the
- * reply in its done function. This module owns what is the same for all:
+ * drivers: it states its endpoints, names, envelope (struct ch_api) and
+ * code tables, builds requests and reads what is its own in an accepted
+ * reply; the skeleton of each operation is here (docs/providers.md
+ * "Writing an HTTP connector"). This module owns what is the same for all:
  *
  *   - struct conn, the connector object, with the common settings
  *     (base_url, proxy, timeout_ms, sender, rate_per_sec, webhook_*);
@@ -15,6 +17,8 @@
  *     cancelled, then the close callback fires (rule 8);
  *   - send results per message (struct ch_send), with the unknown-outcome
  *     rule of providers.md applied in one place;
+ *   - replies read against the provider's envelope, and the send, status,
+ *     inbox, balance and lines skeletons (conn_http_ops.c);
  *   - JSON helpers tolerant of numbers-as-strings and key case, RFC 6901
  *     JSON pointers, form decoding, and error-class tables.
  *
