@@ -23,6 +23,21 @@ static void pev_free(struct pev *e, size_t n)
     }
 }
 
+/* Acks every receipt of the applying batch with rc, then frees the batch;
+ * the account can take the next one. */
+static void applying_done(struct acct *a, int rc)
+{
+    for (size_t i = 0; i < a->napplying; i++)
+        a->applying[i].ack(a->applying[i].token, rc);
+    pev_free(a->applying, a->napplying);
+    free(a->applying);
+    free(a->apply_st);
+    a->apply_st = NULL;
+    a->applying = NULL;
+    a->napplying = 0;
+    a->applying_busy = 0;
+}
+
 static void applied_cb(int rc, int matched, int changed, const struct smsys_err *err, void *ud)
 {
     struct acct *a = ud;
@@ -34,18 +49,10 @@ static void applied_cb(int rc, int matched, int changed, const struct smsys_err 
                  log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
     else if (m->o.receipts)
         metrics_add(m->o.receipts, (double)a->napplying);
-    /* Durable before acknowledged: acks go out only after the commit. */
-    for (size_t i = 0; i < a->napplying; i++)
-        a->applying[i].ack(a->applying[i].token, rc < 0 ? rc : 0);
     log_debug("receipts applied", "account=%s n=%zu matched=%d changed=%d", a->name, a->napplying,
               matched, changed);
-    pev_free(a->applying, a->napplying);
-    free(a->applying);
-    free(a->apply_st);
-    a->apply_st = NULL;
-    a->applying = NULL;
-    a->napplying = 0;
-    a->applying_busy = 0;
+    /* Durable before acknowledged: acks go out only after the commit. */
+    applying_done(a, rc < 0 ? rc : 0);
     cm_flush_events(a);
     if (a->closing)
         cm_acct_continue_close(a);
@@ -78,14 +85,7 @@ void cm_flush_events(struct acct *a)
     }
     log_warn("receipts not stored, refused for redelivery", "account=%s n=%zu error=\"%s\"",
              a->name, a->napplying, smsys_strerror(rc));
-    for (size_t i = 0; i < a->napplying; i++)
-        a->applying[i].ack(a->applying[i].token, rc);
-    pev_free(a->applying, a->napplying);
-    free(a->applying);
-    free(a->apply_st);
-    a->apply_st = NULL;
-    a->applying = NULL;
-    a->napplying = 0;
+    applying_done(a, rc);
 }
 
 static void evtimer_cb(uv_timer_t *t)
@@ -104,6 +104,19 @@ struct moctx {
     void *token;
 };
 
+/* An inbound store has answered (and the connector its ack): frees c and
+ * lets a waiting close go on. */
+static void mo_done(struct moctx *c)
+{
+    struct acct *a = c->a;
+    free(c);
+    a->mo_busy--;
+    a->m->busy--;
+    if (a->closing)
+        cm_acct_continue_close(a);
+    cm_maybe_finish(a->m);
+}
+
 static void mo_added_cb(void *ud, int rc, enum mo_parts_outcome outcome,
                         const struct mo_parts_msg *msg, const struct smsys_err *err)
 {
@@ -118,12 +131,7 @@ static void mo_added_cb(void *ud, int rc, enum mo_parts_outcome outcome,
                  a->name, log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
     else if (outcome == MO_PARTS_COMPLETE && msg)
         inbound_accept_group(a->m->pg, msg, NULL); /* the sweep retries a failure */
-    free(c);
-    a->mo_busy--;
-    a->m->busy--;
-    if (a->closing)
-        cm_acct_continue_close(a);
-    cm_maybe_finish(a->m);
+    mo_done(c);
 }
 
 static void mo_stored_cb(void *ud, int rc, int64_t id, int inserted, const struct smsys_err *err)
@@ -138,38 +146,24 @@ static void mo_stored_cb(void *ud, int rc, int64_t id, int inserted, const struc
     else
         log_debug("inbound message stored", "account=%s id=%lld new=%d", a->name, (long long)id,
                   inserted);
-    free(c);
-    a->mo_busy--;
-    a->m->busy--;
-    if (a->closing)
-        cm_acct_continue_close(a);
-    cm_maybe_finish(a->m);
+    mo_done(c);
 }
 
 void cm_event_cb(void *ud, const struct conn_event *ev, conn_ack_fn ack, void *token)
 {
     struct acct *a = ud;
-    if (ev->kind == CONN_EV_MO && ev->u.mo.part_total > 0 && !a->closing) {
-        struct moctx *c = malloc(sizeof(*c));
-        if (c)
-            *c = (struct moctx){a, ack, token};
-        int rc = c ? mo_parts_add(a->m->pg, a->id, &ev->u.mo, mo_added_cb, c) : -ENOMEM;
-        if (rc < 0) {
-            free(c);
-            ack(token, rc);
-            return;
-        }
-        a->mo_busy++;
-        a->m->busy++;
-        return;
-    }
     if (ev->kind == CONN_EV_MO && !a->closing) {
         /* A whole message: stored (deduplicated) in smsys_inbound, then
-         * acknowledged; refused when it could not be stored. */
+         * acknowledged; refused when it could not be stored. A part of a
+         * long message goes to the parts store the same way. */
         struct moctx *c = malloc(sizeof(*c));
         if (c)
             *c = (struct moctx){a, ack, token};
-        int rc = c ? inbound_accept(a->m->pg, a->id, &ev->u.mo, NULL, mo_stored_cb, c) : -ENOMEM;
+        int rc = -ENOMEM;
+        if (c && ev->u.mo.part_total > 0)
+            rc = mo_parts_add(a->m->pg, a->id, &ev->u.mo, mo_added_cb, c);
+        else if (c)
+            rc = inbound_accept(a->m->pg, a->id, &ev->u.mo, NULL, mo_stored_cb, c);
         if (rc < 0) {
             free(c);
             ack(token, rc);
