@@ -1,6 +1,7 @@
 /* config_types.c - the value types of the configuration: each converter
  * checks one value and, when it is wrong, says why in words an operator
- * can act on (msg). Used by config.c; no state. */
+ * can act on (msg), and config_set_value stores a value by its type.
+ * Used by config_load.c; no state. */
 #include "config_priv.h"
 
 #include "smsys/buf.h"
@@ -179,4 +180,109 @@ int config_check_timezone(const char *s, char *msg, size_t mlen)
         snprintf(msg, mlen, "time zone '%s': %s", s,
                  err.detail[0] ? err.detail : smsys_strerror(rc));
     return -EINVAL;
+}
+
+static int enum_index(const struct config_key *k, const char *s)
+{
+    for (int i = 0; k->choices[i]; i++)
+        if (strcasecmp(s, k->choices[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Stores text (already resolved) into k's field. Returns 0 or -EINVAL with
+ * the reason in msg, or -ENOMEM. */
+int config_set_value(struct smsys_config *cfg, const struct config_key *k, const char *v, char *msg,
+                     size_t mlen)
+{
+    msg[0] = '\0';
+    if (config_type_is_str(k->type)) {
+        if (*v) {
+            char why[200];
+            if (k->type == CONFIG_URL && config_check_url(k, v, why, sizeof(why)) != 0) {
+                snprintf(msg, mlen, "%s", why);
+                return -EINVAL;
+            }
+            if (k->type == CONFIG_LISTEN && config_check_listen(v, why, sizeof(why)) != 0) {
+                snprintf(msg, mlen, "%s", why);
+                return -EINVAL;
+            }
+            if (k->type == CONFIG_TIMEZONE && config_check_timezone(v, why, sizeof(why)) != 0) {
+                snprintf(msg, mlen, "%s", why);
+                return -EINVAL;
+            }
+        }
+        char *copy = NULL;
+        if (*v && (copy = strdup(v)) == NULL)
+            return -ENOMEM;
+        char **slot = config_str_at(cfg, k);
+        if (*slot && k->type == CONFIG_SECRET)
+            explicit_bzero(*slot, strlen(*slot));
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    if (*v == '\0' && k->type != CONFIG_WINDOW) {
+        snprintf(msg, mlen, "empty value (expected %s)", config_type_name(k->type));
+        return -EINVAL;
+    }
+    switch (k->type) {
+    case CONFIG_INT: {
+        long long x;
+        int rc = util_parse_int(v, k->min, k->max, &x);
+        if (rc == -EINVAL)
+            snprintf(msg, mlen, "expected an integer, got '%s'", v);
+        else if (rc)
+            snprintf(msg, mlen, "%s is out of range (%lld to %lld)", v, k->min, k->max);
+        if (rc)
+            return -EINVAL;
+        *config_ll_at(cfg, k) = x;
+        return 0;
+    }
+    case CONFIG_DURATION: {
+        long long x;
+        if (config_parse_duration(v, &x) != 0) {
+            snprintf(msg, mlen,
+                     "expected a duration in milliseconds (1500, or 1500ms, 2s, 5m, 1h), "
+                     "got '%s'",
+                     v);
+            return -EINVAL;
+        }
+        if (x < k->min || x > k->max) {
+            snprintf(msg, mlen, "%s is out of range (%lld to %lld ms)", v, k->min, k->max);
+            return -EINVAL;
+        }
+        *config_ll_at(cfg, k) = x;
+        return 0;
+    }
+    case CONFIG_BOOL:
+        if (config_parse_bool(v, config_int_at(cfg, k)) != 0) {
+            snprintf(msg, mlen, "expected true or false, got '%s'", v);
+            return -EINVAL;
+        }
+        return 0;
+    case CONFIG_ENUM: {
+        int i = enum_index(k, v);
+        if (i < 0) {
+            struct buf b = BUF_INIT;
+            for (size_t j = 0; k->choices[j]; j++)
+                buf_printf(&b, "%s%s", j ? ", " : "", k->choices[j]);
+            snprintf(msg, mlen, "'%s' is not one of: %s", v, b.data ? b.data : "");
+            buf_free(&b);
+            return -EINVAL;
+        }
+        *config_int_at(cfg, k) = i;
+        return 0;
+    }
+    case CONFIG_WINDOW: {
+        struct config_window w = {0};
+        if (*v && config_parse_window(v, &w, msg, mlen) != 0)
+            return -EINVAL;
+        *config_win_at(cfg, k) = w;
+        return 0;
+    }
+    default:
+        snprintf(msg, mlen, "internal: unhandled type");
+        return -EINVAL;
+    }
 }

@@ -38,35 +38,7 @@
 #include <strings.h>
 #include <time.h>
 
-static void conn_close(struct conn *c);
-static void conn_fail(struct conn *c, int status);
-static void conn_next(struct conn *c);
 static void srv_unref(struct http_server *s);
-
-/* ---- small helpers ---------------------------------------------------- */
-
-static int put_uint(struct buf *b, unsigned long long v)
-{
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return buf_append(b, tmp + i, sizeof(tmp) - i);
-}
-
-static const char *srv_date(struct http_server *s)
-{
-    time_t now = time(NULL);
-    if (now != s->date_sec) {
-        struct tm tm;
-        s->date_sec = now;
-        gmtime_r(&now, &tm);
-        strftime(s->date, sizeof(s->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    }
-    return s->date;
-}
 
 static void trim_buf(struct buf *b, size_t keep)
 {
@@ -89,14 +61,14 @@ void http_conn_timer(struct conn *c, uint64_t ms)
         uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
 }
 
-static void conn_timer_stop(struct conn *c)
+void http_conn_timer_stop(struct conn *c)
 {
     c->resume = 0;
     if (!c->fake)
         uv_timer_stop(&c->timer);
 }
 
-static void conn_free(struct conn *c)
+void http_conn_free(struct conn *c)
 {
     buf_free(&c->rb);
     buf_free(&c->body);
@@ -123,12 +95,12 @@ static void conn_close_cb(uv_handle_t *h)
     s->nconns--;
     c->s = NULL;
     if (!c->resp.live)
-        conn_free(c);
+        http_conn_free(c);
     /* else the handler still owns resp: http_resp_send frees c */
     srv_unref(s);
 }
 
-static void conn_close(struct conn *c)
+void http_conn_close(struct conn *c)
 {
     if (c->state == CS_CLOSED)
         return;
@@ -143,7 +115,7 @@ static void conn_shutdown_cb(uv_shutdown_t *req, int status)
 {
     struct conn *c = req->data;
     if (status < 0 && c->state != CS_CLOSED)
-        conn_close(c);
+        http_conn_close(c);
 }
 
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
@@ -167,23 +139,23 @@ static void conn_read_stop(struct conn *c)
 
 /* The last response is out: send FIN and drain input until the client
  * closes (or LINGER_MS), so it reads our answer instead of a reset. */
-static void conn_finish(struct conn *c)
+void http_conn_finish(struct conn *c)
 {
     if (c->fake || c->eof) {
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     c->state = CS_LINGER;
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0) {
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     conn_read_start(c);
     http_conn_timer(c, LINGER_MS);
 }
 
-/* ---- writing ----------------------------------------------------------- */
+/* ---- requests --------------------------------------------------------- */
 
 void http_conn_reset_request(struct conn *c)
 {
@@ -199,196 +171,6 @@ void http_conn_reset_request(struct conn *c)
     c->head = 0;
 }
 
-/* The response has been handed to the kernel entirely. */
-static void conn_written(struct conn *c, int from_write_cb)
-{
-    if (!c->keepalive || (c->s && c->s->closing)) {
-        conn_finish(c);
-        return;
-    }
-    c->state = CS_READ;
-    http_conn_reset_request(c);
-    if (c->in_dispatch) {
-        c->rearm = 1; /* the reader arms the idle timer when its parse ends */
-        return;       /* conn_parse's loop goes on with the next request */
-    }
-    if (!from_write_cb && !c->fake && c->poff < c->pending.len) {
-        /* http_resp_send was called by user code outside our dispatch: run
-         * the next pipelined handler from the loop, not nested in that call. */
-        http_conn_timer(c, 0);
-        c->resume = 1;
-        return;
-    }
-    conn_next(c);
-}
-
-static void conn_write_cb(uv_write_t *req, int status)
-{
-    struct conn *c = req->data;
-    if (c->state == CS_CLOSED)
-        return;
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
-    conn_written(c, 1);
-}
-
-static void conn_continue_cb(uv_write_t *req, int status)
-{
-    struct conn *c = req->data;
-    if (status < 0 && c->state != CS_CLOSED)
-        conn_close(c);
-}
-
-/* Writes head (which is c->out) and body. Tries a direct write first; what
- * the kernel does not take at once is copied into c->out and written by one
- * uv_write. Returns 0 (written or in flight) or a negative error after
- * which the connection is closing. */
-static int conn_write(struct conn *c, const char *body, size_t blen)
-{
-    struct buf *o = &c->out;
-    size_t hlen = o->len;
-    if (c->fake) {
-        int rc = buf_append(c->fake_out, o->data, hlen);
-        if (rc == 0 && blen)
-            rc = buf_append(c->fake_out, body, blen);
-        if (rc) {
-            conn_close(c);
-            return rc;
-        }
-        conn_written(c, 0);
-        return 0;
-    }
-    uv_buf_t b[2] = {uv_buf_init(o->data, (unsigned)hlen),
-                     uv_buf_init((char *)body, (unsigned)blen)};
-    int n = uv_try_write((uv_stream_t *)&c->tcp, b, blen ? 2 : 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0;
-    if (n < 0) {
-        conn_close(c);
-        return n;
-    }
-    if ((size_t)n == hlen + blen) {
-        conn_written(c, 0);
-        return 0;
-    }
-    int rc;
-    if ((size_t)n < hlen) {
-        memmove(o->data, o->data + n, hlen - (size_t)n);
-        o->len = hlen - (size_t)n;
-        rc = buf_append(o, body, blen);
-    } else {
-        o->len = 0;
-        rc = buf_append(o, body + ((size_t)n - hlen), blen - ((size_t)n - hlen));
-    }
-    uv_buf_t rest = uv_buf_init(o->data, (unsigned)o->len);
-    c->wreq.data = c;
-    if (rc == 0)
-        rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, conn_write_cb);
-    if (rc) {
-        conn_close(c);
-        return rc;
-    }
-    c->state = CS_WRITE;
-    http_conn_timer(c, c->s->o.idle_timeout_ms);
-    return 0;
-}
-
-static int status_has_body(int status)
-{
-    return !(status < 200 || status == 204 || status == 304);
-}
-
-/* Builds the head into c->out and writes the response. */
-static int conn_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
-                        const char *extra, size_t extra_len)
-{
-    struct buf *o = &c->out;
-    const char *reason = http_status_str((enum http_status)status);
-    int has_body = status_has_body(status);
-    int rc = 0;
-    buf_reset(o);
-    rc |= buf_append(o, "HTTP/1.1 ", 9);
-    rc |= put_uint(o, (unsigned)status);
-    rc |= buf_putc(o, ' ');
-    rc |= buf_puts(o, strcmp(reason, "<unknown>") ? reason : "Status");
-    rc |= buf_append(o, "\r\nDate: ", 8);
-    rc |= buf_puts(o, srv_date(c->s));
-    rc |= buf_append(o, "\r\n", 2);
-    if (ctype && strpbrk(ctype, "\r\n")) {
-        log_warn("http content type refused", "reason=\"CR or LF\" peer=%s", c->peer);
-        ctype = NULL; /* no header injection through the handler's type */
-    }
-    if (ctype && has_body) {
-        rc |= buf_append(o, "Content-Type: ", 14);
-        rc |= buf_puts(o, ctype);
-        rc |= buf_append(o, "\r\n", 2);
-    }
-    if (has_body) {
-        rc |= buf_append(o, "Content-Length: ", 16);
-        rc |= put_uint(o, len);
-        rc |= buf_append(o, "\r\n", 2);
-    }
-    if (c->s->closing)
-        c->keepalive = 0;
-    if (!c->keepalive)
-        rc |= buf_append(o, "Connection: close\r\n", 19);
-    else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
-        rc |= buf_append(o, "Connection: keep-alive\r\n", 24);
-    if (extra_len)
-        rc |= buf_append(o, extra, extra_len);
-    rc |= buf_append(o, "\r\n", 2);
-    if (rc) {
-        conn_close(c);
-        return -ENOMEM;
-    }
-    if (c->head || !has_body)
-        len = 0;
-    return conn_write(c, body, len);
-}
-
-/* Answers a request the handlers never see, then closes. */
-static void conn_fail(struct conn *c, int status)
-{
-    char body[64];
-    int n =
-        snprintf(body, sizeof(body), "%d %s\n", status, http_status_str((enum http_status)status));
-    log_debug("http request refused", "peer=%s status=%d", c->peer, status);
-    conn_timer_stop(c);
-    c->keepalive = 0;
-    c->head = 0;
-    c->state = CS_WRITE;
-    conn_respond(c, status, "text/plain", body, (size_t)n, NULL, 0);
-}
-
-/* ---- parser callbacks -------------------------------------------------- */
-
-void http_conn_send_continue(struct conn *c)
-{
-    static const char text[] = CONTINUE_TEXT;
-    size_t len = sizeof(text) - 1;
-    if (c->fake) {
-        if (buf_append(c->fake_out, text, len))
-            conn_close(c);
-        return;
-    }
-    uv_buf_t b = uv_buf_init((char *)text, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0;
-    if (n < 0) {
-        conn_close(c);
-        return;
-    }
-    if ((size_t)n == len)
-        return;
-    b = uv_buf_init((char *)text + n, (unsigned)(len - (size_t)n));
-    c->creq.data = c;
-    if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, conn_continue_cb) != 0)
-        conn_close(c);
-}
-
 /* ---- routing and dispatch ---------------------------------------------- */
 
 static void conn_dispatch(struct conn *c)
@@ -397,10 +179,10 @@ static void conn_dispatch(struct conn *c)
     struct http_req *r = &c->req;
     size_t poff, qoff;
 
-    conn_timer_stop(c);
+    http_conn_timer_stop(c);
     c->state = CS_HANDLER;
     if (http_target_split(c, &poff, &qoff) != 0) {
-        conn_fail(c, 400);
+        http_conn_fail(c, 400);
         return;
     }
     if (c->nhdr > c->hdrs_cap) {
@@ -409,7 +191,7 @@ static void conn_dispatch(struct conn *c)
             cap *= 2;
         struct http_header *h = realloc(c->hdrs, cap * sizeof(*h));
         if (h == NULL) {
-            conn_fail(c, 500);
+            http_conn_fail(c, 500);
             return;
         }
         c->hdrs = h;
@@ -460,7 +242,7 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
             continue;
         }
         if (e != HPE_OK) {
-            conn_fail(c, c->err_status ? c->err_status : parse_error_status(e));
+            http_conn_fail(c, c->err_status ? c->err_status : parse_error_status(e));
             return len;
         }
         if (n == 0)
@@ -486,14 +268,14 @@ static void conn_parse_pending(struct conn *c)
 /* The connection is in CS_READ with no handler running: parse what is
  * buffered, then wait for more (idle timer, or read timer if a request has
  * started). */
-static void conn_next(struct conn *c)
+void http_conn_next(struct conn *c)
 {
     if (c->poff < c->pending.len)
         conn_parse_pending(c);
     if (c->state != CS_READ)
         return;
     if (c->eof) {
-        conn_close(c); /* a partial request can never complete */
+        http_conn_close(c); /* a partial request can never complete */
         return;
     }
     conn_read_start(c);
@@ -510,19 +292,19 @@ static void conn_timer_cb(uv_timer_t *t)
     if (c->resume) {
         c->resume = 0;
         if (c->state == CS_READ)
-            conn_next(c);
+            http_conn_next(c);
         return;
     }
     switch (c->state) {
     case CS_READ:
         if (c->started)
-            conn_fail(c, 408);
+            http_conn_fail(c, 408);
         else
-            conn_close(c);
+            http_conn_close(c);
         break;
     case CS_WRITE:
     case CS_LINGER:
-        conn_close(c);
+        http_conn_close(c);
         break;
     case CS_HANDLER:
     case CS_CLOSED:
@@ -549,7 +331,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
             c->eof = 1;
             return;
         }
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     if (c->state == CS_LINGER || !c->keepalive)
@@ -558,7 +340,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         size_t n = conn_parse(c, b->base, (size_t)nread);
         if (n < (size_t)nread && (c->state == CS_HANDLER || c->state == CS_WRITE) && c->keepalive &&
             buf_append(&c->pending, b->base + n, (size_t)nread - n))
-            conn_close(c);
+            http_conn_close(c);
         /* only a completed request restarts the idle clock: bytes that
          * start nothing (stray CRLFs) must not keep a connection alive */
         if (c->rearm && c->state == CS_READ && !c->started)
@@ -567,11 +349,11 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (buf_append(&c->pending, b->base, (size_t)nread)) {
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     if (c->state == CS_READ) {
-        conn_next(c);
+        http_conn_next(c);
         return;
     }
     if (c->pending.len - c->poff > PENDING_MAX)
@@ -676,7 +458,7 @@ static void srv_connection_cb(uv_stream_t *l, int status)
     s->nconns++;
     s->nhandles++;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -745,27 +527,8 @@ void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud)
     s->close_cb = cb;
     s->close_ud = ud;
     for (struct conn *c = s->conns; c; c = c->next)
-        conn_close(c);
+        http_conn_close(c);
     uv_close((uv_handle_t *)&s->listener, srv_handle_closed_cb);
-}
-
-int http_resp_send(struct http_resp *resp, int status, const char *content_type, const void *body,
-                   size_t len)
-{
-    struct conn *c = resp->c;
-    if (!resp->live)
-        return -EINVAL;
-    resp->live = 0;
-    if (c->state != CS_HANDLER) {
-        /* the connection died while the handler worked: discard */
-        buf_reset(&resp->hdrs);
-        if (c->s == NULL && (c->nhandles == 0 || c->fake))
-            conn_free(c);
-        return -EPIPE;
-    }
-    if (status < 200 || status > 999)
-        status = 500;
-    return conn_respond(c, status, content_type, body, len, resp->hdrs.data, resp->hdrs.len);
 }
 
 /* ---- fake connections (tests, fuzzing) ----------------------------------- */
@@ -799,20 +562,20 @@ int http_server_fake_feed(struct http_server *s, const char *const *chunks, cons
             size_t used = conn_parse(c, chunks[i], lens[i]);
             if (used < lens[i] && (c->state == CS_HANDLER || c->state == CS_WRITE) &&
                 c->keepalive && buf_append(&c->pending, chunks[i] + used, lens[i] - used))
-                conn_close(c);
+                http_conn_close(c);
         } else if (c->state != CS_LINGER && c->keepalive) {
             if (buf_append(&c->pending, chunks[i], lens[i]))
-                conn_close(c);
+                http_conn_close(c);
             else if (c->state == CS_READ)
-                conn_next(c);
+                http_conn_next(c);
         }
     }
     closed_early = c->state == CS_CLOSED;
     c->eof = 1;
-    conn_close(c);
+    http_conn_close(c);
     c->s = NULL;
     if (!c->resp.live)
-        conn_free(c);
+        http_conn_free(c);
     return closed_early;
 }
 

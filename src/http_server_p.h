@@ -1,8 +1,10 @@
 /* http_server_p.h - private to http_server*.c: the connection and server
- * structs and the functions the three files share.
+ * structs and the functions the four files share.
  *
  *   http_server.c        connections: state machine, timers, reads,
- *                        writes, dispatch, accept, public lifecycle
+ *                        dispatch, accept, public lifecycle
+ *   http_server_write.c  responses: head, direct write then uv_write,
+ *                        100 Continue, refusals, http_resp_send
  *   http_server_parse.c  http-parser callbacks: collect the request into
  *                        the connection, enforce header/body limits
  *   http_server_route.c  routing, listen addresses, request/response
@@ -100,8 +102,21 @@ struct http_server {
 
 /* http_server.c */
 void http_conn_timer(struct conn *c, uint64_t ms); /* (re)arms the timer, cancels a resume */
+void http_conn_timer_stop(struct conn *c);         /* stops it, cancels a resume */
 void http_conn_reset_request(struct conn *c);      /* forget the previous request */
-void http_conn_send_continue(struct conn *c);      /* "100 Continue" now */
+void http_conn_close(struct conn *c);              /* closes the handles (no-op when closed) */
+void http_conn_free(struct conn *c);               /* frees c and its buffers (no handles) */
+/* The last response is out: FIN, then drain input (CS_LINGER). */
+void http_conn_finish(struct conn *c);
+/* Back in CS_READ with no handler running: parse what is buffered, then
+ * wait for more. */
+void http_conn_next(struct conn *c);
+
+/* http_server_write.c */
+void http_conn_send_continue(struct conn *c); /* "100 Continue" now */
+/* Answers a request the handlers never see (400, 408, 431, ...), then
+ * closes. */
+void http_conn_fail(struct conn *c, int status);
 
 /* http_server_parse.c */
 extern const http_parser_settings http_parser_cbs;

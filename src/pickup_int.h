@@ -1,6 +1,14 @@
-/* pickup_int.h - internals shared by pickup.c (the poll: I/O) and
- * pickup_rules.c (the pure decisions: phone columns, recipients, account
- * and line choice, text checks). Not a public header. */
+/* pickup_int.h - internals shared by the pickup files. Not a public header.
+ *
+ *   pickup.c          the poll: lifecycle, reading the Pending records,
+ *                     PostgreSQL (already queued? accounts and lines) and
+ *                     the steps in order (pk_step_done)
+ *   pickup_fetch.c    the recipients' phone columns, per table in batches
+ *   pickup_enqueue.c  child records for further recipients, then the
+ *                     queue rows
+ *   pickup_rules.c    the pure decisions: phone columns, recipients,
+ *                     account and line choice, text checks
+ *   pickup_tpl.c      template rendering at pickup time */
 #ifndef SMSYS_PICKUP_INT_H
 #define SMSYS_PICKUP_INT_H
 
@@ -9,6 +17,7 @@
 
 #include "smsys/phone.h"
 #include "smsys/pickup.h"
+#include "smsys/queue.h"
 
 /* One table recipients may come from (F3). Owned strings. */
 struct pk_table {
@@ -135,6 +144,64 @@ int pk_tpl_render(struct dv_client *dv, struct template_defaults *defs, struct p
 typedef void (*pk_desc_cb)(int rc, unsigned requests, void *ud);
 int pk_tpl_descriptions(struct dv_client *dv, const struct pk_sms *sms, size_t nsms, pk_desc_cb cb,
                         void *ud);
+
+/* Every 'to' party with a record in a configured table, sorted by (table,
+ * id): the fetch answers are matched by binary search. */
+struct party_index {
+    struct pk_party **v;
+    size_t n;
+};
+
+enum pk_stage { PK_READ, PK_PG, PK_TPL, PK_FETCH, PK_CHILD };
+
+struct pickup {
+    uv_loop_t *loop;
+    struct queue *q;
+    struct pg_pool *pool;
+    struct dv_client *dv;
+    struct pk_tables tables;
+    char *optout_column;
+    char *country;
+    unsigned max_rows;
+    unsigned max_segments;
+    struct pickup_stats st;
+    struct metric *m_polls, *m_records, *m_msgs, *m_req, *m_batch;
+    struct template_defaults *defs; /* default template per table (F8), cached */
+
+    /* the poll in progress */
+    int busy;
+    pickup_done_cb cb;
+    void *ud;
+    struct pk_sms *sms;
+    size_t nsms;
+    struct pk_accts ac;
+    struct pickup_result res;
+    int pending; /* parallel steps outstanding */
+    enum pk_stage stage;
+    struct party_index ix;
+    int rc;
+    struct smsys_err err;
+    struct queue_new *items;
+    size_t nitems;
+    size_t enq_pos;
+};
+
+/* pickup.c: the next step once the parallel ones of this stage are done
+ * (p->pending reaches 0); ends the poll when one failed. */
+void pk_step_done(struct pickup *p);
+/* Ends the poll: counters, metrics, log, then the caller's callback. */
+void pk_poll_end(struct pickup *p);
+/* Records the poll's first error (rc, what failed and why). */
+void pk_poll_fail(struct pickup *p, int rc, const struct smsys_err *err, const char *what);
+
+/* pickup_fetch.c: step 3, the phone columns of every recipient with a row
+ * in a configured table; pk_step_done when all answers are in. */
+void pk_fetch_parties(struct pickup *p);
+/* pickup_enqueue.c: step 4, a child record per further recipient of each
+ * SMS; pk_step_done when all are made. */
+void pk_make_children(struct pickup *p);
+/* Step 5: the queue rows of the page, enqueued in chunks; ends the poll. */
+void pk_build_items(struct pickup *p);
 
 char *pk_strdup(const char *s);
 char *pk_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,7 +17,7 @@
  * poll, or finds the text in description and queues that, which is the
  * same text. With several recipients the original record's description
  * (its first recipient's text) is written only AFTER the enqueue
- * (pk_tpl_descriptions, called by pickup.c): written earlier, a retry
+ * (pk_tpl_descriptions, called by pickup_enqueue.c): written earlier, a retry
  * would take it for a typed text and send the first recipient's personal
  * text to all of them. */
 #include <errno.h>

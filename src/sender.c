@@ -9,8 +9,9 @@
  * batches: that is all a kill -9 can leave as unknown outcomes; the
  * waiting ones carry no mark and the reaper queues them again. The mark
  * of the next batch runs while the current one is being sent, so its
- * round trip costs no send time. */
-#include "smsys/sender.h"
+ * round trip costs no send time. What comes back is recorded by
+ * sender_record.c. */
+#include "sender_int.h"
 
 #include "smsys/log.h"
 #include "smsys/metrics.h"
@@ -21,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define RECORD_MAX 1000 /* results per queue_record_results call */
 
 /* One claimed batch. The sms_out strings live in `strs`, one block,
  * because the connector only borrows them for the call but our ids must
@@ -36,70 +35,6 @@ struct sbatch {
     struct sms_out *out;
     char *strs;
 };
-
-/* FIFO of batches. */
-struct bq {
-    struct sbatch *head, *tail;
-    size_t n;
-};
-
-/* A result waiting to be recorded; strings owned. */
-struct pres {
-    int64_t id;
-    int rc;
-    int segments;
-    int not_handed; /* never given to the connector */
-    int marked;     /* its batch was marked: counts in sender.exposed */
-    char *provider_id;
-    char *detail;
-};
-
-struct sender {
-    uv_loop_t *loop;
-    struct queue *q;
-    const struct conn_ops *ops;
-    struct conn *c;
-    char *account_id, *account_name, *owner;
-    unsigned batch, pipeline, handover, lease_ms, idle_ms, record_retry_ms;
-    struct sender_metrics m;
-
-    uv_timer_t timer; /* idle claim, record retry, mark retry */
-    int claiming;     /* a queue_claim is out */
-    int more;         /* the last claim was full: more may be ready */
-    uint64_t claim_t0;
-    struct bq waitq;        /* claimed, not marked */
-    struct bq markq;        /* marked, not yet in the connector */
-    struct sbatch *marking; /* its queue_handing is out */
-    unsigned inconn;        /* in the connector, not all answered */
-    int mark_hold;          /* a mark failed: no new mark before the timer */
-    size_t exposed;         /* messages marked and not yet recorded */
-
-    struct pres *pend; /* results not yet handed to the queue */
-    size_t npend, cappend;
-    struct pres *rec; /* results of the record call in progress (or to retry) */
-    size_t nrec;
-    int recording;
-    int record_wait; /* a failed record waits for the timer */
-
-    /* A receipt batch waiting for, or using, the database lane. */
-    const struct conn_state *ap_st;
-    size_t ap_n;
-    queue_receipts_cb ap_cb;
-    void *ap_ud;
-    int ap_waiting, applying;
-
-    int draining, closing;
-    void (*drain_cb)(void *);
-    void *drain_ud;
-    void (*close_cb)(void *);
-    void *close_ud;
-    struct sender_stats st;
-};
-
-static void maybe_claim(struct sender *s);
-static void flush(struct sender *s);
-static void check_done(struct sender *s);
-static void pump(struct sender *s);
 
 static void bq_push(struct bq *q, struct sbatch *b)
 {
@@ -131,83 +66,18 @@ static unsigned claimed_batches(const struct sender *s)
     return (unsigned)(s->waitq.n + s->markq.n) + (s->marking != NULL) + s->inconn;
 }
 
-static void inc(struct metric *x, double v)
-{
-    if (x && v > 0)
-        metrics_add(x, v);
-}
-
-static void free_pres(struct pres *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(p[i].provider_id);
-        free(p[i].detail);
-    }
-}
-
-/* Drops the results of the record call (recorded, or given up). */
-static void rec_clear(struct sender *s)
-{
-    for (size_t i = 0; i < s->nrec; i++)
-        if (s->rec[i].marked && s->exposed > 0)
-            s->exposed--;
-    free_pres(s->rec, s->nrec);
-    free(s->rec);
-    s->rec = NULL;
-    s->nrec = 0;
-}
-
-static char *dup_or_null(const char *v)
-{
-    return v ? strdup(v) : NULL;
-}
-
-/* Queues one result for recording. Out of memory loses only the detail
- * text, never the result itself (pend grows before it is needed). */
-#define RES_NOT_HANDED 1u /* never given to the connector */
-#define RES_MARKED     2u /* from a marked batch */
-
-static void push_result(struct sender *s, int64_t id, int rc, const char *provider_id, int segments,
-                        const char *detail, unsigned flags)
-{
-    if (s->npend == s->cappend) {
-        size_t cap = s->cappend ? s->cappend * 2 : 256;
-        struct pres *p = realloc(s->pend, cap * sizeof(*p));
-        if (p == NULL) {
-            /* The message stays InFlight; its lease turns it into an
-             * unknown outcome, which is safe. */
-            log_error("sender result dropped", "account=%s id=%" PRId64 " error=\"%s\"",
-                      s->account_name, id, smsys_strerror(-ENOMEM));
-            if ((flags & RES_MARKED) && s->exposed > 0)
-                s->exposed--;
-            return;
-        }
-        s->pend = p;
-        s->cappend = cap;
-    }
-    struct pres *p = &s->pend[s->npend++];
-    p->id = id;
-    p->rc = rc;
-    p->segments = segments;
-    p->not_handed = (flags & RES_NOT_HANDED) != 0;
-    p->marked = (flags & RES_MARKED) != 0;
-    p->provider_id = dup_or_null(provider_id);
-    p->detail = dup_or_null(detail);
-    s->st.results++;
-}
-
 static void timer_cb(uv_timer_t *t)
 {
     struct sender *s = container_of(t, struct sender, timer);
     s->record_wait = 0;
     s->mark_hold = 0;
-    flush(s);
-    pump(s);
-    maybe_claim(s);
-    check_done(s);
+    snd_flush(s);
+    snd_pump(s);
+    snd_maybe_claim(s);
+    snd_check_done(s);
 }
 
-static void arm_timer(struct sender *s, unsigned ms)
+void snd_arm_timer(struct sender *s, unsigned ms)
 {
     if (s->closing)
         return;
@@ -251,8 +121,8 @@ static void sent_cb(void *ud, const struct conn_sent *res, size_t n)
                 s->exposed--; /* nothing of ours will be recorded for it */
             continue;
         }
-        push_result(s, id, res[i].rc, res[i].rc == 0 ? res[i].provider_id : NULL, res[i].segments,
-                    res[i].detail, RES_MARKED);
+        snd_push_result(s, id, res[i].rc, res[i].rc == 0 ? res[i].provider_id : NULL,
+                        res[i].segments, res[i].detail, RES_MARKED);
         if (s->m.send_latency)
             metrics_observe(s->m.send_latency, secs);
     }
@@ -261,11 +131,11 @@ static void sent_cb(void *ud, const struct conn_sent *res, size_t n)
         batch_free(b);
         s->inconn--;
         /* the next marked batch goes to the connector before anything else */
-        pump(s);
+        snd_pump(s);
     }
-    flush(s);
-    maybe_claim(s);
-    check_done(s);
+    snd_flush(s);
+    snd_maybe_claim(s);
+    snd_check_done(s);
 }
 
 /* Copies the claimed rows into a batch the connector can borrow. */
@@ -319,8 +189,8 @@ static struct sbatch *batch_make(struct sender *s, const struct queue_msg *m, si
 static void give_back(struct sender *s, struct sbatch *b, const char *why, int marked)
 {
     for (size_t i = 0; i < b->n; i++)
-        push_result(s, b->ids[i], SMSYS_ETEMP, NULL, 0, why,
-                    RES_NOT_HANDED | (marked ? RES_MARKED : 0));
+        snd_push_result(s, b->ids[i], SMSYS_ETEMP, NULL, 0, why,
+                        RES_NOT_HANDED | (marked ? RES_MARKED : 0));
     batch_free(b);
 }
 
@@ -340,10 +210,10 @@ static void hand(struct sender *s, struct sbatch *b)
     log_warn("send refused by the connector", "account=%s n=%zu error=\"%s\"", s->account_name, n,
              smsys_strerror(src));
     for (size_t i = 0; i < n; i++)
-        push_result(s, b->ids[i], src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why, RES_MARKED);
+        snd_push_result(s, b->ids[i], src == -ENOMEM ? SMSYS_ETEMP : src, NULL, 0, why, RES_MARKED);
     batch_free(b);
     s->more = 0;
-    arm_timer(s, s->idle_ms);
+    snd_arm_timer(s, s->idle_ms);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -390,8 +260,8 @@ static void mark_failed(struct sender *s, struct sbatch *b, int rc, const struct
     /* the database is in trouble: no new mark (nor claim) before the timer */
     s->mark_hold = 1;
     s->more = 0;
-    arm_timer(s, s->idle_ms);
-    flush(s);
+    snd_arm_timer(s, s->idle_ms);
+    snd_flush(s);
 }
 
 static void marked_cb(int rc, const int64_t *ids, size_t n, const struct smsys_err *err, void *ud)
@@ -416,17 +286,17 @@ static void marked_cb(int rc, const int64_t *ids, size_t n, const struct smsys_e
         else
             bq_push(&s->markq, b);
     }
-    pump(s);
-    flush(s);
-    maybe_claim(s);
-    check_done(s);
+    snd_pump(s);
+    snd_flush(s);
+    snd_maybe_claim(s);
+    snd_check_done(s);
 }
 
 /* Moves batches along: marked ones into the connector while it has room,
  * the next waiting one marked ahead (one at a time, and only one batch
  * beyond what the connector holds). While draining, waiting batches go
  * back to the queue instead. */
-static void pump(struct sender *s)
+void snd_pump(struct sender *s)
 {
     if (s->closing)
         return;
@@ -463,15 +333,15 @@ static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struc
         log_warn("claim failed, retrying", "account=%s error=\"%s\"", s->account_name,
                  log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)));
         s->more = 0;
-        arm_timer(s, s->idle_ms);
-        check_done(s);
+        snd_arm_timer(s, s->idle_ms);
+        snd_check_done(s);
         return;
     }
     s->st.claimed += n;
     s->more = n >= s->batch;
     if (n == 0) {
-        arm_timer(s, s->idle_ms);
-        check_done(s);
+        snd_arm_timer(s, s->idle_ms);
+        snd_check_done(s);
         return;
     }
     struct sbatch *b = batch_make(s, msgs, n);
@@ -480,25 +350,25 @@ static void claim_cb(int rc, const struct queue_msg *msgs, size_t n, const struc
          * waiting for its lease. */
         const char *why = b ? "not handed over: smsysd stopping" : "not handed over: out of memory";
         for (size_t i = 0; i < n; i++)
-            push_result(s, msgs[i].id, SMSYS_ETEMP, NULL, 0, why, RES_NOT_HANDED);
+            snd_push_result(s, msgs[i].id, SMSYS_ETEMP, NULL, 0, why, RES_NOT_HANDED);
         if (b)
             batch_free(b);
         else
-            arm_timer(s, s->idle_ms);
+            snd_arm_timer(s, s->idle_ms);
         s->more = 0;
-        flush(s);
-        check_done(s);
+        snd_flush(s);
+        snd_check_done(s);
         return;
     }
     bq_push(&s->waitq, b);
-    pump(s);
+    snd_pump(s);
     if (s->more)
-        maybe_claim(s);
+        snd_maybe_claim(s);
     else
-        arm_timer(s, s->idle_ms);
+        snd_arm_timer(s, s->idle_ms);
 }
 
-static void maybe_claim(struct sender *s)
+void snd_maybe_claim(struct sender *s)
 {
     if (s->draining || s->closing || s->claiming || s->mark_hold ||
         claimed_batches(s) >= s->pipeline)
@@ -509,178 +379,10 @@ static void maybe_claim(struct sender *s)
     if (rc < 0) {
         log_warn("claim not issued", "account=%s error=\"%s\"", s->account_name,
                  smsys_strerror(rc));
-        arm_timer(s, s->idle_ms);
+        snd_arm_timer(s, s->idle_ms);
         return;
     }
     s->claiming = 1;
-}
-
-static void record_cb(int rc, const struct queue_outcome *o, size_t n, const struct smsys_err *err,
-                      void *ud)
-{
-    struct sender *s = ud;
-    s->recording = 0;
-    if (rc < 0) {
-        log_warn("recording send results failed", "account=%s n=%zu error=\"%s\"%s",
-                 s->account_name, s->nrec,
-                 log_q(err && err->detail[0] ? err->detail : smsys_strerror(rc)),
-                 s->closing ? " action=dropped" : " action=retry");
-        if (s->closing || rc == SMSYS_ECLOSED) {
-            rec_clear(s);
-        } else {
-            s->record_wait = 1;
-            arm_timer(s, s->record_retry_ms);
-        }
-        check_done(s);
-        return;
-    }
-    uint64_t cnt[5] = {0};
-    for (size_t i = 0; i < n; i++) {
-        switch (o[i].state) {
-        case QUEUE_SENT:
-        case QUEUE_DELIVERED:
-            cnt[0]++;
-            break;
-        case QUEUE_FAILED:
-            cnt[1]++;
-            break;
-        case QUEUE_RETRYING:
-            cnt[2]++;
-            break;
-        case QUEUE_UNKNOWN:
-            cnt[3]++;
-            break;
-        case QUEUE_QUEUED:
-            cnt[4]++;
-            break;
-        default:
-            break;
-        }
-    }
-    s->st.sent += cnt[0];
-    s->st.failed += cnt[1];
-    s->st.retries += cnt[2];
-    s->st.unknown += cnt[3];
-    s->st.requeued += cnt[4];
-    s->st.recorded += n;
-    inc(s->m.sent, (double)cnt[0]);
-    inc(s->m.failed, (double)cnt[1]);
-    inc(s->m.retries, (double)cnt[2]);
-    inc(s->m.unknown, (double)cnt[3]);
-    inc(s->m.requeued, (double)cnt[4]);
-    if (cnt[4])
-        log_warn("messages back to the queue", "account=%s n=%" PRIu64, s->account_name, cnt[4]);
-    rec_clear(s);
-    pump(s); /* recorded results make room for the next mark */
-    flush(s);
-    /* Retrying rows are not notified: an idle sender claims on its timer. */
-    maybe_claim(s);
-    check_done(s);
-}
-
-static void applied_cb(int rc, int matched, int changed, const struct smsys_err *err, void *ud)
-{
-    struct sender *s = ud;
-    queue_receipts_cb cb = s->ap_cb;
-    s->applying = 0;
-    s->ap_cb = NULL;
-    cb(rc, matched, changed, err, s->ap_ud);
-    flush(s);
-    check_done(s);
-}
-
-/* Issues the waiting receipt batch; 1 when the lane is now taken. */
-static int lane_apply(struct sender *s)
-{
-    if (!s->ap_waiting)
-        return 0;
-    s->ap_waiting = 0;
-    int rc = queue_apply_states(s->q, s->account_id, s->ap_st, s->ap_n, applied_cb, s);
-    if (rc < 0) {
-        queue_receipts_cb cb = s->ap_cb;
-        s->ap_cb = NULL;
-        struct smsys_err e = {.code = rc};
-        cb(rc, 0, 0, &e, s->ap_ud);
-        return 0;
-    }
-    s->applying = 1;
-    return 1;
-}
-
-int sender_apply_states(struct sender *s, const struct conn_state *st, size_t n,
-                        queue_receipts_cb cb, void *ud)
-{
-    if (s->ap_cb || s->closing > 1)
-        return -EBUSY;
-    s->ap_st = st;
-    s->ap_n = n;
-    s->ap_cb = cb;
-    s->ap_ud = ud;
-    if (s->recording || s->applying) {
-        s->ap_waiting = 1; /* issued by flush() when the record returns */
-        return 0;
-    }
-    int rc = queue_apply_states(s->q, s->account_id, st, n, applied_cb, s);
-    if (rc < 0) {
-        s->ap_cb = NULL;
-        return rc;
-    }
-    s->applying = 1;
-    return 0;
-}
-
-static void flush(struct sender *s)
-{
-    if (s->recording || s->applying)
-        return;
-    /* Receipts first: they only wait for one record call. */
-    if (lane_apply(s))
-        return;
-    if (s->record_wait)
-        return;
-    if (s->nrec == 0) {
-        if (s->npend == 0)
-            return;
-        size_t k = s->npend < RECORD_MAX ? s->npend : RECORD_MAX;
-        s->rec = malloc(k * sizeof(*s->rec));
-        if (s->rec == NULL) {
-            arm_timer(s, s->record_retry_ms);
-            s->record_wait = 1;
-            return;
-        }
-        memcpy(s->rec, s->pend, k * sizeof(*s->rec));
-        memmove(s->pend, s->pend + k, (s->npend - k) * sizeof(*s->pend));
-        s->npend -= k;
-        s->nrec = k;
-    }
-    struct queue_result *r = calloc(s->nrec, sizeof(*r));
-    if (r == NULL) {
-        s->record_wait = 1;
-        arm_timer(s, s->record_retry_ms);
-        return;
-    }
-    for (size_t i = 0; i < s->nrec; i++) {
-        r[i].id = s->rec[i].id;
-        r[i].rc = s->rec[i].rc;
-        r[i].provider_id = s->rec[i].provider_id;
-        r[i].segments = s->rec[i].segments;
-        r[i].detail = s->rec[i].detail;
-        r[i].not_handed_over = s->rec[i].not_handed;
-    }
-    int rc = queue_record_results(s->q, r, s->nrec, record_cb, s);
-    free(r);
-    if (rc < 0) {
-        log_warn("recording send results not issued", "account=%s error=\"%s\"", s->account_name,
-                 smsys_strerror(rc));
-        if (s->closing) {
-            rec_clear(s);
-        } else {
-            s->record_wait = 1;
-            arm_timer(s, s->record_retry_ms);
-        }
-        return;
-    }
-    s->recording = 1;
 }
 
 static void timer_closed_cb(uv_handle_t *h)
@@ -688,8 +390,8 @@ static void timer_closed_cb(uv_handle_t *h)
     struct sender *s = container_of((uv_timer_t *)h, struct sender, timer);
     void (*cb)(void *) = s->close_cb;
     void *ud = s->close_ud;
-    free_pres(s->pend, s->npend);
-    free_pres(s->rec, s->nrec);
+    snd_free_pres(s->pend, s->npend);
+    snd_free_pres(s->rec, s->nrec);
     free(s->pend);
     free(s->rec);
     free(s->account_id);
@@ -700,7 +402,7 @@ static void timer_closed_cb(uv_handle_t *h)
         cb(ud);
 }
 
-static void check_done(struct sender *s)
+void snd_check_done(struct sender *s)
 {
     int busy = s->claiming || claimed_batches(s) || s->recording || s->applying || s->ap_cb;
     if (s->draining && s->drain_cb && !busy && s->npend == 0 && s->nrec == 0) {
@@ -711,7 +413,7 @@ static void check_done(struct sender *s)
     }
     if (s->closing == 1 && !busy) {
         if ((s->npend || s->nrec) && !s->record_wait) {
-            flush(s);
+            snd_flush(s);
             if (s->recording)
                 return;
         }
@@ -756,14 +458,14 @@ int sender_new(uv_loop_t *loop, struct queue *q, const struct conn_ops *ops, str
     }
     uv_timer_init(loop, &s->timer);
     *out = s;
-    maybe_claim(s);
+    snd_maybe_claim(s);
     return 0;
 }
 
 void sender_kick(struct sender *s)
 {
     s->more = 1;
-    maybe_claim(s);
+    snd_maybe_claim(s);
 }
 
 void sender_drain(struct sender *s, void (*cb)(void *ud), void *ud)
@@ -774,9 +476,9 @@ void sender_drain(struct sender *s, void (*cb)(void *ud), void *ud)
     uv_timer_stop(&s->timer);
     s->record_wait = 0;
     s->mark_hold = 0;
-    pump(s); /* waiting batches go back to the queue; marked ones still go out */
-    flush(s);
-    check_done(s);
+    snd_pump(s); /* waiting batches go back to the queue; marked ones still go out */
+    snd_flush(s);
+    snd_check_done(s);
 }
 
 void sender_close(struct sender *s, void (*cb)(void *ud), void *ud)
@@ -794,7 +496,7 @@ void sender_close(struct sender *s, void (*cb)(void *ud), void *ud)
         give_back(s, b, "not handed over: smsysd stopping", 0);
     while ((b = bq_pop(&s->markq)) != NULL)
         give_back(s, b, "not handed over: smsysd stopping", 1);
-    check_done(s);
+    snd_check_done(s);
 }
 
 void sender_stats(const struct sender *s, struct sender_stats *out)

@@ -167,18 +167,27 @@ static void tb_render(struct tb *b)
     tb_next(b);
 }
 
-static void rel_done_cb(int rc, const char *delta, unsigned pages, const struct smsys_err *err,
-                        void *ud)
+/* A GET of the batch has answered: counts its requests; on failure keeps
+ * the error and finishes the batch. Returns 1 when finished. */
+static int tb_answered(struct tb *b, int rc, unsigned pages, const struct smsys_err *err)
 {
-    struct tb *b = ud;
-    (void)delta;
     b->st.requests += pages ? pages : 1;
     if (rc < 0) {
         if (err)
             b->err = *err;
         tb_finish(b, rc);
-        return;
+        return 1;
     }
+    return 0;
+}
+
+static void rel_done_cb(int rc, const char *delta, unsigned pages, const struct smsys_err *err,
+                        void *ud)
+{
+    struct tb *b = ud;
+    (void)delta;
+    if (tb_answered(b, rc, pages, err))
+        return;
     b->rel_i++;
     tb_relation(b);
 }
@@ -248,13 +257,8 @@ static void base_done_cb(int rc, const char *delta, unsigned pages, const struct
 {
     struct tb *b = ud;
     (void)delta;
-    b->st.requests += pages ? pages : 1;
-    if (rc < 0) {
-        if (err)
-            b->err = *err;
-        tb_finish(b, rc);
+    if (tb_answered(b, rc, pages, err))
         return;
-    }
     b->rel_i = 0;
     tb_relation(b);
 }

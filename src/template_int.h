@@ -1,5 +1,6 @@
 /* template_int.h - the compiled form of a template, shared by
- * template_parse.c, template_render.c, template_plan.c and template_batch.c. */
+ * template_parse.c, template_lex.c, template_render.c, template_plan.c and
+ * template_batch.c; and the parser state the first two share. */
 #ifndef SMSYS_TEMPLATE_INT_H
 #define SMSYS_TEMPLATE_INT_H
 
@@ -93,6 +94,35 @@ struct template
 int tpl_error(const struct template *t, const struct tpos *pos, size_t at,
               enum template_errkind kind, struct template_error *te, struct smsys_err *err,
               const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* ---- the parser (template_parse.c, template_lex.c) ---- */
+
+struct tparser {
+    struct template *t;
+    const char *s; /* t->src */
+    size_t p, end; /* cursor inside the current placeholder's content */
+    struct tpos pos;
+    struct template_error *te;
+    struct smsys_err *err;
+};
+
+/* template_lex.c: the token readers. Each works inside the placeholder's
+ * content; on error it returns tpl_perr's code (or -ENOMEM). */
+void tpl_skip_ws(struct tparser *ps);
+/* tpl_error at the cursor, for the placeholder in ps->pos. */
+int tpl_perr(struct tparser *ps, enum template_errkind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Reads an identifier into a new string; NULL with *rc set when none. */
+char *tpl_ident(struct tparser *ps, int *rc, const char *what);
+/* Keyword match: the word at the cursor equals kw (not a longer word). */
+int tpl_at_word(const struct tparser *ps, const char *kw);
+/* "text" with \" and \\ escapes -> new string; NULL with *rc set. */
+char *tpl_string_lit(struct tparser *ps, int *rc);
+/* name(.name)* into pa (segments owned by pa); 0 or an error. */
+int tpl_path(struct tparser *ps, struct tpath *pa);
+void tpl_path_free(struct tpath *pa);
+/* The filters after a name: ("|" filter [argument])*, into n->f. */
+int tpl_filters(struct tparser *ps, struct tnode *n);
 
 int tsel_add_path(struct tsel *s, char *const *seg, size_t n);
 void tsel_free(struct tsel *s);

@@ -7,6 +7,19 @@
 
 #include "template_int.h"
 
+void tsel_free(struct tsel *s)
+{
+    for (size_t i = 0; i < s->ncols; i++)
+        free(s->cols[i]);
+    free(s->cols);
+    for (size_t i = 0; i < s->nexp; i++) {
+        free(s->exp[i].nav);
+        tsel_free(&s->exp[i].sel);
+    }
+    free(s->exp);
+    memset(s, 0, sizeof(*s));
+}
+
 int tsel_add_path(struct tsel *s, char *const *seg, size_t n)
 {
     if (n == 1) {

@@ -125,7 +125,7 @@ struct smsys_config {
         int format; /* enum log_format */
     } log;
 
-    /* Private to config.c: where each key's value came from. */
+    /* Private to src/config*.c: where each key's value came from. */
     struct config_origin *origin;
     /* Human-readable warnings found while loading (e.g. TLS verification
      * off), one per line, "" when none. Owned by the config. */
