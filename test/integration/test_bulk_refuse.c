@@ -253,8 +253,7 @@ static void test_one_member_refused(void **state)
     /* the refused row was narrowed down: its chunk of 100 refused whole,
      * then halves; one request more per level, not one per row */
     int hits = fault_hits();
-    print_message("fault rule hits (refused requests) for 1 bad row in a chunk of 100: %d\n",
-                  hits);
+    print_message("fault rule hits (refused requests) for 1 bad row in a chunk of 100: %d\n", hits);
     assert_true(hits >= 7 && hits <= 8);
 }
 
