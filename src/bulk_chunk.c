@@ -162,12 +162,7 @@ static void note_cb(int rc, const char *id, const struct smsys_err *err, void *u
 {
     struct chunk *c = ud;
     (void)id;
-    c->j->e->st.dv_requests++;
-    /* the note is for people: without it the messages still say why; a
-     * replay of the chunk finds its note made (the id is derived) */
-    if (rc != 0 && rc != SMSYS_ECONFLICT)
-        log_warn("bulk refusal note not written", "bulk=%s error=\"%s\"", c->j->id,
-                 log_q(bulk_errtext(rc, err)));
+    bulk_note_answered(c->j, "refusal", rc, err); /* the messages say why anyway */
     release(c);
 }
 

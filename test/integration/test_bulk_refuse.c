@@ -9,8 +9,8 @@
  *    refused ones none;
  *  - the bulk ends Completed in Dynamics with smsys_failed counting them;
  *  - the refused member's message is Failed in PostgreSQL with Dynamics'
- *    error text, and a note on the bulk record names the recipient and
- *    the reason. */
+ *    error text, a note on the bulk record names the recipient and the
+ *    reason, and smsysctl bulk preview counts them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,37 +58,15 @@ static void seed(FILE *o, int port)
     fputs("]}\n", o);
 }
 
-/* bw_smsysd_start with [bulk] chunk = 100 added (a section may be opened
- * again; the world's config does not set chunk). */
-static void start_smsysd_chunked(void)
-{
-    bw_write_conf("");
-    FILE *o = fopen(w.conf, "a");
-    assert_non_null(o);
-    fputs("[bulk]\nchunk = 100\n", o);
-    fclose(o);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
-    char *argv[] = {bin, "--config", w.conf, NULL};
-    w.smsysd = tu_spawn(argv, w.log, w.http_port, 20000);
-    assert_true(w.smsysd > 0);
-    int synced = 0;
-    for (int i = 0; i < 400 && !synced; i++) {
-        synced = bw_int("SELECT count(*) FROM smsys_account WHERE enabled") >= 1;
-        if (!synced)
-            uv_sleep(50);
-    }
-    if (!synced)
-        bw_print_log();
-    assert_true(synced);
-}
+/* [bulk] chunk = 100: the world's config has no such setting, but its
+ * quiet-hours value ends a line of [sending], so a section may be opened
+ * there and [sending] reopened after it (its other keys follow). */
+#define CHUNKED_CONF "\n[bulk]\nchunk = 100\n[sending]"
 
 static int setup(void **state)
 {
     (void)state;
-    bw_open("brefuse", seed, "");
-    bw_smsysd_stop();
-    start_smsysd_chunked();
+    bw_open("brefuse", seed, CHUNKED_CONF);
     return 0;
 }
 
@@ -250,6 +228,24 @@ static void test_one_member_refused(void **state)
     assert_int_equal(nn, 1);
     assert_non_null(strstr(notes, "1 recipient refused by Dynamics: +989120000123 (contact "));
     free(notes);
+    /* smsysctl bulk preview says it too */
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "'%s' --config '%s' bulk preview " BULK_1 " 2>&1",
+             tu_bin("smsysctl"), w.conf);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    struct buf out = BUF_INIT;
+    char tmp[1024];
+    size_t got;
+    while ((got = fread(tmp, 1, sizeof(tmp), p)) > 0)
+        buf_append(&out, tmp, got);
+    buf_putc(&out, '\0');
+    assert_int_equal(pclose(p), 0);
+    print_message("smsysctl bulk preview:\n%s", out.data);
+    assert_non_null(strstr(out.data, "refused by Dynamics: 1 (their messages are Failed), e.g. "
+                                     "+989120000123: Dynamics refused the SMS record: "));
+    assert_non_null(strstr(out.data, MSG));
+    buf_free(&out);
     /* the refused row was narrowed down: its chunk of 100 refused whole,
      * then halves; one request more per level, not one per row */
     int hits = fault_hits();
