@@ -210,7 +210,9 @@ static void created_cb(int rc, const struct dv_bulk_result *res, void *ud)
     for (size_t k = 0; k < res->n && k < c->ntodo; k++) {
         const struct dv_row_result *r = &res->rows[k];
         struct cm *m = &c->m[c->todo[k]];
-        if (r->rc == 0) {
+        if (r->rc == 0 || r->rc == SMSYS_ECONFLICT) {
+            /* a conflict on our own deterministic id: the record exists
+             * (made by an earlier attempt whose answer was lost) */
             made++;
         } else if (dv_rc_refused(r->rc)) {
             free(m->fail);

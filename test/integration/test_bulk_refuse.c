@@ -10,7 +10,8 @@
  *  - the bulk ends Completed in Dynamics with smsys_failed counting them;
  *  - the refused member's message is Failed in PostgreSQL with Dynamics'
  *    error text, a note on the bulk record names the recipient and the
- *    reason, and smsysctl bulk preview counts them. */
+ *    reason, and smsysctl bulk preview counts them.
+ * A record that already exists under the member's id is not a refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -317,12 +318,47 @@ static void test_contact_deleted_after_expansion(void **state)
     free(notes);
 }
 
+#define BULK_4 "b0000000-0000-4000-8000-0000000000f4"
+
+/* Not a refusal: a record that already exists under the member's own
+ * deterministic id (an earlier attempt made it and its answer was lost)
+ * conflicts (412) and is narrowed down like a refusal, but the member is
+ * released: it gets its message and nobody fails. */
+static void test_record_exists_is_not_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(faults("DELETE", NULL, NULL), 204);
+    char key[80], act[37], body[300], member[40];
+    cid(77, member, sizeof(member));
+    snprintf(key, sizeof(key), "contact:%s", member);
+    assert_int_equal(bulk_activity_id(BULK_4, key, act), 0);
+    snprintf(body, sizeof(body), "{\"activityid\":\"%s\",\"subject\":\"made earlier\"}", act);
+    bw_post("smsys_smses", body);
+    bulk_create(BULK_4, "Exists", "E {{firstname}}");
+    /* the list may have lost the contact an earlier test deleted */
+    cJSON *row = bw_wait_row(BULK_4, BULK_COMPLETED, -1, -1, -1, 0, 120000);
+    int total = bw_iget(row, "smsys_total");
+    assert_true(total >= NMEM - 1);
+    assert_int_equal(bw_iget(row, "smsys_sent"), total);
+    assert_int_equal(bw_iget(row, "smsys_delivered"), total);
+    assert_int_equal(bw_iget(row, "smsys_failed"), 0);
+    cJSON_Delete(row);
+    cJSON *seen = bw_seen("E ");
+    assert_int_equal(cJSON_GetArraySize(seen), total);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(seen, "989120000077|E F77"));
+    cJSON_Delete(seen);
+    int nn = 0;
+    free(notes_of(BULK_4, &nn));
+    assert_int_equal(nn, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_member_refused),
         cmocka_unit_test(test_scattered_across_chunks),
         cmocka_unit_test(test_contact_deleted_after_expansion),
+        cmocka_unit_test(test_record_exists_is_not_refused),
     };
     if (getenv("SMSYS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("SMSYS_TEST_FILTER"));
