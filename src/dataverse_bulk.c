@@ -138,7 +138,7 @@ int dv_get_all(struct dv_client *c, const char *path, const char *prefer_extra,
 
 /* Ranges of a chunk waiting to be sent: each refusal narrowed down
  * replaces one range by at most two, so the stack never overflows. */
-#define BULK_STACK (DV_BULK_MAX_REFUSALS + 2)
+#define BULK_STACK (DV_BULK_MAX_REFUSALS_MIXED + 2)
 
 struct bulk {
     struct dv_client *c;
@@ -154,6 +154,7 @@ struct bulk {
     size_t stack[BULK_STACK][2]; /* ranges of the current chunk still to send */
     size_t nstack;
     unsigned refusals; /* refused multi-row ranges of the current chunk */
+    int wrote;         /* some range of the current chunk was written */
     unsigned requests;
     int used_batch;
     dv_bulk_cb cb;
@@ -241,26 +242,27 @@ static int unsupported(const struct dv_result *res)
            strcasestr(msg, "not supported") || strcasestr(msg, "does not support");
 }
 
-/* Queues rows [from, to) of the current chunk to be sent again; 0, or -1
- * when the stack is full (cannot happen within DV_BULK_MAX_REFUSALS). */
-static int range_push(struct bulk *b, size_t from, size_t to)
+/* Queues rows [from, to) of the current chunk to be sent again. Room is
+ * checked by may_narrow: each refusal narrowed adds at most two ranges. */
+static void range_push(struct bulk *b, size_t from, size_t to)
 {
-    if (b->nstack >= BULK_STACK)
-        return -1;
     b->stack[b->nstack][0] = from;
     b->stack[b->nstack][1] = to;
     b->nstack++;
-    return 0;
 }
 
-/* May the current chunk narrow one more refusal down? Without _each, or
- * once the chunk has used its DV_BULK_MAX_REFUSALS (a systematic refusal:
- * every row bad), it may not: the refused rows all get the error. */
+/* May the current chunk narrow one more refusal down? Not without _each,
+ * and not past its budget: DV_BULK_MAX_REFUSALS while nothing of the chunk
+ * has been written (a systematic refusal, every row bad, stops there),
+ * DV_BULK_MAX_REFUSALS_MIXED once something has (the refusal is row by
+ * row: scattered bad rows are all isolated). Past it the refused rows all
+ * get the error. */
 static int may_narrow(struct bulk *b, size_t rows, const struct smsys_err *err)
 {
     if (!b->each || rows < 2)
         return 0;
-    if (b->refusals >= DV_BULK_MAX_REFUSALS || b->nstack + 2 > BULK_STACK) {
+    unsigned budget = b->wrote ? DV_BULK_MAX_REFUSALS_MIXED : DV_BULK_MAX_REFUSALS;
+    if (b->refusals >= budget || b->nstack + 2 > BULK_STACK) {
         log_warn("dataverse bulk refusals capped", "entity_set=%s rows=%zu error=\"%s\"", b->set,
                  rows, log_q(err->detail));
         return 0;
@@ -429,6 +431,7 @@ static void bulk_next(struct bulk *b)
         b->hi = b->n - b->lo < BULK_CHUNK ? b->n : b->lo + BULK_CHUNK;
         b->next = b->hi;
         b->refusals = 0;
+        b->wrote = 0;
     } else {
         bulk_finish(b);
         return;
@@ -475,6 +478,7 @@ static void multiple_done_cb(int rc, struct dv_result *res, void *ud)
     } else {
         if (ms)
             *(b->create ? &ms->create : &ms->update) = 1;
+        b->wrote = 1;
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(res->json, "Ids");
         const cJSON *v = cJSON_IsArray(ids) ? ids->child : NULL;
         for (size_t i = b->lo; i < b->hi; i++, v = v ? v->next : NULL) {
@@ -560,6 +564,7 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
         rows_fail(b, from, to, SMSYS_ETEMP, &rb);
         rows_fail(b, from + failed, from + failed + 1, frc, &fe);
     } else {
+        b->wrote = 1;
         struct smsys_err e;
         smsys_err_set(&e, SMSYS_EPROTO, "$batch response: %zu parts for %zu requests", ob.n, n);
         for (size_t k = 0; k < n; k++)

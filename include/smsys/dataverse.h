@@ -243,8 +243,10 @@ int dv_update_multiple(struct dv_client *c, const char *entity_set, const char *
 int dv_create_multiple(struct dv_client *c, const char *entity_set, const char *logical_name,
                        const cJSON *targets, dv_bulk_cb cb, void *ud);
 
-/* Refused requests one chunk of 1000 rows may narrow down (see below). */
-#define DV_BULK_MAX_REFUSALS 64
+/* Refused requests one chunk of 1000 rows may narrow down (see below):
+ * while nothing of the chunk has been written, and once something has. */
+#define DV_BULK_MAX_REFUSALS       64
+#define DV_BULK_MAX_REFUSALS_MIXED 256
 
 /* The same, for writes where one bad row must not stop the others.
  * *Multiple is one transaction on standard tables: one bad row (a lookup
@@ -257,10 +259,12 @@ int dv_create_multiple(struct dv_client *c, const char *entity_set, const char *
  * = 20 requests, k scattered ones about 2 k log2(1000 / k). Through $batch
  * the failing part names its row: that row fails and the rest of the
  * changeset is sent again. A chunk narrows down at most
- * DV_BULK_MAX_REFUSALS refusals; past that (a systematic refusal: every
- * row bad) each refused range fails all its rows with the error it got
- * (some of them may have been good), so the worst case stays near
- * 2 x DV_BULK_MAX_REFUSALS requests per chunk, not one per row. Temporary
+ * DV_BULK_MAX_REFUSALS refusals while none of its rows has been written
+ * (a systematic refusal, every row bad, costs at most 1 + 2 x 64 = 129
+ * requests, not one per row), DV_BULK_MAX_REFUSALS_MIXED once some have
+ * (row-by-row refusals: ~40 scattered bad rows in 1000 are all isolated,
+ * at most 513 requests). Past the budget each refused range fails all its
+ * rows with the error it got (some of them may have been good). Temporary
  * errors (429 budget, 5xx, timeouts, SMSYS_EUNKNOWN) are never narrowed:
  * the range's rows get that error for the caller's retry, and the other
  * ranges still go; SMSYS_ECLOSED fails every row not answered yet.

@@ -5,7 +5,8 @@
  * path), paging with nextLink, change tracking, If-Match conflicts,
  * 429 handling with Retry-After, and rows Dynamics refuses (dvemu fault
  * rules) narrowed down by the _each variants: the request counts of one
- * bad row in 1000, of a systematic refusal, of deleted records to update,
+ * bad row in 1000, of a systematic refusal, of 25 scattered bad rows, of
+ * deleted records to update,
  * of a temporary error and of the $batch path. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -412,6 +413,30 @@ static void test_each_systematic_refusal_capped(void **state)
     fx_close(&fx);
 }
 
+/* 25 bad rows scattered in 1000 (a refusal row by row, not systematic):
+ * all isolated, the 975 others written, within the mixed budget. */
+static void test_each_scattered_rows(void **state)
+{
+    struct fx fx;
+    fx_open(&fx, NULL, 0);
+    fault(&fx, "{\"entity_set\":\"smsys_smses\",\"match\":{\"description\":\"bad\"}}");
+    cJSON *t = sms_targets(1000, "smsys_status", 2);
+    for (int i = 7; i < 1000; i += 40)
+        cJSON_AddStringToObject(cJSON_GetArrayItem(t, i), "description", "bad");
+    struct each_out o = {0};
+    assert_int_equal(dv_create_multiple_each(fx.dv, "smsys_smses", "smsys_sms", t, each_cb, &o), 0);
+    wait_each(&fx, &o, 60000);
+    cJSON_Delete(t);
+    print_message("25 bad rows scattered in 1000: %u requests\n", o.requests);
+    assert_int_equal(o.nfail, 25);
+    assert_int_equal(o.fail[0], 7);
+    assert_int_equal(o.fail[1], 47);
+    assert_int_equal(o.ok, 975);
+    assert_true(o.requests <= 1 + 2 * DV_BULK_MAX_REFUSALS_MIXED);
+    assert_int_equal(emu_rows(&fx, "smsys_smses"), 975);
+    fx_close(&fx);
+}
+
 /* UpdateMultiple with two records deleted meanwhile: 404 for those two,
  * the rest updated; a temporary error (503) is never narrowed down. */
 static void test_each_update_deleted_and_temporary(void **state)
@@ -512,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_client_throttled),
         cmocka_unit_test(test_each_one_bad_row_in_1000),
         cmocka_unit_test(test_each_systematic_refusal_capped),
+        cmocka_unit_test(test_each_scattered_rows),
         cmocka_unit_test(test_each_update_deleted_and_temporary),
         cmocka_unit_test(test_each_batch_path),
     };
