@@ -28,6 +28,14 @@ const char *bulk_errtext(int rc, const struct smsys_err *err)
     return err && err->detail[0] ? err->detail : smsys_strerror(rc);
 }
 
+void bulk_note_answered(struct bjob *j, const char *what, int rc, const struct smsys_err *err)
+{
+    j->e->st.dv_requests++;
+    if (rc != 0 && rc != SMSYS_ECONFLICT)
+        log_warn("bulk note not written", "bulk=%s note=%s error=\"%s\"", j->id, what,
+                 log_q(bulk_errtext(rc, err)));
+}
+
 void bulk_note_rc(struct run *r, int rc, const char *what, const struct smsys_err *err)
 {
     if (rc == 0)

@@ -8,10 +8,11 @@
  *      between 1 and 3) first asks Dynamics which of its records exist
  *      (GET with Microsoft.Dynamics.CRM.In on activityid, 100 ids per
  *      request); only the missing ones are created.
- *   3. CreateMultiple with the members' deterministic activity ids. A 400
- *      (Dynamics refuses a row) is narrowed down by halving the request,
- *      so one bad row fails only its member. Any other error leaves the
- *      chunk held; the next run goes to 2.
+ *   3. CreateMultiple with the members' deterministic activity ids, through
+ *      dv_create_multiple_each: a row Dynamics refuses (a contact deleted
+ *      since expansion, ...) fails only its member, named in a note on the
+ *      bulk record. Any temporary error leaves the chunk held; the next
+ *      run goes to 2.
  *   4. smsys_bulk_release: the messages get their hand-over times (the
  *      per-bulk rate), the members step 3. */
 #include "bulk_int.h"
@@ -44,20 +45,10 @@ struct chunk {
     struct cm *m;
     size_t n;
     int fresh;
-    size_t at; /* existence check: next index */
-    /* creation: ranges of the to-create list still to send (a stack) */
-    size_t *todo; /* indexes of members to create */
+    size_t at;    /* existence check: next index */
+    size_t *todo; /* creation: indexes of the members to create */
     size_t ntodo;
-    size_t (*stack)[2];
-    size_t nstack, capstack;
-    size_t lo, hi; /* the range in flight */
-    unsigned refusals;
 };
-
-/* Refused requests one chunk may narrow down; a systematic refusal (every
- * row bad, e.g. a lookup to a deleted owner) then fails the remaining rows
- * with the same error instead of costing two requests per row. */
-#define MAX_REFUSALS 40
 
 static void chunk_free(struct chunk *c)
 {
@@ -67,7 +58,6 @@ static void chunk_free(struct chunk *c)
     }
     free(c->m);
     free(c->todo);
-    free(c->stack);
     free(c);
 }
 
@@ -165,106 +155,124 @@ static cJSON *record(const struct bjob *j, const struct cm *m)
     return o;
 }
 
-static void create_next(struct chunk *c);
+/* Recipients named in the note on the bulk record; the count is whole. */
+#define NOTE_NAMES 10
+
+static void note_cb(int rc, const char *id, const struct smsys_err *err, void *ud)
+{
+    struct chunk *c = ud;
+    (void)id;
+    bulk_note_answered(c->j, "refusal", rc, err); /* the messages say why anyway */
+    release(c);
+}
+
+/* Puts the refused recipients of the chunk on the bulk record as a note,
+ * where the user looks first, then releases. */
+static void refusal_note(struct chunk *c, size_t nf)
+{
+    struct buf t = BUF_INIT;
+    const struct cm *first = NULL;
+    size_t named = 0;
+    int rc = buf_printf(&t, "%zu recipient%s refused by Dynamics: ", nf, nf == 1 ? "" : "s");
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        const struct cm *m = &c->m[i];
+        if (m->fail == NULL)
+            continue;
+        if (first == NULL)
+            first = m;
+        if (named++ < NOTE_NAMES)
+            rc = buf_printf(&t, "%s%s (%s %s): %s", named > 1 ? "; " : "", m->number, m->entity,
+                            m->member, m->fail);
+    }
+    if (rc == 0 && named > NOTE_NAMES)
+        rc = buf_printf(&t, "; and %zu more (each one's message is Failed with the reason)",
+                        named - NOTE_NAMES);
+    char nid[37], key[160];
+    snprintf(key, sizeof(key), "refused:%s", first ? first->key : "");
+    if (rc == 0 && first && !c->j->e->closing && bulk_activity_id(c->j->id, key, nid) == 0 &&
+        dv_note_create(c->j->e->dv, "smsys_bulksms", "smsys_bulksmses", c->j->id, nid,
+                       "Bulk SMS: recipients refused by Dynamics", t.data, note_cb, c) == 0) {
+        buf_free(&t);
+        return;
+    }
+    buf_free(&t);
+    release(c);
+}
 
 static void created_cb(int rc, const struct dv_bulk_result *res, void *ud)
 {
     struct chunk *c = ud;
     struct bjob *j = c->j;
-    j->e->st.dv_requests += res ? res->requests : 0;
-    size_t lo = c->lo, hi = c->hi;
-    if (rc == 0) {
-        j->e->st.records += hi - lo;
-        create_next(c);
-        return;
-    }
-    const struct smsys_err *err = res && res->n ? &res->rows[0].err : NULL;
-    if (rc == SMSYS_EPROTO && hi - lo > 1 && ++c->refusals <= MAX_REFUSALS &&
-        c->nstack + 2 <= c->capstack) {
-        /* one or more rows refused: split and try the halves */
-        size_t mid = lo + (hi - lo) / 2;
-        c->stack[c->nstack][0] = mid;
-        c->stack[c->nstack][1] = hi;
-        c->nstack++;
-        c->stack[c->nstack][0] = lo;
-        c->stack[c->nstack][1] = mid;
-        c->nstack++;
-        create_next(c);
-        return;
-    }
-    if (rc == SMSYS_EPROTO) {
-        /* a single refused row, or a systematic refusal (every row bad,
-         * e.g. a lookup to a deleted owner) past MAX_REFUSALS: every row of
-         * the range fails with the error, never released without a record */
-        const char *why = bulk_errtext(rc, err);
-        for (size_t i = lo; i < hi; i++) {
-            struct cm *m = &c->m[c->todo[i]];
-            m->fail = strdup(why);
+    j->e->st.dv_requests += res->requests;
+    size_t nf = 0, made = 0;
+    int temp = 0;
+    const struct smsys_err *terr = NULL;
+    for (size_t k = 0; k < res->n && k < c->ntodo; k++) {
+        const struct dv_row_result *r = &res->rows[k];
+        struct cm *m = &c->m[c->todo[k]];
+        if (r->rc == 0 || r->rc == SMSYS_ECONFLICT) {
+            /* a conflict on our own deterministic id: the record exists
+             * (made by an earlier attempt whose answer was lost) */
+            made++;
+        } else if (dv_rc_refused(r->rc)) {
+            free(m->fail);
+            m->fail = strdup(bulk_errtext(r->rc, &r->err));
             if (m->fail == NULL) {
                 chunk_end(c, -ENOMEM, 0); /* stays held: the next run checks again */
                 return;
             }
+            log_warn("bulk record refused", "bulk=%s member=%s error=\"%s\"", j->id, m->key,
+                     log_q(m->fail));
+            nf++;
+        } else if (temp == 0) {
+            temp = r->rc;
+            terr = &r->err;
         }
-        log_warn("bulk records refused", "bulk=%s rows=%zu first=%s error=\"%s\"", j->id, hi - lo,
-                 c->m[c->todo[lo]].key, log_q(why));
-        create_next(c);
+    }
+    j->e->st.records += made;
+    if (temp != 0) {
+        /* those records may or may not exist; the chunk stays held and the
+         * next run checks before creating */
+        log_warn("bulk records not created", "bulk=%s rows=%zu created=%zu error=\"%s\"", j->id,
+                 c->ntodo, made, log_q(bulk_errtext(temp, terr)));
+        chunk_end(c, temp, 0);
         return;
     }
-    /* anything else: the records may or may not exist; the chunk stays
-     * held and the next run checks before creating */
-    log_warn("bulk records not created", "bulk=%s rows=%zu error=\"%s\"", j->id, hi - lo,
-             log_q(bulk_errtext(rc, err)));
-    chunk_end(c, rc, 0);
+    if (nf)
+        refusal_note(c, nf);
+    else
+        release(c);
 }
 
-static void create_next(struct chunk *c)
+/* Creates the missing records in one dv_create_multiple_each: a row
+ * Dynamics refuses fails only its member. */
+static void create(struct chunk *c)
 {
-    if (c->nstack == 0) {
-        release(c);
-        return;
-    }
-    if (c->j->e->closing) {
-        chunk_end(c, SMSYS_ECLOSED, 0);
-        return;
-    }
-    c->nstack--;
-    c->lo = c->stack[c->nstack][0];
-    c->hi = c->stack[c->nstack][1];
+    c->todo = calloc(c->n ? c->n : 1, sizeof(*c->todo));
     cJSON *arr = cJSON_CreateArray();
-    int rc = arr ? 0 : -ENOMEM;
-    for (size_t i = c->lo; rc == 0 && i < c->hi; i++) {
-        cJSON *o = record(c->j, &c->m[c->todo[i]]);
+    int rc = c->todo && arr ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        if (c->m[i].exists)
+            continue;
+        cJSON *o = record(c->j, &c->m[i]);
         if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
             cJSON_Delete(o);
             rc = -ENOMEM;
         }
+        c->todo[c->ntodo++] = i;
     }
+    if (rc == 0 && c->ntodo == 0) {
+        cJSON_Delete(arr);
+        release(c);
+        return;
+    }
+    if (rc == 0 && c->j->e->closing)
+        rc = SMSYS_ECLOSED;
     if (rc == 0)
-        rc = dv_create_multiple(c->j->e->dv, "smsys_smses", "smsys_sms", arr, created_cb, c);
+        rc = dv_create_multiple_each(c->j->e->dv, "smsys_smses", "smsys_sms", arr, created_cb, c);
     cJSON_Delete(arr);
     if (rc != 0)
         chunk_end(c, rc, 0);
-}
-
-static void create(struct chunk *c)
-{
-    c->todo = calloc(c->n ? c->n : 1, sizeof(*c->todo));
-    /* halving a range of k rows pushes at most log2(k) + 1 ranges */
-    c->capstack = 2 * 12 + 2;
-    c->stack = calloc(c->capstack, sizeof(*c->stack));
-    if (c->todo == NULL || c->stack == NULL) {
-        chunk_end(c, -ENOMEM, 0);
-        return;
-    }
-    for (size_t i = 0; i < c->n; i++)
-        if (!c->m[i].exists)
-            c->todo[c->ntodo++] = i;
-    if (c->ntodo) {
-        c->stack[0][0] = 0;
-        c->stack[0][1] = c->ntodo;
-        c->nstack = 1;
-    }
-    create_next(c);
 }
 
 /* ---- 2. which records exist ----------------------------------------------- */

@@ -174,5 +174,10 @@ void bulk_job_fail(struct bjob *j, const char *why);
 
 /* One error text from a Dataverse/PG error for logs and last_error. */
 const char *bulk_errtext(int rc, const struct smsys_err *err);
+/* The answer to a note on the bulk record (dv_note_create): counts the
+ * request and logs a failure. A note is for people: a Dynamics without
+ * notes on bulk sends, or a replay that finds its note made (conflict: the
+ * ids are derived), never stops the bulk. what: "preflight", "refusal". */
+void bulk_note_answered(struct bjob *j, const char *what, int rc, const struct smsys_err *err);
 
 #endif

@@ -78,12 +78,7 @@ static void note_cb(int rc, const char *id, const struct smsys_err *err, void *u
 {
     struct pre *p = ud;
     (void)id;
-    p->j->e->st.dv_requests++;
-    /* the note is for people; a Dynamics without notes on bulk sends (or a
-     * replay that finds it made) does not stop the bulk */
-    if (rc != 0 && rc != SMSYS_ECONFLICT)
-        log_warn("bulk preflight note not written", "bulk=%s error=\"%s\"", p->j->id,
-                 log_q(bulk_errtext(rc, err)));
+    bulk_note_answered(p->j, "preflight", rc, err);
     pre_next_state(p);
 }
 

@@ -136,15 +136,25 @@ int dv_get_all(struct dv_client *c, const char *path, const char *prefer_extra,
 
 /* ---- bulk writes ---- */
 
+/* Ranges of a chunk waiting to be sent: each refusal narrowed down
+ * replaces one range by at most two, so the stack never overflows. */
+#define BULK_STACK (DV_BULK_MAX_REFUSALS_MIXED + 2)
+
 struct bulk {
     struct dv_client *c;
     int create;
+    int each; /* narrow refused ranges down (the _each variants) */
     char *set, *logical;
-    cJSON *rows; /* our copy of the targets */
+    cJSON *rows;   /* our copy of the targets */
+    cJSON **items; /* rows by index (cJSON arrays are lists) */
     size_t n;
     struct dv_row_result *res;
-    size_t at, chunk; /* current chunk: rows [at, at + chunk) */
-    cJSON *first;     /* row `at`: cJSON arrays are lists, so walk, don't index */
+    size_t lo, hi;               /* the range in flight: rows [lo, hi) */
+    size_t next;                 /* first row of the next chunk not started yet */
+    size_t stack[BULK_STACK][2]; /* ranges of the current chunk still to send */
+    size_t nstack;
+    unsigned refusals; /* refused multi-row ranges of the current chunk */
+    int wrote;         /* some range of the current chunk was written */
     unsigned requests;
     int used_batch;
     dv_bulk_cb cb;
@@ -153,9 +163,16 @@ struct bulk {
 
 static void bulk_next(struct bulk *b);
 
+int dv_rc_refused(int rc)
+{
+    return rc == SMSYS_EPROTO || rc == SMSYS_ENOTFOUND || rc == SMSYS_EPERM ||
+           rc == SMSYS_ECONFLICT;
+}
+
 static void bulk_free(struct bulk *b)
 {
     cJSON_Delete(b->rows);
+    free(b->items);
     free(b->res);
     free(b->set);
     free(b->logical);
@@ -186,6 +203,14 @@ static void rows_fail(struct bulk *b, size_t from, size_t to, int rc, const stru
     }
 }
 
+/* Fails every row not answered yet (the rest of the write cannot run). */
+static void rows_fail_open(struct bulk *b, int rc, const struct smsys_err *err)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->res[i].rc == 1)
+            rows_fail(b, i, i + 1, rc, err);
+}
+
 /* The primary key of a row: "<logical>id", else "activityid" (activity
  * tables), as a cJSON string item or NULL. */
 static const cJSON *row_id(const struct bulk *b, const cJSON *row)
@@ -196,12 +221,6 @@ static const cJSON *row_id(const struct bulk *b, const cJSON *row)
     if (!cJSON_IsString(v))
         v = cJSON_GetObjectItemCaseSensitive(row, "activityid");
     return cJSON_IsString(v) ? v : NULL;
-}
-
-static const char *row_id_key(const struct bulk *b, const cJSON *row)
-{
-    const cJSON *v = row_id(b, row);
-    return v ? v->string : NULL;
 }
 
 /* Did the server say it does not know the action (rather than a row
@@ -223,6 +242,51 @@ static int unsupported(const struct dv_result *res)
            strcasestr(msg, "not supported") || strcasestr(msg, "does not support");
 }
 
+/* Queues rows [from, to) of the current chunk to be sent again. Room is
+ * checked by may_narrow: each refusal narrowed adds at most two ranges. */
+static void range_push(struct bulk *b, size_t from, size_t to)
+{
+    b->stack[b->nstack][0] = from;
+    b->stack[b->nstack][1] = to;
+    b->nstack++;
+}
+
+/* May the current chunk narrow one more refusal down? Not without _each,
+ * and not past its budget: DV_BULK_MAX_REFUSALS while nothing of the chunk
+ * has been written (a systematic refusal, every row bad, stops there),
+ * DV_BULK_MAX_REFUSALS_MIXED once something has (the refusal is row by
+ * row: scattered bad rows are all isolated). Past it the refused rows all
+ * get the error. */
+static int may_narrow(struct bulk *b, size_t rows, const struct smsys_err *err)
+{
+    if (!b->each || rows < 2)
+        return 0;
+    unsigned budget = b->wrote ? DV_BULK_MAX_REFUSALS_MIXED : DV_BULK_MAX_REFUSALS;
+    if (b->refusals >= budget || b->nstack + 2 > BULK_STACK) {
+        log_warn("dataverse bulk refusals capped", "entity_set=%s rows=%zu error=\"%s\"", b->set,
+                 rows, log_q(err->detail));
+        return 0;
+    }
+    b->refusals++;
+    return 1;
+}
+
+/* Dynamics refused the range [from, to) as a whole with rc / err (a row
+ * level error: one bad row fails the transaction). If it may be narrowed
+ * down, both halves go again in turn, so the bad rows end up alone; else
+ * every row of it gets the error. */
+static void range_refused(struct bulk *b, size_t from, size_t to, int rc,
+                          const struct smsys_err *err)
+{
+    if (!may_narrow(b, to - from, err)) {
+        rows_fail(b, from, to, rc, err);
+        return;
+    }
+    size_t mid = from + (to - from) / 2;
+    range_push(b, mid, to); /* the first half goes first */
+    range_push(b, from, mid);
+}
+
 static void multiple_done_cb(int rc, struct dv_result *res, void *ud);
 static void batch_done_cb(int rc, struct dv_result *res, void *ud);
 
@@ -232,15 +296,15 @@ static int send_multiple(struct bulk *b)
     char type[200];
     snprintf(type, sizeof type, "Microsoft.Dynamics.CRM.%s", b->logical);
     int rc = buf_puts(&body, "{\"Targets\":[");
-    cJSON *row = b->first;
-    for (size_t i = b->at; rc == 0 && i < b->at + b->chunk; i++, row = row->next) {
+    for (size_t i = b->lo; rc == 0 && i < b->hi; i++) {
+        cJSON *row = b->items[i];
         if (!cJSON_HasObjectItem(row, "@odata.type") &&
             cJSON_AddStringToObject(row, "@odata.type", type) == NULL)
             rc = -ENOMEM;
         char *s = rc == 0 ? cJSON_PrintUnformatted(row) : NULL;
         if (rc == 0 && s == NULL)
             rc = -ENOMEM;
-        if (rc == 0 && i > b->at)
+        if (rc == 0 && i > b->lo)
             rc = buf_putc(&body, ',');
         if (rc == 0)
             rc = buf_puts(&body, s);
@@ -270,14 +334,15 @@ static int send_multiple(struct bulk *b)
 
 static int send_batch(struct bulk *b)
 {
-    struct odata_batch_req *reqs = calloc(b->chunk, sizeof *reqs);
-    char **bodies = calloc(b->chunk, sizeof *bodies);
-    char **urls = calloc(b->chunk, sizeof *urls);
-    char(*cids)[24] = calloc(b->chunk, sizeof *cids);
+    size_t n = b->hi - b->lo;
+    struct odata_batch_req *reqs = calloc(n, sizeof *reqs);
+    char **bodies = calloc(n, sizeof *bodies);
+    char **urls = calloc(n, sizeof *urls);
+    char(*cids)[24] = calloc(n, sizeof *cids);
     struct buf body = BUF_INIT;
     int rc = reqs && bodies && urls && cids ? 0 : -ENOMEM;
-    const cJSON *row = b->first;
-    for (size_t k = 0; rc == 0 && k < b->chunk; k++, row = row->next) {
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const cJSON *row = b->items[b->lo + k];
         cJSON *copy = cJSON_Duplicate(row, 1);
         if (copy == NULL) {
             rc = -ENOMEM;
@@ -318,7 +383,7 @@ static int send_batch(struct bulk *b)
     snprintf(cs, sizeof cs, "changeset_%s", uuid);
     snprintf(ct, sizeof ct, "multipart/mixed; boundary=%s", bnd);
     if (rc == 0)
-        rc = odata_batch_build(&body, bnd, cs, reqs, b->chunk);
+        rc = odata_batch_build(&body, bnd, cs, reqs, n);
     if (rc == 0) {
         struct dv_call call = {.method = "POST",
                                .path = "$batch",
@@ -328,7 +393,7 @@ static int send_batch(struct bulk *b)
                                .retry = b->create ? DV_RETRY_AUTO : DV_RETRY_SAFE};
         rc = dv_request_ex(b->c, &call, batch_done_cb, b);
     }
-    for (size_t k = 0; bodies && urls && k < b->chunk; k++) {
+    for (size_t k = 0; bodies && urls && k < n; k++) {
         free(bodies[k]);
         free(urls[k]);
     }
@@ -352,22 +417,30 @@ static int use_batch(struct bulk *b)
     return ms && (b->create ? ms->create : ms->update) < 0;
 }
 
-/* Starts the next chunk, or finishes. A start failure fails the rest. */
+/* Sends the next range: one left from a refused range of this chunk
+ * first, else the next chunk; or finishes. A start failure fails every row
+ * not answered yet. */
 static void bulk_next(struct bulk *b)
 {
-    for (size_t k = 0; k < b->chunk && b->first; k++)
-        b->first = b->first->next;
-    b->at += b->chunk;
-    if (b->at >= b->n) {
+    if (b->nstack > 0) {
+        b->nstack--;
+        b->lo = b->stack[b->nstack][0];
+        b->hi = b->stack[b->nstack][1];
+    } else if (b->next < b->n) {
+        b->lo = b->next;
+        b->hi = b->n - b->lo < BULK_CHUNK ? b->n : b->lo + BULK_CHUNK;
+        b->next = b->hi;
+        b->refusals = 0;
+        b->wrote = 0;
+    } else {
         bulk_finish(b);
         return;
     }
-    b->chunk = b->n - b->at < BULK_CHUNK ? b->n - b->at : BULK_CHUNK;
     int rc = use_batch(b) ? send_batch(b) : send_multiple(b);
     if (rc < 0) {
         struct smsys_err e;
         smsys_err_set(&e, rc, "bulk write not started: %s", smsys_strerror(rc));
-        rows_fail(b, b->at, b->n, rc, &e);
+        rows_fail_open(b, rc, &e);
         bulk_finish(b);
     }
 }
@@ -386,29 +459,34 @@ static void multiple_done_cb(int rc, struct dv_result *res, void *ud)
         if (rc == 0)
             return;
         smsys_err_set(&res->err, rc, "$batch fallback not started: %s", smsys_strerror(rc));
-        rows_fail(b, b->at, b->n, rc, &res->err);
+        rows_fail_open(b, rc, &res->err);
         bulk_finish(b);
         return;
     }
-    if (rc < 0) {
-        /* the action is one transaction: the whole chunk failed */
-        rows_fail(b, b->at, b->at + b->chunk, rc, &res->err);
+    if (rc == SMSYS_ECLOSED) {
+        rows_fail_open(b, rc, &res->err);
+        bulk_finish(b);
+        return;
+    }
+    if (rc < 0 && dv_rc_refused(rc)) {
+        /* the action is one transaction: one bad row refuses the range */
+        range_refused(b, b->lo, b->hi, rc, &res->err);
+    } else if (rc < 0) {
+        /* temporary (429 budget, 5xx, timeout, unknown outcome): the
+         * caller's retry decides; the rest of the write goes on */
+        rows_fail(b, b->lo, b->hi, rc, &res->err);
     } else {
         if (ms)
             *(b->create ? &ms->create : &ms->update) = 1;
+        b->wrote = 1;
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(res->json, "Ids");
         const cJSON *v = cJSON_IsArray(ids) ? ids->child : NULL;
-        for (size_t k = 0; k < b->chunk; k++, v = v ? v->next : NULL) {
-            struct dv_row_result *rr = &b->res[b->at + k];
+        for (size_t i = b->lo; i < b->hi; i++, v = v ? v->next : NULL) {
+            struct dv_row_result *rr = &b->res[i];
             if (b->create && cJSON_IsString(v))
                 snprintf(rr->id, sizeof rr->id, "%s", v->valuestring);
             rr->rc = 0;
         }
-    }
-    if (rc == SMSYS_ECLOSED) {
-        rows_fail(b, b->at, b->n, rc, &res->err);
-        bulk_finish(b);
-        return;
     }
     bulk_next(b);
 }
@@ -416,7 +494,7 @@ static void multiple_done_cb(int rc, struct dv_result *res, void *ud)
 static void batch_done_cb(int rc, struct dv_result *res, void *ud)
 {
     struct bulk *b = ud;
-    size_t from = b->at, to = b->at + b->chunk;
+    size_t from = b->lo, to = b->hi, n = to - from;
     struct odata_batch ob = {0};
     if (rc == 0) {
         const char *ct = NULL;
@@ -432,12 +510,13 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
         smsys_err_set(&res->err, SMSYS_EUNKNOWN, "outcome unknown: %s", pe.detail);
         rc = SMSYS_EUNKNOWN;
     }
+    if (rc == SMSYS_ECLOSED) {
+        rows_fail_open(b, rc, &res->err);
+        bulk_finish(b);
+        return;
+    }
     if (rc < 0) {
-        rows_fail(b, from, rc == SMSYS_ECLOSED ? b->n : to, rc, &res->err);
-        if (rc == SMSYS_ECLOSED) {
-            bulk_finish(b);
-            return;
-        }
+        rows_fail(b, from, to, rc, &res->err);
         bulk_next(b);
         return;
     }
@@ -449,14 +528,14 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
         struct odata_part *p = &ob.parts[i];
         long long cid = 0;
         size_t k = i;
-        if (p->content_id && util_parse_int(p->content_id, 1, (long long)b->chunk, &cid) == 0)
+        if (p->content_id && util_parse_int(p->content_id, 1, (long long)n, &cid) == 0)
             k = (size_t)cid - 1;
         if (p->status >= 400) {
             frc = dv_translate(p->status, p->body, p->body_len, &fe);
-            failed = k < b->chunk ? k : 0;
+            failed = k < n ? k : 0;
             break;
         }
-        if (k >= b->chunk)
+        if (k >= n)
             continue;
         struct dv_row_result *rr = &b->res[from + k];
         rr->rc = 0;
@@ -464,7 +543,19 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
         if (b->create && eid)
             odata_entity_id(eid, rr->id);
     }
-    if (failed != SIZE_MAX) {
+    if (failed != SIZE_MAX && dv_rc_refused(frc) && may_narrow(b, n, &fe)) {
+        /* the part names the bad row: it alone fails; the rows around it
+         * were rolled back and go again */
+        for (size_t k = 0; k < n; k++)
+            b->res[from + k].rc = 1;
+        rows_fail(b, from + failed, from + failed + 1, frc, &fe);
+        if (failed + 1 < n)
+            range_push(b, from + failed + 1, to);
+        if (failed > 0)
+            range_push(b, from, from + failed);
+    } else if (failed != SIZE_MAX && b->each && dv_rc_refused(frc)) {
+        rows_fail(b, from, to, frc, &fe); /* past the cap, like a *Multiple refusal */
+    } else if (failed != SIZE_MAX) {
         struct smsys_err rb;
         smsys_err_set(&rb, SMSYS_ETEMP,
                       "not applied: the changeset was rolled back because row "
@@ -473,10 +564,10 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
         rows_fail(b, from, to, SMSYS_ETEMP, &rb);
         rows_fail(b, from + failed, from + failed + 1, frc, &fe);
     } else {
+        b->wrote = 1;
         struct smsys_err e;
-        smsys_err_set(&e, SMSYS_EPROTO, "$batch response: %zu parts for %zu requests", ob.n,
-                      b->chunk);
-        for (size_t k = 0; k < b->chunk; k++)
+        smsys_err_set(&e, SMSYS_EPROTO, "$batch response: %zu parts for %zu requests", ob.n, n);
+        for (size_t k = 0; k < n; k++)
             if (b->res[from + k].rc == 1) /* not answered */
                 rows_fail(b, from + k, from + k + 1, SMSYS_EPROTO, &e);
     }
@@ -484,8 +575,8 @@ static void batch_done_cb(int rc, struct dv_result *res, void *ud)
     bulk_next(b);
 }
 
-static int bulk_start(struct dv_client *c, int create, const char *set, const char *logical,
-                      const cJSON *targets, dv_bulk_cb cb, void *ud)
+static int bulk_start(struct dv_client *c, int create, int each, const char *set,
+                      const char *logical, const cJSON *targets, dv_bulk_cb cb, void *ud)
 {
     if (c->closing)
         return SMSYS_ECLOSED;
@@ -497,6 +588,7 @@ static int bulk_start(struct dv_client *c, int create, const char *set, const ch
         return -ENOMEM;
     b->c = c;
     b->create = create;
+    b->each = each;
     b->cb = cb;
     b->ud = ud;
     b->set = strdup(set);
@@ -504,28 +596,29 @@ static int bulk_start(struct dv_client *c, int create, const char *set, const ch
     b->rows = cJSON_Duplicate(targets, 1);
     b->n = (size_t)cJSON_GetArraySize(targets);
     b->res = calloc(b->n ? b->n : 1, sizeof *b->res);
-    if (!b->set || !b->logical || !b->rows || !b->res) {
+    b->items = calloc(b->n ? b->n : 1, sizeof *b->items);
+    if (!b->set || !b->logical || !b->rows || !b->res || !b->items) {
         bulk_free(b);
         return -ENOMEM;
     }
-    const cJSON *row = b->rows->child;
+    cJSON *row = b->rows->child;
     for (size_t i = 0; i < b->n; i++, row = row->next) {
-        if (!cJSON_IsObject(row) || (!create && row_id_key(b, row) == NULL)) {
+        const cJSON *id = cJSON_IsObject(row) ? row_id(b, row) : NULL;
+        if (!cJSON_IsObject(row) || (!create && id == NULL)) {
             bulk_free(b);
             return -EINVAL; /* updates need the key of every row */
         }
-        const cJSON *id = row_id(b, row);
         if (id)
             snprintf(b->res[i].id, sizeof b->res[i].id, "%s", id->valuestring);
         b->res[i].rc = 1; /* "not answered yet" until a response says */
+        b->items[i] = row;
     }
     if (b->n == 0) {
         bulk_free(b);
         return -EINVAL;
     }
-    b->at = 0;
-    b->first = b->rows->child;
-    b->chunk = b->n < BULK_CHUNK ? b->n : BULK_CHUNK;
+    b->lo = 0;
+    b->hi = b->next = b->n < BULK_CHUNK ? b->n : BULK_CHUNK;
     int rc = use_batch(b) ? send_batch(b) : send_multiple(b);
     if (rc < 0)
         bulk_free(b);
@@ -535,11 +628,23 @@ static int bulk_start(struct dv_client *c, int create, const char *set, const ch
 int dv_update_multiple(struct dv_client *c, const char *entity_set, const char *logical_name,
                        const cJSON *targets, dv_bulk_cb cb, void *ud)
 {
-    return bulk_start(c, 0, entity_set, logical_name, targets, cb, ud);
+    return bulk_start(c, 0, 0, entity_set, logical_name, targets, cb, ud);
 }
 
 int dv_create_multiple(struct dv_client *c, const char *entity_set, const char *logical_name,
                        const cJSON *targets, dv_bulk_cb cb, void *ud)
 {
-    return bulk_start(c, 1, entity_set, logical_name, targets, cb, ud);
+    return bulk_start(c, 1, 0, entity_set, logical_name, targets, cb, ud);
+}
+
+int dv_update_multiple_each(struct dv_client *c, const char *entity_set, const char *logical_name,
+                            const cJSON *targets, dv_bulk_cb cb, void *ud)
+{
+    return bulk_start(c, 0, 1, entity_set, logical_name, targets, cb, ud);
+}
+
+int dv_create_multiple_each(struct dv_client *c, const char *entity_set, const char *logical_name,
+                            const cJSON *targets, dv_bulk_cb cb, void *ud)
+{
+    return bulk_start(c, 1, 1, entity_set, logical_name, targets, cb, ud);
 }

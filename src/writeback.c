@@ -1,5 +1,6 @@
 /* writeback.c - the write-back writer: outbox rows -> UpdateMultiple on the
- * SMS records -> acknowledged by version (writeback.h, docs/outbound.md). */
+ * SMS records (dv_update_multiple_each: one bad record never holds back
+ * the others) -> acknowledged by version (writeback.h, docs/outbound.md). */
 #include "smsys/writeback.h"
 
 #include "smsys/dataverse.h"
@@ -18,7 +19,6 @@ enum wb_fate { WB_PENDING = 0, WB_DONE, WB_DROP, WB_RETRY };
 struct wb_row {
     char id[37];
     int64_t version;
-    char *fields; /* the JSON object as taken (for single PATCHes) */
     enum wb_fate fate;
     char *error; /* WB_RETRY / WB_DROP: why */
 };
@@ -39,13 +39,7 @@ struct writeback {
     void *ud;
     struct wb_row *rows;
     size_t n;
-    size_t subs_left; /* bisection requests in flight */
     int rc;
-};
-
-struct sub_ctx {
-    struct writeback *w;
-    size_t first, n;
 };
 
 static char *xstrdup(const char *s)
@@ -91,7 +85,6 @@ int writeback_new(uv_loop_t *loop, struct queue *q, struct dv_client *dv,
 static void round_clear(struct writeback *w)
 {
     for (size_t i = 0; i < w->n; i++) {
-        free(w->rows[i].fields);
         free(w->rows[i].error);
     }
     free(w->rows);
@@ -243,80 +236,6 @@ static void row_outcome(struct writeback *w, size_t i, int rc, const char *detai
                  log_q(r->error));
 }
 
-static void write_range(struct writeback *w, size_t first, size_t n);
-
-/* All rows of the range answered with the same non-temporary error: the
- * shape of a chunk refused as a whole for one bad row. */
-static int refused_whole(int rc, const struct dv_bulk_result *res)
-{
-    if (rc == 0 || wb_is_temporary(rc) || res == NULL || res->used_batch || res->n < 2)
-        return 0;
-    for (size_t i = 0; i < res->n; i++)
-        if (res->rows[i].rc != rc)
-            return 0;
-    return 1;
-}
-
-static void sub_cb(int rc, const struct dv_bulk_result *res, void *ud)
-{
-    struct sub_ctx *c = ud;
-    struct writeback *w = c->w;
-    size_t first = c->first, n = c->n;
-    free(c);
-    w->st.requests += res ? res->requests : 0;
-    if (w->m_req && res)
-        metrics_add(w->m_req, res->requests);
-    if (refused_whole(rc, res) && n > 1) {
-        /* Halve until the bad rows stand alone: about 2 log2(n) requests
-         * for one deleted record, not n. */
-        write_range(w, first, n / 2);
-        write_range(w, first + n / 2, n - n / 2);
-    } else {
-        size_t got = res ? res->n : 0;
-        for (size_t i = 0; i < n; i++)
-            row_outcome(w, first + i, i < got ? res->rows[i].rc : (rc ? rc : SMSYS_ETEMP),
-                        i < got ? res->rows[i].err.detail : smsys_strerror(rc));
-    }
-    if (--w->subs_left == 0)
-        ack(w);
-}
-
-/* The rows [first, first + n) as UpdateMultiple targets. */
-static cJSON *targets_of(struct writeback *w, size_t first, size_t n)
-{
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = first; arr && i < first + n; i++) {
-        cJSON *t = cJSON_Parse(w->rows[i].fields);
-        if (!cJSON_IsObject(t)) {
-            cJSON_Delete(t);
-            cJSON_Delete(arr);
-            return NULL;
-        }
-        cJSON_AddStringToObject(t, "activityid", w->rows[i].id);
-        cJSON_AddItemToArray(arr, t);
-    }
-    return arr;
-}
-
-static void write_range(struct writeback *w, size_t first, size_t n)
-{
-    struct sub_ctx *c = malloc(sizeof(*c));
-    cJSON *t = c ? targets_of(w, first, n) : NULL;
-    int rc = -ENOMEM;
-    if (t) {
-        *c = (struct sub_ctx){w, first, n};
-        rc = dv_update_multiple(w->dv, w->set, w->logical, t, sub_cb, c);
-    }
-    cJSON_Delete(t);
-    if (rc != 0) {
-        free(c);
-        for (size_t i = first; i < first + n; i++)
-            row_outcome(w, i, SMSYS_ETEMP, smsys_strerror(rc));
-        return;
-    }
-    w->subs_left++;
-}
-
 static void bulk_cb(int rc, const struct dv_bulk_result *res, void *ud)
 {
     struct writeback *w = ud;
@@ -329,16 +248,6 @@ static void bulk_cb(int rc, const struct dv_bulk_result *res, void *ud)
         return;
     }
     size_t n = res ? res->n : 0;
-    if (refused_whole(rc, res) && w->n > 1) {
-        log_warn("writeback_chunk_rejected", "rows=%zu error=\"%s\" action=bisect", w->n,
-                 log_q(res->rows[0].err.detail));
-        w->subs_left = 1; /* guard while starting */
-        write_range(w, 0, w->n / 2);
-        write_range(w, w->n / 2, w->n - w->n / 2);
-        if (--w->subs_left == 0)
-            ack(w);
-        return;
-    }
     for (size_t i = 0; i < w->n; i++) {
         if (i < n)
             row_outcome(w, i, res->rows[i].rc, res->rows[i].err.detail);
@@ -378,9 +287,8 @@ static void take_cb(int rc, const struct queue_wb *rows, size_t n, const struct 
         struct wb_row *r = &w->rows[i];
         snprintf(r->id, sizeof(r->id), "%s", rows[i].activity_id);
         r->version = rows[i].version;
-        r->fields = strdup(rows[i].fields);
         cJSON *t = cJSON_Parse(rows[i].fields);
-        if (r->fields == NULL || t == NULL || !cJSON_IsObject(t)) {
+        if (t == NULL || !cJSON_IsObject(t)) {
             cJSON_Delete(t);
             bad = 1;
             break;
@@ -395,7 +303,9 @@ static void take_cb(int rc, const struct queue_wb *rows, size_t n, const struct 
         round_end(w, -ENOMEM);
         return;
     }
-    rc = dv_update_multiple(w->dv, w->set, w->logical, targets, bulk_cb, w);
+    /* a chunk refused for one deleted record is narrowed down by the
+     * client: the record is dropped, the other rows are written */
+    rc = dv_update_multiple_each(w->dv, w->set, w->logical, targets, bulk_cb, w);
     cJSON_Delete(targets);
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)

@@ -243,4 +243,41 @@ int dv_update_multiple(struct dv_client *c, const char *entity_set, const char *
 int dv_create_multiple(struct dv_client *c, const char *entity_set, const char *logical_name,
                        const cJSON *targets, dv_bulk_cb cb, void *ud);
 
+/* Refused requests one chunk of 1000 rows may narrow down (see below):
+ * while nothing of the chunk has been written, and once something has. */
+#define DV_BULK_MAX_REFUSALS       64
+#define DV_BULK_MAX_REFUSALS_MIXED 256
+
+/* The same, for writes where one bad row must not stop the others.
+ * *Multiple is one transaction on standard tables: one bad row (a lookup
+ * to a record deleted meanwhile, a deleted record to update, a value a
+ * plug-in refuses) refuses the whole request. When Dynamics refuses a
+ * range of rows as a whole with a row-level error (dv_rc_refused: 400,
+ * 403, 404, 409/412), the range is halved and both halves are sent in
+ * turn, until the bad rows stand alone: each bad row gets Dynamics' error,
+ * every other row is written. One bad row in 1000 costs about 2 log2(1000)
+ * = 20 requests, k scattered ones about 2 k log2(1000 / k). Through $batch
+ * the failing part names its row: that row fails and the rest of the
+ * changeset is sent again. A chunk narrows down at most
+ * DV_BULK_MAX_REFUSALS refusals while none of its rows has been written
+ * (a systematic refusal, every row bad, costs at most 1 + 2 x 64 = 129
+ * requests, not one per row), DV_BULK_MAX_REFUSALS_MIXED once some have
+ * (row-by-row refusals: ~40 scattered bad rows in 1000 are all isolated,
+ * at most 513 requests). Past the budget each refused range fails all its
+ * rows with the error it got (some of them may have been good). Temporary
+ * errors (429 budget, 5xx, timeouts, SMSYS_EUNKNOWN) are never narrowed:
+ * the range's rows get that error for the caller's retry, and the other
+ * ranges still go; SMSYS_ECLOSED fails every row not answered yet.
+ * res->requests counts every request, refused ones included. */
+int dv_update_multiple_each(struct dv_client *c, const char *entity_set, const char *logical_name,
+                            const cJSON *targets, dv_bulk_cb cb, void *ud);
+int dv_create_multiple_each(struct dv_client *c, const char *entity_set, const char *logical_name,
+                            const cJSON *targets, dv_bulk_cb cb, void *ud);
+
+/* 1 when rc says Dynamics refused the row itself (it got the request and
+ * said no: SMSYS_EPROTO, SMSYS_ENOTFOUND, SMSYS_EPERM, SMSYS_ECONFLICT):
+ * sending the same row again gets the same answer. 0 for 0 and for
+ * temporary or unknown outcomes. */
+int dv_rc_refused(int rc);
+
 #endif

@@ -14,6 +14,7 @@
 #include "../../tools/dvemu/auth.c"
 #include "../../tools/dvemu/batch.c"
 #include "../../tools/dvemu/expand.c"
+#include "../../tools/dvemu/faults.c"
 #include "../../tools/dvemu/fetchxml.c"
 #include "../../tools/dvemu/filter.c"
 #include "../../tools/dvemu/journal.c"
@@ -64,6 +65,12 @@ static void fz_setup(struct emu *e)
     cJSON_AddStringToObject(o, "firstname", "Ali");
     cJSON_AddStringToObject(o, "mobilephone", "09121234567");
     store_put(&e->store, ct, "00000000-0000-4000-8000-000000000001", o);
+    /* a row fault rule, so writes also go through its matching */
+    e->faults = cJSON_CreateArray();
+    char why[200];
+    const char *rule = "{\"entity_set\":\"contacts\",\"match\":{\"lastname\":\"Refused\","
+                       "\"parentcustomerid\":null}}";
+    faults_add(e, rule, strlen(rule), why, sizeof(why));
 }
 
 static void fz_teardown(struct emu *e)
@@ -73,6 +80,7 @@ static void fz_teardown(struct emu *e)
     cJSON_Delete(e->clients);
     cJSON_Delete(e->client_certs);
     cJSON_Delete(e->actions);
+    cJSON_Delete(e->faults);
     cJSON_Delete(e->metadata_log);
     cJSON_Delete(e->stats.by_method);
     cJSON_Delete(e->stats.by_set);

@@ -3,7 +3,10 @@
  * latest), 1000-row batches counted on the emulator, a Dynamics outage
  * (emulator stopped while states change, restarted on its data) with every
  * row written afterwards, the $batch fallback with a deleted record (404
- * dropped, the rest written), and 429s from --limit-requests absorbed. */
+ * dropped, the rest written), 429s from --limit-requests absorbed, and
+ * records Dynamics refuses (deleted: dropped; refused by a plug-in, a
+ * dvemu fault rule: kept with the error and retried) narrowed down so the
+ * rest of the chunk is written. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -393,12 +396,66 @@ static void test_update_multiple_404(void **state)
     pkf_close(&f);
 }
 
+/* A plug-in refuses the update of one record (a dvemu fault rule, 400):
+ * the chunk is narrowed down by the client, the 19 others are written in
+ * the same round, and the refused row stays in the outbox with Dynamics'
+ * error (not dropped: only a missing record is) until Dynamics takes it. */
+static void test_refused_row_retried(void **state)
+{
+    (void)state;
+    struct pkf f = {0};
+    pkf_open(&f, "wbref", NULL, 0);
+    arrange(&f, 20);
+    char tok[sizeof(f.token)];
+    snprintf(tok, sizeof(tok), "%s", f.token);
+    f.token[0] = '\0'; /* the /_emu/ control API takes no token */
+    assert_int_equal(pkf_req(&f, "POST", "/_emu/faults",
+                             "{\"entity_set\":\"smsys_smses\",\"match\":{\"activityid\":"
+                             "\"5b000000-0000-0000-0000-000000000011\"},\"status\":400,"
+                             "\"code\":\"0x80040265\",\"message\":\"Locked by an approval "
+                             "process.\"}",
+                             NULL),
+                     204);
+    snprintf(f.token, sizeof(f.token), "%s", tok);
+    struct writeback *wb;
+    assert_int_equal(writeback_new(&f.loop, f.q, f.dv, NULL, &wb), 0);
+    assert_int_equal(run_round(&f, wb), 20);
+    assert_int_equal(writeback_stats(wb)->rows_written, 19);
+    assert_int_equal(writeback_stats(wb)->rows_failed, 1);
+    assert_int_equal(writeback_stats(wb)->rows_dropped, 0);
+    /* 0-19 refused, then halves 0-9|10-19, 10-14|15-19, 10-11|12-14, 10|11 */
+    print_message("1 refused record in 20: %llu requests\n",
+                  (unsigned long long)writeback_stats(wb)->requests);
+    assert_int_equal(writeback_stats(wb)->requests, 9);
+    assert_int_equal(count_status(&f, 3), 19);
+    assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_writeback WHERE activity_id = "
+                                 "'5b000000-0000-0000-0000-000000000011' AND strpos(last_error, "
+                                 "'Locked by an approval process.') > 0"),
+                     1);
+    /* the approval ends: the row goes through on a later round */
+    f.token[0] = '\0';
+    assert_int_equal(pkf_req(&f, "DELETE", "/_emu/faults", NULL, NULL), 204);
+    snprintf(f.token, sizeof(f.token), "%s", tok);
+    assert_int_equal(pkf_int(&f, "UPDATE smsys_writeback SET next_attempt_at = now() "
+                                 "RETURNING 1"),
+                     1);
+    drain(&f, wb, 20000);
+    assert_int_equal(writeback_stats(wb)->rows_written, 20);
+    assert_int_equal(count_status(&f, 3), 20);
+    writeback_free(wb);
+    pkf_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_coalescing), cmocka_unit_test(test_batches_of_1000),
-        cmocka_unit_test(test_outage),     cmocka_unit_test(test_batch_fallback_404),
-        cmocka_unit_test(test_throttled),  cmocka_unit_test(test_update_multiple_404),
+        cmocka_unit_test(test_coalescing),
+        cmocka_unit_test(test_batches_of_1000),
+        cmocka_unit_test(test_outage),
+        cmocka_unit_test(test_batch_fallback_404),
+        cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_update_multiple_404),
+        cmocka_unit_test(test_refused_row_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

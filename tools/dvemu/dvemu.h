@@ -223,6 +223,7 @@ struct emu {
     long long limit_requests, limit_window_s, limit_concurrency, latency_ms, limit_exec_ms;
     long long delta_ttl_s; /* delta tokens older than this are refused */
     double fail_rate;
+    cJSON *faults; /* row fault rules (faults.c), with their hit counts */
     unsigned inflight;
     struct table *pointer; /* virtual activitypointer table (columns only) */
 };
@@ -302,6 +303,14 @@ void write_defaults(struct emu *e, struct table *t, cJSON *obj, const char *id);
 void write_stamp_modified(cJSON *obj);
 int write_create(struct emu *e, struct table *t, const cJSON *body, const char *want_id,
                  struct api_res *r, struct row **out);
+
+/* ---- faults.c ---- */
+/* 0, or -EINVAL with the first matching rule's error in r (its hit
+ * counted): obj is the row a create / update would store in t. */
+int faults_check(struct emu *e, const struct table *t, const cJSON *obj, struct api_res *r);
+/* Adds a rule from a POST /_emu/faults body; -EINVAL with why in err. */
+int faults_add(struct emu *e, const char *body, size_t len, char *err, size_t errlen);
+void faults_clear(struct emu *e);
 
 /* ---- fetchxml.c ---- */
 void fetchxml_run(struct emu *e, struct table *t, const char *xml, const struct api_req *q,

@@ -480,6 +480,26 @@ static void emu_cb(struct http_req *req, struct http_resp *resp, void *ud)
             return;
         }
     }
+    if (strcmp(req->path, "/_emu/faults") == 0) {
+        if (strcmp(req->method, "GET") == 0) {
+            reply_json(resp, 200, e->faults);
+            return;
+        }
+        if (strcmp(req->method, "DELETE") == 0) {
+            faults_clear(e);
+            http_resp_send(resp, 204, NULL, NULL, 0);
+            return;
+        }
+        if (strcmp(req->method, "POST") == 0) {
+            char why[200];
+            if (faults_add(e, req->body, req->body_len, why, sizeof(why)) != 0) {
+                http_resp_send(resp, 400, "text/plain", why, strlen(why));
+                return;
+            }
+            http_resp_send(resp, 204, NULL, NULL, 0);
+            return;
+        }
+    }
     if (strcmp(req->path, "/_emu/metadata") == 0 && strcmp(req->method, "GET") == 0) {
         reply_json(resp, 200, e->metadata_log);
         return;
@@ -531,6 +551,7 @@ int main(int argc, char **argv)
     e->clients = cJSON_CreateObject();
     e->client_certs = cJSON_CreateObject();
     e->actions = cJSON_CreateObject();
+    e->faults = cJSON_CreateArray();
     e->metadata_log = cJSON_CreateArray();
     e->stats.by_method = cJSON_CreateObject();
     e->stats.by_set = cJSON_CreateObject();
@@ -713,6 +734,7 @@ int main(int argc, char **argv)
     cJSON_Delete(e->clients);
     cJSON_Delete(e->client_certs);
     cJSON_Delete(e->actions);
+    cJSON_Delete(e->faults);
     cJSON_Delete(e->metadata_log);
     cJSON_Delete(e->stats.by_method);
     cJSON_Delete(e->stats.by_set);

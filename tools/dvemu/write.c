@@ -389,7 +389,8 @@ int write_apply(struct emu *e, struct table *t, cJSON *obj, const cJSON *body, i
     set_lookup(obj, "modifiedby", e->user_id, "systemuser");
     if (!create)
         write_stamp_modified(obj);
-    return 0;
+    /* the row as it would be stored: a fault rule may refuse it */
+    return faults_check(e, t, obj, r);
 }
 
 /* Creates a row from body. The id comes from the body's primary key, else

@@ -414,10 +414,17 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     const char *params[1] = {id};
-    PGresult *r = bulk_db_exec(c,
-                               "SELECT coalesce(name, ''), state, preflight::text,"
-                               " coalesce(last_error, '') FROM smsys_bulk WHERE id = $1::uuid",
-                               1, params);
+    /* recipients whose SMS record Dynamics refused (bulk_chunk.c): their
+     * messages are Failed with that prefix; the count and one of them */
+    PGresult *r = bulk_db_exec(
+        c,
+        "SELECT coalesce(b.name, ''), b.state, b.preflight::text, coalesce(b.last_error, ''),"
+        " x.n, coalesce(x.first, '') FROM smsys_bulk b CROSS JOIN LATERAL"
+        " (SELECT count(*) AS n, min(q.recipient || ': ' || q.last_error) AS first"
+        "  FROM smsys_message q WHERE q.bulk_id = b.id AND q.state = 6"
+        "  AND q.last_error LIKE 'Dynamics refused the SMS record: %') x"
+        " WHERE b.id = $1::uuid",
+        1, params);
     PQfinish(c);
     if (r == NULL)
         return CTL_FAIL;
@@ -429,6 +436,8 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
     int state = (int)num(r, 0, 1);
     cJSON *pre = PQgetisnull(r, 0, 2) ? NULL : cJSON_Parse(PQgetvalue(r, 0, 2));
     const char *err = PQgetvalue(r, 0, 3);
+    long long nref = num(r, 0, 4);
+    const char *ref1 = PQgetvalue(r, 0, 5);
     if (ctl->json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", id);
@@ -443,6 +452,9 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
             cJSON_AddStringToObject(o, "last_error", err);
         else
             cJSON_AddNullToObject(o, "last_error");
+        cJSON_AddNumberToObject(o, "refused_by_dynamics", (double)nref);
+        if (nref)
+            cJSON_AddStringToObject(o, "refused_example", ref1);
         print_json(o);
         cJSON_Delete(o);
         PQclear(r);
@@ -466,6 +478,8 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
     }
     if (*err)
         printf("last error: %s\n", err);
+    if (nref)
+        printf("refused by Dynamics: %lld (their messages are Failed), e.g. %s\n", nref, ref1);
     cJSON_Delete(pre);
     PQclear(r);
     return CTL_OK;
