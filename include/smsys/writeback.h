@@ -3,7 +3,7 @@
  * $batch request) and coalesced (the outbox holds only the latest columns
  * of each record). Design and failure behaviour: docs/outbound.md.
  *
- * One round (writeback_run): outbox_take -> dv_update_multiple ->
+ * One round (writeback_run): outbox_take -> dv_update_multiple_each ->
  * outbox_done for written rows (version-checked: a change that landed
  * meanwhile stays queued) and for rows whose record is gone in Dynamics
  * (404, logged and dropped) -> outbox_failed (backoff in PostgreSQL) for
@@ -12,9 +12,9 @@
  *
  * When UpdateMultiple rejects a whole chunk for a reason that is not
  * temporary (Dataverse answers 404 for the chunk when one record was
- * deleted), the chunk is halved until the bad rows stand alone (about
- * 2 log2(n) requests for one bad record), so each record's own outcome is
- * known and the good rows are written.
+ * deleted), the client (dv_update_multiple_each) halves it until the bad
+ * rows stand alone (about 2 log2(n) requests for one bad record), so each
+ * record's own outcome is known and the good rows are written.
  *
  * Rules: one run at a time; the callback fires exactly once, later. The
  * queue, the client and the metrics registry are borrowed and must outlive
