@@ -40,7 +40,7 @@ static void write_conf(const char *path, struct pkf *f, const char *db_conninfo,
             "grace_period_ms = 3000\n"
             "[http]\n"
             "listen = 127.0.0.1:%d\n",
-            f->root, f->root, db_conninfo, port);
+            f->emu.root, f->emu.root, db_conninfo, port);
     fclose(o);
 }
 
@@ -162,7 +162,7 @@ static void test_smsysd_picks_up(void **state)
 
     PQfinish(f.side);
     pkf_dv_stop(&f);
-    curl_easy_cleanup(f.curl);
+    curl_easy_cleanup(f.emu.curl);
     tdb_drop(f.dbname);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
