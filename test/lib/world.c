@@ -458,6 +458,60 @@ double world_dv_stat_of(const cJSON *s, const char *key, const char *sub)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+const char *world_jstr(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- our Dataverse client against dvemu ---- */
+
+void world_dvc_open(struct world_dvc *c, const struct world_dv *emu, const struct dv_opts *opts)
+{
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(uv_loop_init(&c->loop), 0);
+    assert_int_equal(http_client_new(&c->loop, NULL, &c->http), 0);
+    snprintf(c->token_url, sizeof(c->token_url), "%s/t/oauth2/v2.0/token", emu->root);
+    struct dv_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (o.url == NULL)
+        o.url = emu->root;
+    if (o.token_url == NULL)
+        o.token_url = c->token_url;
+    if (o.client_id == NULL)
+        o.client_id = "smsys-demo";
+    if (o.client_secret == NULL)
+        o.client_secret = "smsys-demo-secret";
+    if (o.scope == NULL)
+        o.scope = "http://127.0.0.1/.default";
+    if (o.timeout_ms == 0)
+        o.timeout_ms = 10000;
+    assert_int_equal(dv_new(&c->loop, c->http, &o, &c->dv), 0);
+}
+
+static void flag_cb(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+void world_dvc_close(struct world_dvc *c)
+{
+    int dvc = 0, hc = 0;
+    if (c->dv) {
+        dv_close(c->dv, flag_cb, &dvc);
+        assert_int_equal(tu_run_until(&c->loop, &dvc, 5000), 0);
+        c->dv = NULL;
+    }
+    if (c->http) {
+        http_client_close(c->http, flag_cb, &hc);
+        assert_int_equal(tu_run_until(&c->loop, &hc, 5000), 0);
+        c->http = NULL;
+    }
+    assert_int_equal(tu_loop_handles(&c->loop), 0);
+    assert_int_equal(tu_loop_close(&c->loop), 0);
+}
+
 /* ---- provider simulators ---- */
 
 void world_provsim_start(struct world_sim *s, const char *logfile, const char *const *extra)

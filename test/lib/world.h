@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "smsys/dataverse.h"
+#include "smsys/http_client.h"
 #include "testutil.h"
 
 /* ---- registry and processes ---- */
@@ -142,6 +144,29 @@ cJSON *world_dv_stats(struct world_dv *dv);
 
 /* A number of a stats object: s[key] or s[key][sub]; 0 when absent. */
 double world_dv_stat_of(const cJSON *s, const char *key, const char *sub);
+
+/* The string o[key], NULL when absent or not a string. */
+const char *world_jstr(const cJSON *o, const char *key);
+
+/* ---- our Dataverse client against dvemu ---- */
+
+/* The client under test on its own libuv loop: loop, HTTP client and
+ * Dataverse client, all owned here (world_dvc_close frees them). */
+struct world_dvc {
+    uv_loop_t loop;
+    struct http_client *http;
+    struct dv_client *dv;
+    char token_url[128];
+};
+
+/* Opens the loop and both clients for emu; opts (may be NULL) supplies
+ * the tuning (timeouts, backoffs, batching); url, token_url and the demo
+ * credentials are filled in where opts leaves them NULL (timeout_ms 0:
+ * 10 s). */
+void world_dvc_open(struct world_dvc *c, const struct world_dv *emu, const struct dv_opts *opts);
+
+/* Closes both clients, asserts no loop handle is left and closes the loop. */
+void world_dvc_close(struct world_dvc *c);
 
 /* ---- provider simulators ---- */
 
