@@ -234,11 +234,34 @@ void world_db_drop(const char *name)
     drop_db(name);
 }
 
-void world_db_migrate(const char *conninfo)
+int world_db_migrate(const char *conninfo)
 {
     struct smsys_err err = {0};
-    if (migrate_apply(conninfo, tu_src("sql"), 0, &err) < 0)
+    int n = migrate_apply(conninfo, tu_src("sql"), 0, &err);
+    if (n < 0)
         fail_msg("migrate: %s", err.detail);
+    return n;
+}
+
+static void quiet_cb(void *arg, const char *msg);
+
+void world_pg_open(struct world_pg *p, const char *tag)
+{
+    memset(p, 0, sizeof(*p));
+    world_db_create(tag, p->name, sizeof(p->name), p->conninfo, sizeof(p->conninfo));
+    p->migrations = world_db_migrate(p->conninfo);
+    p->c = world_db_connect(p->conninfo);
+    PQsetNoticeProcessor(p->c, quiet_cb, NULL);
+}
+
+void world_pg_close(struct world_pg *p)
+{
+    if (p->c)
+        PQfinish(p->c);
+    p->c = NULL;
+    if (p->name[0])
+        world_db_drop(p->name);
+    p->name[0] = '\0';
 }
 
 PGconn *world_db_connect(const char *conninfo)
@@ -262,16 +285,27 @@ void world_sql_exec(PGconn *c, const char *sql)
         fail_msg("%.400s: %s", sql, PQerrorMessage(c));
 }
 
-long long world_sql_int(PGconn *c, const char *sql)
+static long long sql_num(PGconn *c, const char *sql, int exactly_one)
 {
     PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 ||
+        (exactly_one && PQntuples(r) != 1)) {
         PQclear(r);
         fail_msg("%.400s: %s", sql, PQerrorMessage(c));
     }
     long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return v;
+}
+
+long long world_sql_int(PGconn *c, const char *sql)
+{
+    return sql_num(c, sql, 0);
+}
+
+long long world_sql_one(PGconn *c, const char *sql)
+{
+    return sql_num(c, sql, 1);
 }
 
 const char *world_sql_str(PGconn *c, const char *sql)

@@ -79,11 +79,24 @@ void world_write_file(const char *path, const char *text);
 void world_db_create(const char *tag, char *name, size_t nlen, char *conninfo, size_t clen);
 void world_db_drop(const char *name);
 
-/* Applies sql/ (migrate_apply) to the database. */
-void world_db_migrate(const char *conninfo);
+/* Applies sql/ (migrate_apply) to the database; returns how many
+ * migrations it applied, fails the test on an error. */
+int world_db_migrate(const char *conninfo);
 
 /* A new connection that must succeed; caller PQfinishes. */
 PGconn *world_db_connect(const char *conninfo);
+
+/* A fresh database for one test: created, migrated, connected (notices
+ * dropped). world_pg_close (or world_cleanup) ends it. */
+struct world_pg {
+    char name[64];
+    char conninfo[1024];
+    PGconn *c;      /* the test's own connection */
+    int migrations; /* how many migrations were applied */
+};
+
+void world_pg_open(struct world_pg *p, const char *tag);
+void world_pg_close(struct world_pg *p);
 
 /* Runs a statement; fails the test unless it succeeds. */
 void world_sql_exec(PGconn *c, const char *sql);
@@ -91,6 +104,9 @@ void world_sql_exec(PGconn *c, const char *sql);
 /* First column of the first row as a number: -1 for NULL; fails the test
  * on an SQL error or when there is no row. */
 long long world_sql_int(PGconn *c, const char *sql);
+
+/* The same, and fails unless there is exactly one row. */
+long long world_sql_one(PGconn *c, const char *sql);
 
 /* First column of the first row ("" for NULL, "<none>" for no row) in a
  * static buffer (the next call overwrites it); fails on an SQL error. */
