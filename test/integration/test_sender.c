@@ -17,7 +17,6 @@
 #include <uv.h>
 
 #include "smsys/connmgr.h"
-#include "smsys/migrate.h"
 #include "smsys/pg.h"
 #include "smsys/queue.h"
 #include "smsys/sender.h"
@@ -25,13 +24,12 @@
 #include "testutil.h"
 
 #include "smpp_fixture.h"
-#include "tdb.h"
+#include "world.h"
 
 #define ACC "6a0d2b6e-1f6c-4a7e-9a55-0d3f2a1b0001"
 
 struct env {
-    char dbname[128], conninfo[1024];
-    PGconn *side;
+    struct world_pg pg; /* fresh per test: name, conninfo, c */
     struct simproc sim;
     uv_loop_t loop;
     struct pg_pool *pool, *pool2;
@@ -49,10 +47,10 @@ static PGresult *sql(struct env *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    PGresult *r = PQexec(e->side, buf);
+    PGresult *r = PQexec(e->pg.c, buf);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", buf, PQerrorMessage(e->side));
+        fail_msg("%s: %s", buf, PQerrorMessage(e->pg.c));
     return r;
 }
 
@@ -77,11 +75,7 @@ static void env_up(struct env *e, const char *const *simflags, int max_retries)
 {
     char name[16];
     snprintf(name, sizeof(name), "snd%d", ++g_seq);
-    tdb_create(name, e->dbname, sizeof(e->dbname), e->conninfo, sizeof(e->conninfo));
-    struct smsys_err err = {0};
-    assert_true(migrate_apply(e->conninfo, tu_src("sql"), 0, &err) >= 0);
-    e->side = PQconnectdb(e->conninfo);
-    assert_int_equal(PQstatus(e->side), CONNECTION_OK);
+    world_pg_open(&e->pg, name);
     sim_start(&e->sim, simflags);
     PQclear(sql(e,
                 "INSERT INTO smsys_account (id, name, provider, max_retries, config) VALUES "
@@ -90,7 +84,7 @@ static void env_up(struct env *e, const char *const *simflags, int max_retries)
                 "\"reconnect_min_ms\":50,\"reconnect_max_ms\":200,\"throttle_pause_ms\":20}')",
                 max_retries, e->sim.port));
     assert_int_equal(uv_loop_init(&e->loop), 0);
-    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 3, &e->pool), 0);
+    assert_int_equal(pg_pool_new(&e->loop, e->pg.conninfo, 3, &e->pool), 0);
     assert_int_equal(queue_new(&e->loop, e->pool, &g_qopts, &e->q), 0);
 }
 
@@ -141,9 +135,8 @@ static void close_all(struct env *e)
     }
     assert_int_equal(tu_loop_handles(&e->loop), 0);
     assert_int_equal(tu_loop_close(&e->loop), 0);
-    PQfinish(e->side);
     sim_stop(&e->sim);
-    tdb_drop(e->dbname);
+    world_pg_close(&e->pg);
 }
 
 /* Inserts n messages to numbers 98912000xxxx (+ suffix), blocking. */
@@ -463,7 +456,7 @@ static void test_two_instances_send_once(void **state)
     (void)state;
     struct env e = {0};
     env_up(&e, NULL, 3);
-    assert_int_equal(pg_pool_new(&e.loop, e.conninfo, 3, &e.pool2), 0);
+    assert_int_equal(pg_pool_new(&e.loop, e.pg.conninfo, 3, &e.pool2), 0);
     assert_int_equal(queue_new(&e.loop, e.pool2, &g_qopts, &e.q2), 0);
     enqueue(&e, 1000, "");
     e.m = mgr_start(&e, e.pool, e.q, "a");
@@ -623,5 +616,5 @@ int main(void)
         cmocka_unit_test(test_receipt_race_swept),
         cmocka_unit_test(test_mo_parts_durable_before_ack),
     };
-    return cmocka_run_group_tests(tests, NULL, sim_kill_all);
+    return cmocka_run_group_tests(tests, NULL, world_teardown);
 }
