@@ -187,6 +187,25 @@ static void acc_notify_cb(const char *channel, const char *payload, void *ud)
         l->notified++;
 }
 
+/* The world of a pickup test: database, dvemu with the organisation,
+ * and the accounts synced once; org_close frees what org_open made. */
+static struct accounts *org_open(struct pkf *f, const char *tag)
+{
+    pkf_open(f, tag, NULL, 0);
+    arrange_org(f);
+    struct accounts *a;
+    assert_int_equal(accounts_new(&f->loop, f->pool, f->dv, &a), 0);
+    sync_accounts(f, a);
+    return a;
+}
+
+static void org_close(struct pkf *f, struct pickup *p, struct accounts *a)
+{
+    pickup_free(p);
+    accounts_free(a);
+    pkf_close(f);
+}
+
 static void test_accounts_sync(void **state)
 {
     (void)state;
@@ -300,11 +319,7 @@ static void test_pickup_end_to_end(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pk", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pk");
 
     sms(&f, S(1), "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85", TO("contact", "contacts", C1), "");
     sms(&f, S(2), "hello", TO("contact", "contacts", C2), "");
@@ -450,9 +465,7 @@ static void test_pickup_end_to_end(void **state)
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 10);
 
     writeback_free(wb);
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* Many Pending records in one poll: requests per message. */
@@ -460,11 +473,7 @@ static void test_pickup_cost(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkcost", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkcost");
     /* 2000 contacts and 2000 Pending SMS, 1000 per CreateMultiple. */
     enum { N = 2000 };
     for (int part = 0; part < 2; part++) {
@@ -509,20 +518,14 @@ static void test_pickup_cost(void **state)
                   "write-back: %u requests (%.4f/message)\n",
                   N, r.requests, (double)r.requests / N, wreq, (double)wreq / N);
     writeback_free(wb);
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 static void test_phone_columns_config(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkcol", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkcol");
     struct pickup *p;
     struct smsys_err err = {0};
     struct pickup_opts bad = {.phone_columns = "contact mobilephone"};
@@ -543,9 +546,7 @@ static void test_phone_columns_config(void **state)
     assert_non_null(strstr(msg_col(&f, S(2), "last_error"), "table lead has no phone column"));
     assert_string_equal(msg_col(&f, S(3), "state"), "6");
     assert_non_null(strstr(msg_col(&f, S(3), "last_error"), "cannot read the phone columns"));
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* A page at a time: a full page of new records polls again at once; a
@@ -554,11 +555,7 @@ static void test_pickup_paging(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkpage", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkpage");
     for (int i = 0; i < 25; i++) {
         char id[40];
         snprintf(id, sizeof(id), "5e000000-0000-0000-0000-%012d", i);
@@ -589,9 +586,7 @@ static void test_pickup_paging(void **state)
     assert_false(r.backlog);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 25);
     writeback_free(wb);
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* Templated SMS: rendered at pickup, the text queued and written back to
@@ -610,11 +605,7 @@ static void test_pickup_template(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pktpl", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pktpl");
     pkf_post(&f, "contacts",
              "{\"contactid\":\"" C5 "\",\"firstname\":\"Ali\",\"lastname\":\"Rostami\","
              "\"mobilephone\":\"09121234567\"}");
@@ -665,9 +656,7 @@ static void test_pickup_template(void **state)
     assert_string_equal(msg_col(&f, S(4), "body"), "typed");
     assert_string_equal(msg_col(&f, S(5), "body"), SALAM "Ali" WELCOME);
 
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* Default templates (F8) and templated SMS with several recipients, through
@@ -712,11 +701,7 @@ static void test_pickup_default_and_multi(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkdef", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkdef");
     pkf_post(&f, "contacts",
              "{\"contactid\":\"" C5 "\",\"firstname\":\"Ali\",\"lastname\":\"Rostami\","
              "\"mobilephone\":\"09121234567\"}");
@@ -815,9 +800,7 @@ static void test_pickup_default_and_multi(void **state)
     assert_true(pkf_stat(&f, "by_entity_set", "smsys_smstemplates") == tpl_gets);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 12);
 
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 int main(void)
