@@ -276,6 +276,32 @@ PGconn *world_db_connect(const char *conninfo)
     return c;
 }
 
+void world_db_value(const char *conninfo, const char *sql, char *out, size_t len)
+{
+    PGconn *c = world_db_connect(conninfo);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    snprintf(out, len, "%s", st == PGRES_TUPLES_OK && PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    PQfinish(c);
+    assert_int_equal(st, PGRES_TUPLES_OK);
+}
+
+void world_db_exec(const char *conninfo, const char *sql)
+{
+    PGconn *c = world_db_connect(conninfo);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        PQfinish(c);
+        fail_msg("%.400s: %s", sql, msg);
+    }
+    PQfinish(c);
+}
+
 void world_sql_exec(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);

@@ -98,6 +98,13 @@ struct world_pg {
 void world_pg_open(struct world_pg *p, const char *tag);
 void world_pg_close(struct world_pg *p);
 
+/* One value on a new connection to conninfo ("" when there is no row);
+ * fails the test on an SQL error. */
+void world_db_value(const char *conninfo, const char *sql, char *out, size_t len);
+
+/* A statement on a new connection; fails the test unless it succeeds. */
+void world_db_exec(const char *conninfo, const char *sql);
+
 /* Runs a statement; fails the test unless it succeeds. */
 void world_sql_exec(PGconn *c, const char *sql);
 
