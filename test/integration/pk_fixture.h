@@ -17,11 +17,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "smsys/accounts.h"
 #include "smsys/buf.h"
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/migrate.h"
 #include "smsys/pg.h"
+#include "smsys/pickup.h"
 #include "smsys/queue.h"
 #include "tdb.h"
 #include "../lib/world.h"
@@ -132,6 +134,63 @@ static __attribute__((unused)) void pkf_open(struct pkf *f, const char *tag,
 static __attribute__((unused)) void pkf_flag_cb(void *ud)
 {
     (*(int *)ud)++;
+}
+
+/* What one asynchronous call reported. */
+struct pkf_wait {
+    int done, rc;
+    struct pickup_result pr;
+    struct accounts_result ar;
+    size_t taken;
+    char detail[512];
+};
+
+static __attribute__((unused)) void pkf_acc_cb(int rc, const struct accounts_result *res,
+                                               const struct smsys_err *err, void *ud)
+{
+    struct pkf_wait *w = ud;
+    w->rc = rc;
+    if (res)
+        w->ar = *res;
+    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
+    w->done = 1;
+}
+
+static __attribute__((unused)) void pkf_pk_cb(int rc, const struct pickup_result *res,
+                                              const struct smsys_err *err, void *ud)
+{
+    struct pkf_wait *w = ud;
+    w->rc = rc;
+    if (res)
+        w->pr = *res;
+    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
+    w->done = 1;
+}
+
+/* One accounts sync run to its end (20 s at most); fails unless it
+ * succeeded. */
+static __attribute__((unused)) struct accounts_result pkf_sync_accounts(struct pkf *f,
+                                                                        struct accounts *a)
+{
+    struct pkf_wait w = {0};
+    assert_int_equal(accounts_sync(a, pkf_acc_cb, &w), 0);
+    assert_int_equal(tu_run_until(&f->loop, &w.done, 20000), 0);
+    if (w.rc != 0)
+        fail_msg("accounts_sync: %s", w.detail);
+    return w.ar;
+}
+
+/* One pickup poll run to its end (timeout_ms at most); fails unless it
+ * succeeded. */
+static __attribute__((unused)) struct pickup_result pkf_poll(struct pkf *f, struct pickup *p,
+                                                             unsigned timeout_ms)
+{
+    struct pkf_wait w = {0};
+    assert_int_equal(pickup_poll(p, pkf_pk_cb, &w), 0);
+    assert_int_equal(tu_run_until(&f->loop, &w.done, timeout_ms), 0);
+    if (w.rc != 0)
+        fail_msg("pickup_poll: %s", w.detail);
+    return w.pr;
 }
 
 static __attribute__((unused)) void pkf_close(struct pkf *f)

@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #include "testutil.h"
-#include "world.h"
+#include "tpl_fixture.h"
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/template.h"
@@ -29,13 +29,6 @@
 #define CONTACT_ID "c0000000-0000-4000-8000-000000000001"
 #define LONELY_ID  "c0000000-0000-4000-8000-000000000002" /* no account */
 #define MISSING_ID "c0000000-0000-4000-8000-0000000000ff"
-
-struct fx {
-    struct world_dv emu;
-    struct world_dvc c; /* the client under test: c.loop, c.http, c.dv */
-    char set[64], key[64];
-    struct template_table tbl;
-};
 
 static void post(struct fx *fx, const char *path, const char *body, long want)
 {
@@ -91,31 +84,6 @@ static void seed_example(struct fx *fx)
          "{\"new_name\":\"cancelled\",\"new_enddate\":\"2027-01-01T08:00:00Z\",\"statecode\":1,"
          "\"new_accountid@odata.bind\":\"/accounts(" ACCOUNT_ID ")\"}",
          204);
-}
-
-static int setup(void **state)
-{
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    world_dv_start(&fx->emu, NULL);
-    world_dv_signin(&fx->emu);
-    world_dvc_open(&fx->c, &fx->emu, NULL);
-    assert_int_equal(
-        template_table_for("contact", fx->set, sizeof(fx->set), fx->key, sizeof(fx->key), &fx->tbl),
-        0);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    world_dvc_close(&fx->c);
-    world_dv_stop(&fx->emu);
-    world_dv_free(&fx->emu);
-    free(fx);
-    world_cleanup();
-    return 0;
 }
 
 static struct template *parse(const char *src)
@@ -295,16 +263,6 @@ static void test_validate(void **state)
 }
 
 /* ---- 1,000 recipients ---- */
-
-static long emu_requests(struct fx *fx)
-{
-    cJSON *j = world_dv_stats(&fx->emu);
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "requests");
-    assert_true(cJSON_IsNumber(n));
-    long v = (long)n->valuedouble;
-    cJSON_Delete(j);
-    return v;
-}
 
 static void test_batch_1000(void **state)
 {
