@@ -152,4 +152,34 @@ static int is_cmd(const cJSON *j, const char *cmd)
     return c && strcmp(c, cmd) == 0;
 }
 
+/* The most submit_sm one destination received, and in *total all of
+ * them; numbered_only: count only lines with a sequence number ("seq"). */
+static __attribute__((unused)) int sim_max_per_dst(struct simproc *sp, int *total,
+                                                   int numbered_only)
+{
+    struct simlog lg;
+    sim_log_read(sp, &lg);
+    cJSON *seen = cJSON_CreateObject();
+    int mx = 0;
+    *total = 0;
+    for (size_t i = 0; i < lg.n; i++) {
+        const char *d = jstr(lg.line[i], "dst");
+        if (!is_cmd(lg.line[i], "submit_sm") || !d ||
+            (numbered_only && jnum(lg.line[i], "seq", -1) < 0))
+            continue;
+        (*total)++;
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(seen, d);
+        int c = v ? v->valueint + 1 : 1;
+        if (v)
+            cJSON_SetNumberValue(v, c);
+        else
+            cJSON_AddNumberToObject(seen, d, 1);
+        if (c > mx)
+            mx = c;
+    }
+    cJSON_Delete(seen);
+    sim_log_free(&lg);
+    return mx;
+}
+
 #endif

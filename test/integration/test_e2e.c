@@ -125,33 +125,6 @@ static int wait_count(const char *q, long long want, unsigned timeout_ms)
     return -1;
 }
 
-/* Largest number of submit_sm one destination received, and the total. */
-static int max_per_dst(int *total)
-{
-    struct simlog lg;
-    sim_log_read(&sim, &lg);
-    cJSON *seen = cJSON_CreateObject();
-    int mx = 0;
-    *total = 0;
-    for (size_t i = 0; i < lg.n; i++) {
-        const char *d = jstr(lg.line[i], "dst");
-        if (!is_cmd(lg.line[i], "submit_sm") || !d || jnum(lg.line[i], "seq", -1) < 0)
-            continue;
-        (*total)++;
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(seen, d);
-        int c = v ? v->valueint + 1 : 1;
-        if (v)
-            cJSON_SetNumberValue(v, c);
-        else
-            cJSON_AddNumberToObject(seen, d, 1);
-        if (c > mx)
-            mx = c;
-    }
-    cJSON_Delete(seen);
-    sim_log_free(&lg);
-    return mx;
-}
-
 /* Checks every message against smscsim's log: Delivered ones were
  * submitted exactly once, Unknown ones at most once, nothing else exists
  * (none lost silently). *never = Unknown ones never submitted. */
@@ -212,7 +185,7 @@ static void test_kill9_loses_none_sends_none_twice(void **state)
     assert_int_equal(WIFEXITED(world_stop(pid)), 1);
     int total = 0;
     /* nothing reached the SMSC twice */
-    assert_int_equal(max_per_dst(&total), 1);
+    assert_int_equal(sim_max_per_dst(&sim, &total, 1), 1);
     long long unknown = q_int("SELECT count(*) FROM smsys_message WHERE state = 21");
     long long delivered = q_int("SELECT count(*) FROM smsys_message WHERE state = 5");
     fprintf(stderr, "kill -9 x%d: %lld delivered, %lld unknown outcome, %d submits\n", kills,
@@ -247,7 +220,7 @@ static void test_two_processes_send_once(void **state)
     assert_int_equal(world_stop(a), 0);
     assert_int_equal(world_stop(b), 0);
     int total = 0;
-    assert_int_equal(max_per_dst(&total), 1);
+    assert_int_equal(sim_max_per_dst(&sim, &total, 1), 1);
     assert_int_equal(total, 2000);
     /* both took part */
     assert_true(

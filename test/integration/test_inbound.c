@@ -26,8 +26,8 @@
 #include "smsys/text.h"
 #include "smsys/util.h"
 
-static struct emuproc emu; /* one dvemu for the whole program */
-static pid_t sim_pid;      /* and one provsim */
+static struct emuproc emu;       /* one dvemu for the whole program */
+static struct world_sim provsim; /* and one provsim */
 static int sim_port;
 
 struct fx {
@@ -106,21 +106,18 @@ static int group_setup(void **state)
     (void)state;
     const char *args[] = {"--action", "new_SmsKeyword", NULL};
     emu_start(&emu, args);
-    sim_port = tu_free_port();
-    char listen[64], logf[128];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", sim_port);
+    char logf[128];
     snprintf(logf, sizeof(logf), "/tmp/inbound-provsim-%d.log", (int)getpid());
-    char *argv[] = {(char *)tu_bin("provsim"), "--listen", listen, NULL};
-    sim_pid = tu_spawn(argv, logf, sim_port, 10000);
-    return sim_pid > 0 ? 0 : -1;
+    world_provsim_start(&provsim, logf, NULL);
+    sim_port = provsim.port;
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     emu_stop(&emu);
-    if (sim_pid > 0)
-        tu_stop(sim_pid);
+    world_sim_stop(&provsim);
     return 0;
 }
 

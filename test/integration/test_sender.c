@@ -54,13 +54,10 @@ static PGresult *sql(struct env *e, const char *fmt, ...)
     return r;
 }
 
-static long long sql_int(struct env *e, const char *q)
-{
-    PGresult *r = sql(e, "%s", q);
-    long long v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
+/* One number (-1 for no row or NULL), and waiting for one while the
+ * loop runs. */
+#define sql_int(e, q)            world_sql_val((e)->pg.c, q)
+#define wait_sql(e, q, want, ms) world_loop_wait_sql(&(e)->loop, (e)->pg.c, q, want, ms)
 
 static struct queue_opts g_qopts = {
     .backoff_base_ms = 100,
@@ -152,43 +149,6 @@ static void enqueue(struct env *e, int n, const char *suffix)
     PQclear(sql(e, "NOTIFY smsys_queue, '" ACC "'"));
 }
 
-/* Runs the loop until the SQL count query returns want, polling every 50 ms. */
-struct waitq {
-    struct env *e;
-    const char *q;
-    long long want;
-    int done;
-};
-
-static void wait_timer_cb(uv_timer_t *t)
-{
-    struct waitq *w = t->data;
-    if (sql_int(w->e, w->q) == w->want) {
-        w->done = 1;
-        uv_timer_stop(t);
-    }
-}
-
-static void handle_closed_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
-static int wait_sql(struct env *e, const char *q, long long want, unsigned timeout_ms)
-{
-    struct waitq w = {e, q, want, 0};
-    uv_timer_t t;
-    uv_timer_init(&e->loop, &t);
-    t.data = &w;
-    uv_timer_start(&t, wait_timer_cb, 20, 50);
-    int rc = tu_run_until(&e->loop, &w.done, timeout_ms);
-    uv_close((uv_handle_t *)&t, handle_closed_cb);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-    if (rc != 0)
-        fprintf(stderr, "wait_sql timed out: %s = %lld, want %lld\n", q, sql_int(e, q), want);
-    return rc;
-}
-
 /* submit_sm lines in the simulator's log per destination. */
 static int sim_submits(struct env *e, const char *dst, int accepted_only)
 {
@@ -209,35 +169,6 @@ static int sim_submits(struct env *e, const char *dst, int accepted_only)
     return n;
 }
 
-/* The largest number of submit_sm any one destination got. */
-static int sim_max_per_dst(struct env *e, int *total)
-{
-    struct simlog lg;
-    sim_log_read(&e->sim, &lg);
-    cJSON *seen = cJSON_CreateObject();
-    int mx = 0;
-    *total = 0;
-    for (size_t i = 0; i < lg.n; i++) {
-        if (!is_cmd(lg.line[i], "submit_sm"))
-            continue;
-        const char *d = jstr(lg.line[i], "dst");
-        if (!d)
-            continue;
-        (*total)++;
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(seen, d);
-        int c = v ? v->valueint + 1 : 1;
-        if (v)
-            cJSON_SetNumberValue(v, c);
-        else
-            cJSON_AddNumberToObject(seen, d, 1);
-        if (c > mx)
-            mx = c;
-    }
-    cJSON_Delete(seen);
-    sim_log_free(&lg);
-    return mx;
-}
-
 static void test_sent_then_delivered(void **state)
 {
     (void)state;
@@ -253,7 +184,7 @@ static void test_sent_then_delivered(void **state)
     assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_receipt WHERE message_id IS NULL"), 0);
     assert_int_equal(connmgr_count(e.m), 1);
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     assert_int_equal(total, 200);
     /* the connector's idempotency flag reached the account row */
     assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_account WHERE NOT idempotent"), 1);
@@ -300,7 +231,7 @@ static void test_permanent_fails_at_once(void **state)
                                  "'%RINVDSTADR (0x0B)%'"),
                      2);
     int total = 0;
-    sim_max_per_dst(&e, &total);
+    sim_max_per_dst(&e.sim, &total, 0);
     assert_int_equal(total, 2);
     close_all(&e);
 }
@@ -363,7 +294,7 @@ static void test_cut_mid_window(void **state)
                      unknown);
     /* the unknown ones were not resent: no number reached the SMSC twice */
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     /* every Delivered one reached it once; an unknown one may have died in
      * the socket buffers (that is exactly why it is not resent) */
     assert_true(total >= 100 - unknown && total <= 100);
@@ -444,7 +375,7 @@ static void test_mark_failure_sends_nothing(void **state)
     assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 100, 30000),
                      0);
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     assert_int_equal(total, 100);
     /* attempts count real hand-overs only */
     assert_int_equal(sql_int(&e, "SELECT max(attempts) FROM smsys_message"), 1);
@@ -464,7 +395,7 @@ static void test_two_instances_send_once(void **state)
     assert_int_equal(
         wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 1000, 30000), 0);
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     assert_int_equal(total, 1000);
     /* both took part: two binds */
     assert_true(sim_stat(&e.sim, "binds") >= 2);

@@ -311,27 +311,67 @@ void world_sql_exec(PGconn *c, const char *sql)
         fail_msg("%.400s: %s", sql, PQerrorMessage(c));
 }
 
-static long long sql_num(PGconn *c, const char *sql, int exactly_one)
+/* rows: 0 any number (none: -1), 1 at least one, 2 exactly one. */
+static long long sql_num(PGconn *c, const char *sql, int rows)
 {
     PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 ||
-        (exactly_one && PQntuples(r) != 1)) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || (rows >= 1 && PQntuples(r) < 1) ||
+        (rows == 2 && PQntuples(r) != 1)) {
         PQclear(r);
         fail_msg("%.400s: %s", sql, PQerrorMessage(c));
     }
-    long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    long long v =
+        PQntuples(r) < 1 || PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return v;
 }
 
 long long world_sql_int(PGconn *c, const char *sql)
 {
-    return sql_num(c, sql, 0);
+    return sql_num(c, sql, 1);
 }
 
 long long world_sql_one(PGconn *c, const char *sql)
 {
-    return sql_num(c, sql, 1);
+    return sql_num(c, sql, 2);
+}
+
+long long world_sql_val(PGconn *c, const char *sql)
+{
+    return sql_num(c, sql, 0);
+}
+
+struct waitq {
+    PGconn *c;
+    const char *sql;
+    long long want;
+    int done;
+};
+
+static void waitq_cb(uv_timer_t *t)
+{
+    struct waitq *w = t->data;
+    if (world_sql_val(w->c, w->sql) == w->want) {
+        w->done = 1;
+        uv_timer_stop(t);
+    }
+}
+
+int world_loop_wait_sql(uv_loop_t *loop, PGconn *c, const char *sql, long long want,
+                        unsigned timeout_ms)
+{
+    struct waitq w = {c, sql, want, 0};
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    t.data = &w;
+    uv_timer_start(&t, waitq_cb, 20, 50);
+    int rc = tu_run_until(loop, &w.done, timeout_ms);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (rc != 0)
+        fprintf(stderr, "wait for SQL timed out: %s = %lld, want %lld\n", sql,
+                world_sql_val(c, sql), want);
+    return rc;
 }
 
 const char *world_sql_str(PGconn *c, const char *sql)

@@ -115,6 +115,15 @@ long long world_sql_int(PGconn *c, const char *sql);
 /* The same, and fails unless there is exactly one row. */
 long long world_sql_one(PGconn *c, const char *sql);
 
+/* The same, but -1 also when there is no row (fails on an SQL error). */
+long long world_sql_val(PGconn *c, const char *sql);
+
+/* Runs the loop (so the objects under test work) until world_sql_val(c,
+ * sql) == want, checked every 50 ms, for at most timeout_ms. Returns 0,
+ * or -ETIMEDOUT after printing the last value. */
+int world_loop_wait_sql(uv_loop_t *loop, PGconn *c, const char *sql, long long want,
+                        unsigned timeout_ms);
+
 /* First column of the first row ("" for NULL, "<none>" for no row) in a
  * static buffer (the next call overwrites it); fails on an SQL error. */
 const char *world_sql_str(PGconn *c, const char *sql);
