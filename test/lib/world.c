@@ -564,6 +564,28 @@ const char *world_jstr(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* ---- the queue under test ---- */
+
+static void flag_cb(void *ud);
+
+void world_queue_open(uv_loop_t *loop, const char *conninfo, unsigned pool_size,
+                      const struct queue_opts *opts, struct pg_pool **pool, struct queue **q)
+{
+    assert_int_equal(uv_loop_init(loop), 0);
+    assert_int_equal(pg_pool_new(loop, conninfo, pool_size, pool), 0);
+    assert_int_equal(queue_new(loop, *pool, opts, q), 0);
+}
+
+void world_queue_close(uv_loop_t *loop, struct pg_pool *pool, struct queue *q)
+{
+    int closed = 0;
+    pg_pool_close(pool, flag_cb, &closed);
+    assert_int_equal(tu_run_until(loop, &closed, 10000), 0);
+    queue_free(q);
+    assert_int_equal(tu_loop_handles(loop), 0);
+    assert_int_equal(tu_loop_close(loop), 0);
+}
+
 /* ---- our Dataverse client against dvemu ---- */
 
 void world_dvc_open(struct world_dvc *c, const struct world_dv *emu, const struct dv_opts *opts)

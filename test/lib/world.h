@@ -32,6 +32,8 @@
 
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
+#include "smsys/pg.h"
+#include "smsys/queue.h"
 #include "testutil.h"
 
 /* ---- registry and processes ---- */
@@ -179,6 +181,17 @@ double world_dv_stat_of(const cJSON *s, const char *key, const char *sub);
 
 /* The string o[key], NULL when absent or not a string. */
 const char *world_jstr(const cJSON *o, const char *key);
+
+/* ---- the queue under test ---- */
+
+/* Inits *loop, opens a pool of pool_size connections to conninfo and a
+ * queue on it (opts may be NULL). world_queue_close frees all three. */
+void world_queue_open(uv_loop_t *loop, const char *conninfo, unsigned pool_size,
+                      const struct queue_opts *opts, struct pg_pool **pool, struct queue **q);
+
+/* Closes the pool (waits for it), frees the queue, asserts no loop handle
+ * is left and closes the loop. */
+void world_queue_close(uv_loop_t *loop, struct pg_pool *pool, struct queue *q);
 
 /* ---- our Dataverse client against dvemu ---- */
 
