@@ -15,38 +15,24 @@
 #include "smsys/pg.h"
 #include "../lib/world.h"
 
-struct tdb {
-    char name[64];
-    char conninfo[1024];
-};
-
-/* Creates a database and applies sql/ (001, 003, ...); db_teardown
- * drops it and frees *state. */
+/* A database with sql/ applied (001, 003, ...) as *state (a struct
+ * world_pg); db_teardown drops it and frees *state. */
 static int db_setup(void **state)
 {
     static int seq;
-    struct tdb *t = calloc(1, sizeof(*t));
-    assert_non_null(t);
     char tag[32];
     snprintf(tag, sizeof(tag), "mo%d", ++seq);
-    world_db_create(tag, t->name, sizeof(t->name), t->conninfo, sizeof(t->conninfo));
-    int rc = world_db_migrate(t->conninfo);
-    if (rc < 1)
-        fail_msg("migrate: %d", rc);
+    struct world_pg *t = world_pg_new(tag, 1);
+    if (t->migrations < 1)
+        fail_msg("migrate: %d", t->migrations);
     *state = t;
     return 0;
 }
 
-static int db_teardown(void **state)
-{
-    struct tdb *t = *state;
-    world_db_drop(t->name);
-    free(t);
-    return 0;
-}
+#define db_teardown world_pg_teardown
 
 /* One value from the database ("" when no row). */
-static inline void db_value(const struct tdb *t, const char *sql, char *out, size_t len)
+static inline void db_value(const struct world_pg *t, const char *sql, char *out, size_t len)
 {
     world_db_value(t->conninfo, sql, out, len);
 }

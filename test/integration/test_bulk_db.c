@@ -38,9 +38,7 @@ static char *str(PGconn *c, const char *sql)
 
 static int setup(void **state)
 {
-    struct world_pg *e = calloc(1, sizeof(*e));
-    assert_non_null(e);
-    world_pg_open(e, "bulkdb");
+    struct world_pg *e = world_pg_new("bulkdb", 1);
     if (e->migrations < 7)
         fail_msg("migrate_apply: %d", e->migrations);
     exec_ok(e->c, "INSERT INTO smsys_account (id, name, provider, max_retries) "
@@ -48,14 +46,6 @@ static int setup(void **state)
     exec_ok(e->c, "SELECT * FROM smsys_bulk_accept('{\"id\":\"" BULK "\",\"name\":\"Spring\","
                   "\"account_id\":\"" ACC "\",\"body\":\"hi\"}')");
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct world_pg *e = *state;
-    world_pg_close(e);
-    free(e);
     return 0;
 }
 
@@ -349,11 +339,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activity_id),
-        cmocka_unit_test_setup_teardown(test_page_dedupe_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_held_release_pause, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_optout_after_expansion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_engine_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_dedupe_replay, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_held_release_pause, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_optout_after_expansion, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_transitions, setup, world_pg_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

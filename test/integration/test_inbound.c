@@ -31,7 +31,7 @@ static struct world_sim provsim; /* and one provsim */
 static int sim_port;
 
 struct fx {
-    struct tdb *db;
+    struct world_pg *db;
     uv_loop_t loop;
     struct pg_pool *pool;
     struct http_client *http;
@@ -43,7 +43,7 @@ struct fx {
     char user[40];
 };
 
-static void db_exec(const struct tdb *t, const char *sql)
+static void db_exec(const struct world_pg *t, const char *sql)
 {
     PGconn *c = PQconnectdb(t->conninfo);
     assert_int_equal(PQstatus(c), CONNECTION_OK);

@@ -22,40 +22,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct tdb {
-    char name[64];
-    char conninfo[1024];
-};
-
 static int g_seq;
 
-/* An empty database (no migrations) per test; db_teardown drops it. */
+/* An empty database (no migrations) per test as *state (a struct
+ * world_pg); db_teardown drops it. */
 static int db_setup(void **state)
 {
-    struct tdb *t = calloc(1, sizeof(*t));
-    assert_non_null(t);
     char tag[32];
     snprintf(tag, sizeof(tag), "mig%d", ++g_seq);
-    world_db_create(tag, t->name, sizeof(t->name), t->conninfo, sizeof(t->conninfo));
-    *state = t;
+    *state = world_pg_new(tag, 0);
     return 0;
 }
 
-static int db_teardown(void **state)
-{
-    struct tdb *t = *state;
-    world_db_drop(t->name);
-    free(t);
-    return 0;
-}
+#define db_teardown world_pg_teardown
 
 /* One value from the test database, or "" when there is no row. */
-static void db_value(const struct tdb *t, const char *sql, char *out, size_t len)
+static void db_value(const struct world_pg *t, const char *sql, char *out, size_t len)
 {
     world_db_value(t->conninfo, sql, out, len);
 }
 
-static void db_exec(const struct tdb *t, const char *sql)
+static void db_exec(const struct world_pg *t, const char *sql)
 {
     world_db_exec(t->conninfo, sql);
 }
@@ -103,7 +90,7 @@ static void rm_dir(const char *dir)
 
 static void test_apply_idempotent(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     int newest = shipped_newest();
     int dbv = -1, nw = -1;
@@ -138,7 +125,7 @@ static void test_apply_idempotent(void **state)
 
 static void test_newer_db_refused(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     int newest = shipped_newest();
     assert_int_equal(migrate_apply(t->conninfo, tu_src("sql"), 0, &e), newest);
@@ -155,7 +142,7 @@ static void test_newer_db_refused(void **state)
 
 static void test_broken_rolls_back(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     char dir[] = "/tmp/smsys_mig_XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -193,7 +180,7 @@ static void test_broken_rolls_back(void **state)
 
 static void test_dir_rules(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     char dir[] = "/tmp/smsys_mig_XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -253,7 +240,7 @@ static void test_dir_rules(void **state)
 
 static void test_concurrent_migrators(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     char dir[] = "/tmp/smsys_mig_XXXXXX";
     assert_non_null(mkdtemp(dir));
     copy_init(dir);

@@ -29,23 +29,13 @@
 
 static int setup(void **state)
 {
-    struct world_pg *e = calloc(1, sizeof(*e));
-    assert_non_null(e);
-    world_pg_open(e, "held");
+    struct world_pg *e = world_pg_new("held", 1);
     if (e->migrations < 9)
         fail_msg("migrate_apply: %d", e->migrations);
     /* not idempotent: an unknown outcome becomes Unknown (21) */
     exec_ok(e->c, "INSERT INTO smsys_account (id, name, provider, max_retries) "
                   "VALUES ('" ACC "', 'a', 'kavenegar', 5)");
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct world_pg *e = *state;
-    world_pg_close(e);
-    free(e);
     return 0;
 }
 
@@ -394,10 +384,11 @@ static void test_receipt_plan_uses_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_held_transitions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim_reads_no_held_row, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_optout_and_failover_reach_held, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_receipt_plan_uses_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_transitions, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_reads_no_held_row, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_optout_and_failover_reach_held, setup,
+                                        world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_plan_uses_index, setup, world_pg_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -190,14 +190,19 @@ static void quiet_cb(void *arg, const char *msg)
 static void admin(const char *sql)
 {
     PGconn *c = PQconnectdb(tu_pg_conninfo());
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("test PostgreSQL: %s", PQerrorMessage(c));
-    PQsetNoticeProcessor(c, quiet_cb, NULL);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
+    char msg[512] = "";
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQsetNoticeProcessor(c, quiet_cb, NULL);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            snprintf(msg, sizeof(msg), "%s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    } else {
+        snprintf(msg, sizeof(msg), "test PostgreSQL: %s", PQerrorMessage(c));
+    }
+    PQfinish(c); /* before failing: fail_msg does not return */
+    if (msg[0])
+        fail_msg("%s", msg);
 }
 
 static void drop_db(const char *name)
@@ -245,13 +250,38 @@ int world_db_migrate(const char *conninfo)
 
 static void quiet_cb(void *arg, const char *msg);
 
-void world_pg_open(struct world_pg *p, const char *tag)
+static void pg_init(struct world_pg *p, const char *tag, int migrate)
 {
     memset(p, 0, sizeof(*p));
     world_db_create(tag, p->name, sizeof(p->name), p->conninfo, sizeof(p->conninfo));
-    p->migrations = world_db_migrate(p->conninfo);
+    if (migrate)
+        p->migrations = world_db_migrate(p->conninfo);
     p->c = world_db_connect(p->conninfo);
     PQsetNoticeProcessor(p->c, quiet_cb, NULL);
+}
+
+void world_pg_open(struct world_pg *p, const char *tag)
+{
+    pg_init(p, tag, 1);
+}
+
+struct world_pg *world_pg_new(const char *tag, int migrate)
+{
+    struct world_pg *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    pg_init(p, tag, migrate);
+    return p;
+}
+
+int world_pg_teardown(void **state)
+{
+    struct world_pg *p = *state;
+    if (p) {
+        world_pg_close(p);
+        free(p);
+    }
+    *state = NULL;
+    return 0;
 }
 
 void world_pg_close(struct world_pg *p)
@@ -392,28 +422,38 @@ const char *world_sql_str(PGconn *c, const char *sql)
 
 /* ---- dvemu ---- */
 
+/* Starts tu_bin(prog) --listen listen, then args, then extra (both
+ * NULL-terminated, may be NULL), output to logfile, and waits until port
+ * listens (0: no wait). Registered; returns the pid or -1. */
+static pid_t spawn_prog(const char *prog, const char *listen, const char *const *args,
+                        const char *const *extra, const char *logfile, int port,
+                        unsigned timeout_ms)
+{
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", tu_bin(prog));
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    argv[n++] = "--listen";
+    argv[n++] = listen;
+    for (int i = 0; args && args[i] && n < 40; i++)
+        argv[n++] = args[i];
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    return world_spawn(argv, logfile, port, timeout_ms);
+}
+
 void world_dv_start(struct world_dv *dv, const char *const *extra)
 {
     if (dv->port == 0)
         dv->port = tu_free_port();
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", dv->port);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("dvemu"));
-    const char *argv[40];
-    int n = 0;
-    argv[n++] = bin;
-    argv[n++] = "--listen";
-    argv[n++] = listen;
-    if (dv->data_dir[0]) {
-        argv[n++] = "--data";
-        argv[n++] = dv->data_dir;
-    }
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
+    const char *data[] = {"--data", dv->data_dir, NULL};
     snprintf(dv->log, sizeof(dv->log), "/tmp/smsys-t-dvemu-%d.log", dv->port);
-    dv->pid = world_spawn(argv, dv->log, dv->port, 10000);
+    dv->pid =
+        spawn_prog("dvemu", listen, dv->data_dir[0] ? data : NULL, extra, dv->log, dv->port, 10000);
     if (dv->pid <= 0)
         fail_msg("dvemu did not start (log %s)", dv->log);
     snprintf(dv->root, sizeof(dv->root), "http://127.0.0.1:%d", dv->port);
@@ -641,17 +681,7 @@ void world_provsim_start(struct world_sim *s, const char *logfile, const char *c
     s->port = tu_free_port();
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("provsim"));
-    const char *argv[40];
-    int n = 0;
-    argv[n++] = bin;
-    argv[n++] = "--listen";
-    argv[n++] = listen;
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    s->pid = world_spawn(argv, logfile, s->port, 10000);
+    s->pid = spawn_prog("provsim", listen, NULL, extra, logfile, s->port, 10000);
     if (s->pid <= 0)
         fail_msg("provsim did not start");
 }
@@ -666,21 +696,8 @@ void world_smscsim_start(struct world_sim *s, const char *const *extra, int v6)
     char listen[64], control[64];
     snprintf(listen, sizeof(listen), v6 ? "[::1]:%d" : "127.0.0.1:%d", s->port);
     snprintf(control, sizeof(control), "127.0.0.1:%d", s->cport);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("smscsim"));
-    const char *argv[64];
-    int k = 0;
-    argv[k++] = bin;
-    argv[k++] = "--listen";
-    argv[k++] = listen;
-    argv[k++] = "--control";
-    argv[k++] = control;
-    argv[k++] = "--log";
-    argv[k++] = s->log;
-    for (int i = 0; extra && extra[i] && k < 62; i++)
-        argv[k++] = extra[i];
-    argv[k] = NULL;
-    s->pid = world_spawn(argv, NULL, v6 ? 0 : s->port, 5000);
+    const char *args[] = {"--control", control, "--log", s->log, NULL};
+    s->pid = spawn_prog("smscsim", listen, args, extra, NULL, v6 ? 0 : s->port, 5000);
     if (s->pid <= 0)
         fail_msg("smscsim did not start");
 }

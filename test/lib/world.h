@@ -100,6 +100,12 @@ struct world_pg {
 void world_pg_open(struct world_pg *p, const char *tag);
 void world_pg_close(struct world_pg *p);
 
+/* For a cmocka setup: a calloc'd world_pg (migrated unless migrate is 0,
+ * then the database stays empty); world_pg_teardown closes and frees
+ * *state. */
+struct world_pg *world_pg_new(const char *tag, int migrate);
+int world_pg_teardown(void **state);
+
 /* One value on a new connection to conninfo ("" when there is no row);
  * fails the test on an SQL error. */
 void world_db_value(const char *conninfo, const char *sql, char *out, size_t len);
