@@ -26,71 +26,41 @@
 #include "smsys/log.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
+#include "../lib/world.h"
 
-/* tu_run_until() can sleep in epoll after the flag was set by a callback
- * that ran in the idle phase (the HTTP client fires its callbacks from an
- * idle handle; once that handle stops, UV_RUN_ONCE goes on to block in
- * poll until the next event). A prepare handle runs just before poll and
- * uv_stop() makes the poll timeout 0. */
-struct run_until_st {
-    const volatile int *flag;
-    int expired;
-};
+/* tu_run_until also stops when a callback run from an idle handle set
+ * the flag (the HTTP client fires its callbacks from one). */
+#define run_until tu_run_until
 
-static void ru_prepare_cb(uv_prepare_t *p)
-{
-    struct run_until_st *r = p->data;
-    if (*r->flag || r->expired)
-        uv_stop(p->loop);
-}
-
-static void ru_timer_cb(uv_timer_t *t)
-{
-    struct run_until_st *r = t->data;
-    r->expired = 1;
-}
-
-static int run_until(uv_loop_t *loop, const volatile int *flag, unsigned timeout_ms)
-{
-    struct run_until_st r = {flag, 0};
-    uv_timer_t t;
-    uv_prepare_t p;
-    uv_timer_init(loop, &t);
-    uv_prepare_init(loop, &p);
-    t.data = p.data = &r;
-    uv_timer_start(&t, ru_timer_cb, timeout_ms, 0);
-    uv_prepare_start(&p, ru_prepare_cb);
-    while (!*flag && !r.expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_close((uv_handle_t *)&p, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *flag ? 0 : -ETIMEDOUT;
-}
-
+static struct world_sim sim;
 static int sim_port;
-static pid_t sim_pid;
 
 /* Group setup: one provsim for the whole group. */
 static int sim_start(void **state)
 {
     if (getenv("TEST_DEBUG"))
         log_setup(LOG_DEBUG, LOG_TEXT, stderr);
-    sim_port = tu_free_port();
-    char listen[64], log[128];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", sim_port);
+    char log[128];
     snprintf(log, sizeof log, "/tmp/conn-provsim-%d.log", (int)getpid());
-    char *argv[] = {(char *)tu_bin("provsim"), "--listen", listen, NULL};
-    sim_pid = tu_spawn(argv, log, sim_port, 10000);
-    return sim_pid > 0 ? 0 : -1;
+    world_provsim_start(&sim, log, NULL);
+    sim_port = sim.port;
+    return 0;
 }
 
 static int sim_stop(void **state)
 {
-    if (sim_pid > 0)
-        tu_stop(sim_pid);
-    sim_pid = 0;
+    world_sim_stop(&sim);
     return 0;
+}
+
+/* Each test gets its own loop and clients (fx_setup / fx_teardown). */
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+
+/* TEST_FILTER=pattern runs only the matching tests. */
+static void fx_filter(void)
+{
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
 }
 
 #define MAXRES 700
@@ -446,6 +416,29 @@ static const char *js(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItem(o, k);
     return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* The four faults every provsim panel has (rate limit, busy, no credit,
+ * a refused number), configured in turn: one message to `to` must fail
+ * with the error class and its detail must hold the provider's code
+ * (codes: in that order). bad: the number pattern refused. */
+static void fx_expect_faults(struct fx *f, const char *provider, const char *to, const char *bad,
+                             const char *const codes[4])
+{
+    char refused[64];
+    snprintf(refused, sizeof refused, "\"bad_numbers\":\"%s\"", bad);
+    const char *const fault[4] = {"\"rate_limit_every\":1", "\"busy\":true", "\"no_credit\":true",
+                                  refused};
+    static const int rc[4] = {SMSYS_ETHROTTLED, SMSYS_ETEMP, SMSYS_EACCOUNT, SMSYS_EPERM};
+    const char *tov[] = {to};
+    for (int i = 0; i < 4; i++) {
+        char cfg[160];
+        snprintf(cfg, sizeof cfg, "{\"%s\":{%s}}", provider, fault[i]);
+        sim_config(f, cfg);
+        fx_send(f, 1, tov, NULL, NULL);
+        if (f->r[0].rc != rc[i] || !strstr(f->r[0].detail, codes[i]))
+            fail_msg("%s: rc %d detail %s", cfg, f->r[0].rc, f->r[0].detail);
+    }
 }
 
 #define PERSIAN "سلام، این یک پیام آزمایشی است ۱۲۳"

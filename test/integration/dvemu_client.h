@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "smsys/buf.h"
+#include "../lib/world.h"
 
 struct emuproc {
     pid_t pid;
@@ -41,31 +42,31 @@ static inline size_t emu_write_cb(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-/* Starts dvemu with extra arguments (NULL-terminated list, may be NULL). */
+/* Starts dvemu with extra arguments (NULL-terminated list, may be NULL)
+ * on a free port through the world harness (which stops it at
+ * world_cleanup if emu_stop never ran). */
 static inline void emu_start_args(struct emuproc *d, const char *const *extra)
 {
     memset(d, 0, sizeof(*d));
-    d->port = tu_free_port();
-    char listen[64];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", d->port);
-    const char *argv[40];
-    int n = 0;
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("dvemu"));
-    argv[n++] = bin;
-    argv[n++] = "--listen";
-    argv[n++] = listen;
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    snprintf(d->log, sizeof(d->log), "/tmp/dvemu-test-%d.log", d->port);
-    d->pid = tu_spawn((char *const *)argv, d->log, d->port, 10000);
-    assert_true(d->pid > 0);
-    snprintf(d->root, sizeof(d->root), "http://127.0.0.1:%d", d->port);
+    struct world_dv w = {0};
+    world_dv_start(&w, extra);
+    d->pid = w.pid;
+    d->port = w.port;
+    snprintf(d->root, sizeof(d->root), "%s", w.root);
+    snprintf(d->log, sizeof(d->log), "%s", w.log);
     snprintf(d->api, sizeof(d->api), "%s/api/data/v9.2/", d->root);
-    if (d->curl == NULL)
-        d->curl = curl_easy_init();
-    assert_non_null(d->curl);
+    d->curl = w.curl; /* now d's */
+}
+
+/* kill -9 (a crash); the curl handle is freed too, as emu_start begins
+ * from a zeroed struct. */
+static inline void emu_kill9(struct emuproc *d)
+{
+    world_kill9(d->pid);
+    d->pid = 0;
+    if (d->curl)
+        curl_easy_cleanup(d->curl);
+    d->curl = NULL;
 }
 
 static inline void emures_free(struct emures *r)
@@ -185,7 +186,7 @@ static inline void emu_start(struct emuproc *d, const char *const *extra)
 static inline void emu_stop(struct emuproc *d)
 {
     if (d->pid > 0) {
-        int st = tu_stop(d->pid);
+        int st = world_stop(d->pid);
         /* a clean SIGTERM stop exits 0; anything else is a bug (crash, leak report) */
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);

@@ -13,79 +13,28 @@
 #include "smsys/migrate.h"
 #include "smsys/mo_parts.h"
 #include "smsys/pg.h"
+#include "../lib/world.h"
 
-struct tdb {
-    char name[64];
-    char conninfo[1024];
-};
-
-static void ci_add(char *buf, size_t len, const char *k, const char *v)
-{
-    size_t n = strlen(buf);
-    n += (size_t)snprintf(buf + n, len - n, "%s%s='", n ? " " : "", k);
-    for (const char *p = v; *p && n + 3 < len; p++) {
-        if (*p == '\'' || *p == '\\')
-            buf[n++] = '\\';
-        buf[n++] = *p;
-    }
-    snprintf(buf + n, len - n, "'");
-}
-
-static void admin_exec(const char *sql)
-{
-    PGconn *c = PQconnectdb(tu_pg_conninfo());
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* Creates smsys_mo_<pid>_<n> and applies sql/ (001, 003, ...). */
+/* A database with sql/ applied (001, 003, ...) as *state (a struct
+ * world_pg); db_teardown drops it and frees *state. */
 static int db_setup(void **state)
 {
     static int seq;
-    struct tdb *t = calloc(1, sizeof(*t));
-    snprintf(t->name, sizeof(t->name), "smsys_mo_%d_%d", (int)getpid(), ++seq);
-    char sql[160];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", t->name);
-    admin_exec(sql);
-    PQconninfoOption *o = PQconninfoParse(tu_pg_conninfo(), NULL);
-    assert_non_null(o);
-    for (PQconninfoOption *p = o; p->keyword; p++)
-        if (p->val && strcmp(p->keyword, "dbname") != 0)
-            ci_add(t->conninfo, sizeof(t->conninfo), p->keyword, p->val);
-    ci_add(t->conninfo, sizeof(t->conninfo), "dbname", t->name);
-    PQconninfoFree(o);
-    struct smsys_err e;
-    int rc = migrate_apply(t->conninfo, tu_src("sql"), 0, &e);
-    if (rc < 1)
-        fail_msg("migrate: %d %s", rc, e.detail);
+    char tag[32];
+    snprintf(tag, sizeof(tag), "mo%d", ++seq);
+    struct world_pg *t = world_pg_new(tag, 1);
+    if (t->migrations < 1)
+        fail_msg("migrate: %d", t->migrations);
     *state = t;
     return 0;
 }
 
-static int db_teardown(void **state)
-{
-    struct tdb *t = *state;
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->name);
-    admin_exec(sql);
-    free(t);
-    return 0;
-}
+#define db_teardown world_pg_teardown
 
 /* One value from the database ("" when no row). */
-static inline void db_value(const struct tdb *t, const char *sql, char *out, size_t len)
+static inline void db_value(const struct world_pg *t, const char *sql, char *out, size_t len)
 {
-    PGconn *c = PQconnectdb(t->conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    snprintf(out, len, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
-    PQclear(r);
-    PQfinish(c);
+    world_db_value(t->conninfo, sql, out, len);
 }
 
 /* ---- synchronous wrappers ----------------------------------------------- */

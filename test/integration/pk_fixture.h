@@ -17,23 +17,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "smsys/accounts.h"
 #include "smsys/buf.h"
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/migrate.h"
 #include "smsys/pg.h"
+#include "smsys/pickup.h"
 #include "smsys/queue.h"
 #include "tdb.h"
+#include "../lib/world.h"
 
 struct pkf {
-    /* dvemu */
-    pid_t pid;
-    int port;
-    char root[64];
-    char token[4096];
-    char data_dir[128];
-    char log[128];
-    CURL *curl;
+    struct world_dv emu; /* dvemu: root, port, token, data_dir, curl */
     /* database */
     char dbname[64];
     char conninfo[1024];
@@ -46,188 +42,65 @@ struct pkf {
     struct queue *q;
 };
 
-static __attribute__((unused)) size_t pkf_write_cb(char *p, size_t sz, size_t n, void *ud)
+/* dvemu and SQL helpers of the world harness under their fixture names. */
+static inline long pkf_req(struct pkf *f, const char *method, const char *path, const char *body,
+                           cJSON **out)
 {
-    buf_append(ud, p, sz * n);
-    return sz * n;
+    return world_dv_req(&f->emu, method, path, body, out);
 }
 
-/* One blocking request to dvemu. path: "/..." from the root, else under
- * /api/data/v9.2/. Returns the status; *out (may be NULL) gets the JSON. */
-static __attribute__((unused)) long pkf_req(struct pkf *f, const char *method, const char *path,
-                                            const char *body, cJSON **out)
+static inline void pkf_post(struct pkf *f, const char *set, const char *body)
 {
-    char url[8192];
-    if (path[0] == '/')
-        snprintf(url, sizeof(url), "%s%s", f->root, path);
-    else
-        snprintf(url, sizeof(url), "%s/api/data/v9.2/%s", f->root, path);
-    struct buf b = BUF_INIT;
-    CURL *c = f->curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pkf_write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    struct curl_slist *h = NULL;
-    char authz[4200];
-    if (f->token[0]) {
-        snprintf(authz, sizeof(authz), "Authorization: Bearer %s", f->token);
-        h = curl_slist_append(h, authz);
-    }
-    h = curl_slist_append(h, "Accept: application/json");
-    h = curl_slist_append(h, "OData-Version: 4.0");
-    h = curl_slist_append(h, "Prefer: odata.include-annotations=\"*\"");
-    if (body) {
-        h = curl_slist_append(h, f->token[0] ? "Content-Type: application/json"
-                                             : "Content-Type: application/x-www-form-urlencoded");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    if (out)
-        *out = b.data ? cJSON_Parse(b.data) : NULL;
-    if (status >= 400)
-        print_message("dvemu %s %s -> %ld %s\n", method, path, status, b.data ? b.data : "");
-    buf_free(&b);
-    return status;
+    world_dv_post(&f->emu, set, body);
 }
 
-/* POST that must succeed (204/201). */
-static __attribute__((unused)) void pkf_post(struct pkf *f, const char *set, const char *body)
+static inline cJSON *pkf_get(struct pkf *f, const char *path)
 {
-    long st = pkf_req(f, "POST", set, body, NULL);
-    if (st != 204 && st != 201 && st != 200)
-        fail_msg("POST %s -> %ld: %s", set, st, body);
-}
-
-static __attribute__((unused)) cJSON *pkf_get(struct pkf *f, const char *path)
-{
-    cJSON *j = NULL;
-    long st = pkf_req(f, "GET", path, NULL, &j);
-    if (st != 200)
-        fail_msg("GET %s -> %ld", path, st);
-    return j;
+    return world_dv_get(&f->emu, path);
 }
 
 /* A number from GET /_emu/stats: key, or key.sub. */
-static __attribute__((unused)) double pkf_stat(struct pkf *f, const char *key, const char *sub)
+static inline double pkf_stat(struct pkf *f, const char *key, const char *sub)
 {
-    char tok[sizeof(f->token)];
-    snprintf(tok, sizeof(tok), "%s", f->token);
-    f->token[0] = '\0';
-    cJSON *j = pkf_get(f, "/_emu/stats");
-    snprintf(f->token, sizeof(f->token), "%s", tok);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (sub)
-        v = cJSON_GetObjectItemCaseSensitive(v, sub);
-    double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    cJSON *j = world_dv_stats(&f->emu);
+    double d = world_dv_stat_of(j, key, sub);
     cJSON_Delete(j);
     return d;
 }
 
-static __attribute__((unused)) void pkf_token(struct pkf *f)
+/* Starts (or restarts, same port) dvemu and signs in. */
+static inline void pkf_dv_start(struct pkf *f, const char *const *extra)
 {
-    f->token[0] = '\0';
-    cJSON *j = NULL;
-    long st = pkf_req(f, "POST", "/t/oauth2/v2.0/token",
-                      "client_id=smsys-demo&client_secret=smsys-demo-secret"
-                      "&grant_type=client_credentials&scope=http%3A%2F%2F127.0.0.1%2F.default",
-                      &j);
-    assert_int_equal(st, 200);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "access_token");
-    assert_true(cJSON_IsString(t));
-    snprintf(f->token, sizeof(f->token), "%s", t->valuestring);
-    cJSON_Delete(j);
+    world_dv_start(&f->emu, extra);
+    world_dv_signin(&f->emu);
 }
 
-/* Starts dvemu on f->port (chosen on first start), with f->data_dir when
- * set, plus extra arguments (NULL-terminated, may be NULL). */
-static __attribute__((unused)) void pkf_dv_start(struct pkf *f, const char *const *extra)
+static inline void pkf_dv_stop(struct pkf *f)
 {
-    if (f->port == 0)
-        f->port = tu_free_port();
-    char listen[64];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", f->port);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("dvemu"));
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = bin;
-    argv[n++] = "--listen";
-    argv[n++] = listen;
-    if (f->data_dir[0]) {
-        argv[n++] = "--data";
-        argv[n++] = f->data_dir;
-    }
-    for (int i = 0; extra && extra[i] && n < 30; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    snprintf(f->log, sizeof(f->log), "/tmp/pk-dvemu-%d.log", f->port);
-    f->pid = tu_spawn((char *const *)argv, f->log, f->port, 10000);
-    assert_true(f->pid > 0);
-    snprintf(f->root, sizeof(f->root), "http://127.0.0.1:%d", f->port);
-    if (f->curl == NULL)
-        f->curl = curl_easy_init();
-    pkf_token(f);
+    world_dv_stop(&f->emu);
 }
 
-static __attribute__((unused)) void pkf_dv_stop(struct pkf *f)
+static inline void pkf_exec(struct pkf *f, const char *sql)
 {
-    if (f->pid > 0) {
-        int st = tu_stop(f->pid);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
-    }
-    f->pid = 0;
+    world_sql_exec(f->side, sql);
 }
 
-static __attribute__((unused)) void pkf_exec(struct pkf *f, const char *sql)
+static inline long long pkf_int(struct pkf *f, const char *sql)
 {
-    PGresult *r = PQexec(f->side, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%.200s: %s", sql, PQerrorMessage(f->side));
-    PQclear(r);
+    return world_sql_int(f->side, sql);
 }
 
-static __attribute__((unused)) long long pkf_int(struct pkf *f, const char *sql)
+static inline const char *pkf_str(struct pkf *f, const char *sql)
 {
-    PGresult *r = PQexec(f->side, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(f->side));
-    long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
-/* First column of the first row ("" for NULL, "<none>" for no row), in a
- * static buffer. */
-static __attribute__((unused)) const char *pkf_str(struct pkf *f, const char *sql)
-{
-    static char out[4096];
-    PGresult *r = PQexec(f->side, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(f->side));
-    snprintf(out, sizeof(out), "%s",
-             PQntuples(r) < 1       ? "<none>"
-             : PQgetisnull(r, 0, 0) ? ""
-                                    : PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return out;
+    return world_sql_str(f->side, sql);
 }
 
 /* dv client options for tests: short backoffs so outages resolve fast. */
 static __attribute__((unused)) struct dv_opts pkf_dv_opts(struct pkf *f, char *token_url,
                                                           size_t len)
 {
-    snprintf(token_url, len, "%s/t/oauth2/v2.0/token", f->root);
-    struct dv_opts o = {.url = f->root,
+    snprintf(token_url, len, "%s/t/oauth2/v2.0/token", f->emu.root);
+    struct dv_opts o = {.url = f->emu.root,
                         .token_url = token_url,
                         .client_id = "smsys-demo",
                         .client_secret = "smsys-demo-secret",
@@ -243,12 +116,9 @@ static __attribute__((unused)) struct dv_opts pkf_dv_opts(struct pkf *f, char *t
 static __attribute__((unused)) void pkf_open(struct pkf *f, const char *tag,
                                              const char *const *dv_extra, int force_batch)
 {
-    tdb_create(tag, f->dbname, sizeof(f->dbname), f->conninfo, sizeof(f->conninfo));
-    struct smsys_err err = {0};
-    if (migrate_apply(f->conninfo, tu_src("sql"), 0, &err) < 0)
-        fail_msg("migrate: %s", err.detail);
-    f->side = PQconnectdb(f->conninfo);
-    assert_int_equal(PQstatus(f->side), CONNECTION_OK);
+    world_db_create(tag, f->dbname, sizeof(f->dbname), f->conninfo, sizeof(f->conninfo));
+    world_db_migrate(f->conninfo);
+    f->side = world_db_connect(f->conninfo);
     pkf_dv_start(f, dv_extra);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(http_client_new(&f->loop, NULL, &f->http), 0);
@@ -266,6 +136,63 @@ static __attribute__((unused)) void pkf_flag_cb(void *ud)
     (*(int *)ud)++;
 }
 
+/* What one asynchronous call reported. */
+struct pkf_wait {
+    int done, rc;
+    struct pickup_result pr;
+    struct accounts_result ar;
+    size_t taken;
+    char detail[512];
+};
+
+static __attribute__((unused)) void pkf_acc_cb(int rc, const struct accounts_result *res,
+                                               const struct smsys_err *err, void *ud)
+{
+    struct pkf_wait *w = ud;
+    w->rc = rc;
+    if (res)
+        w->ar = *res;
+    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
+    w->done = 1;
+}
+
+static __attribute__((unused)) void pkf_pk_cb(int rc, const struct pickup_result *res,
+                                              const struct smsys_err *err, void *ud)
+{
+    struct pkf_wait *w = ud;
+    w->rc = rc;
+    if (res)
+        w->pr = *res;
+    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
+    w->done = 1;
+}
+
+/* One accounts sync run to its end (20 s at most); fails unless it
+ * succeeded. */
+static __attribute__((unused)) struct accounts_result pkf_sync_accounts(struct pkf *f,
+                                                                        struct accounts *a)
+{
+    struct pkf_wait w = {0};
+    assert_int_equal(accounts_sync(a, pkf_acc_cb, &w), 0);
+    assert_int_equal(tu_run_until(&f->loop, &w.done, 20000), 0);
+    if (w.rc != 0)
+        fail_msg("accounts_sync: %s", w.detail);
+    return w.ar;
+}
+
+/* One pickup poll run to its end (timeout_ms at most); fails unless it
+ * succeeded. */
+static __attribute__((unused)) struct pickup_result pkf_poll(struct pkf *f, struct pickup *p,
+                                                             unsigned timeout_ms)
+{
+    struct pkf_wait w = {0};
+    assert_int_equal(pickup_poll(p, pkf_pk_cb, &w), 0);
+    assert_int_equal(tu_run_until(&f->loop, &w.done, timeout_ms), 0);
+    if (w.rc != 0)
+        fail_msg("pickup_poll: %s", w.detail);
+    return w.pr;
+}
+
 static __attribute__((unused)) void pkf_close(struct pkf *f)
 {
     int dvc = 0, hc = 0, pc = 0;
@@ -280,10 +207,8 @@ static __attribute__((unused)) void pkf_close(struct pkf *f)
     assert_int_equal(tu_loop_close(&f->loop), 0);
     PQfinish(f->side);
     pkf_dv_stop(f);
-    if (f->curl)
-        curl_easy_cleanup(f->curl);
-    f->curl = NULL;
-    tdb_drop(f->dbname);
+    world_dv_free(&f->emu);
+    world_db_drop(f->dbname);
 }
 
 #endif

@@ -14,24 +14,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/world.h"
+
 struct simproc {
     pid_t pid;
     int port, cport;
     char log[256];
 };
 
-/* Simulators still running: a failed assertion skips sim_stop, so the
- * group teardown (sim_kill_all) stops whatever is left. */
-static pid_t live_sims[64];
-
-static int sim_kill_all(void **state)
+/* Group teardown: stops the smscsim processes a failed assertion left
+ * running (they are in the world harness's registry). */
+static __attribute__((unused)) int sim_kill_all(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof(live_sims) / sizeof(live_sims[0]); i++)
-        if (live_sims[i] > 0) {
-            tu_stop(live_sims[i]);
-            live_sims[i] = 0;
-        }
+    world_stop_all_of("smscsim");
     return 0;
 }
 
@@ -40,33 +36,12 @@ static int sim_kill_all(void **state)
  * IPv4 only). */
 static void sim_start_on(struct simproc *sp, const char *const *extra, int v6)
 {
-    static unsigned n;
-    sp->port = tu_free_port();
-    sp->cport = tu_free_port();
-    snprintf(sp->log, sizeof(sp->log), "/tmp/smscsim-test-%d-%u.jsonl", (int)getpid(), n++);
-    unlink(sp->log);
-    char listen[64], control[64];
-    snprintf(listen, sizeof(listen), v6 ? "[::1]:%d" : "127.0.0.1:%d", sp->port);
-    snprintf(control, sizeof(control), "127.0.0.1:%d", sp->cport);
-    char *argv[64];
-    int k = 0;
-    argv[k++] = (char *)tu_bin("smscsim");
-    argv[k++] = "--listen";
-    argv[k++] = listen;
-    argv[k++] = "--control";
-    argv[k++] = control;
-    argv[k++] = "--log";
-    argv[k++] = sp->log;
-    for (int i = 0; extra && extra[i] && k < 62; i++)
-        argv[k++] = (char *)extra[i];
-    argv[k] = NULL;
-    sp->pid = tu_spawn(argv, NULL, v6 ? 0 : sp->port, 5000);
-    assert_true(sp->pid > 0);
-    for (size_t i = 0; i < sizeof(live_sims) / sizeof(live_sims[0]); i++)
-        if (live_sims[i] == 0) {
-            live_sims[i] = sp->pid;
-            break;
-        }
+    struct world_sim s = {0};
+    world_smscsim_start(&s, extra, v6);
+    sp->pid = s.pid;
+    sp->port = s.port;
+    sp->cport = s.cport;
+    snprintf(sp->log, sizeof(sp->log), "%s", s.log);
 }
 
 static void sim_start(struct simproc *sp, const char *const *extra)
@@ -76,10 +51,7 @@ static void sim_start(struct simproc *sp, const char *const *extra)
 
 static void sim_stop(struct simproc *sp)
 {
-    for (size_t i = 0; i < sizeof(live_sims) / sizeof(live_sims[0]); i++)
-        if (live_sims[i] == sp->pid)
-            live_sims[i] = 0;
-    tu_stop(sp->pid);
+    world_stop(sp->pid);
     unlink(sp->log);
 }
 
@@ -178,6 +150,36 @@ static int is_cmd(const cJSON *j, const char *cmd)
 {
     const char *c = jstr(j, "cmd");
     return c && strcmp(c, cmd) == 0;
+}
+
+/* The most submit_sm one destination received, and in *total all of
+ * them; numbered_only: count only lines with a sequence number ("seq"). */
+static __attribute__((unused)) int sim_max_per_dst(struct simproc *sp, int *total,
+                                                   int numbered_only)
+{
+    struct simlog lg;
+    sim_log_read(sp, &lg);
+    cJSON *seen = cJSON_CreateObject();
+    int mx = 0;
+    *total = 0;
+    for (size_t i = 0; i < lg.n; i++) {
+        const char *d = jstr(lg.line[i], "dst");
+        if (!is_cmd(lg.line[i], "submit_sm") || !d ||
+            (numbered_only && jnum(lg.line[i], "seq", -1) < 0))
+            continue;
+        (*total)++;
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(seen, d);
+        int c = v ? v->valueint + 1 : 1;
+        if (v)
+            cJSON_SetNumberValue(v, c);
+        else
+            cJSON_AddNumberToObject(seen, d, 1);
+        if (c > mx)
+            mx = c;
+    }
+    cJSON_Delete(seen);
+    sim_log_free(&lg);
+    return mx;
 }
 
 #endif

@@ -31,12 +31,9 @@
 #define N_CONTACTS 12000
 
 static struct pkf f;
-static char dir[64], conf[256], logd[256], expect_path[256];
-static int hport;
-static pid_t pid = -1;
+static char dir[64], expect_path[256];
+static struct world_smsysd sd;
 static cJSON *fix; /* bulk-fixture's answer */
-
-static char *read_file(const char *path);
 
 /* The engine is the only part of smsysd that reads the entity set
  * smsys_bulksmses, so the name is in the binary exactly when the engine
@@ -56,20 +53,6 @@ static int engine_present(void)
     int found = b.data && memmem(b.data, b.len, needle, sizeof(needle) - 1) != NULL;
     buf_free(&b);
     return found;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *in = fopen(path, "rb");
-    struct buf b = BUF_INIT;
-    char tmp[8192];
-    size_t n;
-    while (in && (n = fread(tmp, 1, sizeof(tmp), in)) > 0)
-        buf_append(&b, tmp, n);
-    if (in)
-        fclose(in);
-    buf_putc(&b, '\0');
-    return buf_steal(&b);
 }
 
 /* What PostgreSQL and Dynamics say, for a failure message. */
@@ -93,10 +76,7 @@ static void dump_state(void)
 
 static void dump_log(void)
 {
-    char *l = read_file(logd);
-    size_t n = strlen(l);
-    print_message("--- smsysd log (last 6000 bytes) ---\n%s\n", n > 6000 ? l + n - 6000 : l);
-    free(l);
+    world_smsysd_print_log(&sd, 6000);
 }
 
 static const char *fx_str(const char *key)
@@ -120,7 +100,7 @@ static void run_fixture_at(struct pkf *at, int contacts)
     snprintf(cmd, sizeof(cmd),
              "'%s' --url %s --contacts %d --mode campaign --provider-url %s --expect '%s' "
              "--name 'crash test' --text 'Salam {{firstname}} {{lastname}}'",
-             tu_bin("bulk-fixture"), at->root, contacts, base, expect_path);
+             tu_bin("bulk-fixture"), at->emu.root, contacts, base, expect_path);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     struct buf out = BUF_INIT;
@@ -139,26 +119,19 @@ static void run_fixture_at(struct pkf *at, int contacts)
 /* A nextLink as pkf_req wants it: "/api/data/..." under the dvemu root. */
 static char *rel_link(const struct pkf *at, const char *link)
 {
-    size_t rl = strlen(at->root);
-    return strdup(strncmp(link, at->root, rl) == 0 ? link + rl : link);
+    size_t rl = strlen(at->emu.root);
+    return strdup(strncmp(link, at->emu.root, rl) == 0 ? link + rl : link);
 }
 
 static void start_smsysd(void)
 {
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
-    char *argv[] = {bin, "--config", conf, NULL};
-    pid = tu_spawn(argv, logd, hport, 20000);
-    assert_true(pid > 0);
+    world_smsysd_start(&sd, 20000);
 }
 
 static void kill9(void)
 {
-    assert_true(pid > 0);
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    pid = -1;
+    assert_true(sd.pid > 0);
+    world_smsysd_kill9(&sd);
 }
 
 static long long q(const char *sql)
@@ -262,13 +235,10 @@ static int setup(void **state)
 {
     if (group_setup(state) != 0)
         return -1;
-    snprintf(dir, sizeof(dir), "/tmp/smsys-t-bulkcrash-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    snprintf(f.data_dir, sizeof(f.data_dir), "%s/dv", dir);
-    mkdir(f.data_dir, 0700);
-    snprintf(conf, sizeof(conf), "%s/a.conf", dir);
-    snprintf(logd, sizeof(logd), "%s/a.log", dir);
+    world_mkdir("bulkcrash", dir, sizeof(dir));
+    snprintf(f.emu.data_dir, sizeof(f.emu.data_dir), "%s/dv", dir);
+    mkdir(f.emu.data_dir, 0700);
+    world_smsysd_init(&sd, dir, "a");
     snprintf(expect_path, sizeof(expect_path), "%s/expect.txt", dir);
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     unsetenv("SMSYS_CONFIG");
@@ -277,43 +247,32 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    if (pid > 0)
-        tu_stop(pid);
+    world_smsysd_stop(&sd);
     if (f.side)
         PQfinish(f.side);
-    if (f.pid > 0)
+    if (f.emu.pid > 0)
         pkf_dv_stop(&f);
-    if (f.curl)
-        curl_easy_cleanup(f.curl);
-    if (f.dbname[0])
-        tdb_drop(f.dbname);
+    world_dv_free(&f.emu);
     cJSON_Delete(fix);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    int rc = system(cmd);
-    return group_teardown(state) || rc;
+    world_cleanup();
+    return group_teardown(state);
 }
 
 static void write_conf(void)
 {
-    FILE *o = fopen(conf, "w");
-    assert_non_null(o);
-    fprintf(o,
-            "[dataverse]\nurl = %s\ntoken_url = %s/t/oauth2/v2.0/token\n"
-            "client_id = smsys-demo\nclient_secret = smsys-demo-secret\n"
-            "scope = http://127.0.0.1/.default\npoll_interval_ms = 300\n"
-            "[postgres]\nconninfo = \"%s\"\n"
-            "[pickup]\nwriteback_idle_ms = 100\n"
-            "[queue]\naccounts_poll_ms = 300\nidle_claim_ms = 100\nbackoff_base_ms = 200\n"
-            "backoff_cap_ms = 500\nlease_ms = 3000\n"
-            "[sending]\nquiet_hours =\n"
-            "[bulk]\npoll_interval_ms = 300\npage_size = 500\ncounters_interval_ms = 500\n"
-            "rate_per_s = 1500\n"
-            "[service]\ngrace_period_ms = 3000\n"
-            "[http]\nlisten = 127.0.0.1:%d\n",
-            f.root, f.root, f.conninfo, hport);
-    fclose(o);
-    chmod(conf, 0600);
+    world_conf_write(sd.conf,
+                     &(struct world_conf){
+                         .dv_root = f.emu.root,
+                         .dv_extra = "poll_interval_ms = 300\n",
+                         .conninfo = f.conninfo,
+                         .http_port = sd.http_port,
+                         .more = "[pickup]\nwriteback_idle_ms = 100\n"
+                                 "[queue]\naccounts_poll_ms = 300\nidle_claim_ms = 100\n"
+                                 "backoff_base_ms = 200\nbackoff_cap_ms = 500\nlease_ms = 3000\n"
+                                 "[sending]\nquiet_hours =\n"
+                                 "[bulk]\npoll_interval_ms = 300\npage_size = 500\n"
+                                 "counters_interval_ms = 500\nrate_per_s = 1500\n"
+                                 "[service]\ngrace_period_ms = 3000\n"});
 }
 
 /* Kills smsysd once fn() holds; returns whether the phase was hit. */
@@ -333,7 +292,7 @@ static int kill_when(const char *phase, int (*fn)(void), unsigned ms)
  * number (the last 10 digits, whatever format the connector used). */
 static void check_provider_log(void)
 {
-    char *want = read_file(expect_path);
+    char *want = world_slurp(expect_path);
     cJSON *count = cJSON_CreateObject();
     long expected = 0;
     for (char *save = NULL, *l = strtok_r(want, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -344,7 +303,7 @@ static void check_provider_log(void)
     }
     free(want);
     assert_int_equal(expected, fx_num("recipients", NULL));
-    char *lg = read_file(logpath);
+    char *lg = world_slurp(logpath);
     long lines = 0, twice = 0, stranger = 0;
     for (char *save = NULL, *l = strtok_r(lg, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         cJSON *j = cJSON_Parse(l);
@@ -529,7 +488,7 @@ static void test_fixture_outcome(void **state)
     assert_int_equal(dup, fx_num("skipped", "duplicate"));
     assert_int_equal(cJSON_GetArraySize(numbers), fx_num("recipients", NULL));
     /* --expect names exactly these numbers */
-    char *want = read_file(expect_path);
+    char *want = world_slurp(expect_path);
     long n = 0;
     for (char *save = NULL, *ln = strtok_r(want, "\n", &save); ln;
          ln = strtok_r(NULL, "\n", &save), n++)
@@ -554,7 +513,7 @@ static void test_fixture_outcome(void **state)
     cJSON_Delete(fix);
     fix = NULL;
     pkf_dv_stop(&g);
-    curl_easy_cleanup(g.curl);
+    world_dv_free(&g.emu);
 }
 
 static void test_kill9_during_expansion_records_and_sending(void **state)
@@ -565,12 +524,10 @@ static void test_kill9_during_expansion_records_and_sending(void **state)
                       "skipped\n");
         skip();
     }
-    tdb_create("bulkcrash", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
-    f.side = PQconnectdb(f.conninfo);
-    assert_int_equal(PQstatus(f.side), CONNECTION_OK);
+    world_db_create("bulkcrash", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
+    f.side = world_db_connect(f.conninfo);
     const char *dv_args[] = {"--latency-ms", "50", NULL};
     pkf_dv_start(&f, dv_args);
-    hport = tu_free_port();
     run_fixture_at(&f, N_CONTACTS);
     /* receipts by status polling every second: a push (callback) sent
      * while smsysd is down would be lost, and this test kills it often */
@@ -590,9 +547,7 @@ static void test_kill9_during_expansion_records_and_sending(void **state)
     hits += kill_when("early in sending", in_sending, 60000);
     /* Dynamics goes down hard too: dvemu's acknowledged writes are in its
      * journal (--data), so the records and counters survive */
-    kill(f.pid, SIGKILL);
-    waitpid(f.pid, NULL, 0);
-    f.pid = 0;
+    world_dv_kill9(&f.emu);
     pkf_dv_start(&f, dv_args);
     hits += kill_when("late in sending", in_late_sending, 60000);
     start_smsysd();
@@ -640,10 +595,7 @@ static void test_kill9_during_expansion_records_and_sending(void **state)
     assert_true(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(notes, "value")) >= 1);
     cJSON_Delete(notes);
 
-    int st = tu_stop(pid);
-    pid = -1;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    world_smsysd_stop_clean(&sd, NULL);
 }
 
 int main(void)

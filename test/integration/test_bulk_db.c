@@ -12,6 +12,7 @@
 #include "smsys/error.h"
 #include "smsys/migrate.h"
 #include "tdb.h"
+#include "world.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,30 +22,9 @@
 #define ACC  "aaaaaaaa-0000-4000-8000-000000000001"
 #define BULK "b0000000-0000-4000-8000-000000000001"
 
-struct env {
-    char db[64];
-    char conninfo[1024];
-    PGconn *c;
-};
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%.300s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
-static long long num(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%.300s: %s", sql, PQerrorMessage(c));
-    long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
+/* The test's database (fresh per test) and its connection. */
+#define exec_ok(c, sql) world_sql_exec(c, sql)
+#define num(c, sql)     world_sql_one(c, sql)
 
 static char *str(PGconn *c, const char *sql)
 {
@@ -58,31 +38,14 @@ static char *str(PGconn *c, const char *sql)
 
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof(*e));
-    tdb_create("bulkdb", e->db, sizeof(e->db), e->conninfo, sizeof(e->conninfo));
-    char dir[1024];
-    snprintf(dir, sizeof(dir), "%s/sql", getenv("SMSYS_SRC") ? getenv("SMSYS_SRC") : ".");
-    struct smsys_err err = {0};
-    int n = migrate_apply(e->conninfo, dir, 0, &err);
-    if (n < 7)
-        fail_msg("migrate_apply: %d %s", n, err.detail);
-    e->c = PQconnectdb(e->conninfo);
-    assert_int_equal(PQstatus(e->c), CONNECTION_OK);
-    PQsetNoticeProcessor(e->c, tdb_quiet, NULL);
+    struct world_pg *e = world_pg_new("bulkdb", 1);
+    if (e->migrations < 7)
+        fail_msg("migrate_apply: %d", e->migrations);
     exec_ok(e->c, "INSERT INTO smsys_account (id, name, provider, max_retries) "
                   "VALUES ('" ACC "', 'a', 'kavenegar', 2)");
     exec_ok(e->c, "SELECT * FROM smsys_bulk_accept('{\"id\":\"" BULK "\",\"name\":\"Spring\","
                   "\"account_id\":\"" ACC "\",\"body\":\"hi\"}')");
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct env *e = *state;
-    PQfinish(e->c);
-    tdb_drop(e->db);
-    free(e);
     return 0;
 }
 
@@ -109,8 +72,8 @@ static void close_arr(char *buf, size_t len)
 }
 
 /* smsys_bulk_page(...) with the given checkpoint; returns "applied|inserted". */
-static char *page(struct env *e, int at, const char *atc, int next, const char *nextc, int done,
-                  const char *members)
+static char *page(struct world_pg *e, int at, const char *atc, int next, const char *nextc,
+                  int done, const char *members)
 {
     const char *p[7];
     char a[8], n[8];
@@ -150,7 +113,7 @@ static void test_activity_id(void **state)
 /* Dedupe by number across pages, opt-out decided in SQL, replay no-op. */
 static void test_page_dedupe_replay(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     exec_ok(e->c, "SELECT smsys_optout_set('+989120000003', true, 'cli', 't', NULL, NULL)");
     char m1[4096] = "[";
     member(m1, sizeof(m1), 1, "+989120000001", 0, 1);
@@ -201,7 +164,7 @@ static void test_page_dedupe_replay(void **state)
     free(sum);
 }
 
-static long long claim(struct env *e)
+static long long claim(struct world_pg *e)
 {
     return num(e->c, "SELECT count(*) FROM smsys_q_claim('t', NULL, 100, 30000)");
 }
@@ -211,7 +174,7 @@ static long long claim(struct env *e)
  * quiet hours. */
 static void test_held_release_pause(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     char m[8192] = "[";
     for (int i = 1; i <= 5; i++) {
         char n[20];
@@ -284,7 +247,7 @@ static void test_held_release_pause(void **state)
  * with write-back. */
 static void test_cancel(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     char m[8192] = "[";
     for (int i = 1; i <= 6; i++) {
         char n[20];
@@ -325,7 +288,7 @@ static void test_cancel(void **state)
  * guard; its record gets the Blocked status once it exists. */
 static void test_optout_after_expansion(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     char m[2048] = "[";
     member(m, sizeof(m), 1, "+989120000031", 0, 1);
     close_arr(m, sizeof(m));
@@ -346,7 +309,7 @@ static void test_optout_after_expansion(void **state)
  * while the preflight runs is not overwritten by "Sending". */
 static void test_engine_transitions(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     assert_int_equal(num(e->c, "SELECT smsys_bulk_pause('" BULK "')"), BULK_PAUSED);
     assert_int_equal(num(e->c, "SELECT smsys_bulk_set_state('" BULK "', 4::int2, NULL)"),
                      BULK_PAUSED);
@@ -376,11 +339,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activity_id),
-        cmocka_unit_test_setup_teardown(test_page_dedupe_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_held_release_pause, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_optout_after_expansion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_engine_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_dedupe_replay, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_held_release_pause, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_optout_after_expansion, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_transitions, setup, world_pg_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,13 +5,13 @@
 #ifndef TEST_BULK_WORLD_H
 #define TEST_BULK_WORLD_H
 
-#include <sys/stat.h>
 #include <time.h>
 
 /* Not every test file uses every helper (here or in the fixtures). */
 #pragma GCC diagnostic ignored "-Wunused-function"
 
 #include "../lib/testutil.h"
+#include "../lib/world.h"
 #include "pk_fixture.h"
 #include "smpp_fixture.h"
 
@@ -32,35 +32,17 @@ static struct bw w;
 /* [bulk] page_size of the world's config (0: the default, 5000) */
 static int bw_page_size;
 
+/* The whole file; caller frees ("" when unreadable). */
 static char *bw_slurp(const char *path)
 {
-    FILE *in = fopen(path, "rb");
-    if (in == NULL)
-        return strdup("");
-    struct buf b = BUF_INIT;
-    char tmp[8192];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), in)) > 0)
-        buf_append(&b, tmp, n);
-    fclose(in);
-    buf_putc(&b, '\0');
-    return buf_steal(&b);
+    return world_slurp(path);
 }
 
 /* Blocking request to dvemu, counted; spaces in the path become %20. */
 static long bw_req(const char *method, const char *path, const char *body, cJSON **out)
 {
     w.my_reqs++;
-    struct buf p = BUF_INIT;
-    for (const char *c = path; *c; c++)
-        if (*c == ' ')
-            buf_append(&p, "%20", 3);
-        else
-            buf_putc(&p, *c);
-    buf_putc(&p, '\0');
-    long st = pkf_req(&w.f, method, p.data, body, out);
-    buf_free(&p);
-    return st;
+    return world_dv_req(&w.f.emu, method, path, body, out);
 }
 
 static void bw_post(const char *set, const char *body)
@@ -86,30 +68,22 @@ static cJSON *bw_get(const char *path)
     return j;
 }
 
+/* GET /_emu/stats (not counted); caller deletes. */
 static cJSON *bw_stats(void)
 {
-    char tok[sizeof(w.f.token)];
-    snprintf(tok, sizeof(tok), "%s", w.f.token);
-    w.f.token[0] = '\0';
-    cJSON *j = NULL;
-    long st = pkf_req(&w.f, "GET", "/_emu/stats", NULL, &j);
-    snprintf(w.f.token, sizeof(w.f.token), "%s", tok);
-    assert_int_equal(st, 200);
-    return j;
+    return world_dv_stats(&w.f.emu);
 }
 
 static double bw_stat(const cJSON *s, const char *key, const char *sub)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, key);
-    if (sub)
-        v = cJSON_GetObjectItemCaseSensitive(v, sub);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+    return world_dv_stat_of(s, key, sub);
 }
 
+/* First column of the first row as a number; -1 for NULL, no row or an
+ * SQL error (printed): callers poll while smsysd creates the schema. */
 static long long bw_int(const char *sql)
 {
-    PGconn *c = PQconnectdb(w.f.conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGconn *c = world_db_connect(w.f.conninfo);
     PGresult *r = PQexec(c, sql);
     long long v = -1;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
@@ -121,13 +95,13 @@ static long long bw_int(const char *sql)
     return v;
 }
 
-/* First column of the first row, "" for NULL or no row (static buffer). */
+/* First column of the first row, "" for NULL, no row or an SQL error
+ * (static buffer). */
 static const char *bw_str(const char *sql)
 {
     static char out[8192];
     out[0] = '\0';
-    PGconn *c = PQconnectdb(w.f.conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGconn *c = world_db_connect(w.f.conninfo);
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0))
         snprintf(out, sizeof(out), "%s", PQgetvalue(r, 0, 0));
@@ -138,53 +112,39 @@ static const char *bw_str(const char *sql)
 
 static void bw_exec(const char *sql)
 {
-    PGconn *c = PQconnectdb(w.f.conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%.300s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
+    PGconn *c = world_db_connect(w.f.conninfo);
+    world_sql_exec(c, sql);
     PQfinish(c);
 }
 
 /* quiet: the [sending] quiet_hours value ("" = none). */
 static void bw_write_conf(const char *quiet)
 {
-    FILE *o = fopen(w.conf, "w");
-    assert_non_null(o);
-    fprintf(o,
-            "[dataverse]\n"
-            "url = %s\n"
-            "token_url = %s/t/oauth2/v2.0/token\n"
-            "client_id = smsys-demo\n"
-            "client_secret = env:SMSYS_T_BULK_SECRET\n"
-            "scope = http://127.0.0.1/.default\n"
-            "poll_interval_ms = 300\n"
-            "[postgres]\n"
-            "conninfo = \"%s\"\n"
-            "[pickup]\n"
-            "writeback_idle_ms = 100\n"
-            "[queue]\n"
-            "accounts_poll_ms = 600000\n"
-            "idle_claim_ms = 100\n"
-            "[bulk]\n"
-            "poll_interval_ms = 200\n"
-            "counters_interval_ms = 500\n"
-            "page_size = %d\n"
-            "[sending]\n"
-            "quiet_hours = %s\n"
-            "timezone = Asia/Tehran\n"
-            "[service]\n"
-            "grace_period_ms = 3000\n"
-            "[http]\n"
-            "listen = 127.0.0.1:%d\n"
-            "[log]\n"
-            "level = info\n",
-            w.f.root, w.f.root, w.f.conninfo, bw_page_size ? bw_page_size : 5000, quiet,
-            w.http_port);
-    fclose(o);
-    chmod(w.conf, 0600);
+    char more[1024];
+    snprintf(more, sizeof(more),
+             "[pickup]\n"
+             "writeback_idle_ms = 100\n"
+             "[queue]\n"
+             "accounts_poll_ms = 600000\n"
+             "idle_claim_ms = 100\n"
+             "[bulk]\n"
+             "poll_interval_ms = 200\n"
+             "counters_interval_ms = 500\n"
+             "page_size = %d\n"
+             "[sending]\n"
+             "quiet_hours = %s\n"
+             "timezone = Asia/Tehran\n"
+             "[service]\n"
+             "grace_period_ms = 3000\n"
+             "[log]\n"
+             "level = info\n",
+             bw_page_size ? bw_page_size : 5000, quiet);
+    world_conf_write(w.conf, &(struct world_conf){.dv_root = w.f.emu.root,
+                                                  .client_secret = "env:SMSYS_T_BULK_SECRET",
+                                                  .dv_extra = "poll_interval_ms = 300\n",
+                                                  .conninfo = w.f.conninfo,
+                                                  .http_port = w.http_port,
+                                                  .more = more});
 }
 
 /* Keeps smsysd's log for a look after a failure (the test directory is
@@ -196,22 +156,20 @@ static void bw_print_log(void)
     snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", w.log, keep);
     if (system(cmd) == 0)
         print_message("smsysd log kept in %s\n", keep);
-    char *l = bw_slurp(w.log);
-    size_t n = strlen(l);
-    const char *tail = n > 1500 ? l + n - 1500 : l;
-    print_message("smsysd log (end):\n%s\n", tail);
-    free(l);
+    struct world_smsysd sd = {0};
+    snprintf(sd.log, sizeof(sd.log), "%s", w.log);
+    world_smsysd_print_log(&sd, 1500);
 }
 
 /* Starts smsysd and waits until the account is synced. */
 static void bw_smsysd_start(const char *quiet)
 {
     bw_write_conf(quiet);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
-    char *argv[] = {bin, "--config", w.conf, NULL};
-    w.smsysd = tu_spawn(argv, w.log, w.http_port, 20000);
-    assert_true(w.smsysd > 0);
+    struct world_smsysd sd = {.http_port = w.http_port};
+    snprintf(sd.conf, sizeof(sd.conf), "%s", w.conf);
+    snprintf(sd.log, sizeof(sd.log), "%s", w.log);
+    world_smsysd_start(&sd, 20000);
+    w.smsysd = sd.pid;
     int synced = 0;
     for (int i = 0; i < 400 && !synced; i++) {
         synced = bw_int("SELECT count(*) FROM smsys_account WHERE enabled") >= 1;
@@ -223,17 +181,13 @@ static void bw_smsysd_start(const char *quiet)
     assert_true(synced);
 }
 
+/* Stops smsysd: it must exit 0 and its log must not hold the secret. */
 static void bw_smsysd_stop(void)
 {
-    if (w.smsysd > 0) {
-        int st = tu_stop(w.smsysd);
-        w.smsysd = 0;
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
-        char *l = bw_slurp(w.log);
-        assert_null(strstr(l, "smsys-demo-secret"));
-        free(l);
-    }
+    struct world_smsysd sd = {.pid = w.smsysd};
+    snprintf(sd.log, sizeof(sd.log), "%s", w.log);
+    w.smsysd = 0;
+    world_smsysd_stop_clean(&sd, (const char *const[]){"smsys-demo-secret", NULL});
 }
 
 /* The world; seed_cb writes the dvemu seed JSON (accounts come from here:
@@ -242,15 +196,14 @@ static void bw_open(const char *tag, void (*seed_cb)(FILE *out, int sim_port), c
 {
     memset(&w, 0, sizeof(w));
     snprintf(w.tag, sizeof(w.tag), "%s", tag);
-    snprintf(w.dir, sizeof(w.dir), "/tmp/smsys-t-%s-XXXXXX", tag);
-    assert_non_null(mkdtemp(w.dir));
+    world_mkdir(tag, w.dir, sizeof(w.dir));
     snprintf(w.conf, sizeof(w.conf), "%s/smsys.conf", w.dir);
     snprintf(w.log, sizeof(w.log), "%s/smsysd.log", w.dir);
     snprintf(w.seed, sizeof(w.seed), "%s/seed.json", w.dir);
     setenv("SMSYS_T_BULK_SECRET", "smsys-demo-secret", 1);
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     unsetenv("SMSYS_CONFIG");
-    tdb_create(tag, w.f.dbname, sizeof(w.f.dbname), w.f.conninfo, sizeof(w.f.conninfo));
+    world_db_create(tag, w.f.dbname, sizeof(w.f.dbname), w.f.conninfo, sizeof(w.f.conninfo));
 
     const char *flags[] = {
         "--system-id", "smsys",      "--password", "smsyspw", "--receipt-delay-ms",
@@ -266,20 +219,16 @@ static void bw_open(const char *tag, void (*seed_cb)(FILE *out, int sim_port), c
     bw_smsysd_start(quiet);
 }
 
+/* Stops smsysd (cleanly), the simulator and dvemu; drops the database and
+ * removes the directory. What an earlier failure left running is ended
+ * here too. */
 static void bw_close(void)
 {
     bw_smsysd_stop();
     sim_stop(&w.sim);
-    sim_kill_all(NULL);
     pkf_dv_stop(&w.f);
-    if (w.f.curl)
-        curl_easy_cleanup(w.f.curl);
-    w.f.curl = NULL;
-    tdb_drop(w.f.dbname);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w.dir);
-    if (system(cmd) != 0)
-        print_message("cannot remove %s\n", w.dir);
+    world_dv_free(&w.f.emu);
+    world_cleanup();
 }
 
 /* The SMPP account row of a seed (JSON object, no trailing comma). */

@@ -10,7 +10,7 @@
 #include "smsys/queue.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
-#include "tdb.h"
+#include "../lib/world.h"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 static char tmpdir[256];
 static char good_conf[320], bad_conf[320];
 static char db_name[64], db_conninfo[1024];
-static pid_t dvemu_pid; /* the Dataverse emulator doctor signs in to */
+static struct world_dv emu; /* the Dataverse emulator doctor signs in to */
 
 /* good_fmt with the test database's conninfo; a password is appended to
  * prove dumps mask it (the test server does not ask for one). */
@@ -40,40 +40,22 @@ static const char good_fmt[] = "[dataverse]\n"
                                "[postgres]\n"
                                "conninfo = \"%s password=PG-PW-7\"\n";
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(path, 0600);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/smsys-test-cli-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    tdb_create("cli", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
-    int dv_port = tu_free_port();
-    char listen[64], logf[300];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", dv_port);
-    snprintf(logf, sizeof(logf), "%s/dvemu.log", tmpdir);
-    char *dv_argv[] = {(char *)tu_bin("dvemu"), "--listen", listen, "--client",
-                       "app:ENV-CS-SECRET-3",   NULL};
-    dvemu_pid = tu_spawn(dv_argv, logf, dv_port, 5000);
-    if (dvemu_pid <= 0)
-        return -1;
-    snprintf(good_text, sizeof(good_text), good_fmt, dv_port, dv_port, dv_port, db_conninfo);
+    world_mkdir("cli", tmpdir, sizeof(tmpdir));
+    world_db_create("cli", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
+    const char *dv_args[] = {"--client", "app:ENV-CS-SECRET-3", NULL};
+    world_dv_start(&emu, dv_args);
+    snprintf(good_text, sizeof(good_text), good_fmt, emu.port, emu.port, emu.port, db_conninfo);
     /* build/san/bin/.. is not the source tree: name the migrations. */
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     snprintf(good_conf, sizeof(good_conf), "%s/good.conf", tmpdir);
     snprintf(bad_conf, sizeof(bad_conf), "%s/bad.conf", tmpdir);
-    write_file(good_conf, good_text);
+    world_write_file(good_conf, good_text);
     struct buf b = BUF_INIT;
     buf_printf(&b, "%s[http]\nlisten = 127.0.0.1:http\n[log]\nlevel = chatty\n", good_text);
-    write_file(bad_conf, b.data);
+    world_write_file(bad_conf, b.data);
     buf_free(&b);
     setenv("SMSYS_T_CLI_SECRET", "ENV-CS-SECRET-3", 1);
     unsetenv("SMSYS_CONFIG");
@@ -82,80 +64,14 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    tdb_drop(db_name);
-    tu_stop(dvemu_pid);
-    return system(cmd) == 0 ? 0 : -1;
+    world_dv_free(&emu);
+    return world_teardown(state);
 }
 
-/* What one run of smsysctl produced. */
-struct run {
-    int code; /* exit status, or -1 when it did not exit normally */
-    char *out;
-    char *err;
-};
-
-static char *slurp_fd(int fd)
-{
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    ssize_t n;
-    lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-        buf_append(&b, tmp, (size_t)n);
-    close(fd);
-    return buf_steal(&b);
-}
-
-/* Runs smsysctl with the NULL-terminated args. */
-static struct run ctl(const char *arg0, ...)
-{
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = tu_bin("smsysctl");
-    va_list ap;
-    va_start(ap, arg0);
-    for (const char *a = arg0; a && argc < 31; a = va_arg(ap, const char *))
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    char p1[300], p2[300];
-    snprintf(p1, sizeof(p1), "%s/out.XXXXXX", tmpdir);
-    snprintf(p2, sizeof(p2), "%s/err.XXXXXX", tmpdir);
-    int fo = mkstemp(p1), fe = mkstemp(p2);
-    assert_true(fo >= 0 && fe >= 0);
-    unlink(p1);
-    unlink(p2);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp_fd(fo), slurp_fd(fe)};
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static void expect(struct run r, int code, const char *in_out, const char *in_err)
-{
-    if (r.code != code || (in_out && strstr(r.out, in_out) == NULL) ||
-        (in_err && strstr(r.err, in_err) == NULL))
-        fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwanted out '%s' err '%s'", r.code,
-                 code, r.out, r.err, in_out ? in_out : "", in_err ? in_err : "");
-    run_free(&r);
-}
+/* Runs smsysctl with the NULL-terminated args (no implicit --config). */
+#define ctl(...) world_ctl(NULL, (const char *const[]){__VA_ARGS__})
+#define expect   world_run_expect
+#define run_free world_run_free
 
 static void test_help_everywhere(void **state)
 {
@@ -170,8 +86,8 @@ static void test_help_everywhere(void **state)
                              {"doctor", NULL},    {"db", "migrate"},  {"queue", "stats"},
                              {"version", NULL},   {"text", "info"}};
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++) {
-        struct run r = cmds[i][1] ? ctl(cmds[i][0], cmds[i][1], "--help", NULL)
-                                  : ctl(cmds[i][0], "--help", NULL);
+        struct world_run r = cmds[i][1] ? ctl(cmds[i][0], cmds[i][1], "--help", NULL)
+                                        : ctl(cmds[i][0], "--help", NULL);
         if (r.code != 0 || strstr(r.out, "usage: smsysctl") == NULL)
             fail_msg("%s %s --help: exit %d: %s", cmds[i][0], cmds[i][1] ? cmds[i][1] : "", r.code,
                      r.out);
@@ -208,7 +124,7 @@ static void test_config_check(void **state)
     expect(ctl("config", "check", good_conf, NULL), 0, ": ok", NULL);
     expect(ctl("--config", good_conf, "config", "check", NULL), 0, ": ok", NULL);
     /* Both errors, each with its line, then the verdict. */
-    struct run r = ctl("config", "check", bad_conf, NULL);
+    struct world_run r = ctl("config", "check", bad_conf, NULL);
     char l12[400], l14[400];
     snprintf(l12, sizeof(l12), "%s:12: http.listen", bad_conf);
     snprintf(l14, sizeof(l14), "%s:14: log.level", bad_conf);
@@ -240,8 +156,8 @@ static void test_config_dump_masks(void **state)
     (void)state;
     const char *secrets[] = {"ENV-CS-SECRET-3", "LITERAL-PW-9", "PG-PW-7"};
     for (int json = 0; json < 2; json++) {
-        struct run r = json ? ctl("--config", good_conf, "config", "dump", "--json", NULL)
-                            : ctl("--config", good_conf, "config", "dump", NULL);
+        struct world_run r = json ? ctl("--config", good_conf, "config", "dump", "--json", NULL)
+                                  : ctl("--config", good_conf, "config", "dump", NULL);
         assert_int_equal(r.code, 0);
         for (size_t i = 0; i < ARRAY_LEN(secrets); i++)
             if (strstr(r.out, secrets[i]) || strstr(r.err, secrets[i]))
@@ -263,7 +179,7 @@ static void test_config_dump_masks(void **state)
 static void test_config_keys(void **state)
 {
     (void)state;
-    struct run r = ctl("config", "keys", NULL);
+    struct world_run r = ctl("config", "keys", NULL);
     assert_int_equal(r.code, 0);
     const char *keys[] = {"dataverse.url",
                           "dataverse.client_secret",
@@ -291,7 +207,7 @@ static void test_config_keys(void **state)
 static void test_doctor(void **state)
 {
     (void)state;
-    struct run r = ctl("--config", good_conf, "doctor", NULL);
+    struct world_run r = ctl("--config", good_conf, "doctor", NULL);
     assert_int_equal(r.code, 0);
     assert_true(strncmp(r.out, "ok    config ", 13) == 0);
     assert_non_null(strstr(r.out, "skip  providers: credentials and balance"));
@@ -319,7 +235,7 @@ static void test_doctor(void **state)
     char *dup = strstr(text, "[postgres]\nconninfo = ");
     assert_non_null(dup);
     memmove(dup, strchr(dup + 11, '\n') + 1, strlen(strchr(dup + 11, '\n') + 1) + 1);
-    write_file(down, text);
+    world_write_file(down, text);
     r = ctl("--config", down, "doctor", NULL);
     if (r.code != 1 || !strstr(r.out, "FAIL  postgresql: connect") ||
         !strstr(r.out, "Connection refused") ||
@@ -454,7 +370,7 @@ static void test_queue_stats(void **state)
     (void)state;
     expect(ctl("--config", good_conf, "queue", "stats", NULL), 0, "the queue is empty", NULL);
     enqueue_three();
-    struct run r = ctl("--config", good_conf, "queue", "stats", NULL);
+    struct world_run r = ctl("--config", good_conf, "queue", "stats", NULL);
     assert_int_equal(r.code, 0);
     /* One line per account and state: ACCOUNT STATE MESSAGES OLDEST. */
     const char *want[][3] = {{"11111111-1111-4111-8111-111111111111", "queued", "2"},

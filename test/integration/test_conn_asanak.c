@@ -50,22 +50,8 @@ static void test_error_classes(void **state)
     struct fx *f = *state;
     open_as(f, "demo");
     const char *to[] = {"+989121234567"};
-    static const struct {
-        const char *cfg;
-        int rc;
-        const char *code;
-    } cases[] = {
-        {"{\"asanak\":{\"rate_limit_every\":1}}", SMSYS_ETHROTTLED, "429"},
-        {"{\"asanak\":{\"busy\":true}}", SMSYS_ETEMP, "503"},
-        {"{\"asanak\":{\"no_credit\":true}}", SMSYS_EACCOUNT, "1005"},
-        {"{\"asanak\":{\"bad_numbers\":\"*4567\"}}", SMSYS_EPERM, "1010"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sim_config(f, cases[i].cfg);
-        fx_send(f, 1, to, NULL, NULL);
-        if (f->r[0].rc != cases[i].rc || !strstr(f->r[0].detail, cases[i].code))
-            fail_msg("%s: rc %d detail %s", cases[i].cfg, f->r[0].rc, f->r[0].detail);
-    }
+    fx_expect_faults(f, "asanak", to[0], "*4567",
+                     (const char *const[]){"429", "503", "1005", "1010"});
     const char *two[] = {"+989121234567", "+989127654321"};
     fx_send(f, 2, two, NULL, NULL); /* split: the good one still goes */
     assert_int_equal(f->r[0].rc, SMSYS_EPERM);
@@ -77,15 +63,12 @@ static void test_error_classes(void **state)
     assert_int_equal(f->r[0].rc, SMSYS_EACCOUNT);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_send_status_balance),
         T(test_error_classes),
     };
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    fx_filter();
     return cmocka_run_group_tests(tests, sim_start, sim_stop);
 }

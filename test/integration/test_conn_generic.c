@@ -190,15 +190,12 @@ static void test_open_validation(void **state)
                "status_pointer");
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_json_send_batches), T(test_json_status_balance_inbox), T(test_json_error_map),
         T(test_form_regex_panel),  T(test_open_validation),
     };
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    fx_filter();
     return cmocka_run_group_tests(tests, sim_start, sim_stop);
 }

@@ -75,22 +75,8 @@ static void test_error_classes(void **state)
     struct fx *f = *state;
     open_gh(f, NULL);
     const char *to[] = {"+989121234567"};
-    static const struct {
-        const char *cfg;
-        int rc;
-        const char *code;
-    } cases[] = {
-        {"{\"ghasedak\":{\"rate_limit_every\":1}}", SMSYS_ETHROTTLED, "429"},
-        {"{\"ghasedak\":{\"busy\":true}}", SMSYS_ETEMP, "503"},
-        {"{\"ghasedak\":{\"no_credit\":true}}", SMSYS_EACCOUNT, "402"},
-        {"{\"ghasedak\":{\"bad_numbers\":\"*4567\"}}", SMSYS_EPERM, "422"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sim_config(f, cases[i].cfg);
-        fx_send(f, 1, to, NULL, NULL);
-        if (f->r[0].rc != cases[i].rc || !strstr(f->r[0].detail, cases[i].code))
-            fail_msg("%s: rc %d detail %s", cases[i].cfg, f->r[0].rc, f->r[0].detail);
-    }
+    fx_expect_faults(f, "ghasedak", to[0], "*4567",
+                     (const char *const[]){"429", "503", "402", "422"});
     fx_close_conn(f);
     snprintf(f->apikey, sizeof f->apikey, "bad-key");
     assert_int_equal(
@@ -117,8 +103,6 @@ static void test_idempotent_resend(void **state)
     cJSON_Delete(m);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,7 +111,6 @@ int main(void)
         T(test_error_classes),
         T(test_idempotent_resend),
     };
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    fx_filter();
     return cmocka_run_group_tests(tests, sim_start, sim_stop);
 }

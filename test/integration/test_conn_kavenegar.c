@@ -452,8 +452,6 @@ static void test_webhook_token(void **state)
     assert_int_equal(run_until(&f->loop, &closed, 5000), 0);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,7 +472,6 @@ int main(void)
         T(test_open_validation),
         T(test_webhook_token),
     };
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    fx_filter();
     return cmocka_run_group_tests(tests, sim_start, sim_stop);
 }

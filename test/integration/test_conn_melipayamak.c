@@ -61,22 +61,9 @@ static void test_error_classes(void **state)
     struct fx *f = *state;
     open_mp(f, "demo");
     const char *to[] = {"+989121234567"};
-    static const struct {
-        const char *cfg;
-        int rc;
-        const char *code;
-    } cases[] = {
-        {"{\"melipayamak\":{\"rate_limit_every\":1}}", SMSYS_ETHROTTLED, "melipayamak 3"},
-        {"{\"melipayamak\":{\"busy\":true}}", SMSYS_ETEMP, "melipayamak 6"},
-        {"{\"melipayamak\":{\"no_credit\":true}}", SMSYS_EACCOUNT, "melipayamak 2"},
-        {"{\"melipayamak\":{\"bad_numbers\":\"*4567\"}}", SMSYS_EPERM, "melipayamak 16"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sim_config(f, cases[i].cfg);
-        fx_send(f, 1, to, NULL, NULL);
-        if (f->r[0].rc != cases[i].rc || !strstr(f->r[0].detail, cases[i].code))
-            fail_msg("%s: rc %d detail %s", cases[i].cfg, f->r[0].rc, f->r[0].detail);
-    }
+    fx_expect_faults(
+        f, "melipayamak", to[0], "*4567",
+        (const char *const[]){"melipayamak 3", "melipayamak 6", "melipayamak 2", "melipayamak 16"});
     fx_close_conn(f);
     open_mp(f, "wrong");
     sim_config(f, "{}");
@@ -94,8 +81,6 @@ static void test_open_needs_username(void **state)
     f->c = NULL;
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,7 +88,6 @@ int main(void)
         T(test_error_classes),
         T(test_open_needs_username),
     };
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    fx_filter();
     return cmocka_run_group_tests(tests, sim_start, sim_stop);
 }

@@ -671,7 +671,7 @@ static void test_mo_single(void **state)
 
 static void store_open(struct world *w, void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     assert_int_equal(pg_pool_new(&w->loop, t->conninfo, 2, &w->pool), 0);
 }
 

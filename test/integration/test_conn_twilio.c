@@ -169,22 +169,8 @@ static void test_balance_lines_errors(void **state)
     assert_int_equal(f->n_lines, 2);
     assert_string_equal(f->line[0], "+15005550006");
     const char *to[] = {"+14155550100"};
-    static const struct {
-        const char *cfg;
-        int rc;
-        const char *code;
-    } cases[] = {
-        {"{\"twilio\":{\"rate_limit_every\":1}}", SMSYS_ETHROTTLED, "20429"},
-        {"{\"twilio\":{\"busy\":true}}", SMSYS_ETEMP, "20503"},
-        {"{\"twilio\":{\"no_credit\":true}}", SMSYS_EACCOUNT, "10001"},
-        {"{\"twilio\":{\"bad_numbers\":\"*0100\"}}", SMSYS_EPERM, "21211"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sim_config(f, cases[i].cfg);
-        fx_send(f, 1, to, NULL, NULL);
-        if (f->r[0].rc != cases[i].rc || !strstr(f->r[0].detail, cases[i].code))
-            fail_msg("%s: rc %d detail %s", cases[i].cfg, f->r[0].rc, f->r[0].detail);
-    }
+    fx_expect_faults(f, "twilio", to[0], "*0100",
+                     (const char *const[]){"20429", "20503", "10001", "21211"});
     fx_close_conn(f);
     sim_config(f, "{}");
     open_tw(f, 9, "wrong-token");
@@ -193,8 +179,6 @@ static void test_balance_lines_errors(void **state)
     assert_non_null(strstr(f->r[0].detail, "20003"));
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,7 +186,6 @@ int main(void)
         T(test_webhook_bad_signature),
         T(test_balance_lines_errors),
     };
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    fx_filter();
     return cmocka_run_group_tests(tests, sim_start, sim_stop);
 }

@@ -264,10 +264,7 @@ static void test_static_list_100k(void **state)
     emures_free(&r);
 
     /* the membership survives a kill -9 (journal replay) */
-    kill(f->d.pid, SIGKILL);
-    int st;
-    waitpid(f->d.pid, &st, 0);
-    curl_easy_cleanup(f->d.curl); /* emu_start begins from a zeroed struct */
+    emu_kill9(&f->d);
     const char *args[] = {"--data", f->dir, NULL};
     double t2 = now_s();
     emu_start(&f->d, args);

@@ -248,11 +248,7 @@ static void test_persistence(void **state)
     /* crash: acknowledged writes are in the journal before the reply */
     snprintf(keep, sizeof(keep), "%s",
              emu_create(&d, "contacts", "{\"firstname\":\"AfterCrash\"}"));
-    kill(d.pid, SIGKILL);
-    waitpid(d.pid, NULL, 0);
-    d.pid = 0;
-    curl_easy_cleanup(d.curl);
-    d.curl = NULL;
+    emu_kill9(&d);
     emu_start_args(&d, args);
     snprintf(d.token, sizeof(d.token), "%s", token);
     snprintf(url, sizeof(url), "contacts(%s)?$select=firstname", keep);

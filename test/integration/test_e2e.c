@@ -25,73 +25,37 @@
 #include <unistd.h>
 
 #include "smsys/buf.h"
-#include "smsys/migrate.h"
 #include "testutil.h"
 
 #include "smpp_fixture.h"
-#include "tdb.h"
+#include "world.h"
 
 #define ACC "6a0d2b6e-1f6c-4a7e-9a55-0d3f2a1b0003"
 
-static char tmpdir[256], dbname[128], conninfo[1024];
-static PGconn *side;
+static char tmpdir[256];
+static struct world_pg pg; /* fresh per test */
 static struct simproc sim;
 
-static void exec_ok(const char *q)
-{
-    PGresult *r = PQexec(side, q);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(side));
-    PQclear(r);
-}
-
-static long long q_int(const char *q)
-{
-    PGresult *r = PQexec(side, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(side));
-    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+#define exec_ok(q) world_sql_exec(pg.c, q)
+#define q_int(q)   world_sql_int(pg.c, q)
+#define sleep_ms   uv_sleep
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/smsys-test-e2e-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
+    world_mkdir("e2e", tmpdir, sizeof(tmpdir));
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     unsetenv("SMSYS_CONFIG");
     return 0;
 }
 
-static int teardown(void **state)
-{
-    sim_kill_all(state);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 /* A fresh database with one SMPP account at a fresh smscsim. */
-static void world_up(const char *const *simflags)
+static void e2e_up(const char *const *simflags)
 {
     static int n;
     char tag[16];
     snprintf(tag, sizeof(tag), "e2e%d", ++n);
-    tdb_create(tag, dbname, sizeof(dbname), conninfo, sizeof(conninfo));
-    struct smsys_err err = {0};
-    assert_true(migrate_apply(conninfo, tu_src("sql"), 0, &err) >= 0);
-    side = PQconnectdb(conninfo);
-    assert_int_equal(PQstatus(side), CONNECTION_OK);
+    world_pg_open(&pg, tag);
     sim_start(&sim, simflags);
     char q[512];
     snprintf(q, sizeof(q),
@@ -102,45 +66,39 @@ static void world_up(const char *const *simflags)
     exec_ok(q);
 }
 
-static void world_down(void)
+static void e2e_down(void)
 {
-    PQfinish(side);
     sim_stop(&sim);
-    tdb_drop(dbname);
+    world_pg_close(&pg);
 }
 
-/* Writes a config for instance `name`; returns its HTTP port. */
-static int write_conf(const char *name, char *path, size_t len)
+/* Writes the config of instance `name` into *sd (Dynamics is never called:
+ * nothing listens at its url). */
+static void write_conf(const char *name, struct world_smsysd *sd)
 {
-    int port = tu_free_port();
-    snprintf(path, len, "%s/%s.conf", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[dataverse]\nurl = http://127.0.0.1:9\n"
-            "token_url = http://127.0.0.1:9/t/oauth2/v2.0/token\nclient_id = app\n"
-            "client_secret = x\nscope = http://127.0.0.1:9/.default\n"
-            "[postgres]\nconninfo = \"%s\"\n"
-            "[service]\ngrace_period_ms = 3000\ninstance_name = %s\n"
-            "[http]\nlisten = 127.0.0.1:%d\n"
-            "[queue]\nlease_ms = 8000\naccounts_poll_ms = 300\nidle_claim_ms = 100\n"
-            "backoff_base_ms = 200\nbackoff_cap_ms = 400\nbatch_size = 100\n"
-            "[log]\nlevel = info\n",
-            conninfo, name, port);
-    fclose(f);
-    chmod(path, 0600);
-    return port;
+    world_smsysd_init(sd, tmpdir, name);
+    char more[512];
+    snprintf(more, sizeof(more),
+             "[service]\ngrace_period_ms = 3000\ninstance_name = %s\n"
+             "[queue]\nlease_ms = 8000\naccounts_poll_ms = 300\nidle_claim_ms = 100\n"
+             "backoff_base_ms = 200\nbackoff_cap_ms = 400\nbatch_size = 100\n"
+             "[log]\nlevel = info\n",
+             name);
+    world_conf_write(sd->conf, &(struct world_conf){.dv_root = "http://127.0.0.1:9",
+                                                    .client_id = "app",
+                                                    .client_secret = "x",
+                                                    .scope = "http://127.0.0.1:9/.default",
+                                                    .conninfo = pg.conninfo,
+                                                    .http_port = sd->http_port,
+                                                    .more = more});
 }
 
 static pid_t start_smsysd(const char *name)
 {
-    char conf[400], logf[400];
-    int port = write_conf(name, conf, sizeof(conf));
-    snprintf(logf, sizeof(logf), "%s/%s.log", tmpdir, name);
-    char *argv[] = {(char *)tu_bin("smsysd"), "--config", conf, NULL};
-    pid_t pid = tu_spawn(argv, logf, port, 10000);
-    assert_true(pid > 0);
-    return pid;
+    struct world_smsysd sd;
+    write_conf(name, &sd);
+    world_smsysd_start(&sd, 10000);
+    return sd.pid;
 }
 
 static void enqueue(int n, const char *suffix)
@@ -167,33 +125,6 @@ static int wait_count(const char *q, long long want, unsigned timeout_ms)
     return -1;
 }
 
-/* Largest number of submit_sm one destination received, and the total. */
-static int max_per_dst(int *total)
-{
-    struct simlog lg;
-    sim_log_read(&sim, &lg);
-    cJSON *seen = cJSON_CreateObject();
-    int mx = 0;
-    *total = 0;
-    for (size_t i = 0; i < lg.n; i++) {
-        const char *d = jstr(lg.line[i], "dst");
-        if (!is_cmd(lg.line[i], "submit_sm") || !d || jnum(lg.line[i], "seq", -1) < 0)
-            continue;
-        (*total)++;
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(seen, d);
-        int c = v ? v->valueint + 1 : 1;
-        if (v)
-            cJSON_SetNumberValue(v, c);
-        else
-            cJSON_AddNumberToObject(seen, d, 1);
-        if (c > mx)
-            mx = c;
-    }
-    cJSON_Delete(seen);
-    sim_log_free(&lg);
-    return mx;
-}
-
 /* Checks every message against smscsim's log: Delivered ones were
  * submitted exactly once, Unknown ones at most once, nothing else exists
  * (none lost silently). *never = Unknown ones never submitted. */
@@ -213,7 +144,7 @@ static void check_each_message(int *never)
             cJSON_AddNumberToObject(seen, d, 1);
     }
     sim_log_free(&lg);
-    PGresult *r = PQexec(side, "SELECT ltrim(recipient, '+'), state, attempts FROM smsys_message");
+    PGresult *r = PQexec(pg.c, "SELECT ltrim(recipient, '+'), state, attempts FROM smsys_message");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     *never = 0;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -237,25 +168,24 @@ static void check_each_message(int *never)
 static void test_kill9_loses_none_sends_none_twice(void **state)
 {
     (void)state;
-    world_up(NULL);
+    e2e_up(NULL);
     enqueue(2000, "");
     srand((unsigned)getpid());
     int kills = 0;
     for (int round = 0; round < 4; round++) {
         pid_t pid = start_smsysd("k");
         sleep_ms(20 + (unsigned)(rand() % 200));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        world_kill9(pid);
         kills++;
     }
     pid_t pid = start_smsysd("k");
     /* leases of the killed ones expire (8 s) and are reaped */
     assert_int_equal(
         wait_count("SELECT count(*) FROM smsys_message WHERE state IN (5, 21)", 2000, 60000), 0);
-    assert_int_equal(WIFEXITED(tu_stop(pid)), 1);
+    assert_int_equal(WIFEXITED(world_stop(pid)), 1);
     int total = 0;
     /* nothing reached the SMSC twice */
-    assert_int_equal(max_per_dst(&total), 1);
+    assert_int_equal(sim_max_per_dst(&sim, &total, 1), 1);
     long long unknown = q_int("SELECT count(*) FROM smsys_message WHERE state = 21");
     long long delivered = q_int("SELECT count(*) FROM smsys_message WHERE state = 5");
     fprintf(stderr, "kill -9 x%d: %lld delivered, %lld unknown outcome, %d submits\n", kills,
@@ -275,93 +205,58 @@ static void test_kill9_loses_none_sends_none_twice(void **state)
                            "last_error NOT LIKE 'outcome unknown%'"),
                      0);
 
-    world_down();
+    e2e_down();
 }
 
 static void test_two_processes_send_once(void **state)
 {
     (void)state;
-    world_up(NULL);
+    e2e_up(NULL);
     enqueue(2000, "");
     pid_t a = start_smsysd("a");
     pid_t b = start_smsysd("b");
     assert_int_equal(wait_count("SELECT count(*) FROM smsys_message WHERE state = 5", 2000, 60000),
                      0);
-    assert_int_equal(tu_stop(a), 0);
-    assert_int_equal(tu_stop(b), 0);
+    assert_int_equal(world_stop(a), 0);
+    assert_int_equal(world_stop(b), 0);
     int total = 0;
-    assert_int_equal(max_per_dst(&total), 1);
+    assert_int_equal(sim_max_per_dst(&sim, &total, 1), 1);
     assert_int_equal(total, 2000);
     /* both took part */
     assert_true(
         q_int("SELECT count(DISTINCT split_part(lease_owner, ':', 1)) FROM smsys_message") >= 0);
     assert_true(sim_stat(&sim, "binds") >= 2);
-    world_down();
+    e2e_down();
 }
 
-struct run {
-    int code;
-    char *out;
-};
-
-static struct run ctl_run(const char *const *args)
+static struct world_run ctl_run(const char *const *args)
 {
-    char conf[400];
-    write_conf("ctl", conf, sizeof(conf));
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = tu_bin("smsysctl");
-    argv[argc++] = "--config";
-    argv[argc++] = conf;
-    for (int i = 0; args[i] && argc < 31; i++)
-        argv[argc++] = args[i];
-    argv[argc] = NULL;
-    char p[400];
-    snprintf(p, sizeof(p), "%s/out.XXXXXX", tmpdir);
-    int fd = mkstemp(p);
-    assert_true(fd >= 0);
-    unlink(p);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd, 1);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    struct buf b = BUF_INIT;
-    char tmp[1024];
-    ssize_t k;
-    lseek(fd, 0, SEEK_SET);
-    while ((k = read(fd, tmp, sizeof(tmp))) > 0)
-        buf_append(&b, tmp, (size_t)k);
-    buf_putc(&b, '\0');
-    close(fd);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, buf_steal(&b)};
-    return r;
+    struct world_smsysd sd;
+    write_conf("ctl", &sd);
+    return world_ctl(sd.conf, args);
 }
 
 static void test_cli_send_through_service(void **state)
 {
     (void)state;
     const char *flags[] = {"--dest-error", "*0000=0x0B", NULL};
-    world_up(flags);
+    e2e_up(flags);
     pid_t pid = start_smsysd("s");
-    struct run r = ctl_run((const char *[]){"send", "--to", "09121234567", "--text", "salam",
-                                            "--wait", "--timeout", "30", NULL});
+    struct world_run r = ctl_run((const char *[]){"send", "--to", "09121234567", "--text", "salam",
+                                                  "--wait", "--timeout", "30", NULL});
     if (r.code != 0 || strstr(r.out, "Delivered") == NULL)
         fail_msg("send --wait: exit %d: %s", r.code, r.out);
-    free(r.out);
+    world_run_free(&r);
     r = ctl_run((const char *[]){"send", "--to", "+989120000000", "--text", "bad", "--wait",
                                  "--timeout", "30", NULL});
     if (r.code != 1 || strstr(r.out, "Failed") == NULL || strstr(r.out, "RINVDSTADR") == NULL)
         fail_msg("undeliverable: exit %d: %s", r.code, r.out);
-    free(r.out);
+    world_run_free(&r);
     assert_int_equal(q_int("SELECT count(*) FROM smsys_message WHERE state = 6 AND attempts = 1 "
                            "AND last_error LIKE '%RINVDSTADR%'"),
                      1);
-    assert_int_equal(tu_stop(pid), 0);
-    world_down();
+    assert_int_equal(world_stop(pid), 0);
+    e2e_down();
 }
 
 int main(void)
@@ -371,5 +266,5 @@ int main(void)
         cmocka_unit_test(test_two_processes_send_once),
         cmocka_unit_test(test_kill9_loses_none_sends_none_twice),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, world_teardown);
 }

@@ -17,9 +17,9 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <sys/stat.h>
 
 #include "../lib/testutil.h"
+#include "../lib/world.h"
 #include "pk_fixture.h"
 #include "smpp_fixture.h"
 
@@ -50,29 +50,13 @@ static const struct {
 static struct {
     struct pkf f;
     struct simproc sim;
-    char dir[128], conf[256], log[256];
-    pid_t smsysd;
-    int http_port;
+    char dir[128];
+    struct world_smsysd sd;
     int my_reqs, my_writes; /* our own requests to dvemu while measuring */
     int counting;
     cJSON *s0, *s1; /* /_emu/stats once the account is synced; when all are final */
     double elapsed_s;
 } w;
-
-static char *slurp(const char *path)
-{
-    FILE *in = fopen(path, "rb");
-    if (in == NULL)
-        return strdup("");
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), in)) > 0)
-        buf_append(&b, tmp, n);
-    fclose(in);
-    buf_putc(&b, '\0');
-    return buf_steal(&b);
-}
 
 /* pkf_req that counts what the test itself asks of dvemu; spaces in the
  * path (filters) are sent as %20. */
@@ -83,16 +67,7 @@ static long req(const char *method, const char *path, const char *body, cJSON **
         if (strcmp(method, "GET") != 0)
             w.my_writes++;
     }
-    struct buf p = BUF_INIT;
-    for (const char *c = path; *c; c++)
-        if (*c == ' ')
-            buf_append(&p, "%20", 3);
-        else
-            buf_putc(&p, *c);
-    buf_putc(&p, '\0');
-    long st = pkf_req(&w.f, method, p.data, body, out);
-    buf_free(&p);
-    return st;
+    return world_dv_req(&w.f.emu, method, path, body, out);
 }
 
 static void post(const char *set, const char *body)
@@ -111,26 +86,8 @@ static cJSON *get(const char *path)
     return j;
 }
 
-static cJSON *emu_stats(void)
-{
-    char tok[sizeof(w.f.token)];
-    snprintf(tok, sizeof(tok), "%s", w.f.token);
-    w.f.token[0] = '\0';
-    cJSON *j = NULL;
-    long st = pkf_req(&w.f, "GET", "/_emu/stats", NULL, &j);
-    snprintf(w.f.token, sizeof(w.f.token), "%s", tok);
-    assert_int_equal(st, 200);
-    assert_non_null(j);
-    return j;
-}
-
-static double stat_of(const cJSON *s, const char *key, const char *sub)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, key);
-    if (sub)
-        v = cJSON_GetObjectItemCaseSensitive(v, sub);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
+#define emu_stats() world_dv_stats(&w.f.emu)
+#define stat_of     world_dv_stat_of
 
 static const char *sget(const cJSON *j, const char *k)
 {
@@ -174,10 +131,10 @@ static void sms_create(int i, int c1, int c2)
     post("smsys_smses", body);
 }
 
+/* -1 unless one row (smsysd may not have created the table yet). */
 static long long pg_int(const char *sql)
 {
-    PGconn *c = PQconnectdb(w.f.conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGconn *c = world_db_connect(w.f.conninfo);
     PGresult *r = PQexec(c, sql);
     long long v = -1;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
@@ -199,7 +156,7 @@ static int deliveredat_fix_present(void)
             continue;
         char p[4096];
         snprintf(p, sizeof(p), "%s/%s", tu_src("sql"), e->d_name);
-        char *t = slurp(p);
+        char *t = world_slurp(p);
         found = strstr(t, "Delivery time never before hand-over") != NULL;
         free(t);
     }
@@ -209,33 +166,22 @@ static int deliveredat_fix_present(void)
 
 static void write_conf(void)
 {
-    FILE *o = fopen(w.conf, "w");
-    assert_non_null(o);
-    fprintf(o,
-            "[dataverse]\n"
-            "url = %s\n"
-            "token_url = %s/t/oauth2/v2.0/token\n"
-            "client_id = smsys-demo\n"
-            "client_secret = env:SMSYS_T_E2ED_SECRET\n"
-            "scope = http://127.0.0.1/.default\n"
-            "poll_interval_ms = 200\n"
-            "[postgres]\n"
-            "conninfo = \"%s\"\n"
-            "[pickup]\n"
-            "writeback_idle_ms = 100\n"
-            "[queue]\n"
-            /* the connector opens on the accounts sync's NOTIFY alone */
-            "accounts_poll_ms = 600000\n"
-            "idle_claim_ms = 100\n"
-            "[service]\n"
-            "grace_period_ms = 3000\n"
-            "[http]\n"
-            "listen = 127.0.0.1:%d\n"
-            "[log]\n"
-            "level = info\n",
-            w.f.root, w.f.root, w.f.conninfo, w.http_port);
-    fclose(o);
-    chmod(w.conf, 0600);
+    world_conf_write(w.sd.conf, &(struct world_conf){.dv_root = w.f.emu.root,
+                                                     .client_secret = "env:SMSYS_T_E2ED_SECRET",
+                                                     .dv_extra = "poll_interval_ms = 200\n",
+                                                     .conninfo = w.f.conninfo,
+                                                     .http_port = w.sd.http_port,
+                                                     .more = "[pickup]\n"
+                                                             "writeback_idle_ms = 100\n"
+                                                             "[queue]\n"
+                                                             /* the connector opens on the accounts
+                                                              * sync's NOTIFY alone */
+                                                             "accounts_poll_ms = 600000\n"
+                                                             "idle_claim_ms = 100\n"
+                                                             "[service]\n"
+                                                             "grace_period_ms = 3000\n"
+                                                             "[log]\n"
+                                                             "level = info\n"});
 }
 
 /* The world: database, dvemu with the organisation, smscsim, smsysd (with
@@ -244,15 +190,13 @@ static int setup(void **state)
 {
     (void)state;
     memset(&w, 0, sizeof(w));
-    snprintf(w.dir, sizeof(w.dir), "/tmp/smsys-t-e2ed-XXXXXX");
-    assert_non_null(mkdtemp(w.dir));
-    snprintf(w.conf, sizeof(w.conf), "%s/smsys.conf", w.dir);
-    snprintf(w.log, sizeof(w.log), "%s/smsysd.log", w.dir);
+    world_mkdir("e2ed", w.dir, sizeof(w.dir));
+    world_smsysd_init(&w.sd, w.dir, "smsysd");
     setenv("SMSYS_T_E2ED_SECRET", "smsys-demo-secret", 1);
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     unsetenv("SMSYS_CONFIG");
 
-    tdb_create("e2ed", w.f.dbname, sizeof(w.f.dbname), w.f.conninfo, sizeof(w.f.conninfo));
+    world_db_create("e2ed", w.f.dbname, sizeof(w.f.dbname), w.f.conninfo, sizeof(w.f.conninfo));
     pkf_dv_start(&w.f, NULL);
     const char *flags[] = {
         "--system-id", "smsys",        "--password", "smsyspw", "--receipt-delay-ms",
@@ -277,13 +221,8 @@ static int setup(void **state)
         post("contacts", body);
     }
 
-    w.http_port = tu_free_port();
     write_conf();
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
-    char *argv[] = {bin, "--config", w.conf, NULL};
-    w.smsysd = tu_spawn(argv, w.log, w.http_port, 15000);
-    assert_true(w.smsysd > 0);
+    world_smsysd_start(&w.sd, 15000);
     int synced = 0;
     for (int i = 0; i < 200 && !synced; i++) {
         synced = pg_int("SELECT count(*) FROM smsys_account WHERE enabled") == 1 &&
@@ -314,9 +253,7 @@ static int setup(void **state)
     w.counting = 0;
     w.s1 = emu_stats();
     if (!done) {
-        char *l = slurp(w.log);
-        print_message("smsysd log:\n%s\n", l);
-        free(l);
+        world_smsysd_print_log(&w.sd, SIZE_MAX);
         fail_msg("the SMS did not all reach a final state within 60 s");
     }
     return 0;
@@ -324,26 +261,13 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
-    if (w.smsysd > 0) {
-        int st = tu_stop(w.smsysd);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
-        char *l = slurp(w.log);
-        assert_null(strstr(l, "smsys-demo-secret"));
-        assert_null(strstr(l, "smsyspw"));
-        free(l);
-    }
+    world_smsysd_stop_clean(&w.sd, (const char *const[]){"smsys-demo-secret", "smsyspw", NULL});
     cJSON_Delete(w.s0);
     cJSON_Delete(w.s1);
     sim_stop(&w.sim);
-    sim_kill_all(NULL);
     pkf_dv_stop(&w.f);
-    curl_easy_cleanup(w.f.curl);
-    tdb_drop(w.f.dbname);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w.dir);
-    return system(cmd) == 0 ? 0 : -1;
+    world_dv_free(&w.f.emu);
+    return world_teardown(state);
 }
 
 /* What smscsim accepted, keyed "dst|text" (dst without '+'): the provider

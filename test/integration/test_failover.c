@@ -23,24 +23,9 @@
 #define KV_TOK "kv-failover-hook-secret-0001"
 
 static struct pkf f;
-static char dir[128], conf[256], logd[256];
-static int hport;
-static pid_t pid = -1;
+static char dir[128];
+static struct world_smsysd sd;
 static int nsms;
-
-static char *read_all(const char *path)
-{
-    FILE *in = fopen(path, "rb");
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    size_t n;
-    while (in && (n = fread(tmp, 1, sizeof(tmp), in)) > 0)
-        buf_append(&b, tmp, n);
-    if (in)
-        fclose(in);
-    buf_putc(&b, '\0');
-    return buf_steal(&b);
-}
 
 /* An smsys_smssetting with its settings JSON as Dynamics stores it (a
  * string). */
@@ -102,18 +87,18 @@ static void dump_log_on(int bad)
 {
     if (!bad)
         return;
-    char *l = read_all(logd);
-    print_message("%s\n", l);
-    free(l);
+    world_smsysd_print_log(&sd, SIZE_MAX);
 }
 
 static int setup(void **state)
 {
     if (group_setup(state) != 0)
         return -1;
-    tdb_create("fo", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
+    world_db_create("fo", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
     pkf_dv_start(&f, NULL);
-    hport = tu_free_port();
+    world_mkdir("fo", dir, sizeof(dir));
+    world_smsysd_init(&sd, dir, "a");
+    int hport = sd.http_port;
     char url[256];
     cJSON *c = cJSON_CreateObject();
     snprintf(url, sizeof url, "%s/kavenegar", base);
@@ -141,42 +126,29 @@ static int setup(void **state)
     pkf_post(&f, "contacts",
              "{\"contactid\":\"" C1 "\",\"lastname\":\"R\",\"mobilephone\":\"0912 123 4567\"}");
 
-    snprintf(dir, sizeof(dir), "/tmp/smsys-t-fo-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    snprintf(conf, sizeof(conf), "%s/a.conf", dir);
-    snprintf(logd, sizeof(logd), "%s/a.log", dir);
-    FILE *o = fopen(conf, "w");
-    fprintf(o,
-            "[dataverse]\nurl = %s\ntoken_url = %s/t/oauth2/v2.0/token\n"
-            "client_id = smsys-demo\nclient_secret = smsys-demo-secret\n"
-            "scope = http://127.0.0.1/.default\npoll_interval_ms = 200\n"
-            "[postgres]\nconninfo = \"%s\"\n"
-            "[pickup]\nwriteback_idle_ms = 100\n"
-            "[queue]\naccounts_poll_ms = 200\nidle_claim_ms = 100\nbackoff_base_ms = 200\n"
-            "backoff_cap_ms = 500\naccount_pause_ms = 600000\n"
-            "[service]\ngrace_period_ms = 3000\n"
-            "[http]\nlisten = 127.0.0.1:%d\n",
-            f.root, f.root, f.conninfo, hport);
-    fclose(o);
-    chmod(conf, 0600);
+    world_conf_write(sd.conf, &(struct world_conf){
+                                  .dv_root = f.emu.root,
+                                  .dv_extra = "poll_interval_ms = 200\n",
+                                  .conninfo = f.conninfo,
+                                  .http_port = hport,
+                                  .more = "[pickup]\nwriteback_idle_ms = 100\n"
+                                          "[queue]\naccounts_poll_ms = 200\nidle_claim_ms = 100\n"
+                                          "backoff_base_ms = 200\nbackoff_cap_ms = 500\n"
+                                          "account_pause_ms = 600000\n"
+                                          "[service]\ngrace_period_ms = 3000\n"});
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    if (pid > 0)
-        tu_stop(pid);
+    world_smsysd_stop(&sd);
     if (f.side)
         PQfinish(f.side);
     pkf_dv_stop(&f);
-    curl_easy_cleanup(f.curl);
-    tdb_drop(f.dbname);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    int rc = system(cmd);
-    return group_teardown(state) || rc;
+    world_dv_free(&f.emu);
+    world_cleanup();
+    return group_teardown(state);
 }
 
 static void test_default_switch_and_failover(void **state)
@@ -187,15 +159,10 @@ static void test_default_switch_and_failover(void **state)
              "{\"receipt_delay_ms\":100,\"outcome\":{\"delivered\":100,\"undelivered\":0},"
              "\"kavenegar\":{\"callback_url\":\"http://127.0.0.1:%d/webhooks/" A1
              "/callback?token=" KV_TOK "\"}}",
-             hport);
+             sd.http_port);
     sim_config(cfg);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
-    char *argv[] = {bin, "--config", conf, NULL};
-    pid = tu_spawn(argv, logd, hport, 10000);
-    assert_true(pid > 0);
-    f.side = PQconnectdb(f.conninfo);
-    assert_int_equal(PQstatus(f.side), CONNECTION_OK);
+    world_smsysd_start(&sd, 10000);
+    f.side = world_db_connect(f.conninfo);
 
     /* 1. the default (Kavenegar) sends and the callback delivers */
     char s1[40], q[300];
@@ -259,14 +226,11 @@ static void test_default_switch_and_failover(void **state)
         }
         assert_int_equal(st, 5);
     }
-    char *l = read_all(logd);
+    char *l = world_slurp(sd.log);
     assert_null(strstr(l, KV_TOK));
     assert_null(strstr(l, TW_TOKEN));
     free(l);
-    int st = tu_stop(pid);
-    pid = -1;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    world_smsysd_stop_clean(&sd, NULL);
 }
 
 int main(void)

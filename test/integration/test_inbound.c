@@ -26,12 +26,12 @@
 #include "smsys/text.h"
 #include "smsys/util.h"
 
-static struct emuproc emu; /* one dvemu for the whole program */
-static pid_t sim_pid;      /* and one provsim */
+static struct emuproc emu;       /* one dvemu for the whole program */
+static struct world_sim provsim; /* and one provsim */
 static int sim_port;
 
 struct fx {
-    struct tdb *db;
+    struct world_pg *db;
     uv_loop_t loop;
     struct pg_pool *pool;
     struct http_client *http;
@@ -43,7 +43,7 @@ struct fx {
     char user[40];
 };
 
-static void db_exec(const struct tdb *t, const char *sql)
+static void db_exec(const struct world_pg *t, const char *sql)
 {
     PGconn *c = PQconnectdb(t->conninfo);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
@@ -106,21 +106,18 @@ static int group_setup(void **state)
     (void)state;
     const char *args[] = {"--action", "new_SmsKeyword", NULL};
     emu_start(&emu, args);
-    sim_port = tu_free_port();
-    char listen[64], logf[128];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", sim_port);
+    char logf[128];
     snprintf(logf, sizeof(logf), "/tmp/inbound-provsim-%d.log", (int)getpid());
-    char *argv[] = {(char *)tu_bin("provsim"), "--listen", listen, NULL};
-    sim_pid = tu_spawn(argv, logf, sim_port, 10000);
-    return sim_pid > 0 ? 0 : -1;
+    world_provsim_start(&provsim, logf, NULL);
+    sim_port = provsim.port;
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     emu_stop(&emu);
-    if (sim_pid > 0)
-        tu_stop(sim_pid);
+    world_sim_stop(&provsim);
     return 0;
 }
 

@@ -29,13 +29,12 @@
 /* the fixture serves many tests; this one uses a few of its helpers */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "smpp_fixture.h"
-#include "tdb.h"
+#include "world.h"
 
 #define ACC "6a0d2b6e-1f6c-4a7e-9a55-0d3f2a1b00e2"
 
 struct env {
-    char dbname[128], conninfo[1024];
-    PGconn *side;
+    struct world_pg pg; /* fresh per test */
     struct simproc sim;
     struct emuproc emu;
     uv_loop_t loop;
@@ -48,54 +47,18 @@ struct env {
     struct inbound *in;
 };
 
-static long long sql_int(struct env *e, const char *q)
-{
-    PGresult *r = PQexec(e->side, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(e->side));
-    long long v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
+/* One number (-1 for no row or NULL), and waiting for one while the
+ * loop runs. */
+#define sql_int(e, q)            world_sql_val((e)->pg.c, q)
+#define wait_sql(e, q, want, ms) world_loop_wait_sql(&(e)->loop, (e)->pg.c, q, want, ms)
 
 static void sql_str(struct env *e, const char *q, char *out, size_t len)
 {
-    PGresult *r = PQexec(e->side, q);
+    PGresult *r = PQexec(e->pg.c, q);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(e->side));
+        fail_msg("%s: %s", q, PQerrorMessage(e->pg.c));
     snprintf(out, len, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
-}
-
-struct waitq {
-    struct env *e;
-    const char *q;
-    long long want;
-    int done;
-};
-
-static void wait_timer_cb(uv_timer_t *t)
-{
-    struct waitq *w = t->data;
-    if (sql_int(w->e, w->q) == w->want) {
-        w->done = 1;
-        uv_timer_stop(t);
-    }
-}
-
-static int wait_sql(struct env *e, const char *q, long long want, unsigned timeout_ms)
-{
-    struct waitq w = {e, q, want, 0};
-    uv_timer_t t;
-    uv_timer_init(&e->loop, &t);
-    t.data = &w;
-    uv_timer_start(&t, wait_timer_cb, 20, 50);
-    int rc = tu_run_until(&e->loop, &w.done, timeout_ms);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-    if (rc != 0)
-        fprintf(stderr, "wait_sql timed out: %s = %lld, want %lld\n", q, sql_int(e, q), want);
-    return rc;
 }
 
 static void flag_cb(void *ud)
@@ -129,11 +92,7 @@ static void test_smsc_to_dynamics(void **state)
 {
     (void)state;
     struct env e = {0};
-    tdb_create("insmpp", e.dbname, sizeof(e.dbname), e.conninfo, sizeof(e.conninfo));
-    struct smsys_err err = {0};
-    assert_true(migrate_apply(e.conninfo, tu_src("sql"), 0, &err) >= 0);
-    e.side = PQconnectdb(e.conninfo);
-    assert_int_equal(PQstatus(e.side), CONNECTION_OK);
+    world_pg_open(&e.pg, "insmpp");
     sim_start(&e.sim, NULL);
     emu_start(&e.emu, NULL);
 
@@ -154,10 +113,10 @@ static void test_smsc_to_dynamics(void **state)
              "', 'smsc', 'smpp', '{\"host\":\"127.0.0.1\",\"port\":%d,\"sender\":\"1000\","
              "\"reconnect_min_ms\":50,\"reconnect_max_ms\":200}')",
              e.sim.port);
-    PQclear(PQexec(e.side, q));
+    PQclear(PQexec(e.pg.c, q));
 
     assert_int_equal(uv_loop_init(&e.loop), 0);
-    assert_int_equal(pg_pool_new(&e.loop, e.conninfo, 4, &e.pool), 0);
+    assert_int_equal(pg_pool_new(&e.loop, e.pg.conninfo, 4, &e.pool), 0);
     assert_int_equal(queue_new(&e.loop, e.pool, NULL, &e.q), 0);
     struct connmgr_opts o = {.owner = "inb", .poll_ms = 200, .idle_ms = 100};
     assert_int_equal(connmgr_new(&e.loop, e.pool, e.q, NULL, &o, &e.m), 0);
@@ -238,10 +197,9 @@ static void test_smsc_to_dynamics(void **state)
     queue_free(e.q);
     assert_int_equal(tu_loop_handles(&e.loop), 0);
     assert_int_equal(tu_loop_close(&e.loop), 0);
-    PQfinish(e.side);
     sim_stop(&e.sim);
     emu_stop(&e.emu);
-    tdb_drop(e.dbname);
+    world_pg_close(&e.pg);
 }
 
 static void stopped_cb(void *ud)
@@ -255,19 +213,13 @@ static void test_inbox_polled_by_leader(void **state)
 {
     (void)state;
     struct env e = {0};
-    tdb_create("inpoll", e.dbname, sizeof(e.dbname), e.conninfo, sizeof(e.conninfo));
-    struct smsys_err err = {0};
-    assert_true(migrate_apply(e.conninfo, tu_src("sql"), 0, &err) >= 0);
-    e.side = PQconnectdb(e.conninfo);
-    assert_int_equal(PQstatus(e.side), CONNECTION_OK);
+    world_pg_open(&e.pg, "inpoll");
     emu_start(&e.emu, NULL);
-    int sport = tu_free_port();
-    char listen[64], logf[128];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", sport);
+    char logf[128];
     snprintf(logf, sizeof(logf), "/tmp/inpoll-provsim-%d.log", (int)getpid());
-    char *argv[] = {(char *)tu_bin("provsim"), "--listen", listen, NULL};
-    pid_t spid = tu_spawn(argv, logf, sport, 10000);
-    assert_true(spid > 0);
+    struct world_sim provsim;
+    world_provsim_start(&provsim, logf, NULL);
+    int sport = provsim.port;
 
     struct emures r;
     emu_req(&e.emu, "POST", "smsys_smssettings", NULL,
@@ -284,7 +236,7 @@ static void test_inbox_polled_by_leader(void **state)
              " ('" ACC "', 'kn', 'kavenegar', 1, '{\"base_url\":\"http://127.0.0.1:%d/kavenegar\","
              "\"sender\":\"10004346\",\"apikey\":\"demo-kavenegar-key\"}')",
              sport);
-    PQclear(PQexec(e.side, q));
+    PQclear(PQexec(e.pg.c, q));
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/inbox", sport);
     const char *h[] = {"Content-Type: application/json", NULL};
@@ -294,7 +246,7 @@ static void test_inbox_polled_by_leader(void **state)
     emures_free(&r);
 
     assert_int_equal(uv_loop_init(&e.loop), 0);
-    assert_int_equal(pg_pool_new(&e.loop, e.conninfo, 4, &e.pool), 0);
+    assert_int_equal(pg_pool_new(&e.loop, e.pg.conninfo, 4, &e.pool), 0);
     assert_int_equal(queue_new(&e.loop, e.pool, NULL, &e.q), 0);
     assert_int_equal(http_client_new(&e.loop, NULL, &e.http), 0);
     struct connmgr_opts o = {.owner = "inb", .poll_ms = 200, .idle_ms = 100};
@@ -347,10 +299,9 @@ static void test_inbox_polled_by_leader(void **state)
     queue_free(e.q);
     assert_int_equal(tu_loop_handles(&e.loop), 0);
     assert_int_equal(tu_loop_close(&e.loop), 0);
-    PQfinish(e.side);
-    tu_stop(spid);
+    world_sim_stop(&provsim);
     emu_stop(&e.emu);
-    tdb_drop(e.dbname);
+    world_pg_close(&e.pg);
 }
 
 int main(void)
@@ -359,5 +310,5 @@ int main(void)
         cmocka_unit_test(test_smsc_to_dynamics),
         cmocka_unit_test(test_inbox_polled_by_leader),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, world_teardown);
 }

@@ -1,5 +1,5 @@
 /* Integration tests for migrations. Each test works in its own temporary
- * database smsys_test_<pid>_<n>, created and dropped here, so tests never
+ * database smsys_t_mig<n>_<pid> (world_db_create), created and dropped here, so tests never
  * see each other's schema. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 #include "smsys/migrate.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
+#include "../lib/world.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -21,92 +22,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct tdb {
-    char name[64];
-    char conninfo[1024];
-};
-
 static int g_seq;
 
-/* Appends key='value' with libpq quoting. */
-static void ci_add(char *buf, size_t len, const char *k, const char *v)
-{
-    size_t n = strlen(buf);
-    n += (size_t)snprintf(buf + n, len - n, "%s%s='", n ? " " : "", k);
-    for (const char *p = v; *p && n + 3 < len; p++) {
-        if (*p == '\'' || *p == '\\')
-            buf[n++] = '\\';
-        buf[n++] = *p;
-    }
-    snprintf(buf + n, len - n, "'");
-}
-
-static PGconn *admin_conn(void)
-{
-    PGconn *c = PQconnectdb(tu_pg_conninfo());
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    return c;
-}
-
-static void admin_exec(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
+/* An empty database (no migrations) per test as *state (a struct
+ * world_pg); db_teardown drops it. */
 static int db_setup(void **state)
 {
-    struct tdb *t = calloc(1, sizeof(*t));
-    snprintf(t->name, sizeof(t->name), "smsys_test_%d_%d", (int)getpid(), ++g_seq);
-    PGconn *c = admin_conn();
-    char sql[160];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", t->name);
-    admin_exec(c, sql);
-    PQfinish(c);
-    /* The test server's conninfo with dbname replaced. */
-    PQconninfoOption *o = PQconninfoParse(tu_pg_conninfo(), NULL);
-    assert_non_null(o);
-    for (PQconninfoOption *p = o; p->keyword; p++)
-        if (p->val && strcmp(p->keyword, "dbname") != 0)
-            ci_add(t->conninfo, sizeof(t->conninfo), p->keyword, p->val);
-    ci_add(t->conninfo, sizeof(t->conninfo), "dbname", t->name);
-    PQconninfoFree(o);
-    *state = t;
+    char tag[32];
+    snprintf(tag, sizeof(tag), "mig%d", ++g_seq);
+    *state = world_pg_new(tag, 0);
     return 0;
 }
 
-static int db_teardown(void **state)
-{
-    struct tdb *t = *state;
-    PGconn *c = admin_conn();
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->name);
-    admin_exec(c, sql);
-    PQfinish(c);
-    free(t);
-    return 0;
-}
+#define db_teardown world_pg_teardown
 
 /* One value from the test database, or "" when there is no row. */
-static void db_value(const struct tdb *t, const char *sql, char *out, size_t len)
+static void db_value(const struct world_pg *t, const char *sql, char *out, size_t len)
 {
-    PGconn *c = PQconnectdb(t->conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    snprintf(out, len, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
-    PQclear(r);
-    PQfinish(c);
+    world_db_value(t->conninfo, sql, out, len);
 }
 
-static void db_exec(const struct tdb *t, const char *sql)
+static void db_exec(const struct world_pg *t, const char *sql)
 {
-    PGconn *c = PQconnectdb(t->conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    admin_exec(c, sql);
-    PQfinish(c);
+    world_db_exec(t->conninfo, sql);
 }
 
 /* Number of migration files shipped in sql/. */
@@ -152,7 +90,7 @@ static void rm_dir(const char *dir)
 
 static void test_apply_idempotent(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     int newest = shipped_newest();
     int dbv = -1, nw = -1;
@@ -187,7 +125,7 @@ static void test_apply_idempotent(void **state)
 
 static void test_newer_db_refused(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     int newest = shipped_newest();
     assert_int_equal(migrate_apply(t->conninfo, tu_src("sql"), 0, &e), newest);
@@ -204,7 +142,7 @@ static void test_newer_db_refused(void **state)
 
 static void test_broken_rolls_back(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     char dir[] = "/tmp/smsys_mig_XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -242,7 +180,7 @@ static void test_broken_rolls_back(void **state)
 
 static void test_dir_rules(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     struct smsys_err e;
     char dir[] = "/tmp/smsys_mig_XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -302,7 +240,7 @@ static void test_dir_rules(void **state)
 
 static void test_concurrent_migrators(void **state)
 {
-    struct tdb *t = *state;
+    struct world_pg *t = *state;
     char dir[] = "/tmp/smsys_mig_XXXXXX";
     assert_non_null(mkdtemp(dir));
     copy_init(dir);

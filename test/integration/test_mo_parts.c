@@ -14,7 +14,7 @@
 #include <errno.h>
 
 struct fx {
-    struct tdb *db;
+    struct world_pg *db;
     uv_loop_t loop;
     struct pg_pool *pool;
 };

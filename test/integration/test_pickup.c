@@ -35,61 +35,17 @@
 #define AC1  "ac000000-0000-0000-0000-000000000001"
 #define S(n) "5a000000-0000-0000-0000-00000000000" #n
 
-struct wait {
-    int done;
-    int rc;
-    struct pickup_result pr;
-    struct accounts_result ar;
-    size_t taken;
-    char detail[512];
-};
-
-static void acc_cb(int rc, const struct accounts_result *res, const struct smsys_err *err, void *ud)
-{
-    struct wait *w = ud;
-    w->rc = rc;
-    if (res)
-        w->ar = *res;
-    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
-    w->done = 1;
-}
-
-static void pk_cb(int rc, const struct pickup_result *res, const struct smsys_err *err, void *ud)
-{
-    struct wait *w = ud;
-    w->rc = rc;
-    if (res)
-        w->pr = *res;
-    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
-    w->done = 1;
-}
-
 static void wb_cb(int rc, size_t taken, void *ud)
 {
-    struct wait *w = ud;
+    struct pkf_wait *w = ud;
     w->rc = rc;
     w->taken = taken;
     w->done = 1;
 }
 
-static struct accounts_result sync_accounts(struct pkf *f, struct accounts *a)
-{
-    struct wait w = {0};
-    assert_int_equal(accounts_sync(a, acc_cb, &w), 0);
-    assert_int_equal(tu_run_until(&f->loop, &w.done, 20000), 0);
-    if (w.rc != 0)
-        fail_msg("accounts_sync: %s", w.detail);
-    return w.ar;
-}
-
 static struct pickup_result poll_once(struct pkf *f, struct pickup *p)
 {
-    struct wait w = {0};
-    assert_int_equal(pickup_poll(p, pk_cb, &w), 0);
-    assert_int_equal(tu_run_until(&f->loop, &w.done, 30000), 0);
-    if (w.rc != 0)
-        fail_msg("pickup_poll: %s", w.detail);
-    return w.pr;
+    return pkf_poll(f, p, 30000);
 }
 
 /* Write-back rounds until the outbox is empty. Returns rows written. */
@@ -97,7 +53,7 @@ static size_t drain_outbox(struct pkf *f, struct writeback *wb)
 {
     size_t total = 0;
     for (int i = 0; i < 100; i++) {
-        struct wait w = {0};
+        struct pkf_wait w = {0};
         assert_int_equal(writeback_run(wb, wb_cb, &w), 0);
         assert_int_equal(tu_run_until(&f->loop, &w.done, 30000), 0);
         total += w.taken;
@@ -187,6 +143,25 @@ static void acc_notify_cb(const char *channel, const char *payload, void *ud)
         l->notified++;
 }
 
+/* The world of a pickup test: database, dvemu with the organisation,
+ * and the accounts synced once; org_close frees what org_open made. */
+static struct accounts *org_open(struct pkf *f, const char *tag)
+{
+    pkf_open(f, tag, NULL, 0);
+    arrange_org(f);
+    struct accounts *a;
+    assert_int_equal(accounts_new(&f->loop, f->pool, f->dv, &a), 0);
+    pkf_sync_accounts(f, a);
+    return a;
+}
+
+static void org_close(struct pkf *f, struct pickup *p, struct accounts *a)
+{
+    pickup_free(p);
+    accounts_free(a);
+    pkf_close(f);
+}
+
 static void test_accounts_sync(void **state)
 {
     (void)state;
@@ -201,7 +176,7 @@ static void test_accounts_sync(void **state)
     assert_int_equal(pg_listen(f.pool, ACCOUNTS_CHANNEL, acc_notify_cb, &l), 0);
     assert_int_equal(tu_run_until(&f.loop, &l.listening, 10000), 0);
 
-    struct accounts_result r = sync_accounts(&f, a);
+    struct accounts_result r = pkf_sync_accounts(&f, a);
     /* a sync that changed something tells the connector manager at once */
     assert_int_equal(tu_run_until(&f.loop, &l.notified, 5000), 0);
     assert_int_equal(l.notified, 1);
@@ -218,7 +193,7 @@ static void test_accounts_sync(void **state)
     assert_string_equal(pkf_str(&f, "SELECT user_id FROM smsys_line WHERE id = '" L2 "'"), U1);
 
     /* Nothing changed: a sync writes nothing, and notifies no one. */
-    r = sync_accounts(&f, a);
+    r = pkf_sync_accounts(&f, a);
     assert_int_equal(r.changed, 0);
     int never = 0;
     assert_int_equal(tu_run_until(&f.loop, &never, 300), -ETIMEDOUT);
@@ -228,7 +203,7 @@ static void test_accounts_sync(void **state)
      * one effective default. */
     assert_int_equal(
         pkf_req(&f, "PATCH", "smsys_smssettings(" A2 ")", "{\"smsys_isdefault\":true}", NULL), 204);
-    r = sync_accounts(&f, a);
+    r = pkf_sync_accounts(&f, a);
     assert_int_equal(r.marked_default, 2);
     assert_string_equal(r.default_id, A1);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_account WHERE is_default"), 1);
@@ -237,7 +212,7 @@ static void test_accounts_sync(void **state)
     assert_int_equal(
         pkf_req(&f, "PATCH", "smsys_smssettings(" A1 ")", "{\"smsys_isdefault\":false}", NULL),
         204);
-    r = sync_accounts(&f, a);
+    r = pkf_sync_accounts(&f, a);
     assert_string_equal(r.default_id, A2);
     assert_string_equal(pkf_str(&f, "SELECT id FROM smsys_account WHERE is_default"), A2);
 
@@ -245,14 +220,14 @@ static void test_accounts_sync(void **state)
     assert_int_equal(
         pkf_req(&f, "PATCH", "smsys_smssettings(" A2 ")", "{\"smsys_isdefault\":false}", NULL),
         204);
-    r = sync_accounts(&f, a);
+    r = pkf_sync_accounts(&f, a);
     assert_int_equal(r.marked_default, 0);
     assert_string_equal(r.default_id, A1);
 
     /* A deleted line disappears; a deleted account is disabled, kept. */
     assert_int_equal(pkf_req(&f, "DELETE", "smsys_smsnumbers(" L2 ")", NULL, NULL), 204);
     assert_int_equal(pkf_req(&f, "DELETE", "smsys_smssettings(" A2 ")", NULL, NULL), 204);
-    r = sync_accounts(&f, a);
+    r = pkf_sync_accounts(&f, a);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_line"), 1);
     assert_string_equal(pkf_str(&f, "SELECT enabled FROM smsys_account WHERE id = '" A2 "'"), "f");
 
@@ -263,7 +238,7 @@ static void test_accounts_sync(void **state)
 
 static void bal_cb(int rc, const struct smsys_err *err, void *ud)
 {
-    struct wait *w = ud;
+    struct pkf_wait *w = ud;
     w->rc = rc;
     snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
     w->done = 1;
@@ -275,7 +250,7 @@ static void test_balance(void **state)
     struct pkf f = {0};
     pkf_open(&f, "pkbal", NULL, 0);
     arrange_org(&f);
-    struct wait w = {0};
+    struct pkf_wait w = {0};
     assert_int_equal(accounts_write_balance(f.dv, A1, 125000.5, "IRR", 1795000000, bal_cb, &w), 0);
     assert_int_equal(tu_run_until(&f.loop, &w.done, 10000), 0);
     assert_int_equal(w.rc, 0);
@@ -300,11 +275,7 @@ static void test_pickup_end_to_end(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pk", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pk");
 
     sms(&f, S(1), "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85", TO("contact", "contacts", C1), "");
     sms(&f, S(2), "hello", TO("contact", "contacts", C2), "");
@@ -450,9 +421,7 @@ static void test_pickup_end_to_end(void **state)
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 10);
 
     writeback_free(wb);
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* Many Pending records in one poll: requests per message. */
@@ -460,11 +429,7 @@ static void test_pickup_cost(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkcost", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkcost");
     /* 2000 contacts and 2000 Pending SMS, 1000 per CreateMultiple. */
     enum { N = 2000 };
     for (int part = 0; part < 2; part++) {
@@ -509,20 +474,14 @@ static void test_pickup_cost(void **state)
                   "write-back: %u requests (%.4f/message)\n",
                   N, r.requests, (double)r.requests / N, wreq, (double)wreq / N);
     writeback_free(wb);
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 static void test_phone_columns_config(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkcol", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkcol");
     struct pickup *p;
     struct smsys_err err = {0};
     struct pickup_opts bad = {.phone_columns = "contact mobilephone"};
@@ -543,9 +502,7 @@ static void test_phone_columns_config(void **state)
     assert_non_null(strstr(msg_col(&f, S(2), "last_error"), "table lead has no phone column"));
     assert_string_equal(msg_col(&f, S(3), "state"), "6");
     assert_non_null(strstr(msg_col(&f, S(3), "last_error"), "cannot read the phone columns"));
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* A page at a time: a full page of new records polls again at once; a
@@ -554,11 +511,7 @@ static void test_pickup_paging(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkpage", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkpage");
     for (int i = 0; i < 25; i++) {
         char id[40];
         snprintf(id, sizeof(id), "5e000000-0000-0000-0000-%012d", i);
@@ -589,9 +542,7 @@ static void test_pickup_paging(void **state)
     assert_false(r.backlog);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 25);
     writeback_free(wb);
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* Templated SMS: rendered at pickup, the text queued and written back to
@@ -610,11 +561,7 @@ static void test_pickup_template(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pktpl", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pktpl");
     pkf_post(&f, "contacts",
              "{\"contactid\":\"" C5 "\",\"firstname\":\"Ali\",\"lastname\":\"Rostami\","
              "\"mobilephone\":\"09121234567\"}");
@@ -665,9 +612,7 @@ static void test_pickup_template(void **state)
     assert_string_equal(msg_col(&f, S(4), "body"), "typed");
     assert_string_equal(msg_col(&f, S(5), "body"), SALAM "Ali" WELCOME);
 
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 /* Default templates (F8) and templated SMS with several recipients, through
@@ -712,11 +657,7 @@ static void test_pickup_default_and_multi(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    pkf_open(&f, "pkdef", NULL, 0);
-    arrange_org(&f);
-    struct accounts *a;
-    assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    sync_accounts(&f, a);
+    struct accounts *a = org_open(&f, "pkdef");
     pkf_post(&f, "contacts",
              "{\"contactid\":\"" C5 "\",\"firstname\":\"Ali\",\"lastname\":\"Rostami\","
              "\"mobilephone\":\"09121234567\"}");
@@ -815,9 +756,7 @@ static void test_pickup_default_and_multi(void **state)
     assert_true(pkf_stat(&f, "by_entity_set", "smsys_smstemplates") == tpl_gets);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 12);
 
-    pickup_free(p);
-    accounts_free(a);
-    pkf_close(&f);
+    org_close(&f, p, a);
 }
 
 int main(void)

@@ -17,31 +17,20 @@
 #define A1 "a1000000-0000-0000-0000-0000000000a1"
 #define C1 "c1000000-0000-0000-0000-000000000001"
 
-static char dir[128], conf[256], conf2[256], log_a[256], log_b[256];
-static int http_port, http_port2;
+static char dir[128];
+static struct world_smsysd sd_a, sd_b;
 
-static void write_conf(const char *path, struct pkf *f, const char *db_conninfo, int port)
+static void write_conf(const struct world_smsysd *sd, struct pkf *f)
 {
-    FILE *o = fopen(path, "w");
-    assert_non_null(o);
-    fprintf(o,
-            "[dataverse]\n"
-            "url = %s\n"
-            "token_url = %s/t/oauth2/v2.0/token\n"
-            "client_id = smsys-demo\n"
-            "client_secret = env:SMSYS_T_PK_SECRET\n"
-            "scope = http://127.0.0.1/.default\n"
-            "poll_interval_ms = 200\n"
-            "[postgres]\n"
-            "conninfo = \"%s\"\n"
-            "[pickup]\n"
-            "writeback_idle_ms = 100\n"
-            "[service]\n"
-            "grace_period_ms = 3000\n"
-            "[http]\n"
-            "listen = 127.0.0.1:%d\n",
-            f->root, f->root, db_conninfo, port);
-    fclose(o);
+    world_conf_write(sd->conf, &(struct world_conf){.dv_root = f->emu.root,
+                                                    .client_secret = "env:SMSYS_T_PK_SECRET",
+                                                    .dv_extra = "poll_interval_ms = 200\n",
+                                                    .conninfo = f->conninfo,
+                                                    .http_port = sd->http_port,
+                                                    .more = "[pickup]\n"
+                                                            "writeback_idle_ms = 100\n"
+                                                            "[service]\n"
+                                                            "grace_period_ms = 3000\n"});
 }
 
 static int sms_status(struct pkf *f, const char *id)
@@ -54,25 +43,11 @@ static int sms_status(struct pkf *f, const char *id)
     return st;
 }
 
-static char *read_file(const char *path)
-{
-    FILE *in = fopen(path, "rb");
-    if (in == NULL)
-        return strdup("");
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), in)) > 0)
-        buf_append(&b, tmp, n);
-    fclose(in);
-    return b.data ? b.data : strdup("");
-}
-
 static void test_smsysd_picks_up(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    tdb_create("pksd", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
+    world_db_create("pksd", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
     f.side = NULL;
     pkf_dv_start(&f, NULL);
     pkf_post(&f, "smsys_smssettings",
@@ -94,26 +69,15 @@ static void test_smsysd_picks_up(void **state)
         pkf_post(&f, "smsys_smses", body);
     }
 
-    snprintf(dir, sizeof(dir), "/tmp/smsys-t-pksd-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(conf, sizeof(conf), "%s/a.conf", dir);
-    snprintf(conf2, sizeof(conf2), "%s/b.conf", dir);
-    snprintf(log_a, sizeof(log_a), "%s/a.log", dir);
-    snprintf(log_b, sizeof(log_b), "%s/b.log", dir);
-    http_port = tu_free_port();
-    http_port2 = tu_free_port();
+    world_mkdir("pksd", dir, sizeof(dir));
+    world_smsysd_init(&sd_a, dir, "a");
+    world_smsysd_init(&sd_b, dir, "b");
     setenv("SMSYS_T_PK_SECRET", "smsys-demo-secret", 1);
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
-    write_conf(conf, &f, f.conninfo, http_port);
-    write_conf(conf2, &f, f.conninfo, http_port2);
-    static char bin[4096];
-    snprintf(bin, sizeof(bin), "%s", tu_bin("smsysd"));
-    char *argv[] = {bin, "--config", conf, NULL};
-    pid_t pid = tu_spawn(argv, log_a, http_port, 10000);
-    assert_true(pid > 0);
-    char *argv2[] = {bin, "--config", conf2, NULL};
-    pid_t pid2 = tu_spawn(argv2, log_b, http_port2, 10000);
-    assert_true(pid2 > 0);
+    write_conf(&sd_a, &f);
+    write_conf(&sd_b, &f);
+    world_smsysd_start(&sd_a, 10000);
+    world_smsysd_start(&sd_b, 10000);
 
     /* Queued reaches Dynamics. */
     int ok = 0;
@@ -129,44 +93,31 @@ static void test_smsysd_picks_up(void **state)
             uv_sleep(100);
     }
     if (!ok) {
-        char *l = read_file(log_a);
-        print_message("%s\n", l);
-        free(l);
+        world_smsysd_print_log(&sd_a, SIZE_MAX);
         fail_msg("the SMS did not reach Queued in Dynamics");
     }
 
-    f.side = PQconnectdb(f.conninfo);
-    assert_int_equal(PQstatus(f.side), CONNECTION_OK);
+    f.side = world_db_connect(f.conninfo);
     assert_int_equal(pkf_int(&f, "SELECT count(*) FROM smsys_message"), 5);
     assert_string_equal(pkf_str(&f, "SELECT DISTINCT recipient FROM smsys_message"),
                         "+989121234567");
     assert_string_equal(pkf_str(&f, "SELECT DISTINCT sender FROM smsys_message"), "3000111");
 
     /* Exactly one of the two holds the Dynamics jobs. */
-    char *la = read_file(log_a), *lb = read_file(log_b);
+    char *la = world_slurp(sd_a.log), *lb = world_slurp(sd_b.log);
     int leaders = (strstr(la, "leader_acquired job=dynamics") != NULL) +
                   (strstr(lb, "leader_acquired job=dynamics") != NULL);
     assert_int_equal(leaders, 1);
     free(la);
     free(lb);
 
-    int st = tu_stop(pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    st = tu_stop(pid2);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    char *l = read_file(log_a);
-    assert_null(strstr(l, "smsys-demo-secret"));
-    free(l);
+    world_smsysd_stop_clean(&sd_a, (const char *const[]){"smsys-demo-secret", NULL});
+    world_smsysd_stop_clean(&sd_b, NULL);
 
     PQfinish(f.side);
     pkf_dv_stop(&f);
-    curl_easy_cleanup(f.curl);
-    tdb_drop(f.dbname);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    world_dv_free(&f.emu);
+    world_cleanup();
 }
 
 int main(void)
@@ -174,5 +125,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smsysd_picks_up),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, world_teardown);
 }

@@ -24,31 +24,6 @@
 #define C1 "c1000000-0000-0000-0000-000000000001"
 #define AC "ac000000-0000-0000-0000-000000000001"
 
-struct wait {
-    int done, rc;
-    struct pickup_result pr;
-    char detail[512];
-};
-
-static void acc_cb(int rc, const struct accounts_result *res, const struct smsys_err *err, void *ud)
-{
-    struct wait *w = ud;
-    (void)res;
-    w->rc = rc;
-    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
-    w->done = 1;
-}
-
-static void pk_cb(int rc, const struct pickup_result *res, const struct smsys_err *err, void *ud)
-{
-    struct wait *w = ud;
-    w->rc = rc;
-    if (res)
-        w->pr = *res;
-    snprintf(w->detail, sizeof(w->detail), "%s", err ? err->detail : "");
-    w->done = 1;
-}
-
 /* The expected error of each template, as in test/unit/test_template.c
  * (there: the parser alone; here: the whole way to the SMS). */
 struct case_ {
@@ -192,10 +167,7 @@ static void test_every_error_on_the_sms(void **state)
              "\"parentcustomerid_account@odata.bind\":\"/accounts(" AC ")\"}");
     struct accounts *a;
     assert_int_equal(accounts_new(&f.loop, f.pool, f.dv, &a), 0);
-    struct wait w = {0};
-    assert_int_equal(accounts_sync(a, acc_cb, &w), 0);
-    assert_int_equal(tu_run_until(&f.loop, &w.done, 20000), 0);
-    assert_int_equal(w.rc, 0);
+    pkf_sync_accounts(&f, a);
 
     for (size_t i = 0; i < NCASES; i++) {
         char name[16];
@@ -211,14 +183,10 @@ static void test_every_error_on_the_sms(void **state)
     struct pickup *p;
     struct smsys_err err = {0};
     assert_int_equal(pickup_new(&f.loop, f.q, f.pool, f.dv, &po, &p, &err), 0);
-    memset(&w, 0, sizeof(w));
-    assert_int_equal(pickup_poll(p, pk_cb, &w), 0);
-    assert_int_equal(tu_run_until(&f.loop, &w.done, 60000), 0);
-    if (w.rc != 0)
-        fail_msg("pickup_poll: %s", w.detail);
-    assert_int_equal(w.pr.records, NCASES + 1);
-    assert_int_equal(w.pr.inserted, NCASES + 1);
-    assert_int_equal(w.pr.failed, NCASES);
+    struct pickup_result pr = pkf_poll(&f, p, 60000);
+    assert_int_equal(pr.records, NCASES + 1);
+    assert_int_equal(pr.inserted, NCASES + 1);
+    assert_int_equal(pr.failed, NCASES);
 
     for (size_t i = 0; i < NCASES; i++) {
         char id[37], want[512];

@@ -15,72 +15,24 @@
 #include "smsys/accounts.h"
 #include "smsys/log.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #define A1 "c1000000-0000-4000-8000-000000000001"
 #define A2 "c1000000-0000-4000-8000-000000000002"
 
 static struct pkf f;
 static struct accounts *acc;
-static char conf[256];
-
-struct run {
-    int code;
-    char *out, *err;
-};
-
-static char *slurp_fd(int fd)
-{
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    ssize_t n;
-    lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-        buf_append(&b, tmp, (size_t)n);
-    close(fd);
-    buf_putc(&b, '\0');
-    return buf_steal(&b);
-}
+static char dir[256], conf[300];
 
 /* smsysctl --config conf ARGS..., waited for. */
-static struct run ctl(const char *const *args)
+static struct world_run ctl(const char *const *args)
 {
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = tu_bin("smsysctl");
-    argv[argc++] = "--config";
-    argv[argc++] = conf;
-    for (int i = 0; args[i] && argc < 31; i++)
-        argv[argc++] = args[i];
-    argv[argc] = NULL;
-    char p1[] = "/tmp/pcli-out.XXXXXX", p2[] = "/tmp/pcli-err.XXXXXX";
-    int fo = mkstemp(p1), fe = mkstemp(p2);
-    assert_true(fo >= 0 && fe >= 0);
-    unlink(p1);
-    unlink(p2);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
+    struct world_run r = world_ctl(conf, args);
     /* The loop's clock stood still while we waited: timers started next
      * (connect and request timeouts) would otherwise fire at once. */
     uv_update_time(&f.loop);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp_fd(fo), slurp_fd(fe)};
     return r;
 }
 
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
+#define run_free world_run_free
 
 static void sync_cb(int rc, const struct accounts_result *res, const struct smsys_err *err,
                     void *ud)
@@ -133,15 +85,9 @@ static int setup(void **state)
     pkf_post(&f, "smsys_smssettings", body);
     setenv("PCLI_TW_TOKEN", TW_TOKEN, 1);
     sync_now();
-    snprintf(conf, sizeof conf, "/tmp/pcli-%d.conf", (int)getpid());
-    FILE *fp = fopen(conf, "w");
-    fprintf(fp,
-            "[dataverse]\nurl = %s\ntoken_url = %s/t/oauth2/v2.0/token\n"
-            "client_id = smsys-demo\nclient_secret = smsys-demo-secret\n"
-            "scope = http://127.0.0.1/.default\n[postgres]\nconninfo = \"%s\"\n",
-            f.root, f.root, f.conninfo);
-    fclose(fp);
-    chmod(conf, 0600);
+    world_mkdir("pcli", dir, sizeof(dir));
+    snprintf(conf, sizeof conf, "%s/pcli.conf", dir);
+    world_conf_write(conf, &(struct world_conf){.dv_root = f.emu.root, .conninfo = f.conninfo});
     unsetenv("SMSYS_CONFIG");
     return 0;
 }
@@ -149,14 +95,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     pkf_close(&f);
-    unlink(conf);
-    return group_teardown(state);
+    int rc = group_teardown(state);
+    world_cleanup();
+    return rc;
 }
 
 static void test_list(void **state)
 {
     (void)state;
-    struct run r = ctl((const char *[]){"providers", "list", "--json", NULL});
+    struct world_run r = ctl((const char *[]){"providers", "list", "--json", NULL});
     assert_int_equal(r.code, 0);
     cJSON *j = cJSON_Parse(r.out);
     assert_non_null(j);
@@ -189,7 +136,7 @@ static void test_list(void **state)
 static void test_balance_and_lines(void **state)
 {
     (void)state;
-    struct run r = ctl((const char *[]){"providers", "balance", "--json", NULL});
+    struct world_run r = ctl((const char *[]){"providers", "balance", "--json", NULL});
     assert_int_equal(r.code, 0);
     cJSON *j = cJSON_Parse(r.out);
     assert_non_null(j);
@@ -246,7 +193,7 @@ static void test_balance_and_lines(void **state)
 static void test_default_switch(void **state)
 {
     (void)state;
-    struct run r = ctl((const char *[]){"providers", "default", "TW", "--json", NULL});
+    struct world_run r = ctl((const char *[]){"providers", "default", "TW", "--json", NULL});
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, A2));
     run_free(&r);
@@ -278,7 +225,7 @@ static void test_default_switch(void **state)
 static void test_send_test_message(void **state)
 {
     (void)state;
-    struct run r =
+    struct world_run r =
         ctl((const char *[]){"providers", "test", "TW", "--to", "+989121234567", "--json", NULL});
     assert_int_equal(r.code, 0);
     run_free(&r);

@@ -1,7 +1,7 @@
 /* Integration tests for the durable queue (src/queue*.c, src/outbox.c,
  * sql/002_queue.sql) against the real test PostgreSQL. Each test runs in
- * its own fresh database smsys_q_<pid>_<n>, created with the sql/ files
- * applied in order and dropped afterwards. A blocking side connection
+ * its own fresh database (world_pg_open: smsys_t_q<n>_<pid>, migrated
+ * with sql/) dropped afterwards. A blocking side connection
  * plays "another client" to inspect and to tamper (expire leases, kill
  * backends). */
 #include <setjmp.h>
@@ -15,8 +15,8 @@
 #include "smsys/smpp_receipt.h"
 #include "smsys/util.h"
 #include "../lib/testutil.h"
+#include "../lib/world.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,85 +30,15 @@
 #define ACC_I "dddddddd-0000-4000-8000-000000000004" /* idempotent provider */
 
 struct env {
-    char dbname[64];
-    char conninfo[1024];
-    PGconn *admin;
-    PGconn *side;
+    struct world_pg pg; /* fresh per test */
     uv_loop_t loop;
     struct pg_pool *pool;
     struct queue *q;
 };
 
-static int g_dbn;
+static int g_dbn; /* tests so far: part of the database name and of ids */
 
-/* ---- database per test ------------------------------------------------ */
-
-/* conninfo of the test server with dbname replaced. */
-static void conninfo_for(const char *db, char *out, size_t len)
-{
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(tu_pg_conninfo(), &errmsg);
-    assert_non_null(opts);
-    size_t o = 0;
-    out[0] = '\0';
-    for (PQconninfoOption *p = opts; p->keyword; p++) {
-        const char *v = strcmp(p->keyword, "dbname") == 0 ? db : p->val;
-        if (v == NULL || *v == '\0')
-            continue;
-        int n = snprintf(out + o, len - o, "%s%s='%s'", o ? " " : "", p->keyword, v);
-        assert_true(n > 0 && (size_t)n < len - o);
-        o += (size_t)n;
-    }
-    PQconninfoFree(opts);
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%.200s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
-static int name_cmp(const struct dirent **a, const struct dirent **b)
-{
-    return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-static int is_sql(const struct dirent *d)
-{
-    size_t n = strlen(d->d_name);
-    return n > 4 && strcmp(d->d_name + n - 4, ".sql") == 0;
-}
-
-/* Applies sql/NNN_*.sql in order (the migrate module is not on main yet). */
-static void apply_migrations(PGconn *c)
-{
-    char dir[1024];
-    snprintf(dir, sizeof(dir), "%s", tu_src("sql"));
-    struct dirent **list;
-    int n = scandir(dir, &list, is_sql, name_cmp);
-    assert_true(n > 0);
-    for (int i = 0; i < n; i++) {
-        char path[2048];
-        snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
-        FILE *f = fopen(path, "rb");
-        assert_non_null(f);
-        fseek(f, 0, SEEK_END);
-        long sz = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        char *sql = malloc((size_t)sz + 1);
-        assert_non_null(sql);
-        assert_int_equal(fread(sql, 1, (size_t)sz, f), (size_t)sz);
-        sql[sz] = '\0';
-        fclose(f);
-        exec_ok(c, sql);
-        free(sql);
-        free(list[i]);
-    }
-    free(list);
-}
+#define exec_ok(c, sql) world_sql_exec(c, sql)
 
 static struct queue_opts g_opts = {
     .backoff_base_ms = 1000,
@@ -123,28 +53,16 @@ static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
     assert_non_null(e);
-    snprintf(e->dbname, sizeof(e->dbname), "smsys_q_%d_%d", (int)getpid(), ++g_dbn);
-    e->admin = PQconnectdb(tu_pg_conninfo());
-    assert_int_equal(PQstatus(e->admin), CONNECTION_OK);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", e->dbname);
-    exec_ok(e->admin, sql);
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", e->dbname);
-    exec_ok(e->admin, sql);
-    conninfo_for(e->dbname, e->conninfo, sizeof(e->conninfo));
-    e->side = PQconnectdb(e->conninfo);
-    assert_int_equal(PQstatus(e->side), CONNECTION_OK);
-    exec_ok(e->side, "SET client_min_messages = warning");
-    apply_migrations(e->side);
-    exec_ok(e->side, "INSERT INTO smsys_account (id, name, provider, max_retries, failover_order, "
+    char tag[16];
+    snprintf(tag, sizeof(tag), "q%d", ++g_dbn);
+    world_pg_open(&e->pg, tag);
+    exec_ok(e->pg.c, "INSERT INTO smsys_account (id, name, provider, max_retries, failover_order, "
                      "idempotent) VALUES "
                      "('" ACC_A "', 'A', 'smpp', 2, 1, false), "
                      "('" ACC_B "', 'B', 'smpp', 2, 2, false), "
                      "('" ACC_C "', 'C', 'smpp', 2, NULL, false), "
                      "('" ACC_I "', 'I', 'kavenegar', 2, NULL, true)");
-    assert_int_equal(uv_loop_init(&e->loop), 0);
-    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 2, &e->pool), 0);
-    assert_int_equal(queue_new(&e->loop, e->pool, &g_opts, &e->q), 0);
+    world_queue_open(&e->loop, e->pg.conninfo, 2, &g_opts, &e->pool, &e->q);
     *state = e;
     return 0;
 }
@@ -164,15 +82,8 @@ static void close_pool(uv_loop_t *loop, struct pg_pool *pool)
 static int teardown(void **state)
 {
     struct env *e = *state;
-    close_pool(&e->loop, e->pool);
-    queue_free(e->q);
-    assert_int_equal(tu_loop_handles(&e->loop), 0);
-    assert_int_equal(tu_loop_close(&e->loop), 0);
-    PQfinish(e->side);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", e->dbname);
-    exec_ok(e->admin, sql);
-    PQfinish(e->admin);
+    world_queue_close(&e->loop, e->pool, e->q);
+    world_pg_close(&e->pg);
     free(e);
     return 0;
 }
@@ -180,21 +91,13 @@ static int teardown(void **state)
 /* ---- helpers ---------------------------------------------------------- */
 
 /* First column of the first row of a side query, as a long long. */
-static long long side_int(struct env *e, const char *sql)
-{
-    PGresult *r = PQexec(e->side, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(e->side));
-    long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
+#define side_int(e, sql) world_sql_int((e)->pg.c, sql)
 
 static char *side_str(struct env *e, const char *sql)
 {
-    PGresult *r = PQexec(e->side, sql);
+    PGresult *r = PQexec(e->pg.c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(e->side));
+        fail_msg("%s: %s", sql, PQerrorMessage(e->pg.c));
     char *v = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
     return v;
@@ -542,7 +445,7 @@ static void test_claim_two_pools_disjoint(void **state)
         enqueue_n(e, e->q, i % 2 ? ACC_A : ACC_B, "two", 500, 0, NULL);
     struct pg_pool *pool2;
     struct queue *q2;
-    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 2, &pool2), 0);
+    assert_int_equal(pg_pool_new(&e->loop, e->pg.conninfo, 2, &pool2), 0);
     assert_int_equal(queue_new(&e->loop, pool2, &g_opts, &q2), 0);
     int64_t *all = calloc(2 * N, sizeof(int64_t));
     assert_non_null(all);
@@ -646,7 +549,7 @@ static void test_retries_then_failed(void **state)
     struct claim_wait cw;
     int64_t prev_delay = 0;
     for (int attempt = 1; attempt <= 3; attempt++) {
-        exec_ok(e->side, "UPDATE smsys_message SET next_attempt_at = now()");
+        exec_ok(e->pg.c, "UPDATE smsys_message SET next_attempt_at = now()");
         assert_int_equal(claim(e, ACC_A, 10, 60000, &cw), 1);
         assert_int_equal(cw.attempts[0], attempt);
         int64_t before = util_wall_us();
@@ -668,17 +571,17 @@ static void test_retries_then_failed(void **state)
     char *s = msg_str(e, id, "last_error");
     assert_string_equal(s, "retries used up: ESME_RTHROTTLED");
     free(s);
-    exec_ok(e->side, "UPDATE smsys_message SET next_attempt_at = now()");
+    exec_ok(e->pg.c, "UPDATE smsys_message SET next_attempt_at = now()");
     assert_int_equal(claim(e, ACC_A, 10, 60000, &cw), 0);
     /* The cap: attempt 4 would be 8 s but the cap is 4 s. */
-    exec_ok(e->side, "UPDATE smsys_message SET state = 20, attempts = 4, max_retries = 9");
+    exec_ok(e->pg.c, "UPDATE smsys_message SET state = 20, attempts = 4, max_retries = 9");
     int64_t before = util_wall_us();
     struct queue_result r = {.id = id, .rc = SMSYS_ETEMP};
     struct rec_wait w;
     record(e, &r, 1, &w);
     assert_true(w.o[0].next_attempt_us - before <= 4100000);
     /* operator retry: Failed -> Queued with a fresh budget */
-    exec_ok(e->side, "UPDATE smsys_message SET state = 6, final_at = now()");
+    exec_ok(e->pg.c, "UPDATE smsys_message SET state = 6, final_at = now()");
     struct count_wait c = {0};
     assert_int_equal(queue_retry_failed(e->q, util_wall_us() - 60000000, 0, count_cb, &c), 0);
     assert_int_equal(wait_count(e, &c), 1);
@@ -712,7 +615,7 @@ static void test_pause_and_failover(void **state)
     assert_int_equal(side_int(e, "SELECT count(*) FROM smsys_message WHERE account_id = '" ACC_C
                                  "' AND state = 3"),
                      3);
-    exec_ok(e->side,
+    exec_ok(e->pg.c,
             "UPDATE smsys_account SET paused_until = now() - interval '1 s' WHERE id = '" ACC_C
             "'");
     assert_int_equal(claim(e, ACC_C, 10, 60000, &cw), 3);
@@ -853,9 +756,9 @@ static void test_msgid_c_and_sql_agree(void **state)
         assert_int_equal(rw.matched, tab[i].match);
         assert_int_equal(msg_int(e, id[i], "state"), tab[i].match ? QUEUE_DELIVERED : QUEUE_SENT);
         /* Out of the way of the next rows: no candidates, no early receipts. */
-        exec_ok(e->side, "UPDATE smsys_message SET provider_id_canon = NULL, "
+        exec_ok(e->pg.c, "UPDATE smsys_message SET provider_id_canon = NULL, "
                          "provider_id_alt = NULL");
-        exec_ok(e->side, "DELETE FROM smsys_receipt");
+        exec_ok(e->pg.c, "DELETE FROM smsys_receipt");
     }
     /* The queue takes ids up to 100 characters (HTTP panels); SMPP's
      * limit is 65, the longest id an SMSC may send. */
@@ -888,9 +791,9 @@ static void test_reap_expired_leases(void **state)
                                  "FROM smsys_message WHERE state = 20), 'test')"),
                      5);
     /* ... then the claimer "crashed": its leases run out (marks move along) */
-    exec_ok(e->side, "UPDATE smsys_message SET lease_until = lease_until - interval '1 hour' "
+    exec_ok(e->pg.c, "UPDATE smsys_message SET lease_until = lease_until - interval '1 hour' "
                      "WHERE state = 20");
-    exec_ok(e->side, "UPDATE smsys_handover SET lease_until = lease_until - interval '1 hour'");
+    exec_ok(e->pg.c, "UPDATE smsys_handover SET lease_until = lease_until - interval '1 hour'");
     memset(&c, 0, sizeof(c));
     assert_int_equal(queue_reap(e->q, 100, count_cb, &c), 0);
     assert_int_equal(wait_count(e, &c), 5);
@@ -966,7 +869,7 @@ static void test_outbox_coalescing(void **state)
     struct claim_wait cw;
     assert_int_equal(claim(e, ACC_A, 1, 60000, &cw), 1);
     record1(e, id, SMSYS_ETEMP, NULL, "HTTP 502");
-    exec_ok(e->side, "UPDATE smsys_message SET next_attempt_at = now()");
+    exec_ok(e->pg.c, "UPDATE smsys_message SET next_attempt_at = now()");
     assert_int_equal(claim(e, ACC_A, 1, 60000, &cw), 1);
     record1(e, id, 0, "42", NULL);
     struct rcpt_wait rw;
@@ -989,7 +892,7 @@ static void test_outbox_coalescing(void **state)
     assert_non_null(strstr(w.fields[0], "Z\""));
 
     /* a change lands while the writer is writing: the stale ack keeps it */
-    exec_ok(e->side, "SELECT smsys_q_wb(array_agg(id)) FROM smsys_message");
+    exec_ok(e->pg.c, "SELECT smsys_q_wb(array_agg(id)) FROM smsys_message");
     struct queue_wb_ack ack = {.activity_id = w.act[0], .version = w.version[0]};
     struct count_wait c = {0};
     assert_int_equal(outbox_done(e->q, &ack, 1, count_cb, &c), 0);
@@ -1007,7 +910,7 @@ static void test_outbox_coalescing(void **state)
     assert_int_equal(outbox_take(e->q, 10, ob_cb, &w), 0);
     assert_int_equal(tu_run_until(&e->loop, &w.done, 10000), 0);
     assert_int_equal(w.n, 0); /* not due yet */
-    exec_ok(e->side, "UPDATE smsys_writeback SET next_attempt_at = now()");
+    exec_ok(e->pg.c, "UPDATE smsys_writeback SET next_attempt_at = now()");
     memset(&w, 0, sizeof(w));
     assert_int_equal(outbox_take(e->q, 10, ob_cb, &w), 0);
     assert_int_equal(tu_run_until(&e->loop, &w.done, 10000), 0);
@@ -1038,7 +941,7 @@ static void test_statecode_mapping(void **state)
                  "UPDATE smsys_message SET state = %d WHERE id = %lld; SELECT "
                  "smsys_q_wb(ARRAY[%lld::bigint])",
                  map[i].state, (long long)id, (long long)id);
-        exec_ok(e->side, sql);
+        exec_ok(e->pg.c, sql);
         long long v = side_int(e, "SELECT (fields->>'smsys_status')::int * 10000 + "
                                   "(fields->>'statecode')::int * 100 + "
                                   "(fields->>'statuscode')::int FROM smsys_writeback");
@@ -1080,7 +983,7 @@ static void test_lasterror_persian_cut(void **state)
                                  "smsys_writeback"),
                      2 * QUEUE_LASTERROR_MAX);
     /* retries used up: the prefix pushes it over; the write-back still cuts */
-    exec_ok(e->side, "UPDATE smsys_message SET state = 20, attempts = 9");
+    exec_ok(e->pg.c, "UPDATE smsys_message SET state = 20, attempts = 9");
     record1(e, id, SMSYS_ETEMP, NULL, big);
     char *s = side_str(e, "SELECT char_length(fields->>'smsys_lasterror') || '/' || "
                           "(fields->>'smsys_lasterror' LIKE 'retries used up: ' || chr(65533) || "
@@ -1125,7 +1028,7 @@ static void test_leader_election(void **state)
     struct env *e = *state;
     struct pg_pool *pool2;
     struct queue *q2;
-    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 2, &pool2), 0);
+    assert_int_equal(pg_pool_new(&e->loop, e->pg.conninfo, 2, &pool2), 0);
     assert_int_equal(queue_new(&e->loop, pool2, &g_opts, &q2), 0);
     struct lead_wait w1, w2;
     lead_try(e, e->q, &w1);
@@ -1140,7 +1043,7 @@ static void test_leader_election(void **state)
     assert_true(pid > 0);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld)", pid);
-    exec_ok(e->side, sql);
+    exec_ok(e->pg.c, sql);
     assert_int_equal(tu_run_until(&e->loop, &w1.lost, 10000), 0);
     assert_int_equal(w1.lost, 1);
     queue_leader_release(w1.ld);
@@ -1228,7 +1131,7 @@ static void test_stats_and_receipt_deadline(void **state)
     struct count_wait c = {0};
     assert_int_equal(queue_expire_receipts(e->q, 100, count_cb, &c), 0);
     assert_int_equal(wait_count(e, &c), 0);
-    exec_ok(e->side, "UPDATE smsys_message SET receipt_deadline = now() - interval '1 s' "
+    exec_ok(e->pg.c, "UPDATE smsys_message SET receipt_deadline = now() - interval '1 s' "
                      "WHERE state = 4");
     memset(&c, 0, sizeof(c));
     assert_int_equal(queue_expire_receipts(e->q, 100, count_cb, &c), 0);
@@ -1251,14 +1154,14 @@ static void test_stats_and_receipt_deadline(void **state)
 
     /* retention: not while its write-back is pending, then with receipts */
     receipt(e, ACC_A, "never-matched", CONN_ST_DELIVERED, &rw);
-    exec_ok(e->side, "UPDATE smsys_message SET final_at = now() - interval '40 days' "
+    exec_ok(e->pg.c, "UPDATE smsys_message SET final_at = now() - interval '40 days' "
                      "WHERE state = 5");
-    exec_ok(e->side, "UPDATE smsys_receipt SET received_at = now() - interval '40 days'");
+    exec_ok(e->pg.c, "UPDATE smsys_receipt SET received_at = now() - interval '40 days'");
     int64_t cutoff = util_wall_us() - 30LL * 86400 * 1000000;
     memset(&c, 0, sizeof(c));
     assert_int_equal(queue_purge(e->q, cutoff, 100, count_cb, &c), 0);
     assert_int_equal(wait_count(e, &c), 0);
-    exec_ok(e->side, "DELETE FROM smsys_writeback");
+    exec_ok(e->pg.c, "DELETE FROM smsys_writeback");
     memset(&c, 0, sizeof(c));
     assert_int_equal(queue_purge(e->q, cutoff, 100, count_cb, &c), 0);
     assert_int_equal(wait_count(e, &c), 1);
@@ -1280,7 +1183,7 @@ static void test_leader_lost_on_pool_close(void **state)
     queue_leader_release(w.ld);
     assert_int_equal(tu_run_until(&e->loop, &closed, 10000), 0);
     /* teardown must not close it twice: a fresh pool for it */
-    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 1, &e->pool), 0);
+    assert_int_equal(pg_pool_new(&e->loop, e->pg.conninfo, 1, &e->pool), 0);
 }
 
 /* Not asserted: a throughput figure for the report. */

@@ -22,39 +22,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tdb.h"
+#include "world.h"
 
 #define ACC_A "aaaaaaaa-0000-4000-8000-00000000000a" /* no idempotency */
 #define ACC_I "dddddddd-0000-4000-8000-00000000000d" /* idempotent provider */
 #define OWNER "host:1"
 
 struct env {
-    char dbname[128];
-    char conninfo[1024];
-    PGconn *side;
+    struct world_pg pg; /* fresh per test */
     uv_loop_t loop;
     struct pg_pool *pool;
     struct queue *q;
 };
 
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%.200s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
-static long long side_int(struct env *e, const char *sql)
-{
-    PGresult *r = PQexec(e->side, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(e->side));
-    long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
+#define exec_ok(c, sql)  world_sql_exec(c, sql)
+#define side_int(e, sql) world_sql_int((e)->pg.c, sql)
 
 static long long msg_int(struct env *e, int64_t id, const char *col)
 {
@@ -80,37 +62,20 @@ static int setup(void **state)
     assert_non_null(e);
     char tag[16];
     snprintf(tag, sizeof(tag), "qh%d", ++n);
-    tdb_create(tag, e->dbname, sizeof(e->dbname), e->conninfo, sizeof(e->conninfo));
-    struct smsys_err err = {0};
-    assert_true(migrate_apply(e->conninfo, tu_src("sql"), 0, &err) >= 0);
-    e->side = PQconnectdb(e->conninfo);
-    assert_int_equal(PQstatus(e->side), CONNECTION_OK);
-    exec_ok(e->side, "INSERT INTO smsys_account (id, name, provider, max_retries, idempotent) "
+    world_pg_open(&e->pg, tag);
+    exec_ok(e->pg.c, "INSERT INTO smsys_account (id, name, provider, max_retries, idempotent) "
                      "VALUES ('" ACC_A "', 'A', 'smpp', 2, false), "
                      "('" ACC_I "', 'I', 'kavenegar', 2, true)");
-    assert_int_equal(uv_loop_init(&e->loop), 0);
-    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 2, &e->pool), 0);
-    assert_int_equal(queue_new(&e->loop, e->pool, NULL, &e->q), 0);
+    world_queue_open(&e->loop, e->pg.conninfo, 2, NULL, &e->pool, &e->q);
     *state = e;
     return 0;
-}
-
-static void closed_cb(void *ud)
-{
-    (*(int *)ud)++;
 }
 
 static int teardown(void **state)
 {
     struct env *e = *state;
-    int closed = 0;
-    pg_pool_close(e->pool, closed_cb, &closed);
-    assert_int_equal(tu_run_until(&e->loop, &closed, 10000), 0);
-    queue_free(e->q);
-    assert_int_equal(tu_loop_handles(&e->loop), 0);
-    assert_int_equal(tu_loop_close(&e->loop), 0);
-    PQfinish(e->side);
-    tdb_drop(e->dbname);
+    world_queue_close(&e->loop, e->pool, e->q);
+    world_pg_close(&e->pg);
     free(e);
     return 0;
 }
@@ -126,10 +91,10 @@ static void enqueue(struct env *e, const char *account, const char *tag, int n, 
              "max_retries, state) SELECT '%s'||g, '%s', '+98912000'||lpad(g::text, 4, '0'), "
              "'hi', 1, 2, 3 FROM generate_series(1, %d) g",
              tag, account, n);
-    exec_ok(e->side, sql);
+    exec_ok(e->pg.c, sql);
     snprintf(sql, sizeof(sql),
              "SELECT id FROM smsys_message WHERE idem_key LIKE '%s%%' ORDER BY id", tag);
-    PGresult *r = PQexec(e->side, sql);
+    PGresult *r = PQexec(e->pg.c, sql);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_int_equal(PQntuples(r), n);
     for (int i = 0; i < n; i++)
@@ -234,9 +199,9 @@ static int64_t reap(struct env *e)
  * their claims (a mark names its claim by owner and lease). */
 static void expire_all(struct env *e)
 {
-    exec_ok(e->side, "UPDATE smsys_message SET lease_until = lease_until - interval '1 hour' "
+    exec_ok(e->pg.c, "UPDATE smsys_message SET lease_until = lease_until - interval '1 hour' "
                      "WHERE state = 20");
-    exec_ok(e->side, "UPDATE smsys_handover SET lease_until = lease_until - interval '1 hour'");
+    exec_ok(e->pg.c, "UPDATE smsys_handover SET lease_until = lease_until - interval '1 hour'");
 }
 
 struct rec_wait {
@@ -285,7 +250,7 @@ static void test_mark_only_own_live_lease(void **state)
     snprintf(sql, sizeof(sql),
              "UPDATE smsys_message SET lease_until = now() - interval '1 s' WHERE id = %lld",
              (long long)a[3]);
-    exec_ok(e->side, sql);
+    exec_ok(e->pg.c, sql);
     int64_t mixed[6] = {a[0], a[1], a[2], a[3], a[4], a[5]};
     assert_int_equal(mark(e, OWNER, mixed, 6, &mw), 3);
     assert_true(has_id(&mw, a[0]) && has_id(&mw, a[1]) && has_id(&mw, a[2]));
@@ -373,7 +338,7 @@ static void test_new_claim_starts_unmarked(void **state)
     assert_int_equal(tu_run_until(&e->loop, &rw.done, 20000), 0);
     assert_int_equal(rw.rc, 0);
     assert_int_equal(rw.o[0].state, QUEUE_RETRYING);
-    exec_ok(e->side, "UPDATE smsys_message SET next_attempt_at = now() - interval '1 s'");
+    exec_ok(e->pg.c, "UPDATE smsys_message SET next_attempt_at = now() - interval '1 s'");
     assert_int_equal(claim(e, ACC_A, 1, 60000, &cw), 1);
     assert_int_equal(cw.attempts[0], 2);
     /* killed before this claim was handed over */
@@ -437,14 +402,14 @@ static void test_mark_racing_the_reaper(void **state)
     struct claim_wait cw;
     assert_int_equal(claim(e, ACC_A, 3, 1500, &cw), 3);
     char sql[256];
-    exec_ok(e->side, "BEGIN");
+    exec_ok(e->pg.c, "BEGIN");
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM smsys_q_handing('{%lld,%lld}', '" OWNER "')",
              (long long)a[0], (long long)a[1]);
     assert_int_equal(side_int(e, sql), 2);
     sleep_ms(1700);               /* the lease runs out while the mark is not committed */
     assert_int_equal(reap(e), 1); /* a[2] only: a[0], a[1] are held by the mark */
     assert_int_equal(msg_int(e, a[2], "state"), QUEUE_QUEUED);
-    exec_ok(e->side, "COMMIT");
+    exec_ok(e->pg.c, "COMMIT");
     assert_int_equal(reap(e), 2);
     assert_int_equal(msg_int(e, a[0], "state"), QUEUE_UNKNOWN);
     assert_int_equal(msg_int(e, a[1], "state"), QUEUE_UNKNOWN);

@@ -12,6 +12,7 @@
 #include "smsys/error.h"
 #include "smsys/migrate.h"
 #include "tdb.h"
+#include "world.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,57 +23,19 @@
 #define B2  "b0000000-0000-4000-8000-000000000002"
 #define B3  "b0000000-0000-4000-8000-000000000003"
 
-struct env {
-    char db[64];
-    char conninfo[1024];
-    PGconn *c;
-};
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%.300s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
-static long long num(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%.300s: %s", sql, PQerrorMessage(c));
-    long long v = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
+/* The test's database (fresh per test) and its connection. */
+#define exec_ok(c, sql) world_sql_exec(c, sql)
+#define num(c, sql)     world_sql_one(c, sql)
 
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof(*e));
-    tdb_create("held", e->db, sizeof(e->db), e->conninfo, sizeof(e->conninfo));
-    char dir[1024];
-    snprintf(dir, sizeof(dir), "%s/sql", getenv("SMSYS_SRC") ? getenv("SMSYS_SRC") : ".");
-    struct smsys_err err = {0};
-    int n = migrate_apply(e->conninfo, dir, 0, &err);
-    if (n < 9)
-        fail_msg("migrate_apply: %d %s", n, err.detail);
-    e->c = PQconnectdb(e->conninfo);
-    assert_int_equal(PQstatus(e->c), CONNECTION_OK);
-    PQsetNoticeProcessor(e->c, tdb_quiet, NULL);
+    struct world_pg *e = world_pg_new("held", 1);
+    if (e->migrations < 9)
+        fail_msg("migrate_apply: %d", e->migrations);
     /* not idempotent: an unknown outcome becomes Unknown (21) */
     exec_ok(e->c, "INSERT INTO smsys_account (id, name, provider, max_retries) "
                   "VALUES ('" ACC "', 'a', 'kavenegar', 5)");
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct env *e = *state;
-    PQfinish(e->c);
-    tdb_drop(e->db);
-    free(e);
     return 0;
 }
 
@@ -86,7 +49,7 @@ static int teardown(void **state)
     "SELECT 1 FROM smsys_bulk_member mb WHERE mb.bulk_id = q.bulk_id AND mb.message_id = q.id "    \
     "AND mb.step = 2))"
 
-static void check(struct env *e, const char *step)
+static void check(struct world_pg *e, const char *step)
 {
     long long bad = num(e->c, INVARIANT);
     if (bad != 0)
@@ -94,14 +57,14 @@ static void check(struct env *e, const char *step)
 }
 
 /* Runs sql (a step), then checks the invariant. */
-static void step(struct env *e, const char *sql)
+static void step(struct world_pg *e, const char *sql)
 {
     exec_ok(e->c, sql);
     check(e, sql);
 }
 
 /* Claims up to lim; returns bulk messages claimed * 1000 + others. */
-static long long claim(struct env *e, int lim)
+static long long claim(struct world_pg *e, int lim)
 {
     char sql[256];
     snprintf(sql, sizeof(sql),
@@ -115,7 +78,7 @@ static long long claim(struct env *e, int lim)
 }
 
 /* One send result of kind for the message of member key (bulk B1). */
-static void record(struct env *e, const char *key, int kind)
+static void record(struct world_pg *e, const char *key, int kind)
 {
     char sql[1024];
     snprintf(sql, sizeof(sql),
@@ -128,7 +91,7 @@ static void record(struct env *e, const char *key, int kind)
     step(e, sql);
 }
 
-static long long state_of(struct env *e, const char *key)
+static long long state_of(struct world_pg *e, const char *key)
 {
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT state FROM smsys_message WHERE idem_key = 'bulk:" B1 ":%s'",
@@ -137,7 +100,7 @@ static long long state_of(struct env *e, const char *key)
 }
 
 /* smsys_q_enqueue of one message, with or without a bulk. */
-static void enqueue(struct env *e, const char *key, const char *bulk)
+static void enqueue(struct world_pg *e, const char *key, const char *bulk)
 {
     char sql[1024];
     snprintf(sql, sizeof(sql),
@@ -150,7 +113,7 @@ static void enqueue(struct env *e, const char *key, const char *bulk)
 }
 
 /* A bulk of account ACC in state Sending with n rendered members k1..kn. */
-static void bulk_sending(struct env *e, const char *id, int n)
+static void bulk_sending(struct world_pg *e, const char *id, int n)
 {
     char sql[1024];
     snprintf(sql, sizeof(sql),
@@ -170,7 +133,7 @@ static void bulk_sending(struct env *e, const char *id, int n)
     step(e, sql);
 }
 
-static long long held_of(struct env *e, const char *key)
+static long long held_of(struct world_pg *e, const char *key)
 {
     char sql[256];
     snprintf(sql, sizeof(sql),
@@ -183,7 +146,7 @@ static long long held_of(struct env *e, const char *key)
  * messages that may go. */
 static void test_held_transitions(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     bulk_sending(e, B1, 10);
     enqueue(e, "s1", NULL);
     enqueue(e, "s2", NULL);
@@ -295,7 +258,7 @@ static void test_held_transitions(void **state)
  * singles and reads no held row from the ready index. */
 static void test_claim_reads_no_held_row(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     bulk_sending(e, B1, 2000);
     step(e, "SELECT count(*) FROM smsys_bulk_next_chunk('" B1 "', 2000, 100::smallint)");
     step(e, "SELECT smsys_bulk_release('" B1 "', ARRAY(SELECT 'k' || i FROM "
@@ -335,7 +298,7 @@ static void test_claim_reads_no_held_row(void **state)
  * still). */
 static void test_optout_and_failover_reach_held(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     exec_ok(e->c, "INSERT INTO smsys_account (id, name, provider, failover_order) VALUES "
                   "('cccccccc-0000-4000-8000-000000000003', 'c', 'kavenegar', 2)");
     exec_ok(e->c, "UPDATE smsys_account SET failover_order = 1 WHERE id = '" ACC "'");
@@ -386,7 +349,7 @@ static void note_cb(void *arg, const char *msg)
  * smsys_receipt is an index scan, after thousands of calls. */
 static void test_receipt_plan_uses_index(void **state)
 {
-    struct env *e = *state;
+    struct world_pg *e = *state;
     exec_ok(e->c, "LOAD 'auto_explain'");
     exec_ok(e->c, "SET auto_explain.log_nested_statements = on");
     exec_ok(e->c, "SET auto_explain.log_level = notice");
@@ -421,10 +384,11 @@ static void test_receipt_plan_uses_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_held_transitions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim_reads_no_held_row, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_optout_and_failover_reach_held, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_receipt_plan_uses_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_transitions, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_reads_no_held_row, setup, world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_optout_and_failover_reach_held, setup,
+                                        world_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_plan_uses_index, setup, world_pg_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,6 @@
 #include <uv.h>
 
 #include "smsys/connmgr.h"
-#include "smsys/migrate.h"
 #include "smsys/pg.h"
 #include "smsys/queue.h"
 #include "smsys/sender.h"
@@ -25,13 +24,12 @@
 #include "testutil.h"
 
 #include "smpp_fixture.h"
-#include "tdb.h"
+#include "world.h"
 
 #define ACC "6a0d2b6e-1f6c-4a7e-9a55-0d3f2a1b0001"
 
 struct env {
-    char dbname[128], conninfo[1024];
-    PGconn *side;
+    struct world_pg pg; /* fresh per test: name, conninfo, c */
     struct simproc sim;
     uv_loop_t loop;
     struct pg_pool *pool, *pool2;
@@ -49,20 +47,17 @@ static PGresult *sql(struct env *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    PGresult *r = PQexec(e->side, buf);
+    PGresult *r = PQexec(e->pg.c, buf);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", buf, PQerrorMessage(e->side));
+        fail_msg("%s: %s", buf, PQerrorMessage(e->pg.c));
     return r;
 }
 
-static long long sql_int(struct env *e, const char *q)
-{
-    PGresult *r = sql(e, "%s", q);
-    long long v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
+/* One number (-1 for no row or NULL), and waiting for one while the
+ * loop runs. */
+#define sql_int(e, q)            world_sql_val((e)->pg.c, q)
+#define wait_sql(e, q, want, ms) world_loop_wait_sql(&(e)->loop, (e)->pg.c, q, want, ms)
 
 static struct queue_opts g_qopts = {
     .backoff_base_ms = 100,
@@ -77,11 +72,7 @@ static void env_up(struct env *e, const char *const *simflags, int max_retries)
 {
     char name[16];
     snprintf(name, sizeof(name), "snd%d", ++g_seq);
-    tdb_create(name, e->dbname, sizeof(e->dbname), e->conninfo, sizeof(e->conninfo));
-    struct smsys_err err = {0};
-    assert_true(migrate_apply(e->conninfo, tu_src("sql"), 0, &err) >= 0);
-    e->side = PQconnectdb(e->conninfo);
-    assert_int_equal(PQstatus(e->side), CONNECTION_OK);
+    world_pg_open(&e->pg, name);
     sim_start(&e->sim, simflags);
     PQclear(sql(e,
                 "INSERT INTO smsys_account (id, name, provider, max_retries, config) VALUES "
@@ -90,7 +81,7 @@ static void env_up(struct env *e, const char *const *simflags, int max_retries)
                 "\"reconnect_min_ms\":50,\"reconnect_max_ms\":200,\"throttle_pause_ms\":20}')",
                 max_retries, e->sim.port));
     assert_int_equal(uv_loop_init(&e->loop), 0);
-    assert_int_equal(pg_pool_new(&e->loop, e->conninfo, 3, &e->pool), 0);
+    assert_int_equal(pg_pool_new(&e->loop, e->pg.conninfo, 3, &e->pool), 0);
     assert_int_equal(queue_new(&e->loop, e->pool, &g_qopts, &e->q), 0);
 }
 
@@ -141,9 +132,8 @@ static void close_all(struct env *e)
     }
     assert_int_equal(tu_loop_handles(&e->loop), 0);
     assert_int_equal(tu_loop_close(&e->loop), 0);
-    PQfinish(e->side);
     sim_stop(&e->sim);
-    tdb_drop(e->dbname);
+    world_pg_close(&e->pg);
 }
 
 /* Inserts n messages to numbers 98912000xxxx (+ suffix), blocking. */
@@ -157,43 +147,6 @@ static void enqueue(struct env *e, int n, const char *suffix)
                 "'hello '||g, 1, (SELECT max_retries FROM smsys_account), 3 FROM s",
                 n, suffix, suffix));
     PQclear(sql(e, "NOTIFY smsys_queue, '" ACC "'"));
-}
-
-/* Runs the loop until the SQL count query returns want, polling every 50 ms. */
-struct waitq {
-    struct env *e;
-    const char *q;
-    long long want;
-    int done;
-};
-
-static void wait_timer_cb(uv_timer_t *t)
-{
-    struct waitq *w = t->data;
-    if (sql_int(w->e, w->q) == w->want) {
-        w->done = 1;
-        uv_timer_stop(t);
-    }
-}
-
-static void handle_closed_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
-static int wait_sql(struct env *e, const char *q, long long want, unsigned timeout_ms)
-{
-    struct waitq w = {e, q, want, 0};
-    uv_timer_t t;
-    uv_timer_init(&e->loop, &t);
-    t.data = &w;
-    uv_timer_start(&t, wait_timer_cb, 20, 50);
-    int rc = tu_run_until(&e->loop, &w.done, timeout_ms);
-    uv_close((uv_handle_t *)&t, handle_closed_cb);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-    if (rc != 0)
-        fprintf(stderr, "wait_sql timed out: %s = %lld, want %lld\n", q, sql_int(e, q), want);
-    return rc;
 }
 
 /* submit_sm lines in the simulator's log per destination. */
@@ -216,35 +169,6 @@ static int sim_submits(struct env *e, const char *dst, int accepted_only)
     return n;
 }
 
-/* The largest number of submit_sm any one destination got. */
-static int sim_max_per_dst(struct env *e, int *total)
-{
-    struct simlog lg;
-    sim_log_read(&e->sim, &lg);
-    cJSON *seen = cJSON_CreateObject();
-    int mx = 0;
-    *total = 0;
-    for (size_t i = 0; i < lg.n; i++) {
-        if (!is_cmd(lg.line[i], "submit_sm"))
-            continue;
-        const char *d = jstr(lg.line[i], "dst");
-        if (!d)
-            continue;
-        (*total)++;
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(seen, d);
-        int c = v ? v->valueint + 1 : 1;
-        if (v)
-            cJSON_SetNumberValue(v, c);
-        else
-            cJSON_AddNumberToObject(seen, d, 1);
-        if (c > mx)
-            mx = c;
-    }
-    cJSON_Delete(seen);
-    sim_log_free(&lg);
-    return mx;
-}
-
 static void test_sent_then_delivered(void **state)
 {
     (void)state;
@@ -260,7 +184,7 @@ static void test_sent_then_delivered(void **state)
     assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_receipt WHERE message_id IS NULL"), 0);
     assert_int_equal(connmgr_count(e.m), 1);
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     assert_int_equal(total, 200);
     /* the connector's idempotency flag reached the account row */
     assert_int_equal(sql_int(&e, "SELECT count(*) FROM smsys_account WHERE NOT idempotent"), 1);
@@ -307,7 +231,7 @@ static void test_permanent_fails_at_once(void **state)
                                  "'%RINVDSTADR (0x0B)%'"),
                      2);
     int total = 0;
-    sim_max_per_dst(&e, &total);
+    sim_max_per_dst(&e.sim, &total, 0);
     assert_int_equal(total, 2);
     close_all(&e);
 }
@@ -370,7 +294,7 @@ static void test_cut_mid_window(void **state)
                      unknown);
     /* the unknown ones were not resent: no number reached the SMSC twice */
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     /* every Delivered one reached it once; an unknown one may have died in
      * the socket buffers (that is exactly why it is not resent) */
     assert_true(total >= 100 - unknown && total <= 100);
@@ -451,7 +375,7 @@ static void test_mark_failure_sends_nothing(void **state)
     assert_int_equal(wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 100, 30000),
                      0);
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     assert_int_equal(total, 100);
     /* attempts count real hand-overs only */
     assert_int_equal(sql_int(&e, "SELECT max(attempts) FROM smsys_message"), 1);
@@ -463,7 +387,7 @@ static void test_two_instances_send_once(void **state)
     (void)state;
     struct env e = {0};
     env_up(&e, NULL, 3);
-    assert_int_equal(pg_pool_new(&e.loop, e.conninfo, 3, &e.pool2), 0);
+    assert_int_equal(pg_pool_new(&e.loop, e.pg.conninfo, 3, &e.pool2), 0);
     assert_int_equal(queue_new(&e.loop, e.pool2, &g_qopts, &e.q2), 0);
     enqueue(&e, 1000, "");
     e.m = mgr_start(&e, e.pool, e.q, "a");
@@ -471,7 +395,7 @@ static void test_two_instances_send_once(void **state)
     assert_int_equal(
         wait_sql(&e, "SELECT count(*) FROM smsys_message WHERE state = 5", 1000, 30000), 0);
     int total = 0;
-    assert_int_equal(sim_max_per_dst(&e, &total), 1);
+    assert_int_equal(sim_max_per_dst(&e.sim, &total, 0), 1);
     assert_int_equal(total, 1000);
     /* both took part: two binds */
     assert_true(sim_stat(&e.sim, "binds") >= 2);
@@ -623,5 +547,5 @@ int main(void)
         cmocka_unit_test(test_receipt_race_swept),
         cmocka_unit_test(test_mo_parts_durable_before_ack),
     };
-    return cmocka_run_group_tests(tests, NULL, sim_kill_all);
+    return cmocka_run_group_tests(tests, NULL, world_teardown);
 }

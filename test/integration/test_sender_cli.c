@@ -25,7 +25,7 @@
 #include "testutil.h"
 
 #include "smpp_fixture.h"
-#include "tdb.h"
+#include "../lib/world.h"
 
 #define ACC "6a0d2b6e-1f6c-4a7e-9a55-0d3f2a1b0002"
 
@@ -34,45 +34,29 @@ static PGconn *side;
 
 static void exec_ok(const char *q)
 {
-    PGresult *r = PQexec(side, q);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(side));
-    PQclear(r);
+    world_sql_exec(side, q);
 }
 
 static long long q_int(const char *q)
 {
-    PGresult *r = PQexec(side, q);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
+    return world_sql_int(side, q);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/smsys-test-scli-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    tdb_create("scli", dbname, sizeof(dbname), conninfo, sizeof(conninfo));
-    struct smsys_err err = {0};
-    if (migrate_apply(conninfo, tu_src("sql"), 0, &err) < 0)
-        return -1;
-    side = PQconnectdb(conninfo);
-    if (PQstatus(side) != CONNECTION_OK)
-        return -1;
+    world_mkdir("scli", tmpdir, sizeof(tmpdir));
+    world_db_create("scli", dbname, sizeof(dbname), conninfo, sizeof(conninfo));
+    world_db_migrate(conninfo);
+    side = world_db_connect(conninfo);
     snprintf(conf, sizeof(conf), "%s/t.conf", tmpdir);
-    FILE *f = fopen(conf, "w");
-    fprintf(f,
-            "[dataverse]\nurl = https://contoso.crm4.dynamics.com\n"
-            "token_url = https://login.example/t/oauth2/v2.0/token\nclient_id = app\n"
-            "client_secret = x\nscope = https://contoso.crm4.dynamics.com/.default\n"
-            "[postgres]\nconninfo = \"%s\"\n",
-            conninfo);
-    fclose(f);
-    chmod(conf, 0600);
+    /* Dynamics is never called by these commands. */
+    world_conf_write(conf,
+                     &(struct world_conf){.dv_root = "https://contoso.crm4.dynamics.com",
+                                          .client_id = "app",
+                                          .client_secret = "x",
+                                          .scope = "https://contoso.crm4.dynamics.com/.default",
+                                          .conninfo = conninfo});
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     unsetenv("SMSYS_CONFIG");
     return 0;
@@ -80,90 +64,14 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    sim_kill_all(state);
     PQfinish(side);
-    tdb_drop(dbname);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return world_teardown(state);
 }
 
-struct run {
-    pid_t pid;
-    int code;
-    int fo, fe;
-    char *out, *err;
-};
-
-static char *slurp(int fd)
-{
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    ssize_t n;
-    lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-        buf_append(&b, tmp, (size_t)n);
-    close(fd);
-    buf_putc(&b, '\0');
-    return buf_steal(&b);
-}
-
-/* Starts smsysctl --config conf ARGS... without waiting. */
-static struct run start(const char *const *args)
-{
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = tu_bin("smsysctl");
-    argv[argc++] = "--config";
-    argv[argc++] = conf;
-    for (int i = 0; args[i] && argc < 31; i++)
-        argv[argc++] = args[i];
-    argv[argc] = NULL;
-    struct run r = {0};
-    char p1[300], p2[300];
-    snprintf(p1, sizeof(p1), "%s/out.XXXXXX", tmpdir);
-    snprintf(p2, sizeof(p2), "%s/err.XXXXXX", tmpdir);
-    r.fo = mkstemp(p1);
-    r.fe = mkstemp(p2);
-    assert_true(r.fo >= 0 && r.fe >= 0);
-    unlink(p1);
-    unlink(p2);
-    r.pid = fork();
-    assert_true(r.pid >= 0);
-    if (r.pid == 0) {
-        dup2(r.fo, 1);
-        dup2(r.fe, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return r;
-}
-
-static void finish(struct run *r, int st)
-{
-    r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r->out = slurp(r->fo);
-    r->err = slurp(r->fe);
-}
-
-static struct run ctl(const char *const *args)
-{
-    struct run r = start(args);
-    int st;
-    assert_int_equal(waitpid(r.pid, &st, 0), r.pid);
-    finish(&r, st);
-    return r;
-}
-
-static void expect(struct run r, int code, const char *in_out, const char *in_err)
-{
-    if (r.code != code || (in_out && strstr(r.out, in_out) == NULL) ||
-        (in_err && strstr(r.err, in_err) == NULL))
-        fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwanted out '%s' err '%s'", r.code,
-                 code, r.out, r.err, in_out ? in_out : "", in_err ? in_err : "");
-    free(r.out);
-    free(r.err);
-}
+/* smsysctl --config conf ARGS...: started, or run to its end. */
+#define start(...) world_ctl_start(conf, __VA_ARGS__)
+#define ctl(...)   world_ctl(conf, __VA_ARGS__)
+#define expect     world_run_expect
 
 static void test_usage(void **state)
 {
@@ -187,13 +95,12 @@ static void test_send_stats_retry(void **state)
            "no enabled account");
     exec_ok("INSERT INTO smsys_account (id, name, provider, config) VALUES ('" ACC
             "', 'main', 'none', '{}')");
-    struct run r = ctl((const char *[]){"send", "--to", "09121234567", "--text", "hi there",
-                                        "--account", "main", NULL});
+    struct world_run r = ctl((const char *[]){"send", "--to", "09121234567", "--text", "hi there",
+                                              "--account", "main", NULL});
     assert_int_equal(r.code, 0);
     long long id = atoll(r.out);
     assert_true(id > 0);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     char q[256];
     snprintf(q, sizeof(q),
              "SELECT count(*) FROM smsys_message WHERE id = %lld AND state = 3 AND recipient = "
@@ -211,8 +118,7 @@ static void test_send_stats_retry(void **state)
             "last_error = 'x'");
     r = ctl((const char *[]){"send", "--to", "09121234568", "--text", "old", NULL});
     assert_int_equal(r.code, 0);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     exec_ok("UPDATE smsys_message SET state = 6, final_at = now() - interval '1 day' "
             "WHERE body = 'old'");
     expect(ctl((const char *[]){"queue", "retry", "--failed", "--since", "1h", NULL}), 0,
@@ -229,7 +135,7 @@ static void test_send_stats_retry(void **state)
 }
 
 struct child {
-    struct run *r;
+    struct world_run *r;
     int done, st;
 };
 
@@ -287,8 +193,8 @@ static void test_send_wait_delivered(void **state)
     struct connmgr *m;
     assert_int_equal(connmgr_new(&loop, pool, q, NULL, &o, &m), 0);
 
-    struct run r = start((const char *[]){"send", "--to", "+989121112233", "--text", "wait for me",
-                                          "--wait", "--timeout", "30", NULL});
+    struct world_run r = start((const char *[]){"send", "--to", "+989121112233", "--text",
+                                                "wait for me", "--wait", "--timeout", "30", NULL});
     struct child c = {&r, 0, 0};
     uv_timer_t t;
     uv_timer_init(&loop, &t);
@@ -296,7 +202,7 @@ static void test_send_wait_delivered(void **state)
     uv_timer_start(&t, reap_cb, 20, 20);
     assert_int_equal(tu_run_until(&loop, &c.done, 40000), 0);
     uv_close((uv_handle_t *)&t, NULL);
-    finish(&r, c.st);
+    world_ctl_reaped(&r, c.st);
     expect(r, 0, "Delivered", NULL);
     assert_int_equal(sim_submits_to(&sim, "989121112233"), 1);
     assert_int_equal(sim_stat(&sim, "accepted"), 1);

@@ -24,61 +24,17 @@
 #include "smsys/tracker.h"
 #include "testutil.h"
 
-#include "tdb.h"
+#include "world.h"
 
 #define ACC "6a0d2b6e-1f6c-4a7e-9a55-0d3f2a1b0004"
 
-static char dbname[128], conninfo[1024];
-static PGconn *side;
-static pid_t sim_pid;
+static struct world_pg pg;
+static struct world_sim provsim;
 
-static void exec_ok(const char *q)
-{
-    PGresult *r = PQexec(side, q);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(side));
-    PQclear(r);
-}
-
-static long long q_int(const char *q)
-{
-    PGresult *r = PQexec(side, q);
-    long long v =
-        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
-
-struct waitq {
-    const char *q;
-    long long want;
-    int done;
-};
-
-static void wait_cb(uv_timer_t *t)
-{
-    struct waitq *w = t->data;
-    if (q_int(w->q) == w->want) {
-        w->done = 1;
-        uv_timer_stop(t);
-    }
-}
-
-static int wait_sql(uv_loop_t *loop, const char *q, long long want, unsigned ms)
-{
-    struct waitq w = {q, want, 0};
-    uv_timer_t t;
-    uv_timer_init(loop, &t);
-    t.data = &w;
-    uv_timer_start(&t, wait_cb, 20, 50);
-    int rc = tu_run_until(loop, &w.done, ms);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    if (rc)
-        fprintf(stderr, "timed out: %s = %lld\n", q, q_int(q));
-    return rc;
-}
+#define exec_ok(q) world_sql_exec(pg.c, q)
+#define q_int(q)   world_sql_val(pg.c, q)
+/* Runs the loop until the count query returns want. */
+#define wait_sql(loop, q, want, ms) world_loop_wait_sql(loop, pg.c, q, want, ms)
 
 static void flag_cb(void *ud)
 {
@@ -93,23 +49,16 @@ static void http_closed_cb(void *ud)
 static void test_polling_reaches_delivered(void **state)
 {
     (void)state;
-    tdb_create("spoll", dbname, sizeof(dbname), conninfo, sizeof(conninfo));
-    struct smsys_err err = {0};
-    assert_true(migrate_apply(conninfo, tu_src("sql"), 0, &err) >= 0);
-    side = PQconnectdb(conninfo);
-    assert_int_equal(PQstatus(side), CONNECTION_OK);
+    world_pg_open(&pg, "spoll");
 
-    int port = tu_free_port();
-    char listen[64], cfgpath[128];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    char cfgpath[128];
     snprintf(cfgpath, sizeof(cfgpath), "/tmp/smsys-spoll-%d.json", (int)getpid());
     FILE *f = fopen(cfgpath, "w");
     assert_non_null(f);
     fputs("{\"receipt_delay_ms\":200,\"outcome\":{\"delivered\":100,\"undelivered\":0}}", f);
     fclose(f);
-    char *argv[] = {(char *)tu_bin("provsim"), "--listen", listen, "--config", cfgpath, NULL};
-    sim_pid = tu_spawn(argv, NULL, port, 5000);
-    assert_true(sim_pid > 0);
+    world_provsim_start(&provsim, NULL, (const char *const[]){"--config", cfgpath, NULL});
+    int port = provsim.port;
 
     setenv("SMSYS_T_KN_KEY", "demo-kavenegar-key", 1);
     char q[768];
@@ -128,7 +77,7 @@ static void test_polling_reaches_delivered(void **state)
     struct pg_pool *pool;
     struct queue *qu;
     struct http_client *http;
-    assert_int_equal(pg_pool_new(&loop, conninfo, 3, &pool), 0);
+    assert_int_equal(pg_pool_new(&loop, pg.conninfo, 3, &pool), 0);
     assert_int_equal(queue_new(&loop, pool, NULL, &qu), 0);
     assert_int_equal(http_client_new(&loop, NULL, &http), 0);
     struct connmgr_opts o = {.lease_ms = 10000, .poll_ms = 200, .idle_ms = 100};
@@ -164,19 +113,9 @@ static void test_polling_reaches_delivered(void **state)
     queue_free(qu);
     assert_int_equal(tu_loop_handles(&loop), 0);
     assert_int_equal(tu_loop_close(&loop), 0);
-    tu_stop(sim_pid);
-    sim_pid = 0;
+    world_sim_stop(&provsim);
     unlink(cfgpath);
-    PQfinish(side);
-    tdb_drop(dbname);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (sim_pid > 0)
-        tu_stop(sim_pid);
-    return 0;
+    world_pg_close(&pg);
 }
 
 int main(void)
@@ -184,5 +123,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_polling_reaches_delivered),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, world_teardown);
 }

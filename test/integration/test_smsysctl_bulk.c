@@ -13,6 +13,7 @@
 #include "smsys/buf.h"
 #include "../lib/testutil.h"
 #include "tdb.h"
+#include "../lib/world.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -47,15 +48,6 @@ static char conf[320];
 static char db_name[64], db_conninfo[1024];
 static PGconn *db;
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(path, 0600);
-}
-
 static void sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void sql(const char *fmt, ...)
 {
@@ -88,93 +80,16 @@ static long long val(const char *fmt, ...)
     return v;
 }
 
-struct run {
-    int code;
-    char *out, *err;
-};
+/* smsysctl --config conf ARGS..., run to its end. */
+#define CTL(...) world_ctl(conf, (const char *const[]){__VA_ARGS__, NULL})
+#define expect   world_run_expect
 
-static char *slurp_fd(int fd)
+/* Waits up to ms for a started run (0: only a look), kills it when it
+ * has not ended and reads its output. */
+static struct world_run finish(struct world_run r, unsigned ms)
 {
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    ssize_t n;
-    lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-        buf_append(&b, tmp, (size_t)n);
-    buf_putc(&b, '\0');
-    close(fd);
-    return buf_steal(&b);
-}
-
-/* Starts smsysctl --config conf ARGS... with stdout/stderr in temp files. */
-static pid_t start_ctl(int *fo, int *fe, const char *const *args)
-{
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = tu_bin("smsysctl");
-    argv[argc++] = "--config";
-    argv[argc++] = conf;
-    for (; *args && argc < 31; args++)
-        argv[argc++] = *args;
-    argv[argc] = NULL;
-    char p1[300], p2[300];
-    snprintf(p1, sizeof(p1), "%s/out.XXXXXX", tmpdir);
-    snprintf(p2, sizeof(p2), "%s/err.XXXXXX", tmpdir);
-    *fo = mkstemp(p1);
-    *fe = mkstemp(p2);
-    assert_true(*fo >= 0 && *fe >= 0);
-    unlink(p1);
-    unlink(p2);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(*fo, 1);
-        dup2(*fe, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Waits up to ms for pid; returns its exit code, or -1 after killing it
- * when it did not end in time. */
-static int wait_exit(pid_t pid, int ms)
-{
-    int st;
-    for (int waited = 0; waited <= ms; waited += 20) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        usleep(20000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
-}
-
-static struct run finish(pid_t pid, int fo, int fe, int ms)
-{
-    int code = wait_exit(pid, ms);
-    struct run r = {code, slurp_fd(fo), slurp_fd(fe)};
+    world_ctl_finish(&r, ms ? ms : 1);
     return r;
-}
-
-#define CTL(...) ctl_v((const char *const[]){__VA_ARGS__, NULL})
-static struct run ctl_v(const char *const *args)
-{
-    int fo, fe;
-    pid_t pid = start_ctl(&fo, &fe, args);
-    return finish(pid, fo, fe, 20000);
-}
-
-static void expect(struct run r, int code, const char *in_out, const char *in_err)
-{
-    if (r.code != code || (in_out && strstr(r.out, in_out) == NULL) ||
-        (in_err && strstr(r.err, in_err) == NULL))
-        fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwanted out '%s' err '%s'", r.code,
-                 code, r.out, r.err, in_out ? in_out : "", in_err ? in_err : "");
-    free(r.out);
-    free(r.err);
 }
 
 /* A bulk row as the engine leaves it in state st. */
@@ -216,29 +131,21 @@ static void add_members(const char *id, const char *tag, int n, int mst, int ste
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/smsys-test-ctl-bulk-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    tdb_create("ctlbulk", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
-    char text[2048];
-    /* Dynamics is never called by these commands: nothing listens there. */
-    snprintf(text, sizeof(text),
-             "[dataverse]\nurl = http://127.0.0.1:9\n"
-             "token_url = http://127.0.0.1:9/t/oauth2/v2.0/token\n"
-             "client_id = smsys-demo\nclient_secret = smsys-demo-secret\n"
-             "scope = http://127.0.0.1:9/.default\n[postgres]\nconninfo = \"%s\"\n",
-             db_conninfo);
+    world_mkdir("ctl-bulk", tmpdir, sizeof(tmpdir));
+    world_db_create("ctlbulk", db_name, sizeof(db_name), db_conninfo, sizeof(db_conninfo));
     snprintf(conf, sizeof(conf), "%s/smsys.conf", tmpdir);
-    write_file(conf, text);
+    /* Dynamics is never called by these commands: nothing listens there. */
+    world_conf_write(conf, &(struct world_conf){.dv_root = "http://127.0.0.1:9",
+                                                .scope = "http://127.0.0.1:9/.default",
+                                                .conninfo = db_conninfo});
     setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
     unsetenv("SMSYS_CONFIG");
     setenv("USER", "tester", 1);
-    struct run r = CTL("db", "migrate");
+    struct world_run r = CTL("db", "migrate");
     int ok = r.code == 0;
     if (!ok)
         fprintf(stderr, "db migrate: %s%s\n", r.out, r.err);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     if (!ok)
         return -1;
     db = PQconnectdb(db_conninfo);
@@ -269,10 +176,7 @@ static int teardown(void **state)
 {
     (void)state;
     PQfinish(db);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    tdb_drop(db_name);
-    return system(cmd) == 0 ? 0 : -1;
+    return world_teardown(state);
 }
 
 static void test_usage(void **state)
@@ -335,7 +239,7 @@ static const char *str_of(const cJSON *o, const char *k)
 static void test_list(void **state)
 {
     (void)state;
-    struct run r = CTL("bulk", "list");
+    struct world_run r = CTL("bulk", "list");
     assert_int_equal(r.code, 0);
     if (!strstr(r.out, "a1a1a1a1  Spring promo") || !strstr(r.out, "Sending") ||
         !strstr(r.out, "تخفیف پاییز") || !strstr(r.out, "Expanding") || !strstr(r.out, "Yalda"))
@@ -358,8 +262,7 @@ static void test_list(void **state)
     assert_int_equal(skipped, 2);
     /* a growing total is marked */
     assert_non_null(strstr(r.out, "      0+"));
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 
     expect(CTL("bulk", "list", "--all"), 0, "d4d4d4d4  Old news", NULL);
 
@@ -390,28 +293,25 @@ static void test_list(void **state)
     assert_non_null(o);
     assert_string_equal(str_of(o, "name"), "تخفیف پاییز");
     cJSON_Delete(a);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 
     r = CTL("bulk", "list", "--all", "--json");
     a = cJSON_Parse(r.out);
     assert_int_equal(r.code, 0);
     assert_non_null(find_id(a, BULK_D));
     cJSON_Delete(a);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 }
 
 static void test_ids(void **state)
 {
     (void)state;
     /* ambiguous: both candidates named, exit 1 */
-    struct run r = CTL("bulk", "preview", "b2b2b2b2");
+    struct world_run r = CTL("bulk", "preview", "b2b2b2b2");
     if (r.code != 1 || !strstr(r.err, "ambiguous") || !strstr(r.err, BULK_B1) ||
         !strstr(r.err, BULK_B2))
         fail_msg("exit %d\n%s", r.code, r.err);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     expect(CTL("bulk", "pause", "B2B2B2B2"), 1, NULL, "ambiguous");
     /* more digits (with the GUID's hyphen) pick one */
     expect(CTL("bulk", "preview", "b2b2b2b2-1111"), 0, "Yalda", NULL);
@@ -430,15 +330,14 @@ static void test_preview(void **state)
 {
     (void)state;
     expect(CTL("bulk", "preview", "a1a1a1a1"), 0, "not expanded yet", NULL);
-    struct run r = CTL("bulk", "preview", "a1a1a1a1", "--json");
+    struct world_run r = CTL("bulk", "preview", "a1a1a1a1", "--json");
     assert_int_equal(r.code, 0);
     cJSON *o = cJSON_Parse(r.out);
     assert_non_null(o);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "preflight")));
     assert_string_equal(str_of(o, "id"), BULK_A);
     cJSON_Delete(o);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 
     /* what the engine stores: the SQL summary plus price, cost, balance, verdict */
     sql("UPDATE smsys_bulk SET preflight = smsys_bulk_summary(id) || '{\"price_per_segment\": 2.5,"
@@ -455,8 +354,7 @@ static void test_preview(void **state)
     /* in reading order: recipients first, the verdict last */
     assert_true(strstr(r.out, "recipients:") < strstr(r.out, "skipped:"));
     assert_true(strstr(r.out, "cost:") < strstr(r.out, "verdict:"));
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     /* a refused bulk: the reason, and the last error */
     sql("UPDATE smsys_bulk SET preflight = preflight || '{\"refused\": true, \"reason\":"
         " \"insufficient balance: the estimated cost is 1250.5 IRR\"}'::jsonb,"
@@ -474,8 +372,7 @@ static void test_preview(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pre, "refused")));
     assert_string_equal(str_of(o, "last_error"), "insufficient balance");
     cJSON_Delete(o);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     sql("UPDATE smsys_bulk SET last_error = NULL WHERE id = '" BULK_A "'");
 }
 
@@ -656,20 +553,20 @@ static void test_watch_completes(void **state)
     add_bulk(BULK_W, "Watch me", 4, 1, ACC);
     add_members(BULK_W, "q", 4, 0, 3, 3, ACC);
     add_members(BULK_W, "n", 1, 1, 0, 0, ACC);
-    int fo, fe;
-    pid_t pid = start_ctl(&fo, &fe, (const char *const[]){"bulk", "watch", "e7e7e7e7", NULL});
-    if (!wait_output(fo, "state=Sending total=4 done=0", 5000)) {
-        struct run r = finish(pid, fo, fe, 0);
+    struct world_run w =
+        world_ctl_start(conf, (const char *const[]){"bulk", "watch", "e7e7e7e7", NULL});
+    if (!wait_output(w.fo, "state=Sending total=4 done=0", 5000)) {
+        struct world_run r = finish(w, 0);
         fail_msg("no first line\nstdout: %s\nstderr: %s", r.out, r.err);
     }
     /* two handed over, then all delivered and the bulk completes */
     sql("UPDATE smsys_message SET state = 4, sent_at = now() WHERE id IN (SELECT id FROM"
         " smsys_message WHERE bulk_id = '" BULK_W "' ORDER BY id LIMIT 2)");
-    assert_true(wait_output(fo, "done=2 sent=2", 5000));
+    assert_true(wait_output(w.fo, "done=2 sent=2", 5000));
     sql("UPDATE smsys_message SET state = 5, sent_at = now(), delivered_at = now(),"
         " final_at = now() WHERE bulk_id = '" BULK_W "'");
     sql("SELECT smsys_bulk_set_state('" BULK_W "', 6::smallint, NULL)");
-    struct run r = finish(pid, fo, fe, 5000);
+    struct world_run r = finish(w, 5000);
     if (r.code != 0 || !strstr(r.out, "state=Completed total=4 done=4 sent=4 delivered=4") ||
         !strstr(r.out, "progress=100.0%") ||
         !strstr(r.out, "bulk e7e7e7e7 (Watch me) Completed: 4 sent, 4 delivered, 0 failed, 1 "
@@ -678,8 +575,7 @@ static void test_watch_completes(void **state)
     /* not a terminal: one plain line per second, no bar, no carriage return */
     assert_null(strchr(r.out, '\r'));
     assert_null(strchr(r.out, '['));
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     /* an ended bulk: one line and the exit code at once */
     expect(CTL("bulk", "watch", BULK_W), 0, "Completed: 4 sent", NULL);
     expect(CTL("bulk", "watch", "c3c3c3c3"), 1, "Canceled", NULL);
@@ -690,11 +586,11 @@ static void test_watch_json_canceled(void **state)
     (void)state;
     add_bulk(BULK_X, "Watch JSON", 4, 0, ACC);
     add_members(BULK_X, "q", 2, 0, 3, 3, ACC);
-    int fo, fe;
-    pid_t pid = start_ctl(&fo, &fe, (const char *const[]){"bulk", "watch", BULK_X, "--json", NULL});
-    assert_true(wait_output(fo, "\"state\":\"Sending\"", 5000));
+    struct world_run w =
+        world_ctl_start(conf, (const char *const[]){"bulk", "watch", BULK_X, "--json", NULL});
+    assert_true(wait_output(w.fo, "\"state\":\"Sending\"", 5000));
     expect(CTL("bulk", "cancel", BULK_X), 0, "canceled: 2 recipient(s)", NULL);
-    struct run r = finish(pid, fo, fe, 5000);
+    struct world_run r = finish(w, 5000);
     if (r.code != 1)
         fail_msg("exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err);
     /* every line is one JSON object; the last says Canceled */
@@ -716,8 +612,7 @@ static void test_watch_json_canceled(void **state)
     assert_int_equal((int)num_of(last, "state_code"), 7);
     assert_int_equal((int)num_of(last, "done"), 2);
     cJSON_Delete(last);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 }
 
 static void test_watch_sigint(void **state)
@@ -725,15 +620,14 @@ static void test_watch_sigint(void **state)
     (void)state;
     add_bulk(BULK_Y, "Keep going", 4, 1, ACC);
     add_members(BULK_Y, "q", 2, 0, 3, 3, ACC);
-    int fo, fe;
-    pid_t pid = start_ctl(&fo, &fe, (const char *const[]){"bulk", "watch", BULK_Y, NULL});
-    assert_true(wait_output(fo, "state=Sending", 5000));
-    kill(pid, SIGINT);
-    struct run r = finish(pid, fo, fe, 3000);
+    struct world_run w =
+        world_ctl_start(conf, (const char *const[]){"bulk", "watch", BULK_Y, NULL});
+    assert_true(wait_output(w.fo, "state=Sending", 5000));
+    kill(w.pid, SIGINT);
+    struct world_run r = finish(w, 3000);
     if (r.code != 1 || !strstr(r.err, "stopped watching; bulk " BULK_Y " goes on (Sending)"))
         fail_msg("exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
     /* the bulk itself is untouched */
     assert_int_equal(val("SELECT state FROM smsys_bulk WHERE id = '" BULK_Y "'"), 4);
     assert_int_equal(val("SELECT count(*) FROM smsys_bulk_command WHERE bulk_id = '" BULK_Y "'"),
@@ -744,26 +638,25 @@ static void test_watch_waits_for_start(void **state)
 {
     (void)state;
     /* BULK_NEW has a pending start command (test_start): watch waits */
-    int fo, fe;
-    pid_t pid = start_ctl(&fo, &fe, (const char *const[]){"bulk", "watch", BULK_NEW, NULL});
-    assert_true(wait_output(fe, "waiting for smsysd to take the start command", 5000));
+    struct world_run w =
+        world_ctl_start(conf, (const char *const[]){"bulk", "watch", BULK_NEW, NULL});
+    assert_true(wait_output(w.fe, "waiting for smsysd to take the start command", 5000));
     usleep(1200 * 1000);
-    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still waiting */
+    assert_int_equal(waitpid(w.pid, NULL, WNOHANG), 0); /* still waiting */
     /* what the service does: accepts it, marks the command, runs it */
     sql("SELECT * FROM smsys_bulk_accept('{\"id\":\"" BULK_NEW "\",\"name\":\"New\","
         "\"account_id\":\"" ACC "\",\"body\":\"hi\"}')");
     sql("UPDATE smsys_bulk_command SET done_at = now(), result = 'started' WHERE bulk_id = "
         "'" BULK_NEW "'");
-    assert_true(wait_output(fo, "state=Expanding", 5000));
+    assert_true(wait_output(w.fo, "state=Expanding", 5000));
     sql("UPDATE smsys_bulk SET expanded = true WHERE id = '" BULK_NEW "'");
     /* the engine's transitions: Expanding -> Sending -> Completed */
     sql("SELECT smsys_bulk_set_state('" BULK_NEW "', 4::smallint, NULL)");
     sql("SELECT smsys_bulk_set_state('" BULK_NEW "', 6::smallint, NULL)");
-    struct run r = finish(pid, fo, fe, 5000);
+    struct world_run r = finish(w, 5000);
     if (r.code != 0 || !strstr(r.out, "Completed: 0 sent"))
         fail_msg("exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 
     /* a full id with no start command waiting is simply unknown */
     expect(CTL("bulk", "watch", "0f0f0f0f-0000-4000-8000-000000000001"), 1, NULL,
@@ -771,17 +664,15 @@ static void test_watch_waits_for_start(void **state)
     /* taken by the service but not accepted (e.g. not in Dynamics) */
     sql("INSERT INTO smsys_bulk_command (bulk_id, command, who)"
         " VALUES ('0f0f0f0f-0000-4000-8000-000000000002', 'start', 't')");
-    pid = start_ctl(
-        &fo, &fe,
-        (const char *const[]){"bulk", "watch", "0f0f0f0f-0000-4000-8000-000000000002", NULL});
-    assert_true(wait_output(fe, "waiting for smsysd", 5000));
+    w = world_ctl_start(
+        conf, (const char *const[]){"bulk", "watch", "0f0f0f0f-0000-4000-8000-000000000002", NULL});
+    assert_true(wait_output(w.fe, "waiting for smsysd", 5000));
     sql("UPDATE smsys_bulk_command SET done_at = now(), result = 'not found'"
         " WHERE bulk_id = '0f0f0f0f-0000-4000-8000-000000000002'");
-    r = finish(pid, fo, fe, 5000);
+    r = finish(w, 5000);
     if (r.code != 1 || !strstr(r.err, "did not accept the bulk"))
         fail_msg("exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 }
 
 int main(void)

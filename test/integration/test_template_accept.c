@@ -20,7 +20,7 @@
 #include <uv.h>
 
 #include "testutil.h"
-#include "dvemu_client.h"
+#include "tpl_fixture.h"
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/template.h"
@@ -31,65 +31,9 @@
 #define ALI "c0000000-0000-4000-8000-000000000001"
 #define BOB "c0000000-0000-4000-8000-000000000002" /* no account, nearly empty */
 
-struct fx {
-    struct emuproc emu;
-    uv_loop_t loop;
-    struct http_client *http;
-    struct dv_client *dv;
-    int dv_closed, http_closed;
-    char token_url[128];
-    char set[64], key[64];
-    struct template_table tbl;
-};
-
-static void flag_cb(void *ud)
-{
-    (*(int *)ud)++;
-}
-
 static void post(struct fx *fx, const char *path, const char *body)
 {
-    struct emures r;
-    long st = emu_req(&fx->emu, "POST", path, NULL, body, &r);
-    if (st != 204 && st != 201 && st != 200)
-        fail_msg("POST %s -> %ld %s", path, st, r.body.data ? r.body.data : "");
-    emures_free(&r);
-}
-
-static int setup(void **state)
-{
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    emu_start(&fx->emu, NULL);
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    assert_int_equal(http_client_new(&fx->loop, NULL, &fx->http), 0);
-    snprintf(fx->token_url, sizeof(fx->token_url), "%s/t/oauth2/v2.0/token", fx->emu.root);
-    struct dv_opts o = {.url = fx->emu.root,
-                        .token_url = fx->token_url,
-                        .client_id = "smsys-demo",
-                        .client_secret = "smsys-demo-secret",
-                        .scope = "http://127.0.0.1/.default",
-                        .timeout_ms = 10000};
-    assert_int_equal(dv_new(&fx->loop, fx->http, &o, &fx->dv), 0);
-    assert_int_equal(
-        template_table_for("contact", fx->set, sizeof(fx->set), fx->key, sizeof(fx->key), &fx->tbl),
-        0);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    dv_close(fx->dv, flag_cb, &fx->dv_closed);
-    assert_int_equal(tu_run_until(&fx->loop, &fx->dv_closed, 5000), 0);
-    http_client_close(fx->http, flag_cb, &fx->http_closed);
-    assert_int_equal(tu_run_until(&fx->loop, &fx->http_closed, 5000), 0);
-    assert_int_equal(tu_loop_handles(&fx->loop), 0);
-    assert_int_equal(tu_loop_close(&fx->loop), 0);
-    emu_stop(&fx->emu);
-    free(fx);
-    return 0;
+    world_dv_post(&fx->emu, path, body);
 }
 
 /* ---- rendering through template_render_batch ---- */
@@ -135,9 +79,9 @@ static void render(struct fx *fx, const char *src, const char *const *ids, size_
     if (template_parse(src, strlen(src), &t, NULL, &err) < 0)
         fail_msg("parse: %s", err.detail);
     memset(g, 0, sizeof(*g));
-    assert_int_equal(template_render_batch(fx->dv, t, &fx->tbl, ids, n, NULL, row_cb, done_cb, g),
+    assert_int_equal(template_render_batch(fx->c.dv, t, &fx->tbl, ids, n, NULL, row_cb, done_cb, g),
                      0);
-    assert_int_equal(tu_run_until(&fx->loop, &g->done, 20000), 0);
+    assert_int_equal(tu_run_until(&fx->c.loop, &g->done, 20000), 0);
     assert_int_equal(g->done_rc, 0);
     assert_int_equal(g->n, n);
     for (size_t i = 0; i < n; i++)
@@ -326,16 +270,6 @@ static void def_cb(int rc, struct template_default *def, const struct smsys_err 
     d->done = 1;
 }
 
-static long emu_requests(struct fx *fx)
-{
-    struct emures r;
-    emu_req_full(&fx->emu, "GET", "/_emu/stats", NULL, NULL, 0, 0, &r);
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(r.json, "requests");
-    long v = cJSON_IsNumber(n) ? (long)n->valuedouble : -1;
-    emures_free(&r);
-    return v;
-}
-
 static void test_default_cache(void **state)
 {
     struct fx *fx = *state;
@@ -358,7 +292,7 @@ static void test_default_cache(void **state)
          "\"statecode\":1,\"smsys_body\":\"x\"}");
 
     struct template_defaults *d;
-    assert_int_equal(template_defaults_new(&fx->loop, fx->dv, 60000, &d), 0);
+    assert_int_equal(template_defaults_new(&fx->c.loop, fx->c.dv, 60000, &d), 0);
     long before = emu_requests(fx);
     /* two lookups while the cache is empty share one GET */
     struct dres c = {0}, a = {0};
@@ -368,7 +302,7 @@ static void test_default_cache(void **state)
     assert_int_equal(template_default_lookup(d, "account", &now, def_cb, &a),
                      TEMPLATE_DEFAULT_LATER);
     assert_false(c.done); /* never inside the call */
-    assert_int_equal(tu_run_until(&fx->loop, &a.done, 10000), 0);
+    assert_int_equal(tu_run_until(&fx->c.loop, &a.done, 10000), 0);
     assert_true(c.done);
     assert_int_equal(emu_requests(fx) - before, 1 + 1); /* the GET, then this stats call */
     assert_int_equal(c.rc, 0);
@@ -404,7 +338,7 @@ static void test_default_cache(void **state)
     template_defaults_invalidate(d);
     assert_int_equal(template_default_lookup(d, "contact", &now, def_cb, &l),
                      TEMPLATE_DEFAULT_LATER);
-    assert_int_equal(tu_run_until(&fx->loop, &l.done, 10000), 0);
+    assert_int_equal(tu_run_until(&fx->c.loop, &l.done, 10000), 0);
     assert_int_equal(l.rc, 0);
     assert_ptr_not_equal(l.def, c.def);
     assert_string_equal(l.def->id, c.def->id);
@@ -438,7 +372,7 @@ static struct template_check_result check_once(struct fx *fx, struct template_ch
     struct cres c = {0};
     assert_int_equal(template_check_run(tc, check_cb, &c), 0);
     assert_int_equal(template_check_run(tc, check_cb, &c), -EBUSY);
-    assert_int_equal(tu_run_until(&fx->loop, &c.done, 20000), 0);
+    assert_int_equal(tu_run_until(&fx->c.loop, &c.done, 20000), 0);
     assert_int_equal(c.rc, 0);
     return c.r;
 }
@@ -455,22 +389,22 @@ static char *notes_of(struct fx *fx, const char *id)
     char path[256];
     snprintf(path, sizeof(path),
              "annotations?$select=notetext,subject&$filter=_objectid_value%%20eq%%20%s", id);
-    struct emures r;
-    long st = emu_req(&fx->emu, "GET", path, NULL, NULL, &r);
+    cJSON *r = NULL;
+    long st = world_dv_req(&fx->emu, "GET", path, NULL, &r);
     if (st == 404) {
-        emures_free(&r);
+        cJSON_Delete(r);
         return NULL;
     }
     assert_int_equal(st, 200);
     struct buf b = BUF_INIT;
     buf_puts(&b, "");
     const cJSON *v;
-    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r.json, "value"))
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r, "value"))
     {
-        assert_string_equal(emu_str(v, "subject"), TEMPLATE_CHECK_SUBJECT);
-        buf_printf(&b, "%s%s", b.len ? "\n" : "", emu_str(v, "notetext"));
+        assert_string_equal(world_jstr(v, "subject"), TEMPLATE_CHECK_SUBJECT);
+        buf_printf(&b, "%s%s", b.len ? "\n" : "", world_jstr(v, "notetext"));
     }
-    emures_free(&r);
+    cJSON_Delete(r);
     return b.data;
 }
 
@@ -491,7 +425,7 @@ static void test_check_on_save(void **state)
          "\"Hi\"}");
     struct template_check *tc;
     struct template_check_opts o = {0};
-    assert_int_equal(template_check_new(&fx->loop, fx->dv, &o, &tc), 0);
+    assert_int_equal(template_check_new(&fx->c.loop, fx->c.dv, &o, &tc), 0);
 
     /* first run: every template */
     struct template_check_result r = check_once(fx, tc);
@@ -530,11 +464,10 @@ static void test_check_on_save(void **state)
     assert_int_equal(r.requests, 1);
 
     /* the good one is edited into a bad one: only it is checked */
-    struct emures er;
-    assert_int_equal(emu_req(&fx->emu, "PATCH", "smsys_smstemplates(" TGOOD ")", NULL,
-                             "{\"smsys_body\":\"{{parentcustomerid_account.shoesize}}\"}", &er),
+    assert_int_equal(world_dv_req(&fx->emu, "PATCH", "smsys_smstemplates(" TGOOD ")",
+                                  "{\"smsys_body\":\"{{parentcustomerid_account.shoesize}}\"}",
+                                  NULL),
                      204);
-    emures_free(&er);
     r = check_once(fx, tc);
     assert_int_equal(r.changed, 1);
     assert_int_equal(r.invalid, 1);
@@ -551,7 +484,7 @@ static void test_check_on_save(void **state)
     template_check_free(tc);
 
     /* a restart checks everything again but repeats no note */
-    assert_int_equal(template_check_new(&fx->loop, fx->dv, &o, &tc), 0);
+    assert_int_equal(template_check_new(&fx->c.loop, fx->c.dv, &o, &tc), 0);
     r = check_once(fx, tc);
     assert_int_equal(r.changed, 4);
     assert_int_equal(r.invalid, 4);

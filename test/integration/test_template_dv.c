@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #include "testutil.h"
-#include "dvemu_client.h"
+#include "tpl_fixture.h"
 #include "smsys/dataverse.h"
 #include "smsys/http_client.h"
 #include "smsys/template.h"
@@ -30,29 +30,11 @@
 #define LONELY_ID  "c0000000-0000-4000-8000-000000000002" /* no account */
 #define MISSING_ID "c0000000-0000-4000-8000-0000000000ff"
 
-struct fx {
-    struct emuproc emu;
-    uv_loop_t loop;
-    struct http_client *http;
-    struct dv_client *dv;
-    int dv_closed, http_closed;
-    char token_url[128];
-    char set[64], key[64];
-    struct template_table tbl;
-};
-
-static void flag_cb(void *ud)
-{
-    (*(int *)ud)++;
-}
-
 static void post(struct fx *fx, const char *path, const char *body, long want)
 {
-    struct emures r;
-    long st = emu_req(&fx->emu, "POST", path, NULL, body, &r);
+    long st = world_dv_req(&fx->emu, "POST", path, body, NULL);
     if (st != want)
-        fail_msg("POST %s -> %ld %s", path, st, r.body.data ? r.body.data : "");
-    emures_free(&r);
+        fail_msg("POST %s -> %ld", path, st);
 }
 
 /* account.new_balance (Money) and a new_contract table with an end date and
@@ -102,42 +84,6 @@ static void seed_example(struct fx *fx)
          "{\"new_name\":\"cancelled\",\"new_enddate\":\"2027-01-01T08:00:00Z\",\"statecode\":1,"
          "\"new_accountid@odata.bind\":\"/accounts(" ACCOUNT_ID ")\"}",
          204);
-}
-
-static int setup(void **state)
-{
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    emu_start(&fx->emu, NULL);
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    assert_int_equal(http_client_new(&fx->loop, NULL, &fx->http), 0);
-    snprintf(fx->token_url, sizeof(fx->token_url), "%s/t/oauth2/v2.0/token", fx->emu.root);
-    struct dv_opts o = {.url = fx->emu.root,
-                        .token_url = fx->token_url,
-                        .client_id = "smsys-demo",
-                        .client_secret = "smsys-demo-secret",
-                        .scope = "http://127.0.0.1/.default",
-                        .timeout_ms = 10000};
-    assert_int_equal(dv_new(&fx->loop, fx->http, &o, &fx->dv), 0);
-    assert_int_equal(
-        template_table_for("contact", fx->set, sizeof(fx->set), fx->key, sizeof(fx->key), &fx->tbl),
-        0);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    dv_close(fx->dv, flag_cb, &fx->dv_closed);
-    assert_int_equal(tu_run_until(&fx->loop, &fx->dv_closed, 5000), 0);
-    http_client_close(fx->http, flag_cb, &fx->http_closed);
-    assert_int_equal(tu_run_until(&fx->loop, &fx->http_closed, 5000), 0);
-    assert_int_equal(tu_loop_handles(&fx->loop), 0);
-    assert_int_equal(tu_loop_close(&fx->loop), 0);
-    emu_stop(&fx->emu);
-    free(fx);
-    return 0;
 }
 
 static struct template *parse(const char *src)
@@ -195,8 +141,9 @@ static void run_batch(struct fx *fx, const struct template *t, const char *const
 {
     memset(g, 0, sizeof(*g));
     struct template_batch_opts o = {.batch_size = bs};
-    assert_int_equal(template_render_batch(fx->dv, t, &fx->tbl, ids, n, &o, row_cb, done_cb, g), 0);
-    assert_int_equal(tu_run_until(&fx->loop, &g->done, 60000), 0);
+    assert_int_equal(template_render_batch(fx->c.dv, t, &fx->tbl, ids, n, &o, row_cb, done_cb, g),
+                     0);
+    assert_int_equal(tu_run_until(&fx->c.loop, &g->done, 60000), 0);
 }
 
 static void test_debt_and_contract(void **state)
@@ -266,8 +213,8 @@ static void validate(struct fx *fx, const char *src, struct vres *v)
 {
     struct template *t = parse(src);
     memset(v, 0, sizeof(*v));
-    assert_int_equal(template_validate(fx->dv, t, &fx->tbl, validate_cb, v), 0);
-    assert_int_equal(tu_run_until(&fx->loop, &v->done, 10000), 0);
+    assert_int_equal(template_validate(fx->c.dv, t, &fx->tbl, validate_cb, v), 0);
+    assert_int_equal(tu_run_until(&fx->c.loop, &v->done, 10000), 0);
     template_free(t);
 }
 
@@ -316,17 +263,6 @@ static void test_validate(void **state)
 }
 
 /* ---- 1,000 recipients ---- */
-
-static long emu_requests(struct fx *fx)
-{
-    struct emures r;
-    emu_req_full(&fx->emu, "GET", "/_emu/stats", NULL, NULL, 0, 0, &r);
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(r.json, "requests");
-    assert_true(cJSON_IsNumber(n));
-    long v = (long)n->valuedouble;
-    emures_free(&r);
-    return v;
-}
 
 static void test_batch_1000(void **state)
 {
@@ -456,60 +392,21 @@ struct run {
     char out[4096], err[4096];
 };
 
-static void read_all(int fd, char *to, size_t cap)
-{
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < cap && (k = read(fd, to + n, cap - 1 - n)) > 0)
-        n += (size_t)k;
-    to[n] = '\0';
-}
-
-/* Runs smsysctl with args (NULL-terminated), stdout/stderr to temp files. */
+/* Runs smsysctl with args (NULL-terminated) and a config for this dvemu;
+ * asserts it exited (no signal) and keeps the first 4 KiB of its output. */
 static void ctl_run(struct fx *fx, const char *const *args, struct run *r)
 {
-    char conf[128], outp[128], errp[128];
+    char conf[128];
     snprintf(conf, sizeof(conf), "/tmp/smsys-tmpl-%d.conf", fx->emu.port);
-    snprintf(outp, sizeof(outp), "/tmp/smsys-tmpl-%d.out", fx->emu.port);
-    snprintf(errp, sizeof(errp), "/tmp/smsys-tmpl-%d.err", fx->emu.port);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[dataverse]\nurl = %s\ntoken_url = %s\nclient_id = smsys-demo\n"
-            "client_secret = smsys-demo-secret\nscope = http://127.0.0.1/.default\n"
-            "[postgres]\nconninfo = \"host=/nonexistent dbname=x\"\n",
-            fx->emu.root, fx->token_url);
-    fclose(f);
-    const char *argv[16];
-    int n = 0;
-    argv[n++] = tu_bin("smsysctl");
-    argv[n++] = "--config";
-    argv[n++] = conf;
-    for (int i = 0; args[i] && n < 15; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    r->code = WEXITSTATUS(st);
-    int o = open(outp, O_RDONLY), e = open(errp, O_RDONLY);
-    read_all(o, r->out, sizeof(r->out));
-    read_all(e, r->err, sizeof(r->err));
-    close(o);
-    close(e);
+    world_conf_write(conf, &(struct world_conf){.dv_root = fx->emu.root,
+                                                .conninfo = "host=/nonexistent dbname=x"});
+    struct world_run w = world_ctl(conf, args);
     unlink(conf);
-    unlink(outp);
-    unlink(errp);
+    assert_true(w.code >= 0);
+    r->code = w.code;
+    snprintf(r->out, sizeof(r->out), "%s", w.out);
+    snprintf(r->err, sizeof(r->err), "%s", w.err);
+    world_run_free(&w);
 }
 
 #define DEBT_TPL_ID "d0000000-0000-4000-8000-000000000001"
@@ -553,8 +450,8 @@ static void test_cli(void **state)
     assert_int_equal(r.code, 0);
     cJSON *j = cJSON_Parse(r.out);
     assert_non_null(j);
-    assert_string_equal(emu_str(j, "text"), want);
-    assert_string_equal(emu_str(j, "encoding"), "UCS-2");
+    assert_string_equal(world_jstr(j, "text"), want);
+    assert_string_equal(world_jstr(j, "encoding"), "UCS-2");
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "segments")->valueint, 1);
     cJSON_Delete(j);
 

@@ -24,7 +24,7 @@
 #include "smsys/queue.h"
 #include "smsys/webhook.h"
 
-#include "tdb.h"
+#include "world.h"
 
 #define TW_ACC  "7b1e3c7f-2a7d-4b8f-8b66-1e4f3b2c0001"
 #define KV_ACC  "7b1e3c7f-2a7d-4b8f-8b66-1e4f3b2c0002"
@@ -34,8 +34,7 @@
 #define ACT_KV  "5f8a1d2e-0000-4000-8000-00000000a002"
 
 struct env {
-    char dbname[128], conninfo[1024];
-    PGconn *side;
+    struct world_pg pg; /* pg.c: the test's own connection */
     uv_loop_t loop;
     struct pg_pool *pool;
     struct queue *q;
@@ -57,20 +56,14 @@ static PGresult *sql(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    PGresult *r = PQexec(g.side, buf);
+    PGresult *r = PQexec(g.pg.c, buf);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", buf, PQerrorMessage(g.side));
+        fail_msg("%s: %s", buf, PQerrorMessage(g.pg.c));
     return r;
 }
 
-static long long sql_int(const char *q)
-{
-    PGresult *r = sql("%s", q);
-    long long v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
+#define sql_int(q) world_sql_val(g.pg.c, q)
 
 static void hook_cb(struct http_req *req, struct http_resp *resp, void *ud)
 {
@@ -194,16 +187,9 @@ static int setup(void **state)
     snprintf(g.logfile, sizeof g.logfile, "/tmp/test-webhooks-%d.log", (int)getpid());
     g.log = fopen(g.logfile, "w");
     log_setup(LOG_INFO, LOG_TEXT, g.log);
-    tdb_create("wh", g.dbname, sizeof g.dbname, g.conninfo, sizeof g.conninfo);
-    struct smsys_err err = {0};
-    if (migrate_apply(g.conninfo, tu_src("sql"), 0, &err) < 0)
-        return -1;
-    g.side = PQconnectdb(g.conninfo);
-    if (PQstatus(g.side) != CONNECTION_OK)
-        return -1;
-    if (uv_loop_init(&g.loop) != 0 || pg_pool_new(&g.loop, g.conninfo, 3, &g.pool) != 0 ||
-        queue_new(&g.loop, g.pool, &g_qopts, &g.q) != 0 ||
-        http_client_new(&g.loop, NULL, &g.http) != 0)
+    world_pg_open(&g.pg, "wh");
+    world_queue_open(&g.loop, g.pg.conninfo, 3, &g_qopts, &g.pool, &g.q);
+    if (http_client_new(&g.loop, NULL, &g.http) != 0)
         return -1;
     struct http_server_opts so = {.listen = "127.0.0.1:0"};
     if (http_server_new(&g.loop, &so, &g.srv) != 0 ||
@@ -246,8 +232,7 @@ static int teardown(void **state)
     queue_free(g.q);
     int handles = tu_loop_handles(&g.loop);
     int closed = tu_loop_close(&g.loop);
-    PQfinish(g.side);
-    tdb_drop(g.dbname);
+    world_pg_close(&g.pg);
     log_setup(LOG_INFO, LOG_TEXT, stderr);
     fclose(g.log);
     unlink(g.logfile);

@@ -284,9 +284,9 @@ static void test_outage(void **state)
 {
     (void)state;
     struct pkf f = {0};
-    snprintf(f.data_dir, sizeof(f.data_dir), "/tmp/pk-wb-outage-%d", (int)getpid());
+    snprintf(f.emu.data_dir, sizeof(f.emu.data_dir), "/tmp/pk-wb-outage-%d", (int)getpid());
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", f.data_dir, f.data_dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", f.emu.data_dir, f.emu.data_dir);
     assert_int_equal(system(cmd), 0);
     pkf_open(&f, "wbout", NULL, 0);
     arrange(&f, 300);
@@ -318,7 +318,7 @@ static void test_outage(void **state)
     assert_int_equal(writeback_stats(wb)->rows_dropped, 0);
     writeback_free(wb);
     pkf_close(&f);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f.data_dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f.emu.data_dir);
     assert_int_equal(system(cmd), 0);
 }
 
