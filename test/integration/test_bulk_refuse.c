@@ -81,12 +81,7 @@ static int teardown(void **state)
 /* The fault control API of dvemu (no token). */
 static long faults(const char *method, const char *body, cJSON **out)
 {
-    char tok[sizeof(w.f.token)];
-    snprintf(tok, sizeof(tok), "%s", w.f.token);
-    w.f.token[0] = '\0';
-    long st = pkf_req(&w.f, method, "/_emu/faults", body, out);
-    snprintf(w.f.token, sizeof(w.f.token), "%s", tok);
-    return st;
+    return world_dv_ctl(&w.f.emu, method, "/_emu/faults", body, out);
 }
 
 /* Dynamics refuses the SMS record of member i (by its number). */

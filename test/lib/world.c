@@ -557,6 +557,17 @@ long world_dv_req(struct world_dv *dv, const char *method, const char *path, con
     return status;
 }
 
+long world_dv_ctl(struct world_dv *dv, const char *method, const char *path, const char *body,
+                  cJSON **out)
+{
+    char tok[sizeof(dv->token)];
+    snprintf(tok, sizeof(tok), "%s", dv->token);
+    dv->token[0] = '\0';
+    long st = world_dv_req(dv, method, path, body, out);
+    snprintf(dv->token, sizeof(dv->token), "%s", tok);
+    return st;
+}
+
 void world_dv_post(struct world_dv *dv, const char *set, const char *body)
 {
     long st = world_dv_req(dv, "POST", set, body, NULL);

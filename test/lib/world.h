@@ -173,6 +173,11 @@ void world_dv_free(struct world_dv *dv);
 long world_dv_req(struct world_dv *dv, const char *method, const char *path, const char *body,
                   cJSON **out);
 
+/* A request to dvemu's own control API (/_emu/...), which takes no token:
+ * as world_dv_req with the token left out, dv->token untouched. */
+long world_dv_ctl(struct world_dv *dv, const char *method, const char *path, const char *body,
+                  cJSON **out);
+
 /* POST that must answer 200/201/204. */
 void world_dv_post(struct world_dv *dv, const char *set, const char *body);
 
