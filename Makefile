@@ -43,7 +43,7 @@ TLIB      := $(BUILD)/libsmsystest.a
 TEST_SRC  := $(wildcard test/unit/test_*.c test/integration/test_*.c)
 TESTS     := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all tests check bench demo clean format format-check fuzz deps pg-start pg-stop
+.PHONY: all tests check bench demo clean format format-check fuzz fuzz-smoke deps pg-start pg-stop
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -111,6 +111,17 @@ fuzz:
 	    echo "  FUZZ $$n"; \
 	    clang $(CPPFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined $$f \
 	      build/fuzz/libsmsys.a $(LDLIBS) -o build/fuzz/bin/$$n || exit 1; done
+
+# Every target for FUZZ_SECONDS each from an empty corpus: keeps the targets
+# building and catches shallow crashes; long runs are done by hand.
+FUZZ_SECONDS ?= 10
+fuzz-smoke: fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	    printf '  %-22s ' $$n; \
+	    build/fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) -seed=1 \
+	      -artifact_prefix=build/fuzz/$$n- >build/fuzz/$$n.log 2>&1 \
+	      || { echo FAILED; tail -n 40 build/fuzz/$$n.log; exit 1; }; \
+	    grep -o 'Done [0-9]* runs' build/fuzz/$$n.log || echo; done
 
 FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
