@@ -299,7 +299,7 @@ static void next_row(struct template_check *c)
     while (c->at < c->nrows) {
         const struct tc_row *r = &c->rows[c->at];
         c->res.changed++;
-        if (r->body == NULL || r->body[0] == '\0') {
+        if (r->body == NULL || template_text_blank(r->body, strlen(r->body))) {
             set_note(c, "the template has no text (smsys_body)");
         } else if (r->entity[0] == '\0') {
             set_note(c, "the template names no table (smsys_entity): write the logical name of "

@@ -151,7 +151,7 @@ static struct template_default *entry_from_row(const cJSON *row, int *oom)
     const char *tn = e->name[0] ? e->name : e->id;
     struct buf msg = BUF_INIT;
     int rc = 0;
-    if (e->body[0] == '\0') {
+    if (template_text_blank(e->body, strlen(e->body))) {
         rc = buf_printf(&msg, "default template %s has no text (smsys_body)", tn);
     } else {
         struct smsys_err err = {0};
