@@ -201,8 +201,24 @@ static void acct_cb(int rc, struct dv_result *res, void *ud)
         cJSON_AddNumberToObject(p->sum, "balance", bal->valuedouble);
     if (jstr(a, "smsys_balanceupdatedon"))
         cJSON_AddStringToObject(p->sum, "balance_at", jstr(a, "smsys_balanceupdatedon"));
-    if (e->o.refuse_over_balance && isfinite(cost) && cJSON_IsNumber(bal) &&
-        cost > bal->valuedouble + 1e-9) {
+    double recipients = jnum(p->sum, "recipients", 0);
+    double skipped = jnum(cJSON_GetObjectItemCaseSensitive(p->sum, "skipped"), "total", 0);
+    if (recipients <= 0) {
+        /* Completed with nothing sent would look like success to the user;
+         * Failed says why, and Ready again after fixing the list starts
+         * over (no message exists). */
+        if (skipped > 0)
+            snprintf(p->refuse, sizeof(p->refuse),
+                     "nothing to send: all %.0f members of the audience were skipped (no "
+                     "number, opted out, do not SMS, duplicate or text not renderable; the "
+                     "preflight note has the counts)",
+                     skipped);
+        else
+            snprintf(p->refuse, sizeof(p->refuse),
+                     "nothing to send: the audience has no members (the marketing list is "
+                     "empty, or every list of the campaign is)");
+    } else if (e->o.refuse_over_balance && isfinite(cost) && cJSON_IsNumber(bal) &&
+               cost > bal->valuedouble + 1e-9) {
         struct buf b = BUF_INIT;
         buf_puts(&b, "insufficient balance: the estimated cost is ");
         fmt_num(&b, cost);

@@ -163,6 +163,11 @@ static int texts_start(struct bjob *j);
 /* Checks that text parses as a template; NULL or the reason (in why). */
 static const char *check_text(const char *what, const char *text, char *why, size_t whylen)
 {
+    if (template_text_blank(text, strlen(text))) {
+        /* spaces only: every member would be skipped, or get a blank SMS */
+        snprintf(why, whylen, "no message text: %s is only spaces", what);
+        return why;
+    }
     struct template *t = NULL;
     struct smsys_err e = {0};
     int rc = template_parse(text, strlen(text), &t, NULL, &e);

@@ -325,8 +325,8 @@ int cmd_bulk_list(struct ctl *ctl, int argc, char **argv)
         printf("%.8s  ", b.id);
         put_col(b.name, 24);
         printf("  %-9s  %7lld%s  %8lld  %9lld  %7lld  %7lld  %-16s  %s\n",
-               bulk_state_name(b.v.state), b.v.c.total, b.v.expanded ? " " : "+", b.v.c.sent,
-               b.v.c.delivered, b.v.c.failed, b.v.c.skipped, created, updated);
+               bulk_state_name(b.v.state), b.v.c.total, bulkview_growing(&b.v) ? "+" : " ",
+               b.v.c.sent, b.v.c.delivered, b.v.c.failed, b.v.c.skipped, created, updated);
     }
     PQclear(r);
     return CTL_OK;
