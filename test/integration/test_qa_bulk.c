@@ -8,7 +8,9 @@
  *    those members with the reason; nobody receives a blank SMS;
  *  - the bulk's own text of spaces only fails the bulk;
  *  - smsysctl bulk watch of a bulk waiting for its scheduled start says so
- *    and stops at --timeout (exit 1) instead of waiting for ever;
+ *    and stops at --timeout (exit 1) instead of waiting for ever; watch of
+ *    a start command for an id that is no bulk send ends with smsysd's
+ *    answer;
  *  - smsysctl bulk list marks no total of an ended bulk as still growing. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,6 +213,13 @@ static void test_watch_scheduled_times_out(void **state)
            2, NULL, "--timeout wants seconds");
     expect(ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", NULL}, 5000), 2,
            NULL, "--timeout wants seconds");
+
+    /* start and watch of an id that is no bulk send (a list's id): watch
+     * ends with smsysd's answer instead of waiting */
+    expect(ctl_run((const char *const[]){"bulk", "start", L_EMPTY, NULL}, 10000), 0,
+           "start requested", NULL);
+    expect(ctl_run((const char *const[]){"bulk", "watch", L_EMPTY, "--timeout", "20", NULL}, 30000),
+           1, NULL, "did not accept the bulk: no such bulk send in Dynamics");
 
     /* list: the ended bulks' totals are not marked "+" (still growing) */
     struct run r = ctl_run((const char *const[]){"bulk", "list", NULL}, 10000);

@@ -92,6 +92,20 @@ static int start_pending(PGconn *c, const char *id)
     return rc;
 }
 
+/* The answer smsysd recorded for the bulk's last command ("" if none). */
+static void command_result(PGconn *c, const char *id, char *out, size_t len)
+{
+    const char *params[1] = {id};
+    PGresult *r = PQexecParams(c,
+                               "SELECT coalesce(result, '') FROM smsys_bulk_command WHERE"
+                               " bulk_id = $1::uuid ORDER BY id DESC LIMIT 1",
+                               1, NULL, params, NULL, NULL, 0);
+    out[0] = '\0';
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
 /* Waits until timeout_ms pass, a notification arrives or SIGINT. */
 static void watch_wait(PGconn *c, int timeout_ms)
 {
@@ -197,11 +211,19 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
     rc = bulk_resolve(ctl, c, arg, 1, id, &known);
     if (rc == CTL_OK && !known) {
         int p = start_pending(c, id);
-        if (p != 1)
-            rc = ctl_fail(p < 0 ? "reading smsys_bulk_command: %s"
-                                : "no bulk send with id '%s' in PostgreSQL, and no start "
-                                  "command waiting for it (smsysctl bulk start ID)",
-                          p < 0 ? PQerrorMessage(c) : arg);
+        char res[256] = "";
+        if (p == 0)
+            command_result(c, id, res, sizeof(res));
+        if (p < 0)
+            rc = ctl_fail("reading smsys_bulk_command: %s", PQerrorMessage(c));
+        else if (p == 0 && res[0])
+            rc = ctl_fail("bulk %s: smsysd took the start command but did not accept the bulk: "
+                          "%s",
+                          id, res);
+        else if (p == 0)
+            rc = ctl_fail("no bulk send with id '%s' in PostgreSQL, and no start command "
+                          "waiting for it (smsysctl bulk start ID)",
+                          arg);
         else
             fprintf(stderr, "smsysctl: bulk %s: waiting for smsysd to take the start command\n",
                     id);
@@ -266,9 +288,14 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
         if (found == 0) {
             int p = start_pending(c, id);
             if (p == 0 && bulk_row_get(c, id, &b) == 0) {
+                char res[256];
+                command_result(c, id, res, sizeof(res));
                 rc = ctl_fail("bulk %s: smsysd took the start command but did not accept the "
-                              "bulk (see its log, or the record's last error in Dynamics)",
-                              id);
+                              "bulk: %s",
+                              id,
+                              res[0] ? res
+                                     : "see its log, or the record's last error in "
+                                       "Dynamics");
                 break;
             }
             watch_wait(c, WATCH_TICK_MS);
