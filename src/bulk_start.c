@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smsys/log.h"
 #include "smsys/odata.h"
@@ -231,6 +232,23 @@ static void tpl_cb(int rc, struct dv_result *res, void *ud)
         snprintf(what, sizeof(what), "template %s", name);
         if (fail == NULL)
             fail = check_text(what, body, why, sizeof(why));
+        /* A template for another table would be refused by the list read
+         * itself (its columns do not exist on the member table), with a
+         * message about the list; say what is wrong instead. */
+        const char *tent = jstr(res->json, "smsys_entity");
+        const cJSON *src;
+        cJSON_ArrayForEach(src, j->sources)
+        {
+            const char *ent = jstr(src, "member_entity");
+            if (fail == NULL && tent && ent && strcasecmp(tent, ent) != 0) {
+                snprintf(why, sizeof(why),
+                         "template %s is written for table '%s' but the members of the "
+                         "audience are '%s': pick a template for %s (or none: the default "
+                         "template of each member table is used)",
+                         name, tent, ent, ent);
+                fail = why;
+            }
+        }
         if (fail == NULL)
             cJSON_AddStringToObject(map, "*", body);
     } else {

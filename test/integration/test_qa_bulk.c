@@ -7,6 +7,8 @@
  *  - a template that renders blank (only spaces) for some members skips
  *    those members with the reason; nobody receives a blank SMS;
  *  - the bulk's own text of spaces only fails the bulk;
+ *  - a template written for another table than the list's members fails
+ *    the bulk saying so;
  *  - smsysctl bulk watch of a bulk waiting for its scheduled start says so
  *    and stops at --timeout (exit 1) instead of waiting for ever; watch of
  *    a start command for an id that is no bulk send ends with smsysd's
@@ -31,11 +33,13 @@
 #define L_SKIP  "17000000-0000-4000-8000-000000000002" /* 6, 7: do not SMS / opted out */
 #define L_MAIN  "17000000-0000-4000-8000-000000000003" /* 0..5; 0 and 1 have a job title */
 #define T_BLANK "17100000-0000-4000-8000-000000000001"
+#define T_ACC   "17100000-0000-4000-8000-000000000002" /* written for accounts */
 #define B_EMPTY "b3000000-0000-4000-8000-000000000001"
 #define B_SKIP  "b3000000-0000-4000-8000-000000000002"
 #define B_BLANK "b3000000-0000-4000-8000-000000000003"
 #define B_SPACE "b3000000-0000-4000-8000-000000000004"
 #define B_LATER "b3000000-0000-4000-8000-000000000005"
+#define B_TABLE "b3000000-0000-4000-8000-000000000006"
 
 static void seed(FILE *o, int port)
 {
@@ -51,7 +55,9 @@ static void seed(FILE *o, int port)
                 i ? "," : "", i, i, i, i < 2 ? ",\"jobtitle\":\"Boss\"" : "",
                 i == 6 ? ",\"smsys_donotsms\":true" : "");
     fputs("],\"smsys_smstemplates\":[{\"smsys_smstemplateid\":\"" T_BLANK "\",\"smsys_name\":"
-          "\"blank for some\",\"smsys_entity\":\"contact\",\"smsys_body\":\" {{jobtitle}} \"}],"
+          "\"blank for some\",\"smsys_entity\":\"contact\",\"smsys_body\":\" {{jobtitle}} \"},"
+          "{\"smsys_smstemplateid\":\"" T_ACC "\",\"smsys_name\":\"for accounts\","
+          "\"smsys_entity\":\"account\",\"smsys_body\":\"Dear {{name}}\"}],"
           "\"lists\":[{\"listid\":\"" L_EMPTY "\",\"listname\":\"Empty\",\"type\":false,"
           "\"createdfromcode\":2},{\"listid\":\"" L_SKIP "\",\"listname\":\"Skipped\","
           "\"type\":false,\"createdfromcode\":2},{\"listid\":\"" L_MAIN "\",\"listname\":"
@@ -137,6 +143,19 @@ static void test_blank_for_some_members(void **state)
     post_bulk(B_SPACE, "QA spaces", L_MAIN, "   ", NULL, NULL);
     r = bw_wait_row(B_SPACE, BULK_FAILED, -1, -1, -1, -1, 30000);
     assert_non_null(strstr(last_error(r), "no message text: the bulk send's text is only spaces"));
+    cJSON_Delete(r);
+}
+
+/* A template of another table on a contact list: the bulk fails naming
+ * both tables (before: the list read was refused, "Could not find a
+ * property named 'name' on type contact", blamed on the list). */
+static void test_template_of_another_table(void **state)
+{
+    (void)state;
+    post_bulk(B_TABLE, "QA table", L_MAIN, NULL, T_ACC, NULL);
+    cJSON *r = bw_wait_row(B_TABLE, BULK_FAILED, -1, -1, -1, -1, 30000);
+    assert_non_null(strstr(last_error(r), "template for accounts is written for table 'account' "
+                                          "but the members of the audience are 'contact'"));
     cJSON_Delete(r);
 }
 
@@ -240,6 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_and_all_skipped_fail),
         cmocka_unit_test(test_blank_for_some_members),
+        cmocka_unit_test(test_template_of_another_table),
         cmocka_unit_test(test_watch_scheduled_times_out),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
