@@ -8,7 +8,8 @@
  *   A body of spaces only is "no text", like an empty body.
  * - smsysctl template check / render say what smsysd will do: a blank
  *   body, a text that renders empty and a text over [pickup] max_segments
- *   exit 1 with the reason; "--for" without its value is a usage error. */
+ *   exit 1 with the reason; "--for" without its value is a usage error;
+ *   a wrong lookup after a {{let}}'s "of" is named as the user wrote it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -295,6 +296,8 @@ static void test_ctl_says_what_smsysd_does(void **state)
     add_template(&f, 4, "long", big.data);
     buf_free(&big);
     add_template(&f, 5, "good", "سلام {{firstname}}");
+    add_template(&f, 6, "of",
+                 "{{let c = incidents(customerid) of parentcustomerid_account}}{{c.title}}");
 
     snprintf(conf, sizeof(conf), "/tmp/smsys-t-qatpl-%d.conf", (int)getpid());
     FILE *o = fopen(conf, "w");
@@ -318,6 +321,10 @@ static void test_ctl_says_what_smsysd_does(void **state)
     expect(CTL("template", "render", "long", "--for", "contact:" C1), 1, "23 segments",
            "needs 23 SMS parts (1504 characters); the limit is 20");
     expect(CTL("template", "render", "good", "--for"), 2, NULL, "--for needs TABLE:ID");
+    /* the name the user wrote, not the Web API's _x_value form */
+    expect(CTL("template", "check", "of"), 1, NULL,
+           "{{let c = incidents(customerid) of parentcustomerid_account}}: lookup "
+           "\"parentcustomerid_account\" does not exist on contact");
     expect(CTL("template", "render", "good", "--for", "contact:" C1), 0, "سلام علی", NULL);
     unlink(conf);
     pkf_close(&f);

@@ -590,8 +590,9 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
     case CMD_START:
         if (st == BULK_PAUSED)
             printf("%s was paused: resumed%s (%s); %lld waiting message(s) are handed over "
-                   "again. smsysd sets it Ready in Dynamics\n",
-                   label, rate_txt, bulk_state_name(b.v.state), n->queued);
+                   "again. smsysd sets %s in Dynamics\n",
+                   label, rate_txt, bulk_state_name(b.v.state), n->queued,
+                   bulk_state_name(b.v.state));
         else if (restart)
             printf("%s failed%s%s: start requested%s. smsysd starts it over, with the settings "
                    "it has in Dynamics now, if none of its messages exists yet (it failed "
@@ -613,9 +614,9 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
                label, n->queued, n->inflight);
         break;
     case CMD_RESUME:
-        printf("%s resumed (%s): %lld waiting message(s) are handed over again. smsysd sets it "
-               "Ready in Dynamics\n",
-               label, bulk_state_name(b.v.state), n->queued);
+        printf("%s resumed (%s): %lld waiting message(s) are handed over again. smsysd sets "
+               "%s in Dynamics\n",
+               label, bulk_state_name(b.v.state), n->queued, bulk_state_name(b.v.state));
         break;
     case CMD_CANCEL:
         printf("%s canceled: %lld recipient(s) will not be sent to, %lld message(s) in flight "
