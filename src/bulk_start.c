@@ -235,12 +235,15 @@ static void tpl_cb(int rc, struct dv_result *res, void *ud)
         /* A template for another table would be refused by the list read
          * itself (its columns do not exist on the member table), with a
          * message about the list; say what is wrong instead. */
-        const char *tent = jstr(res->json, "smsys_entity");
+        char tent[64];
+        snprintf(tent, sizeof(tent), "%s",
+                 jstr(res->json, "smsys_entity") ? jstr(res->json, "smsys_entity") : "");
+        template_entity_norm(tent);
         const cJSON *src;
         cJSON_ArrayForEach(src, j->sources)
         {
             const char *ent = jstr(src, "member_entity");
-            if (fail == NULL && tent && ent && strcasecmp(tent, ent) != 0) {
+            if (fail == NULL && tent[0] && ent && strcasecmp(tent, ent) != 0) {
                 snprintf(why, sizeof(why),
                          "template %s is written for table '%s' but the members of the "
                          "audience are '%s': pick a template for %s (or none: the default "
@@ -263,8 +266,11 @@ static void tpl_cb(int rc, struct dv_result *res, void *ud)
             const cJSON *row, *hit = NULL;
             cJSON_ArrayForEach(row, rows)
             {
-                const char *re = jstr(row, "smsys_entity");
-                if (hit == NULL && re && strcmp(re, ent) == 0 && jstr(row, "smsys_body"))
+                char re[64];
+                snprintf(re, sizeof(re), "%s",
+                         jstr(row, "smsys_entity") ? jstr(row, "smsys_entity") : "");
+                template_entity_norm(re); /* as pickup's defaults: " Contact" is contact */
+                if (hit == NULL && strcasecmp(re, ent) == 0 && jstr(row, "smsys_body"))
                     hit = row;
             }
             if (hit == NULL) {

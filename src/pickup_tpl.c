@@ -458,6 +458,7 @@ static int tpl_page_cb(const cJSON *rows, const cJSON *page, void *ud)
         snprintf(t->id, sizeof(t->id), "%s", id->valuestring);
         t->name = pk_strdup(cJSON_IsString(name) ? name->valuestring : NULL);
         snprintf(t->entity, sizeof(t->entity), "%s", cJSON_IsString(ent) ? ent->valuestring : "");
+        template_entity_norm(t->entity);
         const char *tn = tpl_label(t);
         if (!cJSON_IsString(body) ||
             template_text_blank(body->valuestring, strlen(body->valuestring))) {

@@ -360,6 +360,7 @@ static int page_cb(const cJSON *rows, const cJSON *page, void *ud)
         snprintf(row->id, sizeof(row->id), "%s", id->valuestring);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "smsys_entity");
         snprintf(row->entity, sizeof(row->entity), "%s", cJSON_IsString(v) ? v->valuestring : "");
+        template_entity_norm(row->entity);
         v = cJSON_GetObjectItemCaseSensitive(r, "smsys_name");
         row->name = cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
         v = cJSON_GetObjectItemCaseSensitive(r, "smsys_body");

@@ -139,6 +139,7 @@ static struct template_default *entry_from_row(const cJSON *row, int *oom)
         if (*c >= 'A' && *c <= 'F')
             *c = (char)(*c - 'A' + 'a');
     snprintf(e->entity, sizeof(e->entity), "%s", ent->valuestring);
+    template_entity_norm(e->entity);
     snprintf(e->modifiedon, sizeof(e->modifiedon), "%s",
              cJSON_IsString(mod) ? mod->valuestring : "");
     e->name = dup_or_empty(cJSON_GetObjectItemCaseSensitive(row, "smsys_name"));

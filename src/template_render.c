@@ -422,3 +422,19 @@ int template_text_blank(const char *text, size_t len)
     }
     return 1;
 }
+
+void template_entity_norm(char *entity)
+{
+    if (entity == NULL)
+        return;
+    size_t n = strlen(entity), a = 0;
+    while (a < n && (entity[a] == ' ' || (entity[a] >= '\t' && entity[a] <= '\r')))
+        a++;
+    while (n > a && (entity[n - 1] == ' ' || (entity[n - 1] >= '\t' && entity[n - 1] <= '\r')))
+        n--;
+    for (size_t i = a; i < n; i++) {
+        char c = entity[i];
+        entity[i - a] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    entity[n - a] = '\0';
+}

@@ -125,6 +125,13 @@ int template_render(const struct template *t, const cJSON *row, const cJSON *con
  * callers fail it as an empty text. Invalid UTF-8 counts as visible. */
 int template_text_blank(const char *text, size_t len);
 
+/* smsys_entity as typed in Dynamics (" Contact") -> the logical name
+ * ("contact"): surrounding white space dropped, ASCII letters lowered, in
+ * place. Logical names are lower case; a text column takes what the admin
+ * types, and the same template must not work as a default and fail when
+ * named. NULL is ignored. */
+void template_entity_norm(char *entity);
+
 /* ---- against Dataverse (template_batch.c) ---- */
 
 /* The recipient's table as the Web API names it. */

@@ -5,7 +5,8 @@
  *   ("{{jobtitle}}" for a contact without a job title) is not sent: the
  *   SMS is Failed with a last error that names the template and says the
  *   text is empty, and Dynamics' description is not overwritten with "".
- *   A body of spaces only is "no text", like an empty body.
+ *   A body of spaces only is "no text", like an empty body. smsys_entity
+ *   typed " Contact" means contact, for a named template as for a default.
  * - smsysctl template check / render say what smsysd will do: a blank
  *   body, a text that renders empty and a text over [pickup] max_segments
  *   exit 1 with the reason; "--for" without its value is a usage error;
@@ -77,16 +78,22 @@ static void post_json(struct pkf *f, const char *set, cJSON *o)
     cJSON_Delete(o);
 }
 
-static void add_template(struct pkf *f, int i, const char *name, const char *body)
+static void add_template_for(struct pkf *f, int i, const char *name, const char *body,
+                             const char *entity)
 {
     char id[37];
     tpl_id(i, id);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "smsys_smstemplateid", id);
     cJSON_AddStringToObject(o, "smsys_name", name);
-    cJSON_AddStringToObject(o, "smsys_entity", "contact");
+    cJSON_AddStringToObject(o, "smsys_entity", entity);
     cJSON_AddStringToObject(o, "smsys_body", body);
     post_json(f, "smsys_smstemplates", o);
+}
+
+static void add_template(struct pkf *f, int i, const char *name, const char *body)
+{
+    add_template_for(f, i, name, body, "contact");
 }
 
 static void add_sms(struct pkf *f, int i)
@@ -166,6 +173,11 @@ static void test_blank_text_fails_the_sms(void **state)
     }
     add_template(&f, NBLANK, "good", "{{jobtitle | default \"مشتری\"}} {{firstname}}");
     add_sms(&f, NBLANK);
+    /* smsys_entity typed as " Contact": the logical name contact, as for a
+     * default template (before: "written for table ' Contact' but the
+     * recipient is a 'contact'") */
+    add_template_for(&f, NBLANK + 1, "typed", "Hi {{firstname}}", " Contact");
+    add_sms(&f, NBLANK + 1);
 
     struct pickup_opts po = {0};
     struct pickup *p;
@@ -176,7 +188,7 @@ static void test_blank_text_fails_the_sms(void **state)
     assert_int_equal(tu_run_until(&f.loop, &w.done, 60000), 0);
     if (w.rc != 0)
         fail_msg("pickup_poll: %s", w.detail);
-    assert_int_equal(w.pr.records, NBLANK + 1);
+    assert_int_equal(w.pr.records, NBLANK + 2);
     assert_int_equal(w.pr.failed, NBLANK);
 
     for (int i = 0; i < NBLANK; i++) {
@@ -201,6 +213,10 @@ static void test_blank_text_fails_the_sms(void **state)
     sms_id(NBLANK, id);
     assert_string_equal(msg_col(&f, id, "state"), "3");
     assert_string_equal(msg_col(&f, id, "body"), "مشتری علی");
+    sms_id(NBLANK + 1, id);
+    if (strcmp(msg_col(&f, id, "state"), "3") != 0)
+        fail_msg("' Contact' template: %s", msg_col(&f, id, "last_error"));
+    assert_string_equal(msg_col(&f, id, "body"), "Hi علی");
 
     pickup_free(p);
     accounts_free(a);
@@ -312,6 +328,8 @@ static void test_ctl_says_what_smsysd_does(void **state)
     setenv("SMSYS_T_QATPL_SECRET", "smsys-demo-secret", 1);
 
     expect(CTL("template", "check", "good"), 0, "template 'good' for contact: ok", NULL);
+    add_template_for(&f, 7, "typed", "Hi {{firstname}}", "Contact ");
+    expect(CTL("template", "check", "typed"), 0, "template 'typed' for contact: ok", NULL);
     expect(CTL("template", "check", "empty"), 1, NULL, "has no text (smsys_body)");
     expect(CTL("template", "check", "spaces"), 1, NULL, "has no text (smsys_body)");
     expect(CTL("template", "render", "spaces", "--for", "contact:" C1), 1, NULL,

@@ -156,6 +156,8 @@ static void fetched_cb(int rc, struct dv_result *res, void *ud)
     r->entity = str_of(row, "smsys_entity");
     if (!r->name || !r->body || !r->entity)
         r->rc = -ENOMEM;
+    else
+        template_entity_norm(r->entity);
 }
 
 /* GET the template by id (a GUID) or by its exact name. */
