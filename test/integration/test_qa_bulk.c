@@ -228,6 +228,8 @@ static void test_watch_scheduled_times_out(void **state)
     print_message("watch --timeout 2 of a bulk scheduled for 2099 ended after %llu ms\n",
                   (unsigned long long)ms);
     assert_true(ms >= 1900 && ms < 8000);
+    expect(ctl_run((const char *const[]){"bulk", "preview", B_LATER, NULL}, 5000), 0,
+           "waits for its scheduled start, 2099-01-01 08:00:00 UTC", NULL);
     expect(ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", "x", NULL}, 5000),
            2, NULL, "--timeout wants seconds");
     expect(ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", NULL}, 5000), 2,

@@ -416,7 +416,11 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
     const char *params[1] = {id};
     PGresult *r = bulk_db_exec(c,
                                "SELECT coalesce(name, ''), state, preflight::text,"
-                               " coalesce(last_error, '') FROM smsys_bulk WHERE id = $1::uuid",
+                               " coalesce(last_error, ''),"
+                               " CASE WHEN scheduled_start > now() THEN"
+                               " to_char(scheduled_start AT TIME ZONE 'UTC',"
+                               " 'YYYY-MM-DD HH24:MI:SS') END"
+                               " FROM smsys_bulk WHERE id = $1::uuid",
                                1, params);
     PQfinish(c);
     if (r == NULL)
@@ -449,7 +453,12 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
         return CTL_OK;
     }
     printf("bulk %s  %s  (%s)\n", id, name, bulk_state_name(state));
-    if (pre == NULL) {
+    const char *sched = PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4);
+    if (pre == NULL && state == BULK_READY && sched) {
+        printf("not expanded yet: the bulk waits for its scheduled start, %s UTC; the "
+               "preflight summary is made once smsysd has read the audience then\n",
+               sched);
+    } else if (pre == NULL) {
         printf("not expanded yet: the preflight summary is made once smsysd has read the "
                "audience%s\n",
                state == BULK_READY || state == BULK_EXPANDING ? " (it is on it)" : "");
