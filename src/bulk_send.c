@@ -99,9 +99,13 @@ static void pre_stored_cb(int rc, PGresult *res, const struct smsys_err *err, vo
         j->done(j, rc, 0);
         return;
     }
-    /* the note's id is derived from the bulk: a replay is a conflict */
-    char nid[37];
-    bulk_activity_id(j->id, "preflight-note", nid);
+    /* The note's id is derived from the bulk: a replay is a conflict. A
+     * Failed bulk set Ready again is accepted as a new row (a new
+     * created_at): its preflight gets a note of its own, or Dynamics
+     * would keep showing the refusal of the first try only. */
+    char nid[37], key[64];
+    snprintf(key, sizeof(key), "preflight-note%s%s", j->created[0] ? ":" : "", j->created);
+    bulk_activity_id(j->id, key, nid);
     if (j->e->closing ||
         dv_note_create(j->e->dv, "smsys_bulksms", "smsys_bulksmses", j->id, nid,
                        "Bulk SMS preflight", p->note ? p->note : "", note_cb, p) != 0)
