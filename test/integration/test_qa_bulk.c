@@ -258,6 +258,12 @@ static void test_watch_scheduled_times_out(void **state)
     expect(ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", NULL}, 5000), 2,
            NULL, "--timeout wants seconds");
 
+    /* a bulk smsysd never accepted (a Draft): the way to start it */
+    expect(ctl_run(
+               (const char *const[]){"bulk", "pause", "b3000000-0000-4000-8000-0000000000ff", NULL},
+               5000),
+           1, NULL, "smsysd has not accepted it: a Draft is started with smsysctl bulk start ID");
+
     /* start and watch of an id that is no bulk send (a list's id): watch
      * ends with smsysd's answer instead of waiting */
     expect(ctl_run((const char *const[]){"bulk", "start", L_EMPTY, NULL}, 10000), 0,

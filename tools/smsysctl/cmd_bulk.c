@@ -166,6 +166,8 @@ int bulk_resolve(const struct ctl *ctl, PGconn *c, const char *arg, int allow_un
         return ctl_fail("no bulk send %s '%s' in PostgreSQL (%s)",
                         full ? "with id" : "whose id starts with", arg,
                         allow_unknown ? "a bulk smsysd has not seen yet needs its full GUID"
+                        : full        ? "smsysd has not accepted it: a Draft is started with "
+                                        "smsysctl bulk start ID; smsysctl bulk list --all shows the others"
                                       : "smsysctl bulk list --all shows them");
     }
     fprintf(stderr, "smsysctl: bulk id '%s' is ambiguous: it starts %s%d bulk sends:\n", arg,
