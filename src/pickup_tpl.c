@@ -87,9 +87,12 @@ static int has_table_party(const struct pk_sms *s)
     return 0;
 }
 
+/* A description of spaces and line breaks (a form's multi-line field
+ * often keeps one) is no text: the template, named or default, applies,
+ * instead of a blank SMS going out with the template ignored. */
 static int needs(const struct pk_sms *s)
 {
-    if (s->skip || s->fail || (s->body != NULL && s->body[0] != '\0'))
+    if (s->skip || s->fail || (s->body != NULL && !template_text_blank(s->body, strlen(s->body))))
         return 0;
     return s->tpl_id[0] ? 1 : has_table_party(s);
 }

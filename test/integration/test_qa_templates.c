@@ -5,7 +5,8 @@
  *   ("{{jobtitle}}" for a contact without a job title) is not sent: the
  *   SMS is Failed with a last error that names the template and says the
  *   text is empty, and Dynamics' description is not overwritten with "".
- *   A body of spaces only is "no text", like an empty body. smsys_entity
+ *   A body of spaces only is "no text", like an empty body; so is a
+ *   description of spaces, over which the template applies. smsys_entity
  *   typed " Contact" means contact, for a named template as for a default.
  * - smsysctl template check / render say what smsysd will do: a blank
  *   body, a text that renders empty and a text over [pickup] max_segments
@@ -96,7 +97,15 @@ static void add_template(struct pkf *f, int i, const char *name, const char *bod
     add_template_for(f, i, name, body, "contact");
 }
 
+static void add_sms_desc(struct pkf *f, int i, const char *description);
+
 static void add_sms(struct pkf *f, int i)
+{
+    add_sms_desc(f, i, NULL);
+}
+
+/* A Pending SMS to C1 with template i and, when not NULL, a description. */
+static void add_sms_desc(struct pkf *f, int i, const char *description)
 {
     char id[37], tid[37], bind[128];
     sms_id(i, id);
@@ -108,6 +117,8 @@ static void add_sms(struct pkf *f, int i)
     cJSON_AddNumberToObject(o, "smsys_direction", 1);
     cJSON_AddNumberToObject(o, "smsys_status", 2);
     cJSON_AddStringToObject(o, "smsys_templateid@odata.bind", bind);
+    if (description)
+        cJSON_AddStringToObject(o, "description", description);
     cJSON *parties = cJSON_AddArrayToObject(o, "smsys_sms_activity_parties");
     cJSON *pt = cJSON_CreateObject();
     cJSON_AddStringToObject(pt, "partyid_contact@odata.bind", "/contacts(" C1 ")");
@@ -178,6 +189,10 @@ static void test_blank_text_fails_the_sms(void **state)
      * recipient is a 'contact'") */
     add_template_for(&f, NBLANK + 1, "typed", "Hi {{firstname}}", " Contact");
     add_sms(&f, NBLANK + 1);
+    /* a description of spaces and a line break (left in the form's field)
+     * and a template: the template is sent, not a blank SMS */
+    add_template(&f, NBLANK + 2, "over blank", "Dear {{firstname}}");
+    add_sms_desc(&f, NBLANK + 2, "  \n ");
 
     struct pickup_opts po = {0};
     struct pickup *p;
@@ -188,7 +203,7 @@ static void test_blank_text_fails_the_sms(void **state)
     assert_int_equal(tu_run_until(&f.loop, &w.done, 60000), 0);
     if (w.rc != 0)
         fail_msg("pickup_poll: %s", w.detail);
-    assert_int_equal(w.pr.records, NBLANK + 2);
+    assert_int_equal(w.pr.records, NBLANK + 3);
     assert_int_equal(w.pr.failed, NBLANK);
 
     for (int i = 0; i < NBLANK; i++) {
@@ -217,6 +232,16 @@ static void test_blank_text_fails_the_sms(void **state)
     if (strcmp(msg_col(&f, id, "state"), "3") != 0)
         fail_msg("' Contact' template: %s", msg_col(&f, id, "last_error"));
     assert_string_equal(msg_col(&f, id, "body"), "Hi علی");
+    sms_id(NBLANK + 2, id);
+    assert_string_equal(msg_col(&f, id, "state"), "3");
+    assert_string_equal(msg_col(&f, id, "body"), "Dear علی");
+    char path[128];
+    snprintf(path, sizeof(path), "smsys_smses(%s)?$select=description", id);
+    cJSON *row = pkf_get(&f, path);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(row, "description");
+    assert_true(cJSON_IsString(d));
+    assert_string_equal(d->valuestring, "Dear علی");
+    cJSON_Delete(row);
 
     pickup_free(p);
     accounts_free(a);
