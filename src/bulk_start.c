@@ -360,7 +360,9 @@ int bulk_unit_templates(struct bjob *j)
 static int texts_start(struct bjob *j)
 {
     char why[1200];
-    if (!j->template_id[0] && j->body && j->body[0]) {
+    /* own text of spaces only: no text, as a blank description in pickup
+     * (the default templates apply) */
+    if (!j->template_id[0] && j->body && !template_text_blank(j->body, strlen(j->body))) {
         /* the bulk's own text: placeholders allowed, like a template */
         const char *fail = check_text("the bulk send's text", j->body, why, sizeof(why));
         if (fail) {

@@ -7,7 +7,8 @@
  *    again, the bulk is sent and its new preflight has a note of its own;
  *  - a template that renders blank (only spaces) for some members skips
  *    those members with the reason; nobody receives a blank SMS;
- *  - the bulk's own text of spaces only fails the bulk;
+ *  - the bulk's own text of spaces only is no text (the default template
+ *    would apply; here there is none, so the bulk fails saying so);
  *  - a template written for another table than the list's members fails
  *    the bulk saying so;
  *  - smsysctl bulk watch of a bulk waiting for its scheduled start says so
@@ -165,7 +166,9 @@ static void test_blank_for_some_members(void **state)
 
     post_bulk(B_SPACE, "QA spaces", L_MAIN, "   ", NULL, NULL);
     r = bw_wait_row(B_SPACE, BULK_FAILED, -1, -1, -1, -1, 30000);
-    assert_non_null(strstr(last_error(r), "no message text: the bulk send's text is only spaces"));
+    assert_non_null(strstr(last_error(r), "no message text: the bulk send has no text and no "
+                                          "template, and there is no default template for "
+                                          "contact"));
     cJSON_Delete(r);
 }
 
