@@ -193,6 +193,17 @@ static void test_blank_text_fails_the_sms(void **state)
      * and a template: the template is sent, not a blank SMS */
     add_template(&f, NBLANK + 2, "over blank", "Dear {{firstname}}");
     add_sms_desc(&f, NBLANK + 2, "  \n ");
+    /* a typed description of spaces to a bare number (no record, so no
+     * template applies): not sent as a blank SMS */
+    char bare[37];
+    sms_id(NBLANK + 3, bare);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"activityid\":\"%s\",\"subject\":\"t\",\"smsys_direction\":1,"
+             "\"smsys_status\":2,\"description\":\" \\n \",\"smsys_sms_activity_parties\":"
+             "[{\"addressused\":\"09121234568\",\"participationtypemask\":2}]}",
+             bare);
+    pkf_post(&f, "smsys_smses", body);
 
     struct pickup_opts po = {0};
     struct pickup *p;
@@ -203,8 +214,8 @@ static void test_blank_text_fails_the_sms(void **state)
     assert_int_equal(tu_run_until(&f.loop, &w.done, 60000), 0);
     if (w.rc != 0)
         fail_msg("pickup_poll: %s", w.detail);
-    assert_int_equal(w.pr.records, NBLANK + 3);
-    assert_int_equal(w.pr.failed, NBLANK);
+    assert_int_equal(w.pr.records, NBLANK + 4);
+    assert_int_equal(w.pr.failed, NBLANK + 1);
 
     for (int i = 0; i < NBLANK; i++) {
         char id[37], want[256], path[128];
@@ -242,6 +253,9 @@ static void test_blank_text_fails_the_sms(void **state)
     assert_true(cJSON_IsString(d));
     assert_string_equal(d->valuestring, "Dear علی");
     cJSON_Delete(row);
+    sms_id(NBLANK + 3, id);
+    assert_string_equal(msg_col(&f, id, "state"), "6");
+    assert_string_equal(msg_col(&f, id, "last_error"), "the message text (description) is empty");
 
     pickup_free(p);
     accounts_free(a);
