@@ -335,6 +335,8 @@ static void jobs_cb(int rc, PGresult *res, const struct smsys_err *err, void *ud
         j->expanded = bulk_val(res, i, 14) && strcmp(bulk_val(res, i, 14), "t") == 0;
         j->templates = bulk_val(res, i, 15) ? cJSON_Parse(bulk_val(res, i, 15)) : NULL;
         j->has_preflight = bulk_val(res, i, 16) && strcmp(bulk_val(res, i, 16), "t") == 0;
+        snprintf(j->created, sizeof(j->created), "%s",
+                 bulk_val(res, i, 17) ? bulk_val(res, i, 17) : "");
     }
     r->ijob = 0;
     next_job(r);
@@ -346,7 +348,8 @@ void bulk_phase_work(struct run *r)
                  "SELECT id::text, name, state, account_id::text, sender, template_id::text, "
                  "body, list_id::text, campaign_id::text, owner_id::text, owner_type, "
                  "sources::text, src_index, cursor, expanded, templates::text, "
-                 "preflight IS NOT NULL FROM smsys_bulk "
+                 "preflight IS NOT NULL, "
+                 "(extract(epoch FROM created_at) * 1000000)::bigint::text FROM smsys_bulk "
                  "WHERE state IN (3, 4) OR (state = 2 AND (scheduled_start IS NULL "
                  "OR scheduled_start <= now())) ORDER BY created_at LIMIT 50",
                  0, NULL, jobs_cb, r) != 0)

@@ -80,8 +80,10 @@ int bulk_measure(const struct bulk_engine *e, const char *text, size_t len, int 
                  int *encoding, char *why, size_t whylen)
 {
     struct text_info ti;
-    if (len == 0) {
-        snprintf(why, whylen, "the text is empty for this member");
+    if (template_text_blank(text, len)) {
+        snprintf(why, whylen,
+                 "the text is empty for this member (every placeholder in it is "
+                 "missing or empty)");
         return BULK_M_RENDER_FAIL;
     }
     if (text_analyze(text, len, &ti) != 0) {

@@ -50,6 +50,7 @@ struct bjob {
     int expanded;
     cJSON *templates; /* NULL until resolved */
     int has_preflight;
+    char created[24]; /* created_at in µs: a restarted bulk is a new row */
     /* the unit in progress */
     bjob_done_cb done;
     struct buf scratch;

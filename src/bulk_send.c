@@ -94,9 +94,13 @@ static void pre_stored_cb(int rc, PGresult *res, const struct smsys_err *err, vo
         j->done(j, rc, 0);
         return;
     }
-    /* the note's id is derived from the bulk: a replay is a conflict */
-    char nid[37];
-    bulk_activity_id(j->id, "preflight-note", nid);
+    /* The note's id is derived from the bulk: a replay is a conflict. A
+     * Failed bulk set Ready again is accepted as a new row (a new
+     * created_at): its preflight gets a note of its own, or Dynamics
+     * would keep showing the refusal of the first try only. */
+    char nid[37], key[64];
+    snprintf(key, sizeof(key), "preflight-note%s%s", j->created[0] ? ":" : "", j->created);
+    bulk_activity_id(j->id, key, nid);
     if (j->e->closing ||
         dv_note_create(j->e->dv, "smsys_bulksms", "smsys_bulksmses", j->id, nid,
                        "Bulk SMS preflight", p->note ? p->note : "", note_cb, p) != 0)
@@ -196,8 +200,24 @@ static void acct_cb(int rc, struct dv_result *res, void *ud)
         cJSON_AddNumberToObject(p->sum, "balance", bal->valuedouble);
     if (jstr(a, "smsys_balanceupdatedon"))
         cJSON_AddStringToObject(p->sum, "balance_at", jstr(a, "smsys_balanceupdatedon"));
-    if (e->o.refuse_over_balance && isfinite(cost) && cJSON_IsNumber(bal) &&
-        cost > bal->valuedouble + 1e-9) {
+    double recipients = jnum(p->sum, "recipients", 0);
+    double skipped = jnum(cJSON_GetObjectItemCaseSensitive(p->sum, "skipped"), "total", 0);
+    if (recipients <= 0) {
+        /* Completed with nothing sent would look like success to the user;
+         * Failed says why, and Ready again after fixing the list starts
+         * over (no message exists). */
+        if (skipped > 0)
+            snprintf(p->refuse, sizeof(p->refuse),
+                     "nothing to send: all %.0f members of the audience were skipped (no "
+                     "number, opted out, do not SMS, duplicate or text not renderable; the "
+                     "preflight note has the counts)",
+                     skipped);
+        else
+            snprintf(p->refuse, sizeof(p->refuse),
+                     "nothing to send: the audience has no members (the marketing list is "
+                     "empty, or every list of the campaign is)");
+    } else if (e->o.refuse_over_balance && isfinite(cost) && cJSON_IsNumber(bal) &&
+               cost > bal->valuedouble + 1e-9) {
         struct buf b = BUF_INIT;
         buf_puts(&b, "insufficient balance: the estimated cost is ");
         fmt_num(&b, cost);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smsys/log.h"
 #include "smsys/odata.h"
@@ -163,6 +164,11 @@ static int texts_start(struct bjob *j);
 /* Checks that text parses as a template; NULL or the reason (in why). */
 static const char *check_text(const char *what, const char *text, char *why, size_t whylen)
 {
+    if (template_text_blank(text, strlen(text))) {
+        /* spaces only: every member would be skipped, or get a blank SMS */
+        snprintf(why, whylen, "no message text: %s is only spaces", what);
+        return why;
+    }
     struct template *t = NULL;
     struct smsys_err e = {0};
     int rc = template_parse(text, strlen(text), &t, NULL, &e);
@@ -226,6 +232,26 @@ static void tpl_cb(int rc, struct dv_result *res, void *ud)
         snprintf(what, sizeof(what), "template %s", name);
         if (fail == NULL)
             fail = check_text(what, body, why, sizeof(why));
+        /* A template for another table would be refused by the list read
+         * itself (its columns do not exist on the member table), with a
+         * message about the list; say what is wrong instead. */
+        char tent[64];
+        snprintf(tent, sizeof(tent), "%s",
+                 jstr(res->json, "smsys_entity") ? jstr(res->json, "smsys_entity") : "");
+        template_entity_norm(tent);
+        const cJSON *src;
+        cJSON_ArrayForEach(src, j->sources)
+        {
+            const char *ent = jstr(src, "member_entity");
+            if (fail == NULL && tent[0] && ent && strcasecmp(tent, ent) != 0) {
+                snprintf(why, sizeof(why),
+                         "template %s is written for table '%s' but the members of the "
+                         "audience are '%s': pick a template for %s (or none: the default "
+                         "template of each member table is used)",
+                         name, tent, ent, ent);
+                fail = why;
+            }
+        }
         if (fail == NULL)
             cJSON_AddStringToObject(map, "*", body);
     } else {
@@ -240,8 +266,11 @@ static void tpl_cb(int rc, struct dv_result *res, void *ud)
             const cJSON *row, *hit = NULL;
             cJSON_ArrayForEach(row, rows)
             {
-                const char *re = jstr(row, "smsys_entity");
-                if (hit == NULL && re && strcmp(re, ent) == 0 && jstr(row, "smsys_body"))
+                char re[64];
+                snprintf(re, sizeof(re), "%s",
+                         jstr(row, "smsys_entity") ? jstr(row, "smsys_entity") : "");
+                template_entity_norm(re); /* as pickup's defaults: " Contact" is contact */
+                if (hit == NULL && strcasecmp(re, ent) == 0 && jstr(row, "smsys_body"))
                     hit = row;
             }
             if (hit == NULL) {
@@ -331,7 +360,9 @@ int bulk_unit_templates(struct bjob *j)
 static int texts_start(struct bjob *j)
 {
     char why[1200];
-    if (!j->template_id[0] && j->body && j->body[0]) {
+    /* own text of spaces only: no text, as a blank description in pickup
+     * (the default templates apply) */
+    if (!j->template_id[0] && j->body && !template_text_blank(j->body, strlen(j->body))) {
         /* the bulk's own text: placeholders allowed, like a template */
         const char *fail = check_text("the bulk send's text", j->body, why, sizeof(why));
         if (fail) {

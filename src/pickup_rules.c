@@ -5,6 +5,7 @@
 
 #include "smsys/buf.h"
 #include "smsys/odata.h"
+#include "smsys/template.h"
 #include "smsys/text.h"
 
 #include <ctype.h>
@@ -320,7 +321,8 @@ void pk_sms_clear(struct pk_sms *s)
 static char *check_body(const char *body, int has_template, unsigned max_segments, int *segments,
                         int *encoding)
 {
-    if (body == NULL || body[0] == '\0')
+    /* spaces and line breaks only: nothing to read, not worth a bill */
+    if (body == NULL || template_text_blank(body, strlen(body)))
         return pk_strdup(has_template ? "the template could not be rendered"
                                       : "the message text (description) is empty");
     struct text_info ti;

@@ -87,9 +87,12 @@ static int has_table_party(const struct pk_sms *s)
     return 0;
 }
 
+/* A description of spaces and line breaks (a form's multi-line field
+ * often keeps one) is no text: the template, named or default, applies,
+ * instead of a blank SMS going out with the template ignored. */
 static int needs(const struct pk_sms *s)
 {
-    if (s->skip || s->fail || (s->body != NULL && s->body[0] != '\0'))
+    if (s->skip || s->fail || (s->body != NULL && !template_text_blank(s->body, strlen(s->body))))
         return 0;
     return s->tpl_id[0] ? 1 : has_table_party(s);
 }
@@ -237,6 +240,14 @@ static void row_cb(const char *id, int rc, const char *text, size_t text_len,
                        pk_printf("%stemplate %s: %s", j->tpl->is_default ? "default " : "",
                                  tpl_label(j->tpl),
                                  err && err->detail[0] ? err->detail : smsys_strerror(rc)));
+        else if (template_text_blank(text, text_len))
+            /* every placeholder was missing: say so, and leave Dynamics'
+             * description as it is rather than writing "" over it */
+            fail_party(s, j->party,
+                       pk_printf("%stemplate %s: the rendered text is empty for this recipient "
+                                 "(every placeholder in it is missing or empty; a | default "
+                                 "\"...\" filter gives one a text)",
+                                 j->tpl->is_default ? "default " : "", tpl_label(j->tpl)));
         else
             take_text(r, s, j->party, text, text_len);
     }
@@ -450,8 +461,10 @@ static int tpl_page_cb(const cJSON *rows, const cJSON *page, void *ud)
         snprintf(t->id, sizeof(t->id), "%s", id->valuestring);
         t->name = pk_strdup(cJSON_IsString(name) ? name->valuestring : NULL);
         snprintf(t->entity, sizeof(t->entity), "%s", cJSON_IsString(ent) ? ent->valuestring : "");
+        template_entity_norm(t->entity);
         const char *tn = tpl_label(t);
-        if (!cJSON_IsString(body) || body->valuestring[0] == '\0') {
+        if (!cJSON_IsString(body) ||
+            template_text_blank(body->valuestring, strlen(body->valuestring))) {
             t->fail = pk_printf("template %s has no text (smsys_body)", tn);
             continue;
         }

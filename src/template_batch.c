@@ -477,11 +477,18 @@ static void tv_done_cb(int rc, const char *delta, unsigned pages, const struct s
             const struct tpath *of = &t->rels[i].of;
             for (size_t k = 0; k < of->n; k++)
                 if (strcmp(of->seg[k], prop) == 0) {
-                    /* the `of` lookup of a {{let}} */
+                    /* the `of` lookup of a {{let}}: named as the user wrote
+                     * it, not as the Web API's _x_value column */
+                    char shown[128];
+                    size_t pl = strlen(prop);
+                    if (pl > 7 && prop[0] == '_' && strcmp(prop + pl - 6, "_value") == 0)
+                        snprintf(shown, sizeof(shown), "%.*s", (int)(pl - 7), prop + 1);
+                    else
+                        snprintf(shown, sizeof(shown), "%s", prop);
                     return tv_fail(v,
                                    tpl_error(t, &t->rels[i].pos, t->rels[i].pos.off,
                                              TE_UNKNOWN_LOOKUP, &te, &err,
-                                             "lookup \"%s\" does not exist on %s", prop, on),
+                                             "lookup \"%s\" does not exist on %s", shown, on),
                                    &te, &err);
                 }
         }

@@ -299,7 +299,7 @@ static void next_row(struct template_check *c)
     while (c->at < c->nrows) {
         const struct tc_row *r = &c->rows[c->at];
         c->res.changed++;
-        if (r->body == NULL || r->body[0] == '\0') {
+        if (r->body == NULL || template_text_blank(r->body, strlen(r->body))) {
             set_note(c, "the template has no text (smsys_body)");
         } else if (r->entity[0] == '\0') {
             set_note(c, "the template names no table (smsys_entity): write the logical name of "
@@ -360,6 +360,7 @@ static int page_cb(const cJSON *rows, const cJSON *page, void *ud)
         snprintf(row->id, sizeof(row->id), "%s", id->valuestring);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "smsys_entity");
         snprintf(row->entity, sizeof(row->entity), "%s", cJSON_IsString(v) ? v->valuestring : "");
+        template_entity_norm(row->entity);
         v = cJSON_GetObjectItemCaseSensitive(r, "smsys_name");
         row->name = cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
         v = cJSON_GetObjectItemCaseSensitive(r, "smsys_body");

@@ -139,6 +139,7 @@ static struct template_default *entry_from_row(const cJSON *row, int *oom)
         if (*c >= 'A' && *c <= 'F')
             *c = (char)(*c - 'A' + 'a');
     snprintf(e->entity, sizeof(e->entity), "%s", ent->valuestring);
+    template_entity_norm(e->entity);
     snprintf(e->modifiedon, sizeof(e->modifiedon), "%s",
              cJSON_IsString(mod) ? mod->valuestring : "");
     e->name = dup_or_empty(cJSON_GetObjectItemCaseSensitive(row, "smsys_name"));
@@ -151,7 +152,7 @@ static struct template_default *entry_from_row(const cJSON *row, int *oom)
     const char *tn = e->name[0] ? e->name : e->id;
     struct buf msg = BUF_INIT;
     int rc = 0;
-    if (e->body[0] == '\0') {
+    if (template_text_blank(e->body, strlen(e->body))) {
         rc = buf_printf(&msg, "default template %s has no text (smsys_body)", tn);
     } else {
         struct smsys_err err = {0};

@@ -388,3 +388,53 @@ int template_render(const struct template *t, const cJSON *row, const cJSON *con
     }
     return rc;
 }
+
+/* The code point at s (len bytes left) when it is one of the invisible
+ * characters below; its length in bytes, else 0. */
+static size_t blank_cp(const unsigned char *s, size_t len)
+{
+    if (len >= 2 && s[0] == 0xC2 && s[1] == 0xA0)
+        return 2; /* U+00A0 no-break space */
+    if (len < 3 || s[0] < 0xE2)
+        return 0;
+    unsigned cp = ((unsigned)(s[0] & 0x0F) << 12) | ((unsigned)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || s[0] > 0xEF)
+        return 0;
+    if ((cp >= 0x2000 && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+        cp == 0x205F || cp == 0x2060 || cp == 0x3000 || cp == 0xFEFF)
+        return 3;
+    return 0;
+}
+
+int template_text_blank(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (text && i < len) {
+        if (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')) {
+            i++;
+            continue;
+        }
+        size_t n = blank_cp(s + i, len - i);
+        if (n == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+void template_entity_norm(char *entity)
+{
+    if (entity == NULL)
+        return;
+    size_t n = strlen(entity), a = 0;
+    while (a < n && (entity[a] == ' ' || (entity[a] >= '\t' && entity[a] <= '\r')))
+        a++;
+    while (n > a && (entity[n - 1] == ' ' || (entity[n - 1] >= '\t' && entity[n - 1] <= '\r')))
+        n--;
+    for (size_t i = a; i < n; i++) {
+        char c = entity[i];
+        entity[i - a] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    entity[n - a] = '\0';
+}

@@ -118,6 +118,20 @@ const char *template_relation_key(const struct template *t, size_t i, const cJSO
 int template_render(const struct template *t, const cJSON *row, const cJSON *const *rel,
                     struct buf *out, struct template_error *te, struct smsys_err *err);
 
+/* 1 when text holds nothing a reader would see: empty, or only white
+ * space (ASCII, no-break, the Unicode spaces, zero-width characters and
+ * the byte order mark). A template whose placeholders were all missing
+ * renders like that; no one should pay for (or receive) such an SMS, so
+ * callers fail it as an empty text. Invalid UTF-8 counts as visible. */
+int template_text_blank(const char *text, size_t len);
+
+/* smsys_entity as typed in Dynamics (" Contact") -> the logical name
+ * ("contact"): surrounding white space dropped, ASCII letters lowered, in
+ * place. Logical names are lower case; a text column takes what the admin
+ * types, and the same template must not work as a default and fail when
+ * named. NULL is ignored. */
+void template_entity_norm(char *entity);
+
 /* ---- against Dataverse (template_batch.c) ---- */
 
 /* The recipient's table as the Web API names it. */

@@ -157,6 +157,11 @@ static size_t cut(char *out, size_t len, const char *s, int width)
     return n;
 }
 
+int bulkview_growing(const struct bulkview *p)
+{
+    return !p->expanded && !bulkview_final(p->state);
+}
+
 size_t bulkview_line(char *out, size_t len, const struct bulkview *p, double rate, int width,
                      int tty, time_t now)
 {
@@ -175,7 +180,7 @@ size_t bulkview_line(char *out, size_t len, const struct bulkview *p, double rat
         int n = snprintf(out, len,
                          "%s state=%s total=%lld%s done=%lld sent=%lld delivered=%lld failed=%lld "
                          "skipped=%lld progress=%d.%d%% rate=%s eta=%s",
-                         ts, state, p->c.total, p->expanded ? "" : "+", p->done, p->c.sent,
+                         ts, state, p->c.total, bulkview_growing(p) ? "+" : "", p->done, p->c.sent,
                          p->c.delivered, p->c.failed, p->c.skipped, pm / 10, pm % 10, r, eta);
         return n < 0 ? 0 : ((size_t)n < len ? (size_t)n : len - 1);
     }
@@ -187,7 +192,7 @@ size_t bulkview_line(char *out, size_t len, const struct bulkview *p, double rat
     snprintf(tail, sizeof(tail),
              "%3d.%d%% %lld/%lld%s  sent %lld  delivered %lld  failed %lld  skipped %lld  %s  "
              "ETA %s",
-             pm / 10, pm % 10, p->done, p->c.total, p->expanded ? "" : "+", p->c.sent,
+             pm / 10, pm % 10, p->done, p->c.total, bulkview_growing(p) ? "+" : "", p->c.sent,
              p->c.delivered, p->c.failed, p->c.skipped, r, eta);
     int fixed = (int)strlen(state) + 1 + (int)strlen(tail);
     int bar = width - fixed - 3; /* " [" ... "]" */
@@ -209,6 +214,6 @@ size_t bulkview_line(char *out, size_t len, const struct bulkview *p, double rat
     }
     /* Narrow: the essentials, then whatever fits. */
     snprintf(line, sizeof(line), "%s %d%% %lld/%lld%s %s ETA %s", state, pm / 10, p->done,
-             p->c.total, p->expanded ? "" : "+", r, eta);
+             p->c.total, bulkview_growing(p) ? "+" : "", r, eta);
     return cut(out, len, line, width);
 }

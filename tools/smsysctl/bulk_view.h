@@ -38,6 +38,11 @@ struct bulkview {
     long long done;
 };
 
+/* 1 while the total may still grow (the audience is being read): the "+"
+ * after it. A bulk that ended (Failed before its audience was read, say)
+ * never grows, whatever expanded says. */
+int bulkview_growing(const struct bulkview *p);
+
 /* The samples of the last BULKVIEW_RATE_WINDOW_MS: (time, done) pairs. */
 #define BULKVIEW_RATE_WINDOW_MS 10000
 #define BULKVIEW_RATE_SLOTS     64

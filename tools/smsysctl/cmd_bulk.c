@@ -166,6 +166,8 @@ int bulk_resolve(const struct ctl *ctl, PGconn *c, const char *arg, int allow_un
         return ctl_fail("no bulk send %s '%s' in PostgreSQL (%s)",
                         full ? "with id" : "whose id starts with", arg,
                         allow_unknown ? "a bulk smsysd has not seen yet needs its full GUID"
+                        : full        ? "smsysd has not accepted it: a Draft is started with "
+                                        "smsysctl bulk start ID; smsysctl bulk list --all shows the others"
                                       : "smsysctl bulk list --all shows them");
     }
     fprintf(stderr, "smsysctl: bulk id '%s' is ambiguous: it starts %s%d bulk sends:\n", arg,
@@ -325,8 +327,8 @@ int cmd_bulk_list(struct ctl *ctl, int argc, char **argv)
         printf("%.8s  ", b.id);
         put_col(b.name, 24);
         printf("  %-9s  %7lld%s  %8lld  %9lld  %7lld  %7lld  %-16s  %s\n",
-               bulk_state_name(b.v.state), b.v.c.total, b.v.expanded ? " " : "+", b.v.c.sent,
-               b.v.c.delivered, b.v.c.failed, b.v.c.skipped, created, updated);
+               bulk_state_name(b.v.state), b.v.c.total, bulkview_growing(&b.v) ? "+" : " ",
+               b.v.c.sent, b.v.c.delivered, b.v.c.failed, b.v.c.skipped, created, updated);
     }
     PQclear(r);
     return CTL_OK;
@@ -419,7 +421,10 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
     PGresult *r = bulk_db_exec(
         c,
         "SELECT coalesce(b.name, ''), b.state, b.preflight::text, coalesce(b.last_error, ''),"
-        " x.n, coalesce(x.first, '') FROM smsys_bulk b CROSS JOIN LATERAL"
+        " x.n, coalesce(x.first, ''),"
+        " CASE WHEN b.scheduled_start > now() THEN"
+        " to_char(b.scheduled_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') END"
+        " FROM smsys_bulk b CROSS JOIN LATERAL"
         " (SELECT count(*) AS n, min(q.recipient || ': ' || q.last_error) AS first"
         "  FROM smsys_message q WHERE q.bulk_id = b.id AND q.state = 6"
         "  AND q.last_error LIKE 'Dynamics refused the SMS record: %') x"
@@ -461,7 +466,12 @@ int cmd_bulk_preview(struct ctl *ctl, int argc, char **argv)
         return CTL_OK;
     }
     printf("bulk %s  %s  (%s)\n", id, name, bulk_state_name(state));
-    if (pre == NULL) {
+    const char *sched = PQgetisnull(r, 0, 6) ? NULL : PQgetvalue(r, 0, 6);
+    if (pre == NULL && state == BULK_READY && sched) {
+        printf("not expanded yet: the bulk waits for its scheduled start, %s UTC; the "
+               "preflight summary is made once smsysd has read the audience then\n",
+               sched);
+    } else if (pre == NULL) {
         printf("not expanded yet: the preflight summary is made once smsysd has read the "
                "audience%s\n",
                state == BULK_READY || state == BULK_EXPANDING ? " (it is on it)" : "");
@@ -604,8 +614,9 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
     case CMD_START:
         if (st == BULK_PAUSED)
             printf("%s was paused: resumed%s (%s); %lld waiting message(s) are handed over "
-                   "again. smsysd sets it Ready in Dynamics\n",
-                   label, rate_txt, bulk_state_name(b.v.state), n->queued);
+                   "again. smsysd sets %s in Dynamics\n",
+                   label, rate_txt, bulk_state_name(b.v.state), n->queued,
+                   bulk_state_name(b.v.state));
         else if (restart)
             printf("%s failed%s%s: start requested%s. smsysd starts it over, with the settings "
                    "it has in Dynamics now, if none of its messages exists yet (it failed "
@@ -627,9 +638,9 @@ static int control(struct ctl *ctl, int argc, char **argv, enum bulk_cmd cmd)
                label, n->queued, n->inflight);
         break;
     case CMD_RESUME:
-        printf("%s resumed (%s): %lld waiting message(s) are handed over again. smsysd sets it "
-               "Ready in Dynamics\n",
-               label, bulk_state_name(b.v.state), n->queued);
+        printf("%s resumed (%s): %lld waiting message(s) are handed over again. smsysd sets "
+               "%s in Dynamics\n",
+               label, bulk_state_name(b.v.state), n->queued, bulk_state_name(b.v.state));
         break;
     case CMD_CANCEL:
         printf("%s canceled: %lld recipient(s) will not be sent to, %lld message(s) in flight "

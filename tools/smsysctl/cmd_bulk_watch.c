@@ -4,8 +4,8 @@
  * Reads the bulk's counters from PostgreSQL every second, and sooner when
  * NOTIFY smsys_bulk arrives (LISTEN on the same blocking connection: poll()
  * on its socket is the one-second wait). Exits 0 when the bulk ends
- * Completed, 1 when it ends Failed or Canceled. SIGINT only ends the
- * watching (exit 1, the bulk goes on). A lost database is retried every
+ * Completed, 1 when it ends Failed or Canceled. SIGINT or --timeout only
+ * end the watching (exit 1, the bulk goes on). A lost database is retried every
  * second: watching a long send must survive a PostgreSQL restart. */
 #include "bulk_ctl.h"
 
@@ -92,6 +92,20 @@ static int start_pending(PGconn *c, const char *id)
     return rc;
 }
 
+/* The answer smsysd recorded for the bulk's last command ("" if none). */
+static void command_result(PGconn *c, const char *id, char *out, size_t len)
+{
+    const char *params[1] = {id};
+    PGresult *r = PQexecParams(c,
+                               "SELECT coalesce(result, '') FROM smsys_bulk_command WHERE"
+                               " bulk_id = $1::uuid ORDER BY id DESC LIMIT 1",
+                               1, NULL, params, NULL, NULL, 0);
+    out[0] = '\0';
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
 /* Waits until timeout_ms pass, a notification arrives or SIGINT. */
 static void watch_wait(PGconn *c, int timeout_ms)
 {
@@ -141,13 +155,52 @@ static void print_json_tick(const struct bulk_row *b, double rate, long long eta
     cJSON_Delete(o);
 }
 
+/* Why a bulk that is not moving is not moving, said once per state on
+ * stderr: a watch of a bulk scheduled for tomorrow, or paused, otherwise
+ * looks like a hang. */
+static void watch_explain(PGconn *c, const struct bulk_row *b, int *said_state, int tty)
+{
+    if (b->v.state == *said_state)
+        return;
+    *said_state = b->v.state;
+    if (b->v.state == BULK_PAUSED) {
+        fprintf(stderr,
+                "%ssmsysctl: bulk %.8s is paused: nothing is sent until it is resumed "
+                "(smsysctl bulk resume ID, or Ready in Dynamics)\n",
+                tty ? "\n" : "", b->id);
+        return;
+    }
+    if (b->v.state != BULK_READY)
+        return;
+    const char *params[1] = {b->id};
+    PGresult *r = PQexecParams(c,
+                               "SELECT to_char(scheduled_start AT TIME ZONE 'UTC',"
+                               " 'YYYY-MM-DD HH24:MI:SS') FROM smsys_bulk WHERE id = $1::uuid"
+                               " AND scheduled_start > now()",
+                               1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        fprintf(stderr, "%ssmsysctl: bulk %.8s waits for its scheduled start, %s UTC\n",
+                tty ? "\n" : "", b->id, PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
 int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
 {
-    if (argc == 0)
+    const char *arg = NULL;
+    long long timeout_s = 0; /* 0: until the bulk ends */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--timeout") == 0) {
+            if (i + 1 >= argc || util_parse_int(argv[++i], 1, 31 * 86400, &timeout_s) != 0)
+                return ctl_usage_error(ctl, "--timeout wants seconds (1..2678400)");
+        } else if (arg == NULL) {
+            arg = argv[i];
+        } else {
+            return ctl_usage_error(ctl, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (arg == NULL)
         return ctl_usage_error(ctl, "expected a bulk ID");
-    if (argc > 1)
-        return ctl_usage_error(ctl, "unexpected argument '%s'", argv[1]);
-    int rc = bulk_check_arg(ctl, argv[0]);
+    int rc = bulk_check_arg(ctl, arg);
     if (rc != CTL_OK)
         return rc;
     PGconn *c = bulk_db_open(ctl);
@@ -155,14 +208,22 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
         return CTL_FAIL;
     char id[37];
     int known = 0;
-    rc = bulk_resolve(ctl, c, argv[0], 1, id, &known);
+    rc = bulk_resolve(ctl, c, arg, 1, id, &known);
     if (rc == CTL_OK && !known) {
         int p = start_pending(c, id);
-        if (p != 1)
-            rc = ctl_fail(p < 0 ? "reading smsys_bulk_command: %s"
-                                : "no bulk send with id '%s' in PostgreSQL, and no start "
-                                  "command waiting for it (smsysctl bulk start ID)",
-                          p < 0 ? PQerrorMessage(c) : argv[0]);
+        char res[256] = "";
+        if (p == 0)
+            command_result(c, id, res, sizeof(res));
+        if (p < 0)
+            rc = ctl_fail("reading smsys_bulk_command: %s", PQerrorMessage(c));
+        else if (p == 0 && res[0])
+            rc = ctl_fail("bulk %s: smsysd took the start command but did not accept the bulk: "
+                          "%s",
+                          id, res);
+        else if (p == 0)
+            rc = ctl_fail("no bulk send with id '%s' in PostgreSQL, and no start command "
+                          "waiting for it (smsysctl bulk start ID)",
+                          arg);
         else
             fprintf(stderr, "smsysctl: bulk %s: waiting for smsysd to take the start command\n",
                     id);
@@ -185,10 +246,15 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
     struct bulk_row b;
     uint64_t last_read = 0, last_print = 0;
     int down = 0; /* PostgreSQL was unreachable at the last read */
-    int shown = 0;
+    int shown = 0, said_state = 0, timedout = 0;
+    uint64_t until = timeout_s ? util_now_ms() + (uint64_t)timeout_s * 1000 : 0;
     rc = -1;
     while (rc < 0 && !watch_stop) {
         uint64_t now = util_now_ms();
+        if (until && now >= until) {
+            timedout = 1;
+            break;
+        }
         if (last_read && now - last_read < WATCH_MIN_GAP_MS) {
             watch_wait(c, (int)(WATCH_MIN_GAP_MS - (now - last_read)));
             continue;
@@ -222,9 +288,14 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
         if (found == 0) {
             int p = start_pending(c, id);
             if (p == 0 && bulk_row_get(c, id, &b) == 0) {
+                char res[256];
+                command_result(c, id, res, sizeof(res));
                 rc = ctl_fail("bulk %s: smsysd took the start command but did not accept the "
-                              "bulk (see its log, or the record's last error in Dynamics)",
-                              id);
+                              "bulk: %s",
+                              id,
+                              res[0] ? res
+                                     : "see its log, or the record's last error in "
+                                       "Dynamics");
                 break;
             }
             watch_wait(c, WATCH_TICK_MS);
@@ -255,6 +326,7 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
             fflush(stdout);
             shown = 1;
         }
+        watch_explain(c, &b, &said_state, tty);
         if (final) {
             if (tty)
                 printf("\n");
@@ -274,11 +346,14 @@ int cmd_bulk_watch(struct ctl *ctl, int argc, char **argv)
         if (tty && shown)
             printf("\n");
         fflush(stdout);
+        char why[64] = "";
+        if (timedout)
+            snprintf(why, sizeof(why), " after %lld s without an end", timeout_s);
         if (shown)
-            fprintf(stderr, "smsysctl: stopped watching; bulk %s goes on (%s)\n", id,
+            fprintf(stderr, "smsysctl: stopped watching%s; bulk %s goes on (%s)\n", why, id,
                     bulk_state_name(b.v.state));
         else
-            fprintf(stderr, "smsysctl: stopped watching; bulk %s goes on\n", id);
+            fprintf(stderr, "smsysctl: stopped watching%s; bulk %s goes on\n", why, id);
         rc = CTL_FAIL;
     }
     sigaction(SIGINT, &old_int, NULL);

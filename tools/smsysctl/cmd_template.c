@@ -156,6 +156,8 @@ static void fetched_cb(int rc, struct dv_result *res, void *ud)
     r->entity = str_of(row, "smsys_entity");
     if (!r->name || !r->body || !r->entity)
         r->rc = -ENOMEM;
+    else
+        template_entity_norm(r->entity);
 }
 
 /* GET the template by id (a GUID) or by its exact name. */
@@ -249,6 +251,10 @@ static int prepare(struct ctl *ctl, const char *which, struct smsys_config **cfg
     if (rc < 0)
         return ctl_fail("cannot read template '%s' from Dynamics: %s", which,
                         r->err.detail[0] ? r->err.detail : smsys_strerror(rc));
+    if (template_text_blank(r->body, strlen(r->body)))
+        return ctl_fail("template '%s' has no text (smsys_body): smsysd fails every SMS that "
+                        "uses it",
+                        r->name);
     rc = template_parse(r->body, strlen(r->body), t, &r->te, &r->err);
     if (rc < 0)
         return ctl_fail("template '%s': %s", r->name, r->err.detail);
@@ -320,6 +326,8 @@ int cmd_template_render(struct ctl *ctl, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--for") == 0 && i + 1 < argc)
             target = argv[++i];
+        else if (strcmp(argv[i], "--for") == 0)
+            return ctl_usage_error(ctl, "--for needs TABLE:ID, e.g. contact:<guid>");
         else if (!which && argv[i][0] != '-')
             which = argv[i];
         else
@@ -370,6 +378,14 @@ int cmd_template_render(struct ctl *ctl, int argc, char **argv)
         }
         if (rc < 0)
             code = ctl_fail("template '%s' for %s: %s", r.name, target, r.err.detail);
+        else if (r.text == NULL)
+            code = ctl_fail("template '%s' for %s: no text came back for the recipient", r.name,
+                            target);
+        else if (template_text_blank(r.text, strlen(r.text)))
+            code = ctl_fail("template '%s' for %s: the rendered text is empty for this recipient "
+                            "(every placeholder in it is missing or empty): smsysd would fail "
+                            "the SMS",
+                            r.name, target);
     }
     if (code == CTL_OK) {
         struct text_info ti;
@@ -393,6 +409,11 @@ int cmd_template_render(struct ctl *ctl, int argc, char **argv)
         }
         ctl_out(&out);
         buf_free(&out);
+        if (code == CTL_OK && cfg->pickup.max_segments > 0 &&
+            ti.segments > (size_t)cfg->pickup.max_segments)
+            code = ctl_fail("the text needs %zu SMS parts (%zu characters); the limit is %lld "
+                            "([pickup] max_segments): smsysd would fail the SMS",
+                            ti.segments, ti.chars, cfg->pickup.max_segments);
     }
     template_free(t);
     close_dv(&r);

@@ -138,12 +138,13 @@ static const struct ctl_cmd commands[] = {
      "Cancel a bulk send: its waiting messages are canceled at once, the rest of the audience "
      "is not sent, messages in flight finish; smsysd sets Canceled in Dynamics.",
      0, cmd_bulk_cancel},
-    {"bulk", "watch", "ID",
+    {"bulk", "watch", "ID [--timeout S]",
      "Follow a bulk send: a progress bar with sent/delivered/failed/skipped of total, "
      "messages per second over the last 10 s and the ETA (one log line per second when "
      "stdout is not a terminal; --json: one object per line). Exit 0 when the bulk ends "
-     "Completed, 1 when it ends Failed or Canceled. Ctrl-C stops watching only (exit 1); "
-     "the bulk goes on.",
+     "Completed, 1 when it ends Failed or Canceled. Ctrl-C, or --timeout S seconds without "
+     "an end, stops watching only (exit 1); the bulk goes on. A bulk waiting for its "
+     "scheduled start, or paused, is said so on stderr.",
      CTL_JSON, cmd_bulk_watch},
     {"version", NULL, "", "Print the version.", CTL_JSON, cmd_version},
 };
