@@ -57,6 +57,8 @@ int tpl_error(const struct template *t, const struct tpos *pos, size_t at,
         snprintf(te->placeholder, sizeof(te->placeholder), "%s", ph);
         snprintf(te->message, sizeof(te->message), "%s", msg);
     }
+    if (ph[0] == '\0') /* about the whole template, not a place in it */
+        return smsys_err_set(err, SMSYS_ETEMPLATE, "%s", msg);
     return smsys_err_set(err, SMSYS_ETEMPLATE, "line %u, column %u (byte %zu), %s: %s", line, col,
                          at, ph, msg);
 }

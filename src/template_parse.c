@@ -214,7 +214,7 @@ static int placeholder(struct tparser *ps, struct tblock **stack, size_t *depth,
         if (!tpl_at_word(ps, "if"))
             return tpl_perr(ps, TE_SYNTAX, "unknown block; only {{#if name}} exists");
         ps->p += 2;
-        if (*depth + 1 >= MAX_IF_NESTING)
+        if (*depth >= MAX_IF_NESTING)
             return tpl_perr(ps, TE_LIMIT, "{{#if}} nested too deep");
         struct tnode *n = block_push(cur);
         if (!n)
@@ -391,8 +391,8 @@ int template_parse(const char *src, size_t len, struct template **out, struct te
         template_free(t);
         return rc;
     }
-    struct tblock *stack[MAX_IF_NESTING];
-    struct tpos ifpos[MAX_IF_NESTING];
+    struct tblock *stack[MAX_IF_NESTING + 1]; /* [0] the body, then one per open #if */
+    struct tpos ifpos[MAX_IF_NESTING + 1];
     size_t depth = 0;
     stack[0] = &t->body;
     size_t p = 0;

@@ -526,7 +526,8 @@ static void test_lookups_parties_annotations(void **state)
     struct emures r;
     char contact[40], user[40], body[2048], url[600];
     snprintf(contact, sizeof(contact), "%s",
-             emu_create(&d, "contacts", "{\"firstname\":\"Niloofar\",\"lastname\":\"Sadeghi\"}"));
+             emu_create(&d, "contacts",
+                        "{\"firstname\":\"Niloofar\",\"lastname\":\"Sadeghi\",\"gendercode\":2}"));
     emu_req(&d, "GET", "WhoAmI", NULL, NULL, &r);
     snprintf(user, sizeof(user), "%s", emu_str(r.json, "UserId"));
     emures_free(&r);
@@ -545,7 +546,7 @@ static void test_lookups_parties_annotations(void **state)
     snprintf(url, sizeof(url),
              "smsys_smses(%s)?$select=subject,smsys_status,_regardingobjectid_value,statecode"
              "&$expand=smsys_sms_activity_parties($select=participationtypemask,_partyid_value,"
-             "addressused),regardingobjectid_contact_smsys_sms($select=fullname)",
+             "addressused),regardingobjectid_contact_smsys_sms($select=fullname,gendercode)",
              sms);
     assert_int_equal(emu_req(&d, "GET", url, ann, NULL, &r), 200);
     assert_string_equal(emu_hdr(&r, "Preference-Applied"), "odata.include-annotations=\"*\"");
@@ -560,6 +561,11 @@ static void test_lookups_parties_annotations(void **state)
                         "Pending");
     assert_string_equal(emu_str(r.json, "statecode@OData.Community.Display.V1.FormattedValue"),
                         "Open");
+    /* a choice of the expanded contact gets its label too */
+    assert_string_equal(
+        emu_str(cJSON_GetObjectItemCaseSensitive(r.json, "regardingobjectid_contact_smsys_sms"),
+                "gendercode@OData.Community.Display.V1.FormattedValue"),
+        "Female");
     cJSON *parties = cJSON_GetObjectItemCaseSensitive(r.json, "smsys_sms_activity_parties");
     assert_int_equal(cJSON_GetArraySize(parties), 2);
     cJSON *p0 = cJSON_GetArrayItem(parties, 0), *p1 = cJSON_GetArrayItem(parties, 1);

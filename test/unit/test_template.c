@@ -437,6 +437,33 @@ static void test_output_limit(void **state)
     template_free(t);
 }
 
+/* docs/templates.md: conditions nest 16 deep; the 17th is refused at its
+ * {{#if}}. A template over the size limit is refused as a whole, without a
+ * place in it. */
+static void test_limits(void **state)
+{
+    (void)state;
+    struct buf src = BUF_INIT;
+    for (int i = 0; i < 16; i++)
+        buf_puts(&src, "{{#if firstname}}");
+    buf_puts(&src, "deep");
+    for (int i = 0; i < 16; i++)
+        buf_puts(&src, "{{/if}}");
+    buf_putc(&src, '\0');
+    R(src.data, "deep");
+    src.len = 0;
+    for (int i = 0; i < 17; i++)
+        buf_puts(&src, "{{#if a}}");
+    buf_putc(&src, '\0');
+    perr(src.data, TE_LIMIT, "line 1, column 150 (byte 149), {{#if a}}: {{#if}} nested too deep");
+    src.len = 0;
+    for (int i = 0; i <= TEMPLATE_MAX_SOURCE; i++)
+        buf_putc(&src, 'x');
+    buf_putc(&src, '\0');
+    perr(src.data, TE_LIMIT, "template longer than 65536 bytes");
+    buf_free(&src);
+}
+
 static void test_table_for(void **state)
 {
     (void)state;
@@ -461,7 +488,7 @@ int main(void)
         cmocka_unit_test(test_relations),      cmocka_unit_test(test_plan),
         cmocka_unit_test(test_parse_errors),   cmocka_unit_test(test_other_errors),
         cmocka_unit_test(test_render_errors),  cmocka_unit_test(test_output_limit),
-        cmocka_unit_test(test_table_for),
+        cmocka_unit_test(test_table_for),      cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

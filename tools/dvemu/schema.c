@@ -277,6 +277,8 @@ static const struct optlabel labels[] = {
     {"A", "prioritycode", 0, "Low"},
     {"A", "prioritycode", 1, "Normal"},
     {"A", "prioritycode", 2, "High"},
+    {"contact", "gendercode", 1, "Male"},
+    {"contact", "gendercode", 2, "Female"},
     {"*", "statecode", 0, "Active"},
     {"*", "statecode", 1, "Inactive"},
     {"*", "statuscode", 1, "Active"},
