@@ -361,7 +361,7 @@ static void test_ctl_says_what_smsysd_does(void **state)
             "[dataverse]\nurl = %s\ntoken_url = %s/t/oauth2/v2.0/token\nclient_id = smsys-demo\n"
             "client_secret = env:SMSYS_T_QATPL_SECRET\nscope = http://127.0.0.1/.default\n"
             "[postgres]\nconninfo = \"%s\"\n[pickup]\nmax_segments = 20\n",
-            f.root, f.root, f.conninfo);
+            f.emu.root, f.emu.root, f.conninfo);
     fclose(o);
     chmod(conf, 0600);
     setenv("SMSYS_T_QATPL_SECRET", "smsys-demo-secret", 1);
