@@ -187,58 +187,12 @@ static void test_template_of_another_table(void **state)
 
 /* ---- smsysctl ----------------------------------------------------------- */
 
-struct run {
-    int code;
-    char *out, *err;
-};
-
-static struct run ctl_run(const char *const *args, int ms)
+/* smsysctl with the world's config, killed after ms. */
+static struct world_run ctl_run(const char *const *args, unsigned ms)
 {
-    const char *argv[16];
-    int argc = 0;
-    argv[argc++] = tu_bin("smsysctl");
-    argv[argc++] = "--config";
-    argv[argc++] = w.conf;
-    for (; *args && argc < 15; args++)
-        argv[argc++] = *args;
-    argv[argc] = NULL;
-    char po[300], pe[300];
-    snprintf(po, sizeof(po), "%s/out", w.dir);
-    snprintf(pe, sizeof(pe), "%s/err", w.dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fo = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int fe = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0, code = -1;
-    for (int t = 0; t <= ms; t += 20) {
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        uv_sleep(20);
-    }
-    if (code < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    struct run r = {code, bw_slurp(po), bw_slurp(pe)};
+    struct world_run r = world_ctl_start(w.conf, args);
+    world_ctl_finish(&r, ms);
     return r;
-}
-
-static void expect(struct run r, int code, const char *in_out, const char *in_err)
-{
-    if (r.code != code || (in_out && strstr(r.out, in_out) == NULL) ||
-        (in_err && strstr(r.err, in_err) == NULL))
-        fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwanted out '%s' err '%s'", r.code,
-                 code, r.out, r.err, in_out ? in_out : "", in_err ? in_err : "");
-    free(r.out);
-    free(r.err);
 }
 
 static void test_watch_scheduled_times_out(void **state)
@@ -248,34 +202,39 @@ static void test_watch_scheduled_times_out(void **state)
               "\"smsys_scheduledstart\":\"2099-01-01T08:00:00Z\"");
     assert_true(bw_wait_state(B_LATER, "2", 20000) == BULK_READY);
     uint64_t t0 = uv_hrtime();
-    expect(ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", "2", NULL}, 15000),
-           1, "state=Ready", "waits for its scheduled start, 2099-01-01 08:00:00 UTC");
+    world_run_expect(
+        ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", "2", NULL}, 15000), 1,
+        "state=Ready", "waits for its scheduled start, 2099-01-01 08:00:00 UTC");
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     print_message("watch --timeout 2 of a bulk scheduled for 2099 ended after %llu ms\n",
                   (unsigned long long)ms);
     assert_true(ms >= 1900 && ms < 8000);
-    expect(ctl_run((const char *const[]){"bulk", "preview", B_LATER, NULL}, 5000), 0,
-           "waits for its scheduled start, 2099-01-01 08:00:00 UTC", NULL);
-    expect(ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", "x", NULL}, 5000),
-           2, NULL, "--timeout wants seconds");
-    expect(ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", NULL}, 5000), 2,
-           NULL, "--timeout wants seconds");
+    world_run_expect(ctl_run((const char *const[]){"bulk", "preview", B_LATER, NULL}, 5000), 0,
+                     "waits for its scheduled start, 2099-01-01 08:00:00 UTC", NULL);
+    world_run_expect(
+        ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", "x", NULL}, 5000), 2,
+        NULL, "--timeout wants seconds");
+    world_run_expect(
+        ctl_run((const char *const[]){"bulk", "watch", B_LATER, "--timeout", NULL}, 5000), 2, NULL,
+        "--timeout wants seconds");
 
     /* a bulk smsysd never accepted (a Draft): the way to start it */
-    expect(ctl_run(
-               (const char *const[]){"bulk", "pause", "b3000000-0000-4000-8000-0000000000ff", NULL},
-               5000),
-           1, NULL, "smsysd has not accepted it: a Draft is started with smsysctl bulk start ID");
+    world_run_expect(ctl_run((const char *const[]){"bulk", "pause",
+                                                   "b3000000-0000-4000-8000-0000000000ff", NULL},
+                             5000),
+                     1, NULL,
+                     "smsysd has not accepted it: a Draft is started with smsysctl bulk start ID");
 
     /* start and watch of an id that is no bulk send (a list's id): watch
      * ends with smsysd's answer instead of waiting */
-    expect(ctl_run((const char *const[]){"bulk", "start", L_EMPTY, NULL}, 10000), 0,
-           "start requested", NULL);
-    expect(ctl_run((const char *const[]){"bulk", "watch", L_EMPTY, "--timeout", "20", NULL}, 30000),
-           1, NULL, "did not accept the bulk: no such bulk send in Dynamics");
+    world_run_expect(ctl_run((const char *const[]){"bulk", "start", L_EMPTY, NULL}, 10000), 0,
+                     "start requested", NULL);
+    world_run_expect(
+        ctl_run((const char *const[]){"bulk", "watch", L_EMPTY, "--timeout", "20", NULL}, 30000), 1,
+        NULL, "did not accept the bulk: no such bulk send in Dynamics");
 
     /* list: the ended bulks' totals are not marked "+" (still growing) */
-    struct run r = ctl_run((const char *const[]){"bulk", "list", NULL}, 10000);
+    struct world_run r = ctl_run((const char *const[]){"bulk", "list", NULL}, 10000);
     assert_int_equal(r.code, 0);
     const char *line = strstr(r.out, "QA all skipped");
     assert_non_null(line);
@@ -284,8 +243,7 @@ static void test_watch_scheduled_times_out(void **state)
     snprintf(one, sizeof(one), "%.*s", (int)(eol ? eol - line : (long)strlen(line)), line);
     if (strstr(one, "Failed") == NULL || strchr(one, '+') != NULL)
         fail_msg("bulk list line: %s", one);
-    free(r.out);
-    free(r.err);
+    world_run_free(&r);
 }
 
 int main(void)

@@ -264,76 +264,16 @@ static void test_blank_text_fails_the_sms(void **state)
 
 /* ---- smsysctl template check / render ---------------------------------- */
 
-struct run {
-    int code;
-    char *out, *err;
-};
-
-static char *slurp_fd(int fd)
-{
-    struct buf b = BUF_INIT;
-    char tmp[4096];
-    ssize_t n;
-    lseek(fd, 0, SEEK_SET);
-    while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-        buf_append(&b, tmp, (size_t)n);
-    buf_putc(&b, '\0');
-    close(fd);
-    return buf_steal(&b);
-}
-
 static char conf[256];
 
-static struct run ctl_v(const char *const *args)
+static struct world_run ctl_v(const char *const *args)
 {
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = tu_bin("smsysctl");
-    argv[argc++] = "--config";
-    argv[argc++] = conf;
-    for (; *args && argc < 31; args++)
-        argv[argc++] = *args;
-    argv[argc] = NULL;
-    char p1[] = "/tmp/smsys-t-qatpl-out.XXXXXX", p2[] = "/tmp/smsys-t-qatpl-err.XXXXXX";
-    int fo = mkstemp(p1), fe = mkstemp(p2);
-    assert_true(fo >= 0 && fe >= 0);
-    unlink(p1);
-    unlink(p2);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0, code = -1;
-    for (int waited = 0; waited <= 30000; waited += 20) {
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        usleep(20000);
-    }
-    if (code < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    struct run r = {code, slurp_fd(fo), slurp_fd(fe)};
+    struct world_run r = world_ctl_start(conf, args);
+    world_ctl_finish(&r, 30000);
     return r;
 }
 
 #define CTL(...) ctl_v((const char *const[]){__VA_ARGS__, NULL})
-
-static void expect(struct run r, int code, const char *in_out, const char *in_err)
-{
-    if (r.code != code || (in_out && strstr(r.out, in_out) == NULL) ||
-        (in_err && strstr(r.err, in_err) == NULL))
-        fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s\nwanted out '%s' err '%s'", r.code,
-                 code, r.out, r.err, in_out ? in_out : "", in_err ? in_err : "");
-    free(r.out);
-    free(r.err);
-}
 
 static void test_ctl_says_what_smsysd_does(void **state)
 {
@@ -366,23 +306,25 @@ static void test_ctl_says_what_smsysd_does(void **state)
     chmod(conf, 0600);
     setenv("SMSYS_T_QATPL_SECRET", "smsys-demo-secret", 1);
 
-    expect(CTL("template", "check", "good"), 0, "template 'good' for contact: ok", NULL);
+    world_run_expect(CTL("template", "check", "good"), 0, "template 'good' for contact: ok", NULL);
     add_template_for(&f, 7, "typed", "Hi {{firstname}}", "Contact ");
-    expect(CTL("template", "check", "typed"), 0, "template 'typed' for contact: ok", NULL);
-    expect(CTL("template", "check", "empty"), 1, NULL, "has no text (smsys_body)");
-    expect(CTL("template", "check", "spaces"), 1, NULL, "has no text (smsys_body)");
-    expect(CTL("template", "render", "spaces", "--for", "contact:" C1), 1, NULL,
-           "has no text (smsys_body)");
-    expect(CTL("template", "render", "nojob", "--for", "contact:" C1), 1, NULL,
-           "the rendered text is empty for this recipient");
-    expect(CTL("template", "render", "long", "--for", "contact:" C1), 1, "23 segments",
-           "needs 23 SMS parts (1504 characters); the limit is 20");
-    expect(CTL("template", "render", "good", "--for"), 2, NULL, "--for needs TABLE:ID");
+    world_run_expect(CTL("template", "check", "typed"), 0, "template 'typed' for contact: ok",
+                     NULL);
+    world_run_expect(CTL("template", "check", "empty"), 1, NULL, "has no text (smsys_body)");
+    world_run_expect(CTL("template", "check", "spaces"), 1, NULL, "has no text (smsys_body)");
+    world_run_expect(CTL("template", "render", "spaces", "--for", "contact:" C1), 1, NULL,
+                     "has no text (smsys_body)");
+    world_run_expect(CTL("template", "render", "nojob", "--for", "contact:" C1), 1, NULL,
+                     "the rendered text is empty for this recipient");
+    world_run_expect(CTL("template", "render", "long", "--for", "contact:" C1), 1, "23 segments",
+                     "needs 23 SMS parts (1504 characters); the limit is 20");
+    world_run_expect(CTL("template", "render", "good", "--for"), 2, NULL, "--for needs TABLE:ID");
     /* the name the user wrote, not the Web API's _x_value form */
-    expect(CTL("template", "check", "of"), 1, NULL,
-           "{{let c = incidents(customerid) of parentcustomerid_account}}: lookup "
-           "\"parentcustomerid_account\" does not exist on contact");
-    expect(CTL("template", "render", "good", "--for", "contact:" C1), 0, "سلام علی", NULL);
+    world_run_expect(CTL("template", "check", "of"), 1, NULL,
+                     "{{let c = incidents(customerid) of parentcustomerid_account}}: lookup "
+                     "\"parentcustomerid_account\" does not exist on contact");
+    world_run_expect(CTL("template", "render", "good", "--for", "contact:" C1), 0, "سلام علی",
+                     NULL);
     unlink(conf);
     pkf_close(&f);
 }
