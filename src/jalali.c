@@ -250,6 +250,11 @@ static int render(const struct fields *f, const char *pattern, int persian, stru
             p += run;
             continue;
         }
+        /* A Latin letter that is no field is most likely a typo ("qqq",
+         * "YYYY") or a word meant as text: refused, so the template fails
+         * at save time instead of sending the letters. */
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            return -EINVAL;
         rc = buf_putc(out, c);
         p++;
     }

@@ -315,7 +315,10 @@ static int filter_one(struct tparser *ps, struct tfilter *f)
                 return r;
             if (r < 0) {
                 ps->p = argat;
-                return tpl_perr(ps, TE_FILTER_ARG, "bad %s pattern (an unclosed ' quote?)", fn);
+                return tpl_perr(ps, TE_FILTER_ARG,
+                                "bad %s pattern (a letter that is no field, or an unclosed ' "
+                                "quote; put text in '...')",
+                                fn);
             }
         }
         return 0;

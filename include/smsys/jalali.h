@@ -46,9 +46,12 @@ const char *jalali_weekday_name(int wday);
  *   MMMM month name, MM month (2 digits), M;
  *   dd, d day; EEEE weekday name;
  *   HH, H hour 0-23; hh, h hour 1-12; mm, m minutes; ss, s seconds;
- *   'text' literal text ('' is a quote); anything else is copied.
+ *   'text' literal text ('' is a quote); other Latin letters are refused
+ *   (a typo such as YYYY, or a word that needs quotes); anything else
+ *   (digits, punctuation, spaces, Persian text) is copied.
  * With persian_digits the numbers (not the literal text) use Persian
- * digits. Returns 0, -EINVAL (bad pattern: unclosed quote), what tz_offset
+ * digits. Returns 0, -EINVAL (bad pattern: unclosed quote or a Latin
+ * letter that is no field), what tz_offset
  * returns for an unknown zone, -ERANGE outside the supported years, or a
  * buffer error; out is left as it was on error. The caller frees out. */
 int jalali_format(time_t utc, const char *tz, const char *pattern, int persian_digits,

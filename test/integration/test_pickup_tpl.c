@@ -49,8 +49,12 @@ static const struct case_ cases[] = {
      "line 1, column 14 (byte 13), {{a | default}}: default needs a \"quoted\" argument"},
     {"{{a | tz \"Mars/Olympus\"}}", "line 1, column 10 (byte 9), {{a | tz \"Mars/Olympus\"}}: "
                                     "unknown time zone \"Mars/Olympus\""},
-    {"{{a | jalali \"yyyy 'x\"}}", "line 1, column 14 (byte 13), {{a | jalali \"yyyy 'x\"}}: bad "
-                                   "jalali pattern (an unclosed ' quote?)"},
+    {"{{a | jalali \"yyyy 'x\"}}",
+     "line 1, column 14 (byte 13), {{a | jalali \"yyyy 'x\"}}: bad "
+     "jalali pattern (a letter that is no field, or an unclosed ' quote; put text in '...')"},
+    {"{{a | date \"YYYY-MM-DD\"}}",
+     "line 1, column 12 (byte 11), {{a | date \"YYYY-MM-DD\"}}: bad "
+     "date pattern (a letter that is no field, or an unclosed ' quote; put text in '...')"},
     {"x{{else}}", "line 1, column 4 (byte 3), {{else}}: {{else}} without {{#if}}"},
     {"{{/if}}", "line 1, column 4 (byte 3), {{/if}}: {{/if}} without {{#if}}"},
     {"ab\n{{#if x}}y", "line 2, column 1 (byte 3), {{#if x}}: {{#if}} is not closed with {{/if}}"},

@@ -282,6 +282,14 @@ static void test_format(void **state)
     buf_reset(&b);
     assert_int_equal(jalali_format(ny, NULL, "yyyy 'open", 0, &b), -EINVAL);
     assert_int_equal(b.len, 0);
+    /* a Latin letter that is no field is refused, quoted it is text */
+    assert_int_equal(jalali_format(ny, NULL, "qqq", 0, &b), -EINVAL);
+    assert_int_equal(jalali_format_gregorian(ny, NULL, "YYYY-MM-DD", 0, &b), -EINVAL);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(jalali_format(ny, NULL, "'at' HH:mm, d MMMM", 0, &b), 0);
+    assert_string_equal(b.data,
+                        "at 00:00, 1 \xd9\x81\xd8\xb1\xd9\x88\xd8\xb1\xd8\xaf\xdb\x8c\xd9\x86");
+    buf_reset(&b);
     assert_int_equal(jalali_format(ny, "No/Where", NULL, 0, &b), -ENOENT);
     assert_int_equal(jalali_format(at(2400, 1, 1, 0, 0, 0), NULL, NULL, 0, &b), -ERANGE);
     assert_string_equal(jalali_month_name(12), "\xd8\xa7\xd8\xb3\xd9\x81\xd9\x86\xd8\xaf");

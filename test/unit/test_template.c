@@ -332,8 +332,12 @@ static void test_parse_errors(void **state)
          "line 1, column 10 (byte 9), {{a | tz \"Mars/Olympus\"}}: unknown time zone "
          "\"Mars/Olympus\"");
     perr("{{a | jalali \"yyyy 'x\"}}", TE_FILTER_ARG,
-         "line 1, column 14 (byte 13), {{a | jalali \"yyyy 'x\"}}: bad jalali pattern (an unclosed "
-         "' quote?)");
+         "line 1, column 14 (byte 13), {{a | jalali \"yyyy 'x\"}}: bad jalali pattern (a letter "
+         "that "
+         "is no field, or an unclosed ' quote; put text in '...')");
+    perr("{{a | jalali \"qqq\"}}", TE_FILTER_ARG,
+         "line 1, column 14 (byte 13), {{a | jalali \"qqq\"}}: bad jalali pattern (a letter that "
+         "is no field, or an unclosed ' quote; put text in '...')");
     perr(
         "{{a | upper x}}", TE_SYNTAX,
         "line 1, column 13 (byte 12), {{a | upper x}}: expected '|' or the end of the placeholder");
