@@ -248,9 +248,13 @@ void service_stop(struct service *svc, int force)
         }
         svc->state = SVC_DRAINING;
         log_info("stopping", "grace_period_ms=%lld", svc->cfg->service.grace_period_ms);
-        if (svc->timer.data)
+        if (svc->timer.data) {
+            /* the grace period counts from now: the loop's cached clock may
+             * be as old as the callback (or the setup) that stopped us */
+            uv_update_time(svc->loop);
             uv_timer_start(&svc->timer, grace_expired_cb,
                            (uint64_t)svc->cfg->service.grace_period_ms, 0);
+        }
         /* Count one extra so callbacks made from inside drain() cannot
          * reach zero before every component has been asked. */
         svc->drain_pending = 1;

@@ -582,7 +582,8 @@ static void test_terminated_backend(void **state)
      * waits in the queue for the reconnect and then runs. */
     side_exec(side,
               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-              "WHERE application_name = 'smsys' AND pid <> pg_backend_pid()",
+              "WHERE application_name = 'smsys' AND datname = current_database() AND "
+              "pid <> pg_backend_pid()",
               0, NULL);
     wait_connected(&loop, pool, 0);
     run_q(&loop, pool, "SELECT 'back'", 0, NULL, &q);

@@ -340,13 +340,18 @@ scope_check:
                     "have a scope value with /.default suffixed to the resource identifier.");
         goto out;
     }
-    time_t now = time(NULL);
+    /* The token lives exactly expires_in seconds from now. exp carries
+     * milliseconds (RFC 7519 allows a non-integer NumericDate): whole
+     * seconds took up to a second off the announced life, so a client that
+     * trusts expires_in was refused at random when the tokens are short. */
+    int64_t issued_ms = util_wall_us() / 1000;
+    time_t now = (time_t)(issued_ms / 1000);
     long long exp = (long long)now + e->token_ttl;
     cJSON *claims = cJSON_CreateObject();
     cJSON_AddStringToObject(claims, "aud", scope);
     cJSON_AddStringToObject(claims, "appid", id);
     cJSON_AddNumberToObject(claims, "iat", (double)now);
-    cJSON_AddNumberToObject(claims, "exp", (double)exp);
+    cJSON_AddNumberToObject(claims, "exp", (double)(issued_ms + e->token_ttl * 1000) / 1000.0);
     cJSON_AddStringToObject(claims, "oid", e->user_id);
     char *cl = cJSON_PrintUnformatted(claims);
     cJSON_Delete(claims);
@@ -417,7 +422,8 @@ int auth_check(struct emu *e, const char *authorization, char *who, size_t whole
     cJSON *c = cJSON_Parse(pl.data);
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(c, "exp");
     const cJSON *app = cJSON_GetObjectItemCaseSensitive(c, "appid");
-    if (cJSON_IsNumber(exp) && cJSON_IsString(app) && exp->valuedouble > (double)time(NULL) &&
+    if (cJSON_IsNumber(exp) && cJSON_IsString(app) &&
+        exp->valuedouble * 1000.0 > (double)(util_wall_us() / 1000) &&
         (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e->clients, app->valuestring)) ||
          cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e->client_certs, app->valuestring)))) {
         snprintf(who, wholen, "%s", app->valuestring);
