@@ -28,6 +28,9 @@
 
 #define N_CONTACTS 3000
 #define OUTAGE_MS  3000
+/* longer than our Dataverse client's own retries of one request (4, from
+ * 0.5 s doubling: 7.5 s), so the engine's step itself fails and resumes */
+#define DV_OUTAGE_MS 9000
 
 static struct pkf f;
 static char dir[64], expect_path[256];
@@ -241,13 +244,13 @@ static int reach(const char *phase, int (*fn)(void))
     return hit;
 }
 
-/* Dynamics is gone (port closed) for OUTAGE_MS, then back from its
+/* Dynamics is gone (port closed) for DV_OUTAGE_MS, then back from its
  * journal on the same port. */
 static void dynamics_outage(const char *phase)
 {
     uint64_t t0 = util_now_ms();
     world_dv_stop(&f.emu);
-    uv_sleep(OUTAGE_MS);
+    uv_sleep(DV_OUTAGE_MS);
     pkf_dv_start(&f, dv_args);
     print_message("# Dynamics down %s: %llu ms\n", phase, (unsigned long long)(util_now_ms() - t0));
     assert_true(smsysd_alive());
