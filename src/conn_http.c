@@ -370,6 +370,13 @@ static void http_done_cb(int rc, struct http_response *resp, void *ud)
         k->next->prev = k->prev;
     if (c->closing && rc == -ECANCELED)
         rc = SMSYS_ECLOSED;
+    /* Any answer below 500 means the provider is there (ch_batch_outage). */
+    if (rc == SMSYS_ECLOSED)
+        ;
+    else if (rc < 0 || resp == NULL || resp->status >= 500)
+        c->down_streak++;
+    else
+        c->down_streak = 0;
     k->done(c, rc, resp, k->ud);
     call_free(k);
     if (c->closing)

@@ -230,6 +230,29 @@ void ch_batch_fail(struct ch_batch *b, int rc, const char *detail)
                            rc == SMSYS_EPERM ? CONN_ST_FAILED : CONN_ST_UNKNOWN, 0, detail);
 }
 
+/* A send the provider did not answer (no connection, timeout, 5xx to the
+ * whole request). While that is all the provider has done for
+ * CH_OUTAGE_STREAK requests in a row (any request: sends, status, credit),
+ * it is down as a whole: the batch fails as account-wide (SMSYS_EACCOUNT),
+ * so the core pauses the account for [queue] account_pause_ms, moves its
+ * waiting messages to a failover account if one is configured, and gives
+ * the attempt back. Without this every message of a long outage would use
+ * up its retries and fail. Only a retryable rc is turned into the pause: an
+ * unknown outcome (non-idempotent provider) must stay unknown, never be
+ * resent. */
+static void ch_batch_outage(struct ch_batch *b, int rc, const char *detail)
+{
+    struct conn *c = b->s->c;
+    if (rc == SMSYS_ETEMP && c->down_streak >= CH_OUTAGE_STREAK) {
+        char d[700];
+        snprintf(d, sizeof d, "provider unreachable (%u requests in a row): %s", c->down_streak,
+                 detail);
+        ch_batch_fail(b, SMSYS_EACCOUNT, d);
+        return;
+    }
+    ch_batch_fail(b, rc, detail);
+}
+
 void ch_batch_transport(struct ch_batch *b, int rc, const struct http_response *resp)
 {
     const char *why = resp && resp->err.detail[0] ? resp->err.detail : smsys_strerror(rc);
@@ -237,7 +260,7 @@ void ch_batch_transport(struct ch_batch *b, int rc, const struct http_response *
     if (http_client_outcome_unknown(rc == SMSYS_ECLOSED ? -ECANCELED : rc, resp)) {
         snprintf(d, sizeof d, "%s: no reply after the request was sent (%s)", b->s->c->ops->name,
                  why);
-        ch_batch_fail(b, b->s->idempotent ? SMSYS_ETEMP : SMSYS_EUNKNOWN, d);
+        ch_batch_outage(b, b->s->idempotent ? SMSYS_ETEMP : SMSYS_EUNKNOWN, d);
         return;
     }
     if (rc == SMSYS_ECLOSED) {
@@ -245,7 +268,7 @@ void ch_batch_transport(struct ch_batch *b, int rc, const struct http_response *
         return;
     }
     snprintf(d, sizeof d, "%s: request failed (%s)", b->s->c->ops->name, why);
-    ch_batch_fail(b, ch_transport_class(rc), d);
+    ch_batch_outage(b, ch_transport_class(rc), d);
 }
 
 void ch_batch_unreadable(struct ch_batch *b, int http_status)
@@ -255,7 +278,7 @@ void ch_batch_unreadable(struct ch_batch *b, int http_status)
     if (hc == SMSYS_ETHROTTLED || hc == SMSYS_ETEMP) {
         /* providers.md: 5xx and 429 are temporary; the request was refused */
         snprintf(d, sizeof d, "%s: HTTP %d", b->s->c->ops->name, http_status);
-        ch_batch_fail(b, hc, d);
+        ch_batch_outage(b, hc, d);
         return;
     }
     snprintf(d, sizeof d, "%s: unreadable reply (HTTP %d); the provider may have accepted it",

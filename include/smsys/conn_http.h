@@ -54,6 +54,11 @@ struct ch_batch;
 
 /* The connector object. Each connector keeps its own state behind priv
  * (freed with priv_free at close). */
+/* Requests in a row the provider did not answer (or answered 5xx) before
+ * a failing send counts as an account-wide outage (ch_batch_outage in
+ * conn_http_send.c): the account is paused, attempts are given back. */
+#define CH_OUTAGE_STREAK 3
+
 struct conn {
     struct conn_env env; /* copy; the strings it points to outlive us */
     const struct conn_ops *ops;
@@ -63,6 +68,7 @@ struct conn {
     struct ch_call *inflight;        /* started, done not yet called */
     double tat_ms;                   /* GCRA theoretical arrival time */
     uint64_t pause_until_ms;         /* provider said slow down */
+    unsigned down_streak;            /* requests in a row with no answer or a 5xx */
     int closing;
     int timer_closed;
     conn_closed_cb close_cb;

@@ -7,8 +7,10 @@
  *   1. Dynamics goes away during expansion: dvemu stopped, the port closed
  *      for a few seconds, restarted on the same port from its journal;
  *   2. the same during record creation;
- *   3. the provider refuses everything (HTTP 500, nothing processed) for a
- *      few seconds mid-sending;
+ *   3. the provider refuses everything (HTTP 500, nothing processed)
+ *      mid-sending, for longer than the messages' whole retry budget: the
+ *      connector's outage breaker pauses the account instead of letting
+ *      every message use up its retries;
  *   4. PostgreSQL drops every connection of smsysd
  *      (pg_terminate_backend), three times, mid-sending.
  * At the end: smsysd never exited and is healthy; from provsim's own
@@ -27,7 +29,10 @@
 #include "pk_fixture.h"
 
 #define N_CONTACTS 3000
-#define OUTAGE_MS  3000
+/* longer than the retry budget below (1 + 2 + 4 s less 20 % jitter:
+ * 5.6 s at least): without the outage breaker (conn_http_send.c) messages
+ * would fail "retries used up" */
+#define OUTAGE_MS 9000
 /* longer than our Dataverse client's own retries of one request (4, from
  * 0.5 s doubling: 7.5 s), so the engine's step itself fails and resumes */
 #define DV_OUTAGE_MS 9000
@@ -212,11 +217,8 @@ static int teardown(void **state)
     return group_teardown(state);
 }
 
-/* The retry backoff (1, 2, 4 s less up to 20 % jitter: at least 5.6 s
- * over the account's 3 retries) outlasts the provider's 3 s outage; a
- * provider down for longer than the whole retry budget fails the messages
- * "retries used up" (docs/queue.md: a temporary error counts against
- * max_retries), which this test does not cover. */
+/* A short retry backoff (1, 2, 4 s) that the provider's outage outlasts,
+ * and a short account pause (the outage breaker's probe interval). */
 static void write_conf(void)
 {
     world_conf_write(sd.conf,
@@ -228,6 +230,7 @@ static void write_conf(void)
                          .more = "[pickup]\nwriteback_idle_ms = 100\n"
                                  "[queue]\naccounts_poll_ms = 300\nidle_claim_ms = 100\n"
                                  "backoff_base_ms = 1000\nbackoff_cap_ms = 4000\nlease_ms = 3000\n"
+                                 "account_pause_ms = 1000\n"
                                  "[sending]\nquiet_hours =\n"
                                  "[bulk]\npoll_interval_ms = 300\npage_size = 250\n"
                                  "counters_interval_ms = 500\nrate_per_s = 300\n"

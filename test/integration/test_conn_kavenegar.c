@@ -245,6 +245,35 @@ static void test_server_error_and_refused(void **state)
     assert_int_equal(f->r[0].rc, SMSYS_ETEMP);
 }
 
+/* A provider that answers nothing but 5xx is down as a whole: from the
+ * CH_OUTAGE_STREAK-th request in a row a failing send is account-wide
+ * (the core pauses the account and gives the attempt back) instead of
+ * using up each message's retries; one real answer ends the streak. */
+static void test_outage_is_account_wide(void **state)
+{
+    struct fx *f = *state;
+    sim_config(f, "{\"kavenegar\":{\"fail_rate\":1}}");
+    open_kn(f, NULL);
+    const char *to[] = {"+989121234567"};
+    for (int i = 1; i < CH_OUTAGE_STREAK; i++) {
+        fx_send(f, 1, to, NULL, NULL);
+        assert_int_equal(f->r[0].rc, SMSYS_ETEMP);
+    }
+    fx_send(f, 1, to, NULL, NULL);
+    assert_int_equal(f->r[0].rc, SMSYS_EACCOUNT);
+    assert_non_null(strstr(f->r[0].detail, "provider unreachable (3 requests in a row)"));
+    assert_non_null(strstr(f->r[0].detail, "HTTP 500"));
+    fx_send(f, 1, to, NULL, NULL); /* still down: still account-wide */
+    assert_int_equal(f->r[0].rc, SMSYS_EACCOUNT);
+    cJSON_Delete(sim_call(f, "POST", "/_sim/config", "{\"kavenegar\":{\"fail_rate\":0}}"));
+    fx_send(f, 1, to, NULL, NULL);
+    assert_int_equal(f->r[0].rc, 0);
+    /* back up: the next failure is an ordinary retry again */
+    cJSON_Delete(sim_call(f, "POST", "/_sim/config", "{\"kavenegar\":{\"fail_rate\":1}}"));
+    fx_send(f, 1, to, NULL, NULL);
+    assert_int_equal(f->r[0].rc, SMSYS_ETEMP);
+}
+
 static void test_bad_recipient_local(void **state)
 {
     struct fx *f = *state;
@@ -472,6 +501,7 @@ int main(void)
         T(test_error_classes),
         T(test_unknown_outcome_idempotent),
         T(test_server_error_and_refused),
+        T(test_outage_is_account_wide),
         T(test_bad_recipient_local),
         T(test_close_in_flight),
         T(test_rate_limit),
