@@ -243,7 +243,10 @@ int conn_generic_parse_send(struct ch_batch *b, int http, const char *body, size
     if (rc) {
         if (rc == SMSYS_ETHROTTLED)
             ch_throttle(b->s->c, 1000);
-        ch_batch_fail(b, rc, d);
+        if (http >= 500)
+            ch_batch_outage(b, rc, d); /* the panel is down, not this message */
+        else
+            ch_batch_fail(b, rc, d);
     } else {
         char(*ids)[128] = calloc(b->n, sizeof *ids);
         size_t n = ids ? g_extract(&g->send.value, root, body, ids, b->n) : 0;

@@ -240,7 +240,7 @@ void ch_batch_fail(struct ch_batch *b, int rc, const char *detail)
  * up its retries and fail. Only a retryable rc is turned into the pause: an
  * unknown outcome (non-idempotent provider) must stay unknown, never be
  * resent. */
-static void ch_batch_outage(struct ch_batch *b, int rc, const char *detail)
+void ch_batch_outage(struct ch_batch *b, int rc, const char *detail)
 {
     struct conn *c = b->s->c;
     if (rc == SMSYS_ETEMP && c->down_streak >= CH_OUTAGE_STREAK) {

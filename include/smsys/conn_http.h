@@ -216,6 +216,10 @@ void ch_batch_fail(struct ch_batch *b, int rc, const char *detail);
 /* Transport failure or close for b: applies the unknown-outcome rule
  * (SMSYS_EUNKNOWN when the request may have been acted on and the send
  * carried no idempotency key, else SMSYS_ETEMP; ECLOSED when closing). */
+/* ch_batch_fail for a send the provider did not really answer (no
+ * connection, timeout, 5xx): account-wide (SMSYS_EACCOUNT) once the
+ * provider has been down for CH_OUTAGE_STREAK requests in a row. */
+void ch_batch_outage(struct ch_batch *b, int rc, const char *detail);
 void ch_batch_transport(struct ch_batch *b, int rc, const struct http_response *resp);
 /* A reply we cannot read after the request was sent: unknown outcome. */
 void ch_batch_unreadable(struct ch_batch *b, int http_status);

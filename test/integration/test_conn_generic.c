@@ -124,6 +124,28 @@ static void test_json_error_map(void **state)
     assert_int_equal(f->r[0].rc, SMSYS_EACCOUNT); /* 10 or HTTP 401 */
 }
 
+/* A configured panel answering only HTTP 500 is down as a whole: from the
+ * CH_OUTAGE_STREAK-th request in a row a failing send is account-wide
+ * (the account pauses, the attempt is given back), as for the built-in
+ * connectors. */
+static void test_json_outage(void **state)
+{
+    struct fx *f = *state;
+    open_json(f);
+    const char *to[] = {"+989121234567"};
+    sim_config(f, "{\"smsir\":{\"fail_rate\":1}}");
+    for (int i = 1; i < CH_OUTAGE_STREAK; i++) {
+        fx_send(f, 1, to, NULL, NULL);
+        assert_int_equal(f->r[0].rc, SMSYS_ETEMP);
+    }
+    fx_send(f, 1, to, NULL, NULL);
+    assert_int_equal(f->r[0].rc, SMSYS_EACCOUNT);
+    assert_non_null(strstr(f->r[0].detail, "provider unreachable (3 requests in a row)"));
+    sim_config(f, "{\"smsir\":{\"fail_rate\":0}}");
+    fx_send(f, 1, to, NULL, NULL);
+    assert_int_equal(f->r[0].rc, 0);
+}
+
 static void test_form_regex_panel(void **state)
 {
     struct fx *f = *state;
@@ -194,7 +216,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_json_send_batches), T(test_json_status_balance_inbox), T(test_json_error_map),
-        T(test_form_regex_panel),  T(test_open_validation),
+        T(test_form_regex_panel),  T(test_open_validation),           T(test_json_outage),
     };
     fx_filter();
     return cmocka_run_group_tests(tests, sim_start, sim_stop);
