@@ -28,6 +28,8 @@
 
 #include "pk_fixture.h"
 
+#include "bulk_run.h"
+
 #define N_CONTACTS 3000
 /* longer than the retry budget below (1 + 2 + 4 s less 20 % jitter:
  * 5.6 s at least): without the outage breaker (conn_http_send.c) messages
@@ -37,76 +39,7 @@
  * 0.5 s doubling: 7.5 s), so the engine's step itself fails and resumes */
 #define DV_OUTAGE_MS 9000
 
-static struct pkf f;
-static char dir[64], expect_path[256];
-static struct world_smsysd sd;
-static cJSON *fix; /* bulk-fixture's answer */
 static const char *const dv_args[] = {"--latency-ms", "40", NULL};
-
-static const char *fx_str(const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(fix, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static long fx_num(const char *key, const char *sub)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(fix, key);
-    if (sub)
-        v = cJSON_GetObjectItemCaseSensitive(v, sub);
-    return cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
-}
-
-static long long q(const char *sql)
-{
-    return pkf_int(&f, sql);
-}
-
-static void dump_state(void)
-{
-    print_message("# bulk: %s\n",
-                  pkf_str(&f, "SELECT state || ' expanded=' || expanded || ' sending=' || sending "
-                              "|| ' last_error=' || coalesce(last_error, '-') FROM smsys_bulk"));
-    print_message("# members by status/step: %s\n",
-                  pkf_str(&f, "SELECT string_agg(k || ':' || n, ' ') FROM (SELECT status || '/' "
-                              "|| step k, count(*) n FROM smsys_bulk_member GROUP BY 1 "
-                              "ORDER BY 1) s"));
-    print_message("# messages by state: %s\n",
-                  pkf_str(&f, "SELECT string_agg(k || ':' || n, ' ') FROM (SELECT state::text k, "
-                              "count(*) n FROM smsys_message GROUP BY 1 ORDER BY 1) s"));
-    print_message("# message errors: %s\n",
-                  pkf_str(&f, "SELECT string_agg(DISTINCT left(last_error, 120), ' | ') FROM "
-                              "smsys_message WHERE last_error IS NOT NULL"));
-}
-
-/* Runs tools/bulk-fixture against dvemu; keeps its JSON answer in fix. */
-static void run_fixture(void)
-{
-    char cmd[8192];
-    snprintf(cmd, sizeof(cmd),
-             "'%s' --url %s --contacts %d --mode campaign --provider-url %s --expect '%s' "
-             "--name 'outage test' --text 'Salam {{firstname}} {{lastname}}'",
-             tu_bin("bulk-fixture"), f.emu.root, N_CONTACTS, base, expect_path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    struct buf out = BUF_INIT;
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), p)) > 0)
-        buf_append(&out, tmp, n);
-    assert_int_equal(pclose(p), 0);
-    buf_putc(&out, '\0');
-    fix = cJSON_Parse(out.data);
-    buf_free(&out);
-    assert_non_null(fix);
-    assert_true(fx_num("recipients", NULL) > N_CONTACTS * 7 / 10);
-}
-
-static char *rel_link(const char *link)
-{
-    size_t rl = strlen(f.emu.root);
-    return strdup(strncmp(link, f.emu.root, rl) == 0 ? link + rl : link);
-}
 
 /* smsysd is still our running child (it never exited). */
 static int smsysd_alive(void)
@@ -115,126 +48,16 @@ static int smsysd_alive(void)
     return sd.pid > 0 && waitpid(sd.pid, &st, WNOHANG) == 0;
 }
 
-static int wait_for(int (*fn)(void), unsigned ms)
-{
-    for (unsigned t = 0; t <= ms; t += 10) {
-        if (fn())
-            return 1;
-        uv_sleep(10);
-    }
-    return 0;
-}
-
-static int has_table(void)
-{
-    return q("SELECT count(*) FROM pg_tables WHERE tablename = 'smsys_bulk'") == 1;
-}
-
 static int in_expansion(void)
 {
     return has_table() && q("SELECT count(*) FROM smsys_bulk_member") > 0 &&
            q("SELECT count(*) FROM smsys_bulk WHERE NOT expanded AND cursor IS NOT NULL") == 1;
 }
 
-static int in_record_creation(void)
-{
-    return has_table() && q("SELECT count(*) FROM smsys_bulk_member WHERE step = 2") > 0 &&
-           q("SELECT count(*) FROM smsys_bulk_member WHERE status = 0 AND step < 3") > 0;
-}
-
-static long long handed_over(void)
-{
-    return q("SELECT count(*) FROM smsys_message WHERE bulk_id IS NOT NULL "
-             "AND state IN (4, 5, 6, 10, 21)");
-}
-
 static int in_sending(void)
 {
     long long h = handed_over();
     return h > 0 && h < fx_num("recipients", NULL) / 3;
-}
-
-static int in_late_sending(void)
-{
-    long long h = handed_over();
-    return h >= fx_num("recipients", NULL) / 2 && h < fx_num("recipients", NULL);
-}
-
-static int completed(void)
-{
-    return q("SELECT count(*) FROM smsys_bulk WHERE state = 6") == 1;
-}
-
-static cJSON *bulk_record(void)
-{
-    char path[300];
-    snprintf(path, sizeof(path),
-             "smsys_bulksmses(%s)?$select=smsys_status,smsys_total,smsys_sent,"
-             "smsys_delivered,smsys_failed,smsys_skipped,smsys_lasterror",
-             fx_str("bulk"));
-    return pkf_get(&f, path);
-}
-
-static long rec_num(const cJSON *r, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, k);
-    return cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
-}
-
-static int record_final(void)
-{
-    cJSON *r = bulk_record();
-    int ok = rec_num(r, "smsys_status") == 6 &&
-             rec_num(r, "smsys_delivered") == fx_num("recipients", NULL);
-    cJSON_Delete(r);
-    return ok;
-}
-
-static int setup(void **state)
-{
-    if (group_setup(state) != 0)
-        return -1;
-    world_mkdir("bulkoutage", dir, sizeof(dir));
-    snprintf(f.emu.data_dir, sizeof(f.emu.data_dir), "%s/dv", dir);
-    mkdir(f.emu.data_dir, 0700);
-    world_smsysd_init(&sd, dir, "a");
-    snprintf(expect_path, sizeof(expect_path), "%s/expect.txt", dir);
-    setenv("SMSYS_SQL_DIR", tu_src("sql"), 1);
-    unsetenv("SMSYS_CONFIG");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    world_smsysd_stop(&sd);
-    if (f.side)
-        PQfinish(f.side);
-    if (f.emu.pid > 0)
-        pkf_dv_stop(&f);
-    world_dv_free(&f.emu);
-    cJSON_Delete(fix);
-    world_cleanup();
-    return group_teardown(state);
-}
-
-/* A short retry backoff (1, 2, 4 s) that the provider's outage outlasts,
- * and a short account pause (the outage breaker's probe interval). */
-static void write_conf(void)
-{
-    world_conf_write(sd.conf,
-                     &(struct world_conf){
-                         .dv_root = f.emu.root,
-                         .dv_extra = "poll_interval_ms = 300\n",
-                         .conninfo = f.conninfo,
-                         .http_port = sd.http_port,
-                         .more = "[pickup]\nwriteback_idle_ms = 100\n"
-                                 "[queue]\naccounts_poll_ms = 300\nidle_claim_ms = 100\n"
-                                 "backoff_base_ms = 1000\nbackoff_cap_ms = 4000\nlease_ms = 3000\n"
-                                 "account_pause_ms = 1000\n"
-                                 "[sending]\nquiet_hours =\n"
-                                 "[bulk]\npoll_interval_ms = 300\npage_size = 250\n"
-                                 "counters_interval_ms = 500\nrate_per_s = 300\n"
-                                 "[service]\ngrace_period_ms = 3000\n"});
 }
 
 /* Waits for a phase; returns whether it was hit (printed). */
@@ -294,107 +117,6 @@ static void postgres_outage(void)
     assert_true(smsysd_alive());
 }
 
-/* provsim's log: one line per accepted message; per number (last 10
- * digits) exactly one, nobody else. */
-static void check_provider_log(void)
-{
-    char *want = world_slurp(expect_path);
-    cJSON *count = cJSON_CreateObject();
-    long expected = 0;
-    for (char *save = NULL, *l = strtok_r(want, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        size_t n = strlen(l);
-        assert_true(n >= 10);
-        cJSON_AddNumberToObject(count, l + n - 10, 0);
-        expected++;
-    }
-    free(want);
-    assert_int_equal(expected, fx_num("recipients", NULL));
-    char *lg = world_slurp(logpath);
-    long lines = 0, twice = 0, stranger = 0;
-    for (char *save = NULL, *l = strtok_r(lg, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        cJSON *j = cJSON_Parse(l);
-        assert_non_null(j);
-        const cJSON *to = cJSON_GetObjectItemCaseSensitive(j, "to");
-        assert_true(cJSON_IsString(to));
-        size_t n = strlen(to->valuestring);
-        assert_true(n >= 10);
-        cJSON *c = cJSON_GetObjectItemCaseSensitive(count, to->valuestring + n - 10);
-        if (c == NULL) {
-            if (stranger++ < 5)
-                print_message("not a recipient: %s\n", l);
-        } else {
-            cJSON_SetNumberValue(c, c->valuedouble + 1);
-            if (c->valuedouble == 2 && twice++ < 5)
-                print_message("sent twice: %s\n", l);
-        }
-        lines++;
-        cJSON_Delete(j);
-    }
-    free(lg);
-    long missed = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach(c, count) if (c->valuedouble == 0) missed++;
-    cJSON_Delete(count);
-    print_message("# provider log: %ld messages, %ld recipients, %ld missed, %ld twice, "
-                  "%ld strangers\n",
-                  lines, expected, missed, twice, stranger);
-    struct reply st;
-    http(&st, "GET", "/_sim/stats", NULL, NULL, NULL, NULL, 0);
-    if (st.status == 200)
-        print_message("# provsim kavenegar: %.0f send requests, %.0f HTTP 5xx, %.0f repeated "
-                      "localids\n",
-                      jnum(st.json, "providers.kavenegar.send_requests"),
-                      jnum(st.json, "providers.kavenegar.http_5xx"),
-                      jnum(st.json, "providers.kavenegar.duplicates"));
-    reply_free(&st);
-    assert_int_equal(stranger, 0);
-    assert_int_equal(twice, 0);
-    assert_int_equal(missed, 0);
-    assert_int_equal(lines, expected);
-}
-
-/* Exactly one SMS record per recipient in dvemu, linked to the bulk,
- * Delivered. */
-static void check_records(void)
-{
-    char path[512];
-    snprintf(path, sizeof(path),
-             "smsys_smses?$select=activityid,_regardingobjectid_value,smsys_status"
-             "&$filter=_smsys_bulksmsid_value%%20eq%%20%s",
-             fx_str("bulk"));
-    cJSON *seen = cJSON_CreateObject();
-    long n = 0, dup = 0, not_delivered = 0;
-    char *next = strdup(path);
-    while (next) {
-        cJSON *j = pkf_get(&f, next);
-        free(next);
-        next = NULL;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "value"))
-        {
-            const cJSON *reg = cJSON_GetObjectItemCaseSensitive(it, "_regardingobjectid_value");
-            assert_true(cJSON_IsString(reg));
-            if (cJSON_GetObjectItemCaseSensitive(seen, reg->valuestring))
-                dup++;
-            else
-                cJSON_AddTrueToObject(seen, reg->valuestring);
-            if (rec_num(it, "smsys_status") != 5)
-                not_delivered++;
-            n++;
-        }
-        const cJSON *nl = cJSON_GetObjectItemCaseSensitive(j, "@odata.nextLink");
-        if (cJSON_IsString(nl))
-            next = rel_link(nl->valuestring);
-        cJSON_Delete(j);
-    }
-    cJSON_Delete(seen);
-    print_message("# dvemu: %ld SMS records, %ld for an already seen member, %ld not Delivered\n",
-                  n, dup, not_delivered);
-    assert_int_equal(dup, 0);
-    assert_int_equal(n, fx_num("recipients", NULL));
-    assert_int_equal(not_delivered, 0);
-}
-
 /* The warnings and errors smsysd logged, counted by event (first word
  * after the level), and the first few lines of each kind. */
 static void print_outage_log(void)
@@ -419,7 +141,7 @@ static void test_bulk_survives_outages(void **state)
     world_db_create("bulkoutage", f.dbname, sizeof(f.dbname), f.conninfo, sizeof(f.conninfo));
     f.side = world_db_connect(f.conninfo);
     pkf_dv_start(&f, dv_args);
-    run_fixture();
+    run_fixture_at(&f, N_CONTACTS, "outage test");
     /* receipts by status polling every second (the callback push is not
      * what is tested here) */
     char path[200];
@@ -427,7 +149,11 @@ static void test_bulk_survives_outages(void **state)
     assert_int_equal(pkf_req(&f, "PATCH", path, "{\"smsys_inboundinterval\":1}", NULL), 204);
     sim_config("{\"receipt_delay_ms\":100,\"outcome\":{\"delivered\":100,\"undelivered\":0},"
                "\"kavenegar\":{\"latency_ms\":10}}");
-    write_conf();
+    /* a short retry backoff (1, 2, 4 s) that the provider's outage
+     * outlasts, and a short account pause (the outage breaker's probe
+     * interval) */
+    br_write_conf("backoff_base_ms = 1000\nbackoff_cap_ms = 4000\naccount_pause_ms = 1000\n",
+                  "page_size = 250\nrate_per_s = 300\n");
     uint64_t t0 = util_now_ms();
     world_smsysd_start(&sd, 20000);
 
@@ -491,6 +217,11 @@ static void test_bulk_survives_outages(void **state)
     cJSON_Delete(r);
 
     world_smsysd_stop_clean(&sd, NULL);
+}
+
+static int setup(void **state)
+{
+    return br_setup(state, "bulkoutage");
 }
 
 int main(void)
