@@ -54,6 +54,16 @@ static inline void pkf_post(struct pkf *f, const char *set, const char *body)
     world_dv_post(&f->emu, set, body);
 }
 
+/* pkf_post of a cJSON object, which it frees. */
+static inline void pkf_post_obj(struct pkf *f, const char *set, cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    assert_non_null(s);
+    pkf_post(f, set, s);
+    free(s);
+    cJSON_Delete(o);
+}
+
 static inline cJSON *pkf_get(struct pkf *f, const char *path)
 {
     return world_dv_get(&f->emu, path);

@@ -106,15 +106,6 @@ static void sms_id(size_t i, char out[37])
     snprintf(out, 37, "5b000000-0000-0000-0000-%012zu", i);
 }
 
-static void post_json(struct pkf *f, const char *set, cJSON *o)
-{
-    char *s = cJSON_PrintUnformatted(o);
-    assert_non_null(s);
-    pkf_post(f, set, s);
-    free(s);
-    cJSON_Delete(o);
-}
-
 static void add_template(struct pkf *f, size_t i, const char *name, const char *body)
 {
     char id[37];
@@ -124,7 +115,7 @@ static void add_template(struct pkf *f, size_t i, const char *name, const char *
     cJSON_AddStringToObject(o, "smsys_name", name);
     cJSON_AddStringToObject(o, "smsys_entity", "contact");
     cJSON_AddStringToObject(o, "smsys_body", body);
-    post_json(f, "smsys_smstemplates", o);
+    pkf_post_obj(f, "smsys_smstemplates", o);
 }
 
 static void add_sms(struct pkf *f, size_t i)
@@ -144,7 +135,7 @@ static void add_sms(struct pkf *f, size_t i)
     cJSON_AddStringToObject(pt, "partyid_contact@odata.bind", "/contacts(" C1 ")");
     cJSON_AddNumberToObject(pt, "participationtypemask", 2);
     cJSON_AddItemToArray(parties, pt);
-    post_json(f, "smsys_smses", o);
+    pkf_post_obj(f, "smsys_smses", o);
 }
 
 static const char *msg_col(struct pkf *f, const char *key, const char *col)

@@ -70,15 +70,6 @@ static void sms_id(int i, char out[37])
     snprintf(out, 37, "5b000000-0000-0000-0000-%012d", i);
 }
 
-static void post_json(struct pkf *f, const char *set, cJSON *o)
-{
-    char *s = cJSON_PrintUnformatted(o);
-    assert_non_null(s);
-    pkf_post(f, set, s);
-    free(s);
-    cJSON_Delete(o);
-}
-
 static void add_template_for(struct pkf *f, int i, const char *name, const char *body,
                              const char *entity)
 {
@@ -89,7 +80,7 @@ static void add_template_for(struct pkf *f, int i, const char *name, const char 
     cJSON_AddStringToObject(o, "smsys_name", name);
     cJSON_AddStringToObject(o, "smsys_entity", entity);
     cJSON_AddStringToObject(o, "smsys_body", body);
-    post_json(f, "smsys_smstemplates", o);
+    pkf_post_obj(f, "smsys_smstemplates", o);
 }
 
 static void add_template(struct pkf *f, int i, const char *name, const char *body)
@@ -124,7 +115,7 @@ static void add_sms_desc(struct pkf *f, int i, const char *description)
     cJSON_AddStringToObject(pt, "partyid_contact@odata.bind", "/contacts(" C1 ")");
     cJSON_AddNumberToObject(pt, "participationtypemask", 2);
     cJSON_AddItemToArray(parties, pt);
-    post_json(f, "smsys_smses", o);
+    pkf_post_obj(f, "smsys_smses", o);
 }
 
 static const char *msg_col(struct pkf *f, const char *key, const char *col)
