@@ -298,4 +298,40 @@ static void check_records(void)
     assert_int_equal(not_delivered, 0);
 }
 
+/* The end state every bulk run must reach: each reachable member exactly
+ * one message (provsim's log), one Delivered record each in Dynamics, one
+ * delivered message each in PostgreSQL, the counters on the bulk record
+ * right and the bulk Completed. */
+static void check_outcome(void)
+{
+    check_provider_log();
+    check_records();
+
+    /* PostgreSQL: one message per recipient, all delivered */
+    char sql[300];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM smsys_message WHERE bulk_id = '%s'",
+             fx_str("bulk"));
+    assert_int_equal(q(sql), fx_num("recipients", NULL));
+    snprintf(sql, sizeof(sql),
+             "SELECT count(DISTINCT recipient) FROM smsys_message WHERE bulk_id = '%s' "
+             "AND state = 5",
+             fx_str("bulk"));
+    assert_int_equal(q(sql), fx_num("recipients", NULL));
+
+    /* the counters in Dynamics */
+    cJSON *r = bulk_record();
+    print_message("# bulk record: status %ld total %ld sent %ld delivered %ld failed %ld "
+                  "skipped %ld\n",
+                  rec_num(r, "smsys_status"), rec_num(r, "smsys_total"), rec_num(r, "smsys_sent"),
+                  rec_num(r, "smsys_delivered"), rec_num(r, "smsys_failed"),
+                  rec_num(r, "smsys_skipped"));
+    assert_int_equal(rec_num(r, "smsys_status"), 6);
+    assert_int_equal(rec_num(r, "smsys_total"), fx_num("recipients", NULL));
+    assert_int_equal(rec_num(r, "smsys_sent"), fx_num("recipients", NULL));
+    assert_int_equal(rec_num(r, "smsys_delivered"), fx_num("recipients", NULL));
+    assert_int_equal(rec_num(r, "smsys_failed"), 0);
+    assert_int_equal(rec_num(r, "smsys_skipped"), fx_num("skipped", "total"));
+    cJSON_Delete(r);
+}
+
 #endif
