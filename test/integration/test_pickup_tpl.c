@@ -16,6 +16,7 @@
 
 #include "../lib/testutil.h"
 #include "pk_fixture.h"
+#include "tpl_sms.h"
 #include "smsys/accounts.h"
 #include "smsys/pickup.h"
 
@@ -96,53 +97,9 @@ static const struct case_ cases[] = {
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
-static void tpl_id(size_t i, char out[37])
-{
-    snprintf(out, 37, "7f000000-0000-0000-0000-%012zu", i);
-}
-
-static void sms_id(size_t i, char out[37])
-{
-    snprintf(out, 37, "5b000000-0000-0000-0000-%012zu", i);
-}
-
 static void add_template(struct pkf *f, size_t i, const char *name, const char *body)
 {
-    char id[37];
-    tpl_id(i, id);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "smsys_smstemplateid", id);
-    cJSON_AddStringToObject(o, "smsys_name", name);
-    cJSON_AddStringToObject(o, "smsys_entity", "contact");
-    cJSON_AddStringToObject(o, "smsys_body", body);
-    pkf_post_obj(f, "smsys_smstemplates", o);
-}
-
-static void add_sms(struct pkf *f, size_t i)
-{
-    char id[37], tid[37], bind[128];
-    sms_id(i, id);
-    tpl_id(i, tid);
-    snprintf(bind, sizeof(bind), "/smsys_smstemplates(%s)", tid);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "activityid", id);
-    cJSON_AddStringToObject(o, "subject", "t");
-    cJSON_AddNumberToObject(o, "smsys_direction", 1);
-    cJSON_AddNumberToObject(o, "smsys_status", 2);
-    cJSON_AddStringToObject(o, "smsys_templateid@odata.bind", bind);
-    cJSON *parties = cJSON_AddArrayToObject(o, "smsys_sms_activity_parties");
-    cJSON *pt = cJSON_CreateObject();
-    cJSON_AddStringToObject(pt, "partyid_contact@odata.bind", "/contacts(" C1 ")");
-    cJSON_AddNumberToObject(pt, "participationtypemask", 2);
-    cJSON_AddItemToArray(parties, pt);
-    pkf_post_obj(f, "smsys_smses", o);
-}
-
-static const char *msg_col(struct pkf *f, const char *key, const char *col)
-{
-    char sql[512];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM smsys_message WHERE idem_key = '%s'", col, key);
-    return pkf_str(f, sql);
+    tpl_post(f, i, name, body, "contact");
 }
 
 static void test_every_error_on_the_sms(void **state)
@@ -168,11 +125,11 @@ static void test_every_error_on_the_sms(void **state)
         char name[16];
         snprintf(name, sizeof(name), "e%zu", i);
         add_template(&f, i, name, cases[i].body);
-        add_sms(&f, i);
+        tpl_sms_post(&f, i, C1, NULL);
     }
     /* and one good template in the same poll */
     add_template(&f, NCASES, "good", "سلام {{firstname}}");
-    add_sms(&f, NCASES);
+    tpl_sms_post(&f, NCASES, C1, NULL);
 
     struct pickup_opts po = {0};
     struct pickup *p;

@@ -27,6 +27,7 @@
 
 #include "../lib/testutil.h"
 #include "pk_fixture.h"
+#include "tpl_sms.h"
 #include "smsys/accounts.h"
 #include "smsys/pickup.h"
 #include "smsys/template.h"
@@ -60,69 +61,14 @@ static void pk_cb(int rc, const struct pickup_result *res, const struct smsys_er
     w->done = 1;
 }
 
-static void tpl_id(int i, char out[37])
-{
-    snprintf(out, 37, "7f000000-0000-0000-0000-%012d", i);
-}
-
-static void sms_id(int i, char out[37])
-{
-    snprintf(out, 37, "5b000000-0000-0000-0000-%012d", i);
-}
-
-static void add_template_for(struct pkf *f, int i, const char *name, const char *body,
-                             const char *entity)
-{
-    char id[37];
-    tpl_id(i, id);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "smsys_smstemplateid", id);
-    cJSON_AddStringToObject(o, "smsys_name", name);
-    cJSON_AddStringToObject(o, "smsys_entity", entity);
-    cJSON_AddStringToObject(o, "smsys_body", body);
-    pkf_post_obj(f, "smsys_smstemplates", o);
-}
-
 static void add_template(struct pkf *f, int i, const char *name, const char *body)
 {
-    add_template_for(f, i, name, body, "contact");
+    tpl_post(f, (size_t)i, name, body, "contact");
 }
-
-static void add_sms_desc(struct pkf *f, int i, const char *description);
 
 static void add_sms(struct pkf *f, int i)
 {
-    add_sms_desc(f, i, NULL);
-}
-
-/* A Pending SMS to C1 with template i and, when not NULL, a description. */
-static void add_sms_desc(struct pkf *f, int i, const char *description)
-{
-    char id[37], tid[37], bind[128];
-    sms_id(i, id);
-    tpl_id(i, tid);
-    snprintf(bind, sizeof(bind), "/smsys_smstemplates(%s)", tid);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "activityid", id);
-    cJSON_AddStringToObject(o, "subject", "t");
-    cJSON_AddNumberToObject(o, "smsys_direction", 1);
-    cJSON_AddNumberToObject(o, "smsys_status", 2);
-    cJSON_AddStringToObject(o, "smsys_templateid@odata.bind", bind);
-    if (description)
-        cJSON_AddStringToObject(o, "description", description);
-    cJSON *parties = cJSON_AddArrayToObject(o, "smsys_sms_activity_parties");
-    cJSON *pt = cJSON_CreateObject();
-    cJSON_AddStringToObject(pt, "partyid_contact@odata.bind", "/contacts(" C1 ")");
-    cJSON_AddNumberToObject(pt, "participationtypemask", 2);
-    cJSON_AddItemToArray(parties, pt);
-    pkf_post_obj(f, "smsys_smses", o);
-}
-
-static const char *msg_col(struct pkf *f, const char *key, const char *col)
-{
-    char sql[512];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM smsys_message WHERE idem_key = '%s'", col, key);
-    return pkf_str(f, sql);
+    tpl_sms_post(f, (size_t)i, C1, NULL);
 }
 
 /* The world: an account with a line, one contact without a job title. */
@@ -178,12 +124,12 @@ static void test_blank_text_fails_the_sms(void **state)
     /* smsys_entity typed as " Contact": the logical name contact, as for a
      * default template (before: "written for table ' Contact' but the
      * recipient is a 'contact'") */
-    add_template_for(&f, NBLANK + 1, "typed", "Hi {{firstname}}", " Contact");
+    tpl_post(&f, NBLANK + 1, "typed", "Hi {{firstname}}", " Contact");
     add_sms(&f, NBLANK + 1);
     /* a description of spaces and a line break (left in the form's field)
      * and a template: the template is sent, not a blank SMS */
     add_template(&f, NBLANK + 2, "over blank", "Dear {{firstname}}");
-    add_sms_desc(&f, NBLANK + 2, "  \n ");
+    tpl_sms_post(&f, NBLANK + 2, C1, "  \n ");
     /* a typed description of spaces to a bare number (no record, so no
      * template applies): not sent as a blank SMS */
     char bare[37];
@@ -298,7 +244,7 @@ static void test_ctl_says_what_smsysd_does(void **state)
     setenv("SMSYS_T_QATPL_SECRET", "smsys-demo-secret", 1);
 
     world_run_expect(CTL("template", "check", "good"), 0, "template 'good' for contact: ok", NULL);
-    add_template_for(&f, 7, "typed", "Hi {{firstname}}", "Contact ");
+    tpl_post(&f, 7, "typed", "Hi {{firstname}}", "Contact ");
     world_run_expect(CTL("template", "check", "typed"), 0, "template 'typed' for contact: ok",
                      NULL);
     world_run_expect(CTL("template", "check", "empty"), 1, NULL, "has no text (smsys_body)");
